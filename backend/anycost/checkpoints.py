@@ -1,0 +1,181 @@
+"""Model files: our own format, and the official Anycost GAN / rosinality StyleGAN2 checkpoints.
+
+Our format is one safetensors file: tensors under prefixes (`g.` for the generator, later `encoder.`
+and `directions.`), and a JSON metadata block under the header key "anycost" describing everything
+needed to rebuild and use the model. safetensors cannot carry code, so opening a file never runs any.
+Official `.pt` files are zip pickles; they are opened with `torch.load(weights_only=True)`, which
+refuses any object that is not a tensor or a plain container, and their architecture is read off
+the tensor shapes since they store none.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import CheckpointError
+from .models import Generator, GeneratorConfig
+from .models.ops import make_blur_kernel
+
+FORMAT_NAME = "anycost-editor"
+FORMAT_VERSION = 1
+SUFFIX = ".safetensors"
+
+
+@dataclass
+class Model:
+    """A loaded model: the generator plus what the file says about it."""
+    generator: Generator
+    metadata: dict = field(default_factory=dict)   # attributes, figures, provenance, ...
+    source: str = ""                                # path or name it came from
+    extra_tensors: dict = field(default_factory=dict)  # other prefixes (encoder., directions.)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.get("name") or Path(self.source).stem
+
+
+# ------------------------------------------------------------------------------ our format
+
+def save_model(path: str | Path, generator: Generator, metadata: dict | None = None,
+               extra_tensors: dict[str, torch.Tensor] | None = None, half: bool = False) -> Path:
+    """Write a self-describing model file. `half` stores floating tensors as float16."""
+    path = Path(path)
+    meta = dict(metadata or {})
+    meta.update(format=FORMAT_NAME, version=FORMAT_VERSION, generator=generator.cfg.to_dict())
+    tensors = {f"g.{k}": v for k, v in generator.state_dict().items()}
+    tensors.update(extra_tensors or {})
+    tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu()
+               for k, v in tensors.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"anycost": json.dumps(meta)})
+    tmp.replace(path)  # atomic: a crash never leaves a half-written model
+    return path
+
+
+def _load_ours(path: Path) -> Model:
+    try:
+        tensors = load_file(str(path))
+        with open(path, "rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(header_len))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable model file ({e})") from None
+    raw = (header.get("__metadata__") or {}).get("anycost")
+    if raw is None:
+        raise CheckpointError(f"{path}: a safetensors file without Anycost metadata")
+    meta = json.loads(raw)
+    if meta.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path}: unknown format {meta.get('format')!r}")
+    if int(meta.get("version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {meta['version']} is newer than this program "
+                              f"understands ({FORMAT_VERSION}); update anycost")
+    g = Generator(GeneratorConfig.from_dict(meta["generator"]))
+    g_sd = {k[2:]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith("g.")}
+    _load_state(g, g_sd, path)
+    extra = {k: v for k, v in tensors.items() if not k.startswith("g.")}
+    return Model(g.eval(), meta, str(path), extra)
+
+
+# ------------------------------------------------------------------------- official files
+
+_KERNEL_KEY = re.compile(r"(convs\.\d+\.conv\.blur\.kernel|to_rgbs\.\d+\.upsample\.kernel)$")
+
+
+def infer_config(sd: dict[str, torch.Tensor]) -> GeneratorConfig:
+    """Read the architecture of an official/rosinality generator state dict off its tensor shapes."""
+    try:
+        n_mlp = len({k.split(".")[1] for k in sd if re.fullmatch(r"style\.\d+\.weight", k)})
+        style_dim = sd["style.1.weight"].shape[1]
+        n_blocks = len({k.split(".")[1] for k in sd if re.fullmatch(r"to_rgbs\.\d+\.bias", k)})
+        resolution = 4 * 2 ** n_blocks
+        channels = {4: sd["input.input"].shape[1]}
+        for j in range(n_blocks):
+            channels[8 * 2 ** j] = sd[f"convs.{2 * j}.conv.weight"].shape[1]
+    except (KeyError, IndexError, AttributeError) as e:
+        raise CheckpointError(f"not a StyleGAN2/Anycost generator state dict (missing {e})") from None
+    if n_mlp == 0 or n_blocks == 0:
+        raise CheckpointError("not a StyleGAN2/Anycost generator state dict (no mapping or no blocks)")
+    return GeneratorConfig(resolution=resolution, channels=channels, style_dim=style_dim, n_mlp=n_mlp,
+                           extra={"source_layout": "official"})
+
+
+def generator_from_state_dict(sd: dict[str, torch.Tensor], source: str = "") -> Generator:
+    """Build a generator from an official-layout state dict (keys as under `g_ema`)."""
+    sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    cfg = infer_config(sd)
+    g = Generator(cfg)
+    expected = {4: make_blur_kernel(cfg.blur_kernel, 4.0)}
+    kernels = {k: sd.pop(k) for k in list(sd) if _KERNEL_KEY.search(k)}
+    for k, v in kernels.items():  # the official files store the (constant) FIR kernels; check, don't load
+        if v.shape != expected[4].shape or not torch.allclose(v.float(), expected[4], atol=1e-6):
+            raise CheckpointError(f"{source}: {k} is not the [1,3,3,1] kernel this implementation uses")
+    has_w_avg = "w_avg" in sd
+    _load_state(g, {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, source,
+                allow_missing={"w_avg"})
+    if not has_w_avg:
+        g.update_w_avg()
+    return g.eval()
+
+
+def _load_official(path: Path) -> Model:
+    obj = _torch_load(path)
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
+    for key in ("g_ema", "state_dict", "generator"):
+        if isinstance(obj.get(key), dict) and any(k.startswith("style.") for k in obj[key]):
+            obj = obj[key]
+            break
+    if not any(k.startswith("style.") for k in obj):
+        keys = ", ".join(list(obj)[:6])
+        raise CheckpointError(f"{path}: no generator weights found (top-level keys: {keys}); "
+                              f"expected an Anycost/StyleGAN2 file with 'g_ema'")
+    g = generator_from_state_dict(obj, str(path))
+    return Model(g, {"name": path.stem.removeprefix("generator_"), "source_layout": "official"}, str(path))
+
+
+def _torch_load(path: Path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        raise CheckpointError(f"{path}: refused to load: the file holds more than tensors and would run "
+                              f"code when unpickled ({first[:160]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({str(e).splitlines()[0][:160]})") from None
+
+
+def _load_state(g: Generator, sd: dict, source, allow_missing: set[str] = frozenset()) -> None:
+    own = g.state_dict()
+    missing = sorted(set(own) - set(sd) - set(allow_missing))
+    unexpected = sorted(set(sd) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(f"{source}: layout mismatch (missing {missing[:4]}, unexpected {unexpected[:4]})")
+    for k, v in sd.items():
+        if v.shape != own[k].shape:
+            raise CheckpointError(f"{source}: {k} has shape {list(v.shape)}, expected {list(own[k].shape)}")
+    g.load_state_dict(sd, strict=False)
+
+
+# ------------------------------------------------------------------------------ dispatch
+
+def load_model(path: str | Path) -> Model:
+    """Open a model file of either format (decided by content, not by name)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"model file not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:2] == b"PK" or head[:1] == b"\x80":   # zip (torch.save) or legacy raw pickle
+        return _load_official(path)
+    if len(head) >= 9 and head[8:9] == b"{":        # safetensors: 8-byte length, then a JSON header
+        return _load_ours(path)
+    raise CheckpointError(f"{path}: not a model file (neither Anycost safetensors nor a PyTorch checkpoint)")

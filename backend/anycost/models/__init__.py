@@ -1,0 +1,7 @@
+"""Networks of Anycost Editor."""
+from .channels import TRAINED_RATIOS, resolve_channels, uniform_channels
+from .config import ARCHITECTURES, GeneratorConfig, architecture
+from .generator import Generator
+
+__all__ = ["ARCHITECTURES", "Generator", "GeneratorConfig", "TRAINED_RATIOS", "architecture",
+           "resolve_channels", "uniform_channels"]

@@ -1,0 +1,62 @@
+"""Sub-generator channel configurations: which first-k channels each layer keeps.
+
+A configuration is a list with one width per channel entry of the generator (constant input,
+conv1, then every conv, see `GeneratorConfig.n_channel_entries`). It is always passed to the
+generator's forward call, never stored on the modules.
+"""
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+from .config import BASE_CHANNELS, GeneratorConfig
+
+TRAINED_RATIOS = (1.0, 0.75, 0.5, 0.25)   # the uniform ratios the paper trains (CHANNEL_CONFIGS)
+
+ChannelSpec = Union[None, float, Sequence[int]]
+
+
+def uniform_channels(cfg: GeneratorConfig, ratio: float) -> list[int]:
+    """Per-layer widths for a uniform channel ratio, by the official rule.
+
+    The ratio applies to the unclamped base table, min(channel_max, int(base[res] * ratio * mult)),
+    so layers that the full model clamps (the low resolutions) can stay at full width.
+    """
+    if not 0.0 < ratio <= 1.0:
+        raise ValueError(f"channel ratio must be in (0, 1], got {ratio:g}")
+    if ratio == 1.0:
+        return cfg.full_channels
+    mult = cfg.channels[cfg.resolution] / BASE_CHANNELS[cfg.resolution]
+    channel_max = max(cfg.channels.values())
+    out = []
+    for res, full in zip(cfg.layer_resolutions, cfg.full_channels):
+        c = min(full, channel_max, int(BASE_CHANNELS[res] * ratio * mult))
+        if c < 1:
+            raise ValueError(f"channel ratio {ratio:g} leaves no channel at {res} px for this model")
+        out.append(c)
+    return out
+
+
+def resolve_channels(cfg: GeneratorConfig, spec: ChannelSpec) -> list[int] | None:
+    """Turn a ratio, a per-layer list or None (full) into a validated per-layer width list."""
+    if spec is None:
+        return None
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        return uniform_channels(cfg, float(spec))
+    widths = [int(c) for c in spec]
+    n = cfg.n_channel_entries
+    if len(widths) != n:
+        raise ValueError(f"a per-layer channel list needs {n} entries for this model, got {len(widths)}")
+    for i, (c, full) in enumerate(zip(widths, cfg.full_channels)):
+        if not 1 <= c <= full:
+            raise ValueError(f"channel entry {i} must be between 1 and {full}, got {c}")
+    return widths
+
+
+def describe(cfg: GeneratorConfig, widths: Sequence[int] | None) -> str:
+    """Short human label: 'full', 'x0.5' for a known uniform ratio, else the list."""
+    if widths is None or list(widths) == cfg.full_channels:
+        return "x1"
+    for r in TRAINED_RATIOS:
+        if list(widths) == uniform_channels(cfg, r):
+            return f"x{r:g}"
+    return ",".join(str(c) for c in widths)
