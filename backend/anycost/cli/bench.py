@@ -1,0 +1,55 @@
+"""anycost-backend bench: MACs and CPU latency of every sub-generator, saved as JSON."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from ..bench import environment, format_table, run_bench, to_json
+from ..errors import AnycostError
+from ..hub import open_model
+from ..models import TRAINED_RATIOS
+from .options import parse_float_list, parse_int_list
+
+NAME = "bench"
+HELP = "measure MACs and median batch-1 latency of every (channel ratio x resolution) configuration"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", help="model to time (path or name)")
+    src.add_argument("--arch", default="ffhq-1024",
+                     help="named architecture with random weights (default ffhq-1024, the paper's config-f)")
+    p.add_argument("--ratios", default=",".join(f"{r:g}" for r in TRAINED_RATIOS), help="channel ratios")
+    p.add_argument("--resolutions", help="comma-separated (default: the model's last four levels)")
+    p.add_argument("--repeat", type=int, default=5, help="timed rounds per configuration (default 5)")
+    p.add_argument("--impl", default="auto", choices=["auto", "grouped", "weight", "activation"],
+                   help="modulated-conv form")
+    p.add_argument("--out", type=Path, help="JSON file (default bench-results/<model>-<threads>t.json)")
+
+
+def run(args) -> int:
+    if args.repeat < 1:
+        raise AnycostError(f"--repeat must be at least 1, got {args.repeat}")
+    spec = args.model or f"random:{args.arch}"
+    model = open_model(spec)
+    g = model.generator
+    ratios = parse_float_list(args.ratios, "--ratios")
+    resolutions = parse_int_list(args.resolutions, "--resolutions") if args.resolutions else None
+    for res in resolutions or []:
+        g.resolve_target_res(res)
+    threads = torch.get_num_threads()
+    print(f"model {spec}: {g.cfg.resolution}px, threads {threads}, {args.repeat} rounds", file=sys.stderr)
+    rows = run_bench(g, ratios, resolutions, repeat=args.repeat, impl=args.impl,
+                     log=lambda m: print(m, file=sys.stderr))
+    env = environment(threads)
+    print(f"CPU: {env['cpu']} ({env['logical_cpus']} logical), torch {env['torch']}, threads {threads}")
+    print(format_table(rows))
+    out = args.out or Path("bench-results") / f"{spec.replace(':', '-').replace('/', '_')}-{threads}t.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(to_json(rows, env, spec), indent=2))
+    print(f"saved {out}")
+    return 0

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Create .venv at the repository root and install the project into it (idempotent).
+#
+# torch: ANYCOST_TORCH overrides what is installed (default: "torch==2.14.1 torchvision==0.29.1",
+# a build whose torchvision imports cleanly next to it, which lpips needs). An already working
+# torch in .venv is kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv with $($PY --version)"
+    "$PY" -m venv .venv
+fi
+VPY=.venv/bin/python
+if ! "$VPY" -c "import torch, torchvision" >/dev/null 2>&1; then
+    echo "setup: installing torch (${ANYCOST_TORCH:-torch==2.14.1 torchvision==0.29.1})"
+    "$VPY" -m pip install -q --upgrade pip
+    # shellcheck disable=SC2086
+    "$VPY" -m pip install -q ${ANYCOST_TORCH:-torch==2.14.1 torchvision==0.29.1}
+fi
+stamp=.venv/.anycost-installed
+if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "setup: installing anycost-editor (editable) and test tools"
+    "$VPY" -m pip install -q -e ".[test]"
+    touch "$stamp"
+fi
