@@ -1,0 +1,178 @@
+"""The installed `anycost-backend` command, run as a user would."""
+import hashlib
+import http.server
+import json
+import socket
+import threading
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from anycost.checkpoints import load_model
+from anycost.hub import OFFICIAL_MODELS
+
+from .conftest import run_cli
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+def test_sample_npy_is_exact_and_deterministic(official_file, tmp_path):
+    out = tmp_path / "a.npy"
+    r = run_cli("sample", "--model", str(official_file), "--seed", "7", "--n", "2", "--channels", "0.5",
+                "--resolution", "64", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    arr = np.load(out)
+    assert arr.shape == (2, 3, 64, 64) and arr.dtype == np.float32
+    g = load_model(official_file).generator
+    with torch.no_grad():
+        for i in range(2):
+            z = torch.randn(1, 512, generator=torch.Generator().manual_seed(7 + i))
+            ref = g(z, channels=0.5, target_res=64)
+            assert np.abs(arr[i:i + 1] - ref.numpy()).max() < 1e-5
+    r2 = run_cli("sample", "--model", str(official_file), "--seed", "7", "--n", "2", "--channels", "0.5",
+                 "--resolution", "64", "--out", str(tmp_path / "b.npy"))
+    assert r2.returncode == 0 and np.array_equal(arr, np.load(tmp_path / "b.npy"))
+
+
+def test_sample_png_grid_and_z_file(official_file, tmp_path):
+    z = np.random.default_rng(0).standard_normal((3, 512)).astype(np.float32)
+    np.save(tmp_path / "z.npy", z)
+    r = run_cli("sample", "--model", str(official_file), "--z", str(tmp_path / "z.npy"), "--channels",
+                "64,64,64,64,32,32,16,16,8,8,4,4", "--truncation", "0.7", "--out", str(tmp_path / "g.png"))
+    assert r.returncode == 0, r.stderr
+    img = Image.open(tmp_path / "g.png")
+    assert img.size[0] > 2 * 128 and img.mode == "RGB"        # a grid of the three images
+    r = run_cli("sample", "--model", str(official_file), "--seed", "1", "--out", str(tmp_path / "one.png"))
+    assert Image.open(tmp_path / "one.png").size == (128, 128)
+
+
+def test_random_noise_is_seeded(official_file, tmp_path):
+    args = ["sample", "--model", str(official_file), "--seed", "3", "--noise", "random"]
+    run_cli(*args, "--out", str(tmp_path / "r1.npy"))
+    run_cli(*args, "--out", str(tmp_path / "r2.npy"))
+    run_cli("sample", "--model", str(official_file), "--seed", "3", "--out", str(tmp_path / "c.npy"))
+    r1, r2, c = (np.load(tmp_path / f) for f in ("r1.npy", "r2.npy", "c.npy"))
+    assert np.array_equal(r1, r2) and not np.allclose(r1, c)
+
+
+@pytest.mark.parametrize("extra,fragments", [
+    (["--channels", "1.5"], ["ratio", "1.5"]),
+    (["--channels", "abc"], ["--channels"]),
+    (["--channels", "1,2,3"], ["12 entries"]),
+    (["--resolution", "256"], ["256"]),
+    (["--resolution", "100"], ["100"]),
+    (["--out", "x.jpg"], [".png or .npy"]),
+])
+def test_sample_errors(official_file, tmp_path, extra, fragments):
+    args = ["sample", "--model", str(official_file), "--seed", "0", "--out", str(tmp_path / "o.png")]
+    # later options win in argparse, so the bad value replaces the good one
+    r = run_cli(*args, *extra)
+    assert_one_line_error(r, *fragments)
+
+
+def test_missing_corrupt_and_unknown_models(tmp_path):
+    out = str(tmp_path / "o.png")
+    assert_one_line_error(run_cli("sample", "--model", str(tmp_path / "nope.pt"), "--seed", "0", "--out", out),
+                          "not found")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"PK\x03\x04 this is not a zip")
+    assert_one_line_error(run_cli("sample", "--model", str(bad), "--seed", "0", "--out", out), "bad.pt")
+    assert_one_line_error(run_cli("sample", "--model", "no-such-model", "--seed", "0", "--out", out), "unknown model")
+    assert_one_line_error(run_cli("sample", "--model", "anycost-ffhq-config-f", "--seed", "0", "--out", out),
+                          "models pull anycost-ffhq-config-f")
+    assert_one_line_error(run_cli("sample", "--model", "random:nope", "--seed", "0", "--out", out), "architecture")
+    assert_one_line_error(run_cli("sample", "--model", "random:demo-128", "--seed", "x", "--out", out), "--seed")
+
+
+# ----------------------------------------------------------------------------- models pull
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """A real HTTP server on loopback serving a folder (stands in for the release host or a mirror)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+
+
+def test_pull_downloads_checks_and_lists(file_server, official_file, tmp_path):
+    root, url = file_server
+    name = "anycost-car-config-f"
+    # the served file is a real generator in the official layout, but only 128 px: pull must refuse
+    # it as the wrong model, then accept a correct one
+    (root / OFFICIAL_MODELS[name].filename).write_bytes(official_file.read_bytes())
+    env = {"ANYCOST_MODEL_BASE_URL": url}
+    r = run_cli("models", "pull", name, "--quiet", env=env)
+    assert_one_line_error(r, "128 px", "512 px")
+    cache = tmp_path / "model-cache"
+    assert not any(cache.glob("*.pt")) and not any(cache.glob("*.part"))
+
+    from anycost.models import Generator, GeneratorConfig
+    torch.manual_seed(0)
+    car = Generator(GeneratorConfig.from_multiplier(512, 0.0625, 16, style_dim=16, n_mlp=1))
+    release = root / OFFICIAL_MODELS[name].filename
+    torch.save({"g_ema": car.state_dict()}, release)
+    digest = hashlib.sha256(release.read_bytes()).hexdigest()
+
+    r = run_cli("models", "pull", name, "--quiet", "--sha256", "0" * 64, env=env)
+    assert_one_line_error(r, "sha256", "does not match")
+    r = run_cli("models", "pull", name, "--quiet", "--sha256", digest, env=env)
+    assert r.returncode == 0, r.stderr
+    assert (cache / release.name).read_bytes() == release.read_bytes()
+    manifest = json.loads((cache / "manifest.json").read_text())
+    assert manifest[name]["sha256"] == digest
+    listing = run_cli("models", "list", env=env).stdout
+    assert name in listing and digest[:12] in listing
+    r = run_cli("sample", "--model", name, "--seed", "0", "--resolution", "64", "--out", str(tmp_path / "c.npy"))
+    assert r.returncode == 0 and np.load(tmp_path / "c.npy").shape == (1, 3, 64, 64)
+
+
+def test_pull_offline_names_the_file_to_place(tmp_path):
+    with socket.socket() as s:          # a loopback port with nothing listening: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = run_cli("models", "pull", "anycost-ffhq-config-f", "--quiet",
+                env={"ANYCOST_MODEL_BASE_URL": f"http://127.0.0.1:{port}"})
+    assert_one_line_error(r, "cannot download", "generator_anycost-ffhq-config-f.pt", "by hand")
+
+
+# ---------------------------------------------------------------------------------- bench/demo
+
+def test_bench_saves_json(official_file, tmp_path):
+    out = tmp_path / "bench.json"
+    r = run_cli("--threads", "1", "bench", "--model", str(official_file), "--repeat", "1",
+                "--ratios", "1,0.5", "--resolutions", "128,32", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    rows = {(row["ratio"], row["resolution"]): row for row in data["rows"]}
+    assert set(rows) == {(1.0, 128), (1.0, 32), (0.5, 128), (0.5, 32)}
+    assert rows[(1.0, 128)]["speedup"] == 1.0 and rows[(0.5, 32)]["mac_reduction"] > 1
+    assert data["environment"]["threads"] == 1
+    assert "| 0.5 | 32 |" in r.stdout
+
+
+def test_demo_writes_grid(tmp_path):
+    r = run_cli("demo", "--out", str(tmp_path / "grid.png"))
+    assert r.returncode == 0, r.stderr
+    img = Image.open(tmp_path / "grid.png")
+    assert img.size[0] > 4 * 128
