@@ -12,15 +12,23 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 VPY=.venv/bin/python
+LOG=.venv/setup.log
+pip_install() {  # quiet unless it fails; the full output stays in .venv/setup.log
+    if ! "$VPY" -m pip install "$@" >>"$LOG" 2>&1; then
+        tail -n 30 "$LOG" >&2
+        echo "setup: pip install $* failed; full log in $LOG" >&2
+        exit 1
+    fi
+}
 if ! "$VPY" -c "import torch, torchvision" >/dev/null 2>&1; then
     echo "setup: installing torch (${ANYCOST_TORCH:-torch==2.14.1 torchvision==0.29.1})"
-    "$VPY" -m pip install -q --upgrade pip
+    pip_install --upgrade pip
     # shellcheck disable=SC2086
-    "$VPY" -m pip install -q ${ANYCOST_TORCH:-torch==2.14.1 torchvision==0.29.1}
+    pip_install ${ANYCOST_TORCH:-torch==2.14.1 torchvision==0.29.1}
 fi
 stamp=.venv/.anycost-installed
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "setup: installing anycost-editor (editable) and test tools"
-    "$VPY" -m pip install -q -e ".[test]"
+    pip_install -e ".[test]"
     touch "$stamp"
 fi
