@@ -1,0 +1,94 @@
+"""A small synchronous client for anycost-backend (DEALER socket). Imports only pyzmq and msgpack.
+
+Used by the CLI (`status`, `demo`, `bench --e2e`) and the tests; the editor plugins wrap the same
+protocol in their hosts' event loops.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Callable
+
+import zmq
+
+from . import protocol as P
+
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
+
+
+class RemoteError(Exception):
+    """The backend answered a request with an `error` reply."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class BackendTimeout(Exception):
+    """No reply within the time limit (no backend at the address, or it is stuck)."""
+
+
+class Client:
+    def __init__(self, address: str = DEFAULT_ADDRESS, context: zmq.Context | None = None,
+                 curve_server_key: bytes | None = None, curve_keypair: tuple[bytes, bytes] | None = None):
+        self.address = address
+        self._ctx = context or zmq.Context.instance()
+        self.socket = self._ctx.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        if curve_server_key is not None:
+            public, secret = curve_keypair or zmq.curve_keypair()
+            self.socket.curve_serverkey = curve_server_key
+            self.socket.curve_publickey = public
+            self.socket.curve_secretkey = secret
+        self.socket.connect(address)
+        self._ids = itertools.count(1)
+        self.unsolicited: list[dict] = []   # `refined` previews and replies to other requests
+
+    def close(self) -> None:
+        self.socket.close(0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------ raw messages
+
+    def send(self, op: str, **fields) -> int:
+        rid = next(self._ids)
+        self.socket.send(P.pack(P.request(op, rid, **fields)))
+        return rid
+
+    def send_raw(self, frame: bytes) -> None:
+        self.socket.send(frame)
+
+    def recv(self, timeout: float = 30.0) -> dict:
+        if not self.socket.poll(int(timeout * 1000)):
+            raise BackendTimeout(f"no reply from {self.address} within {timeout:g} s")
+        return P.unpack(self.socket.recv())
+
+    # ------------------------------------------------------------------ request/reply
+
+    def wait(self, rid: int, timeout: float = 60.0,
+             on_progress: Callable[[dict], None] | None = None) -> dict:
+        """Receive until the final reply of `rid`; returns its `data` or raises RemoteError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.recv(max(0.0, deadline - time.monotonic()))
+            if msg.get("id") != rid or msg.get("type") == P.REFINED:
+                self.unsolicited.append(msg)
+                continue
+            kind = msg.get("type")
+            if kind == P.PROGRESS:
+                if on_progress:
+                    on_progress(msg)
+                continue
+            if kind == P.ERROR:
+                err = msg.get("error") or {}
+                raise RemoteError(err.get("code", "?"), err.get("message", ""))
+            return msg.get("data") or {}
+
+    def call(self, op: str, timeout: float = 60.0, on_progress=None, **fields) -> dict:
+        return self.wait(self.send(op, **fields), timeout, on_progress)

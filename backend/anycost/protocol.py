@@ -1,0 +1,152 @@
+"""The wire protocol between editor plugins and anycost-backend (see docs/protocol.md).
+
+ZeroMQ ROUTER (backend) / DEALER (plugins); every message is one frame holding a msgpack map.
+This module imports only msgpack and the standard library, so plugins running inside Krita's or
+GIMP's Python can reuse it without torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+VERSION = 1
+
+# Request ops, and the reply types a request can receive.
+OPS = ("hello", "models", "open", "edit", "render", "cancel", "close", "stats", "shutdown")
+PROGRESS, RESULT, ERROR, REFINED = "progress", "result", "error", "refined"
+
+# Error codes (docs/protocol.md lists when each is sent).
+BAD_REQUEST = "bad_request"     # not msgpack, wrong types, missing fields, bad image, bad region
+UNKNOWN_OP = "unknown_op"
+NOT_FOUND = "not_found"         # unknown or evicted session, unknown model or direction
+SUPERSEDED = "superseded"       # a newer edit of the same session replaced this one before it ran
+CANCELLED = "cancelled"         # stopped by a `cancel` request
+VERSION_MISMATCH = "version"
+TOO_LARGE = "too_large"         # image or message over the configured limits
+BUSY = "busy"                   # the queue is full
+INTERNAL = "internal"
+ERROR_CODES = (BAD_REQUEST, UNKNOWN_OP, NOT_FOUND, SUPERSEDED, CANCELLED, VERSION_MISMATCH, TOO_LARGE,
+               BUSY, INTERNAL)
+
+IMAGE_MODES = {"RGB8": 3, "RGBA8": 4}
+
+
+class ProtocolError(Exception):
+    """A request that cannot be served; becomes an `error` reply with this code and message."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# ------------------------------------------------------------------------------ framing
+
+def pack(msg: dict) -> bytes:
+    return msgpack.packb(msg, use_bin_type=True)
+
+
+def unpack(frame: bytes) -> dict:
+    try:
+        msg = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    except Exception as e:  # msgpack raises several unrelated types for garbage
+        raise ProtocolError(BAD_REQUEST, f"message is not valid msgpack ({type(e).__name__})") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError(BAD_REQUEST, f"message must be a msgpack map, got {type(msg).__name__}")
+    return msg
+
+
+def request(op: str, id: int, **fields) -> dict:
+    return {"v": VERSION, "id": id, "op": op, **fields}
+
+
+def reply(id: Any, type: str, **fields) -> dict:
+    return {"v": VERSION, "id": id, "type": type, **fields}
+
+
+def error_reply(id: Any, code: str, message: str) -> dict:
+    return reply(id, ERROR, error={"code": code, "message": message})
+
+
+# --------------------------------------------------------------------------- validation
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bytes: "bytes", dict: "a map",
+               list: "a list", bool: "a boolean"}
+
+
+def field(msg: dict, name: str, kind, required: bool = True, default=None):
+    """Read `msg[name]` checked against `kind` (a type or tuple); numbers accept ints."""
+    if name not in msg or msg[name] is None:
+        if required:
+            raise ProtocolError(BAD_REQUEST, f"missing field '{name}'")
+        return default
+    value = msg[name]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        want = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+        raise ProtocolError(BAD_REQUEST, f"field '{name}' must be {want}, got {type(value).__name__}")
+    return value
+
+
+def check_envelope(msg: dict) -> tuple[Any, str]:
+    """Version, id and op of a request; raises ProtocolError with the right code."""
+    rid = msg.get("id")
+    if not isinstance(rid, (int, str)) or isinstance(rid, bool):
+        raise ProtocolError(BAD_REQUEST, "field 'id' must be an integer or a string")
+    v = msg.get("v")
+    if v != VERSION:
+        raise ProtocolError(VERSION_MISMATCH, f"protocol version {v!r} is not supported; this backend "
+                                              f"speaks version {VERSION}")
+    op = field(msg, "op", str)
+    if op not in OPS:
+        raise ProtocolError(UNKNOWN_OP, f"unknown op {op!r}; known: {', '.join(OPS)}")
+    return rid, op
+
+
+# ------------------------------------------------------------------------------- images
+
+@dataclass(frozen=True)
+class Image:
+    """Raw 8-bit pixels, row-major, top row first, channels interleaved."""
+    w: int
+    h: int
+    mode: str      # "RGB8" | "RGBA8"
+    data: bytes
+
+    def to_dict(self) -> dict:
+        return {"w": self.w, "h": self.h, "mode": self.mode, "data": self.data}
+
+    @classmethod
+    def from_dict(cls, d: Any, max_pixels: int | None = None, name: str = "image") -> "Image":
+        if not isinstance(d, dict):
+            raise ProtocolError(BAD_REQUEST, f"'{name}' must be a map with w, h, mode, data")
+        w, h = field(d, "w", int), field(d, "h", int)
+        mode, data = field(d, "mode", str), field(d, "data", bytes)
+        if mode not in IMAGE_MODES:
+            raise ProtocolError(BAD_REQUEST, f"{name}: mode must be one of {', '.join(IMAGE_MODES)}, got {mode!r}")
+        if w < 1 or h < 1:
+            raise ProtocolError(BAD_REQUEST, f"{name}: size must be positive, got {w}x{h}")
+        if max_pixels is not None and w * h > max_pixels:
+            raise ProtocolError(TOO_LARGE, f"{name}: {w}x{h} is over the limit of {max_pixels} pixels")
+        expected = w * h * IMAGE_MODES[mode]
+        if len(data) != expected:
+            raise ProtocolError(BAD_REQUEST, f"{name}: {len(data)} bytes do not match {w}x{h} {mode} "
+                                             f"({expected} bytes)")
+        return cls(w, h, mode, data)
+
+
+def region(msg: dict, width: int, height: int, name: str = "region") -> tuple[int, int, int, int]:
+    """Optional [x, y, w, h] inside a width x height image; default the whole image."""
+    r = field(msg, name, list, required=False)
+    if r is None:
+        return 0, 0, width, height
+    if len(r) != 4 or not all(isinstance(v, int) and not isinstance(v, bool) for v in r):
+        raise ProtocolError(BAD_REQUEST, f"'{name}' must be [x, y, w, h] integers")
+    x, y, w, h = r
+    if w < 1 or h < 1 or x < 0 or y < 0 or x + w > width or y + h > height:
+        raise ProtocolError(BAD_REQUEST, f"{name} {r} lies outside the {width}x{height} image")
+    return x, y, w, h
