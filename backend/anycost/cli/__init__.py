@@ -5,9 +5,9 @@ import argparse
 import sys
 
 from ..errors import AnycostError
-from . import bench, demo, models, sample
+from . import bench, demo, grid, install_service, keys, models, sample, serve, status
 
-COMMANDS = [demo, sample, models, bench]   # each module: NAME, HELP, add_arguments(p), run(args)
+COMMANDS = [demo, serve, status, sample, grid, models, bench, install_service, keys]   # each module: NAME, HELP, add_arguments(p), run(args)
 
 
 class _Parser(argparse.ArgumentParser):

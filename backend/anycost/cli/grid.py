@@ -1,0 +1,60 @@
+"""anycost-backend grid: a model's sub-generators side by side (the paper's figure), with their cost."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+
+from ..hub import BUILTIN_DEMO, DEFAULT_MODEL, open_model
+from ..imaging import grid, to_pil
+from ..models import TRAINED_RATIOS
+from ..models.macs import count_macs
+
+NAME = "grid"
+HELP = "render the paper-style grid (channel ratios x resolutions) of a model and print its MACs"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="default: the built-in demo model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("anycost-grid.png"))
+
+
+def run(args) -> int:
+    spec = args.model
+    if spec is None:
+        spec = DEFAULT_MODEL if BUILTIN_DEMO.is_file() else "random:demo-128"
+        if not BUILTIN_DEMO.is_file():
+            print("note: the trained demo model is not in this installation yet; showing the demo "
+                  "architecture with untrained (random) weights", file=sys.stderr)
+    model = open_model(spec)
+    g = model.generator
+    z = torch.randn(1, g.cfg.style_dim, generator=torch.Generator().manual_seed(args.seed))
+    resolutions = g.cfg.elastic_resolutions
+    size = g.cfg.resolution
+    tiles = []
+    print(f"model {model.name}: {g.cfg.resolution}px; rows = channel ratio, columns = resolution")
+    print("ratio  " + "  ".join(f"{r:>5}px MMACs" for r in resolutions))
+    with torch.inference_mode():
+        wplus = g.latent_to_wplus(z, truncation=0.7)
+        for ratio in TRAINED_RATIOS:
+            cells = []
+            for res in resolutions:
+                img = to_pil(g.synthesis(wplus, channels=ratio, target_res=res)[0])
+                tiles.append(_label(img.resize((size, size), Image.NEAREST), f"{ratio:g}x {res}px"))
+                cells.append(f"{count_macs(g.cfg, ratio, res, include_mapping=False).true / 1e6:>11.1f}")
+            print(f"{ratio:<5g}  " + "  ".join(cells))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    grid(tiles, cols=len(resolutions)).save(args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _label(img: Image.Image, text: str) -> Image.Image:
+    ImageDraw.Draw(img).text((3, 2), text, fill=(255, 255, 255), stroke_width=1, stroke_fill=(0, 0, 0))
+    return img
+
+

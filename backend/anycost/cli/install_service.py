@@ -1,0 +1,55 @@
+"""anycost-backend install-service: a systemd user unit that keeps the daemon running."""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+from ..client import DEFAULT_ADDRESS
+
+NAME = "install-service"
+HELP = "write a systemd --user unit for the daemon and print how to enable it"
+UNIT = "anycost-backend.service"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bind", default=DEFAULT_ADDRESS)
+    p.add_argument("--model", action="append", dest="models", help="as for `serve` (repeatable)")
+    p.add_argument("--unit-dir", type=Path, help="default: $XDG_CONFIG_HOME/systemd/user")
+
+
+def unit_text(exe: str, args: list[str]) -> str:
+    cmd = " ".join(shlex.quote(a) for a in [exe, "serve", *args])
+    return f"""[Unit]
+Description=Anycost Editor backend (GAN editing daemon for Krita and GIMP)
+After=default.target
+
+[Service]
+Type=simple
+ExecStart={cmd}
+Restart=on-failure
+RestartSec=2
+# the editor shares the CPU: the daemon defaults to all cores but one
+Nice=5
+
+[Install]
+WantedBy=default.target
+"""
+
+
+def run(args) -> int:
+    exe = shutil.which("anycost-backend") or str(Path(sys.executable).with_name("anycost-backend"))
+    exe = str(Path(exe).resolve())
+    extra = ["--bind", args.bind]
+    for m in args.models or []:
+        extra += ["--model", m]
+    folder = args.unit_dir or Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "systemd" / "user"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / UNIT
+    path.write_text(unit_text(exe, extra))
+    print(f"wrote {path}")
+    print(f"enable and start it with:\n  systemctl --user daemon-reload && systemctl --user enable --now {UNIT}")
+    return 0

@@ -1,0 +1,82 @@
+"""anycost-backend serve: run the daemon in the foreground."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+
+from ..client import DEFAULT_ADDRESS
+from ..errors import AnycostError
+
+NAME = "serve"
+HELP = "run the editing daemon (ZeroMQ) in the foreground"
+
+
+def default_threads() -> int:
+    """Leave a core to the editor."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bind", default=os.environ.get("ANYCOST_ADDRESS", DEFAULT_ADDRESS),
+                   help=f"ZeroMQ address (default {DEFAULT_ADDRESS}); beyond loopback needs CURVE keys")
+    p.add_argument("--model", action="append", dest="models",
+                   help="model to serve (repeatable; the first is the default); default: the built-in demo")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--curve", action="store_true", help="require CURVE keys even on loopback")
+    p.add_argument("--max-image-pixels", type=int, default=4096 * 4096, help="largest accepted image")
+    p.add_argument("--max-sessions", type=int, default=64, help="sessions kept on disk (oldest evicted)")
+    p.add_argument("--steps", type=int, default=100, help="default projection steps")
+    p.add_argument("--refine-budget-ms", type=float, default=1000.0,
+                   help="latency budget of the refined preview sent after a pause")
+    p.add_argument("--refine-delay", type=float, default=0.35, help="seconds of quiet before refining (-1 = never)")
+    p.add_argument("--verbose", action="store_true")
+
+
+def run(args) -> int:
+    import torch
+
+    from ..hub import BUILTIN_DEMO, DEFAULT_MODEL, open_model
+    from ..paths import keys_dir, state_dir
+    from ..perceptual import make_perceptual
+    from ..service.engine import Engine
+    from ..service.keys import load_server_keys
+    from ..service.logs import setup_logging
+    from ..service.server import BindError, Server, is_loopback
+    from ..service.sessions import SessionStore
+
+    log_path = setup_logging(state_dir() / "logs", args.verbose)
+    log = logging.getLogger("anycost.backend")
+    if args.threads is None:
+        torch.set_num_threads(default_threads())
+    curve = None
+    if args.curve or not is_loopback(args.bind):
+        try:
+            curve = load_server_keys(keys_dir())
+        except AnycostError as e:
+            raise AnycostError(f"refusing to listen on {args.bind} without encryption: {e}") from None
+    specs = args.models or [DEFAULT_MODEL if BUILTIN_DEMO.is_file() else "random:demo-128"]
+    models = {}
+    for spec in specs:
+        m = open_model(spec, device=args.device)
+        models[m.name if m.name not in models else spec] = m
+    engine = Engine(models, SessionStore(state_dir() / "sessions", args.max_sessions),
+                    make_perceptual(device=args.device), state_dir(), args.device, args.max_image_pixels,
+                    args.refine_budget_ms, args.steps)
+    server = Server(engine, args.bind, curve=curve, refine_delay_s=args.refine_delay,
+                    threads=torch.get_num_threads())
+    try:
+        server.open_socket()
+    except BindError as e:
+        raise AnycostError(str(e)) from None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: server.stop())
+    log.info("listening on %s (models: %s; threads %d; log %s)", args.bind, ", ".join(models),
+             torch.get_num_threads(), log_path)
+    print(f"anycost-backend listening on {args.bind}", flush=True)
+    server.serve_forever()
+    log.info("stopped")
+    return 0
+
+

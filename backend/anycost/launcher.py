@@ -1,0 +1,42 @@
+"""Start a daemon as a child process and wait until it serves (used by `demo`, `bench --e2e`, tests)."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .client import BackendTimeout, Client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def backend_executable() -> str:
+    return str(Path(sys.executable).with_name("anycost-backend"))
+
+
+def start_daemon(address: str, args: list[str] = (), env: dict | None = None, log_file=None) -> subprocess.Popen:
+    return subprocess.Popen([backend_executable(), "serve", "--bind", address, *args],
+                            stdout=log_file or subprocess.DEVNULL, stderr=log_file or subprocess.DEVNULL, env=env)
+
+
+def wait_ready(address: str, proc: subprocess.Popen | None = None, timeout: float = 120.0) -> dict:
+    """Poll `hello` until the daemon reports state "ready"; returns the hello data."""
+    deadline = time.monotonic() + timeout
+    with Client(address) as c:
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"the daemon exited with code {proc.returncode} before it was ready")
+            try:
+                hello = c.call("hello", timeout=1.0)
+            except BackendTimeout:
+                continue
+            if hello.get("state") == "ready":
+                return hello
+            time.sleep(0.2)
+    raise TimeoutError(f"no ready daemon on {address} after {timeout:g} s")

@@ -1,0 +1,1 @@
+"""anycost-backend's daemon: ZeroMQ server, sessions, scheduling and budgets."""

@@ -1,0 +1,85 @@
+"""Per-machine latency of each sub-generator, and the choice of one for a latency budget."""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..bench import cpu_name
+from ..editing import fingerprint
+from ..models import TRAINED_RATIOS, Generator
+from ..models.macs import count_macs
+
+
+@dataclass(frozen=True)
+class SubConfig:
+    ratio: float
+    resolution: int
+    latency_ms: float
+    quality: float          # higher is better: consistency PSNR from the model, else MACs
+
+    def describe(self) -> dict:
+        return {"ratio": self.ratio, "resolution": self.resolution, "latency_ms": round(self.latency_ms, 2),
+                "quality": self.quality}
+
+
+def calibrate(g: Generator, cache_folder: Path | None, repeats: int = 3, log=None) -> dict[tuple, float]:
+    """Median synthesis latency (ms) of every trained configuration, cached per machine and model."""
+    threads = torch.get_num_threads()
+    device = g.w_avg.device.type
+    key = f"{fingerprint(g)}-{cpu_name().replace(' ', '_').replace('/', '_')}-{device}-{threads}t"
+    cache = cache_folder / f"{key}.json" if cache_folder else None
+    if cache is not None and cache.is_file():
+        try:
+            raw = json.loads(cache.read_text())
+            return {(float(r), int(k)): ms for r, k, ms in raw["latency"]}
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged cache is measured again
+    configs = [(r, k) for r in TRAINED_RATIOS for k in g.cfg.elastic_resolutions]
+    wplus = g.latent_to_wplus(torch.zeros(1, g.cfg.style_dim, device=g.w_avg.device))
+    times = {c: [] for c in configs}
+    with torch.inference_mode():
+        for c in configs:
+            g.synthesis(wplus, channels=c[0], target_res=c[1])    # warm-up
+        for _ in range(repeats):
+            for c in configs:
+                t0 = time.perf_counter()
+                g.synthesis(wplus, channels=c[0], target_res=c[1])
+                times[c].append((time.perf_counter() - t0) * 1000)
+    latency = {c: statistics.median(v) for c, v in times.items()}
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({"latency": [[r, k, ms] for (r, k), ms in latency.items()],
+                                     "threads": threads, "device": device}))
+    if log:
+        log(f"calibrated {len(configs)} configurations in {sum(map(sum, times.values())) / 1000:.1f} s")
+    return latency
+
+
+def rank_configs(g: Generator, latency: dict[tuple, float], metadata: dict) -> list[SubConfig]:
+    """Configurations ordered best quality first."""
+    consistency = {(float(c["ratio"]), int(c["resolution"])): float(c["psnr"])
+                   for c in (metadata.get("figures") or {}).get("consistency", [])}
+    out = []
+    for (r, k), ms in latency.items():
+        if (r, k) == (1.0, g.cfg.resolution):
+            # the full generator is the reference every consistency figure is measured against
+            quality = 1e9 if consistency else float(count_macs(g.cfg, r, k).true)
+        elif consistency:
+            quality = consistency.get((r, k), -1.0)
+        else:
+            quality = float(count_macs(g.cfg, r, k).true)
+        out.append(SubConfig(r, k, ms, quality))
+    return sorted(out, key=lambda c: (-c.quality, c.latency_ms))
+
+
+def pick(ranked: list[SubConfig], budget_ms: float) -> SubConfig:
+    """The best-quality configuration whose measured latency fits; the fastest if none does."""
+    for c in ranked:
+        if c.latency_ms <= budget_ms:
+            return c
+    return min(ranked, key=lambda c: c.latency_ms)

@@ -1,0 +1,209 @@
+"""The compute side of the daemon: models, projection, edits and renders. Runs on one worker thread."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image as PILImage
+
+from .. import protocol as P
+from ..checkpoints import Model
+from ..editing import Direction, apply_edit, from_model_file, pca_directions
+from ..hub import cache_dir
+from ..perceptual import Perceptual
+from ..projection import ProjectionCancelled, ProjectionOptions, project
+from .calibration import SubConfig, calibrate, pick, rank_configs
+from .sessions import Session, SessionStore
+
+log = logging.getLogger("anycost.backend")
+
+Emit = Callable[[dict], None]
+MAX_STEPS = 2000
+MAX_OUTPUT_PIXELS = 8192 * 8192
+
+
+@dataclass
+class ServedModel:
+    name: str
+    model: Model
+    directions: dict[str, Direction]
+    ranked: list[SubConfig] | None = None        # None until calibrated
+
+    @property
+    def g(self):
+        return self.model.generator
+
+    def describe(self) -> dict:
+        cfg = self.g.cfg
+        return {"name": self.name, "resolution": cfg.resolution, "style_dim": cfg.style_dim,
+                "n_style": cfg.n_style, "untrained": bool(self.model.metadata.get("untrained")),
+                "has_encoder": False,
+                "directions": [d.describe() for d in self.directions.values()],
+                "configs": [c.describe() for c in self.ranked] if self.ranked else None}
+
+
+@dataclass
+class Job:
+    identity: bytes
+    id: object
+    op: str
+    msg: dict
+    session: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    received: float = field(default_factory=time.monotonic)
+
+
+class Engine:
+    def __init__(self, models: dict[str, Model], sessions: SessionStore, perceptual: Perceptual,
+                 state: Path, device: str = "cpu", max_pixels: int = 4096 * 4096,
+                 refine_budget_ms: float = 1000.0, default_steps: int = 100):
+        self.sessions = sessions
+        self.perceptual = perceptual
+        self.state = state
+        self.device = device
+        self.max_pixels = max_pixels
+        self.refine_budget_ms = refine_budget_ms
+        self.default_steps = default_steps
+        self.models: dict[str, ServedModel] = {}
+        for name, m in models.items():
+            m.generator.to(device).eval().requires_grad_(False)
+            dirs = from_model_file(m.metadata, m.extra_tensors, m.generator.n_style)
+            if not dirs:  # GANSpace-style principal directions, cached per model
+                dirs = pca_directions(m.generator, cache_dir() / "directions")
+            self.models[name] = ServedModel(name, m, dirs)
+        self.default_model = next(iter(self.models))
+        self.ready = threading.Event()
+
+    # ------------------------------------------------------------------ start-up
+
+    def calibrate_all(self) -> None:
+        for sm in self.models.values():
+            latency = calibrate(sm.g, self.state / "calibration", log=log.info)
+            sm.ranked = rank_configs(sm.g, latency, sm.model.metadata)
+        self.ready.set()
+
+    def served(self, name: str | None) -> ServedModel:
+        sm = self.models.get(name or self.default_model)
+        if sm is None:
+            raise P.ProtocolError(P.NOT_FOUND, f"model {name!r} is not served; served: {', '.join(self.models)}")
+        return sm
+
+    # ---------------------------------------------------------------------- ops
+
+    def open(self, job: Job, emit: Emit) -> dict:
+        msg = job.msg
+        image = P.Image.from_dict(P.field(msg, "image", dict), self.max_pixels)
+        x, y, w, h = P.region(msg, image.w, image.h)
+        sm = self.served(P.field(msg, "model", str, required=False))
+        steps = P.field(msg, "steps", int, required=False, default=self.default_steps)
+        if not 0 <= steps <= MAX_STEPS:
+            raise P.ProtocolError(P.BAD_REQUEST, f"'steps' must be in 0..{MAX_STEPS}, got {steps}")
+        time_limit = P.field(msg, "time_limit_s", float, required=False, default=120.0)
+        preview_every = max(1, P.field(msg, "preview_every", int, required=False, default=10))
+        res = sm.g.cfg.resolution
+        crop = decode_image(image).crop((x, y, x + w, y + h)).resize((res, res), PILImage.LANCZOS)
+        target = to_tensor(crop).to(self.device)
+
+        def progress(step, total, loss, img):
+            out = {"step": step, "steps": total, "loss": round(loss, 5)}
+            if img is not None:
+                out["preview"] = encode_image(img).to_dict()
+            emit(P.reply(job.id, P.PROGRESS, data=out))
+
+        opts = ProjectionOptions(steps=steps, time_limit_s=time_limit, preview_every=preview_every)
+        try:
+            result = project(sm.g, target, self.perceptual, opts, progress=progress,
+                             should_stop=job.cancel.is_set)
+        except ProjectionCancelled:
+            raise P.ProtocolError(P.CANCELLED, "projection cancelled") from None
+        metrics = dict(result.metrics, steps=result.steps, seconds=round(result.seconds, 3), stopped=result.stopped,
+                       perceptual=self.perceptual.name)
+        session = self.sessions.create(sm.name, result.wplus, (x, y, w, h), (image.w, image.h), metrics)
+        with torch.inference_mode():
+            recon = sm.g.synthesis(result.wplus.to(self.device))
+        return {"session": session.id, "model": sm.name, "region": [x, y, w, h],
+                "reconstruction": encode_image(recon, (w, h)).to_dict(), "metrics": metrics,
+                "directions": [d.describe() for d in sm.directions.values()]}
+
+    def session_and_values(self, msg: dict) -> tuple[Session, ServedModel, dict]:
+        s = self.sessions.get(P.field(msg, "session", str))
+        sm = self.served(s.model)
+        values = P.field(msg, "values", dict, required=False, default={})
+        clean = {}
+        for k, v in values.items():
+            if k not in sm.directions:
+                raise P.ProtocolError(P.NOT_FOUND, f"model {sm.name} has no direction {k!r}")
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                raise P.ProtocolError(P.BAD_REQUEST, f"value of {k!r} must be a number")
+            clean[k] = float(v)
+        return s, sm, clean
+
+    def output_size(self, msg: dict, default: tuple[int, int] | None) -> tuple[int, int] | None:
+        size = P.field(msg, "size", list, required=False)
+        if size is None:
+            return default
+        if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+            raise P.ProtocolError(P.BAD_REQUEST, "'size' must be [w, h] positive integers")
+        if size[0] * size[1] > MAX_OUTPUT_PIXELS:
+            raise P.ProtocolError(P.TOO_LARGE, f"'size' {size} is over {MAX_OUTPUT_PIXELS} pixels")
+        return size[0], size[1]
+
+    def edit(self, job: Job, emit: Emit) -> dict:
+        s, sm, values = self.session_and_values(job.msg)
+        budget = P.field(job.msg, "budget_ms", float, required=False, default=100.0)
+        if budget <= 0:
+            raise P.ProtocolError(P.BAD_REQUEST, "'budget_ms' must be positive")
+        size = self.output_size(job.msg, None)
+        self.sessions.set_values(s, values)
+        return self._render(sm, s, values, pick(sm.ranked, budget), size, refined=False)
+
+    def refine(self, job: Job) -> dict:
+        """A better preview of the last edit, sent unasked once the user pauses."""
+        s, sm, values = self.session_and_values(job.msg)
+        size = self.output_size(job.msg, None)
+        return self._render(sm, s, values, pick(sm.ranked, self.refine_budget_ms), size, refined=True)
+
+    def render(self, job: Job, emit: Emit) -> dict:
+        s, sm, values = self.session_and_values(job.msg)
+        size = self.output_size(job.msg, (s.region[2], s.region[3]))
+        self.sessions.set_values(s, values)
+        full = SubConfig(1.0, sm.g.cfg.resolution, 0.0, 0.0)
+        return self._render(sm, s, values, full, size, refined=False)
+
+    def _render(self, sm: ServedModel, s: Session, values: dict, config: SubConfig, size, refined: bool) -> dict:
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            wplus = apply_edit(s.wplus.to(self.device), sm.directions, values)
+            img = sm.g.synthesis(wplus, channels=config.ratio, target_res=config.resolution)
+        render_ms = (time.perf_counter() - t0) * 1000
+        return {"session": s.id, "image": encode_image(img, size).to_dict(), "render_ms": round(render_ms, 2),
+                "config": {"ratio": config.ratio, "resolution": config.resolution,
+                           "full": (config.ratio, config.resolution) == (1.0, sm.g.cfg.resolution)},
+                "refined": refined, "values": values}
+
+
+# ---------------------------------------------------------------------------- pixels
+
+def decode_image(image: P.Image) -> PILImage.Image:
+    mode = "RGBA" if image.mode == "RGBA8" else "RGB"
+    return PILImage.frombytes(mode, (image.w, image.h), image.data).convert("RGB")
+
+
+def to_tensor(img: PILImage.Image) -> torch.Tensor:
+    arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(arr).permute(2, 0, 1)[None].contiguous()
+
+
+def encode_image(img: torch.Tensor, size: tuple[int, int] | None = None) -> P.Image:
+    """[1, 3, H, W] in [-1, 1] -> RGB8, resized to `size` (w, h) when given."""
+    arr = ((img[0].detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    pil = PILImage.fromarray(arr)
+    if size is not None and tuple(size) != pil.size:
+        pil = pil.resize(tuple(size), PILImage.LANCZOS)
+    return P.Image(pil.width, pil.height, "RGB8", pil.tobytes())
