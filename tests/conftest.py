@@ -44,3 +44,20 @@ def _isolated_cache(tmp_path, monkeypatch):
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([str(CLI), *args], capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory) -> Path:
+    """A small generator in our format (64 px), quick enough to project in a test."""
+    from anycost.checkpoints import save_model
+    from anycost.models import Generator, GeneratorConfig
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig.from_multiplier(64, 0.0625, 32, style_dim=64, n_mlp=2))
+    with torch.no_grad():  # noise and biases away from their zero init, so every path is exercised
+        for name, p in g.named_parameters():
+            if name.endswith("noise.weight") or name.endswith("activate.bias"):
+                p.add_(0.1 * torch.randn_like(p))
+    g.update_w_avg(1000)
+    path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
+    save_model(path, g, {"name": "tiny"})
+    return path

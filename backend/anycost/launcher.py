@@ -20,8 +20,10 @@ def backend_executable() -> str:
     return str(Path(sys.executable).with_name("anycost-backend"))
 
 
-def start_daemon(address: str, args: list[str] = (), env: dict | None = None, log_file=None) -> subprocess.Popen:
-    return subprocess.Popen([backend_executable(), "serve", "--bind", address, *args],
+def start_daemon(address: str, args: list[str] = (), env: dict | None = None, log_file=None,
+                 threads: int | None = None) -> subprocess.Popen:
+    pre = ["--threads", str(threads)] if threads else []
+    return subprocess.Popen([backend_executable(), *pre, "serve", "--bind", address, *args],
                             stdout=log_file or subprocess.DEVNULL, stderr=log_file or subprocess.DEVNULL, env=env)
 
 

@@ -44,15 +44,16 @@ def run(args) -> int:
     proc = None
     if args.address is None:
         serve_args = ["--model", args.model] if args.model else []
-        if args.threads:
-            serve_args = ["--threads", str(args.threads)] + serve_args
         log = open(out / "daemon.log", "w")
-        proc = start_daemon(address, serve_args, log_file=log)
+        proc = start_daemon(address, serve_args, log_file=log, threads=args.threads)
         say(f"started anycost-backend on {address} (log: {out / 'daemon.log'})")
     report = {"image": str(args.image), "address": address, "steps": {}}
     try:
         t0 = time.monotonic()
-        hello = wait_ready(address, proc)
+        try:
+            hello = wait_ready(address, proc)
+        except (RuntimeError, TimeoutError) as e:
+            raise AnycostError(f"{e}; see {out / 'daemon.log'}") from None
         report["steps"]["daemon_ready_s"] = round(time.monotonic() - t0, 2)
         for w in hello["warnings"]:
             say(f"backend warning: {w}")

@@ -1,0 +1,47 @@
+"""Start real `anycost-backend serve` processes for tests, each with its own state folders."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from PIL import Image
+
+from anycost import protocol as P
+from anycost.launcher import free_port, wait_ready
+
+from .conftest import CLI
+
+FACE = Path(__file__).resolve().parents[1] / "backend" / "anycost" / "data" / "demo-face.png"
+
+
+def face_image(w: int = 96, h: int = 80, mode: str = "RGB8") -> dict:
+    img = Image.open(FACE).convert("RGBA" if mode == "RGBA8" else "RGB").resize((w, h))
+    return P.Image(w, h, mode, img.tobytes()).to_dict()
+
+
+class Daemon:
+    def __init__(self, root: Path, model: Path | str, *extra: str, port: int | None = None):
+        self.root = root
+        self.address = f"tcp://127.0.0.1:{port or free_port()}"
+        self.env = dict(os.environ, ANYCOST_STATE_DIR=str(root / "state"), ANYCOST_CACHE_DIR=str(root / "cache"),
+                        ANYCOST_CONFIG_DIR=str(root / "config"))
+        self.args = [str(CLI), "--threads", "1", "serve", "--bind", self.address, "--model", str(model),
+                     "--steps", "5", "--refine-delay", "0.2", *extra]
+        self.log = open(root / f"daemon-{self.address.rsplit(':', 1)[1]}.log", "ab")
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+
+    def wait_ready(self, timeout: float = 120) -> dict:
+        return wait_ready(self.address, self.proc, timeout)
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        self.log.close()
+        return code
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return (self.root / f"daemon-{self.address.rsplit(':', 1)[1]}.log").read_text(errors="replace")

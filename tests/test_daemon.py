@@ -1,0 +1,290 @@
+"""The real daemon as a subprocess, spoken to over a real DEALER socket."""
+import os
+import signal
+import threading
+import time
+
+import msgpack
+import pytest
+
+from anycost import protocol as P
+from anycost.client import BackendTimeout, Client, RemoteError
+
+from .conftest import run_cli
+from .daemon_helpers import Daemon, face_image
+
+
+@pytest.fixture(scope="module")
+def daemon(tiny_model_file, tmp_path_factory):
+    d = Daemon(tmp_path_factory.mktemp("daemon"), tiny_model_file, "--max-image-pixels", "250000")
+    d.wait_ready()
+    yield d
+    assert d.stop() == 0, d.log_text()
+
+
+@pytest.fixture
+def client(daemon):
+    with Client(daemon.address) as c:
+        yield c
+
+
+def open_session(c, **kw) -> dict:
+    return c.call("open", image=face_image(), timeout=120, **kw)
+
+
+def test_hello_models_stats(client):
+    hello = client.call("hello")
+    assert hello["protocol"] == P.VERSION and hello["state"] == "ready" and hello["models"] == ["tiny"]
+    assert hello["perceptual"] in ("lpips-alex", "laplacian-l1")
+    assert (hello["perceptual"] == "laplacian-l1") == any("LPIPS" in w for w in hello["warnings"])
+    assert hello["limits"]["max_image_pixels"] == 250000
+    model = client.call("models")["models"][0]
+    assert model["resolution"] == 64 and len(model["directions"]) == 8
+    assert all(d["min"] < 0 < d["max"] for d in model["directions"])
+    assert len(model["configs"]) == 16 and all(c["latency_ms"] > 0 for c in model["configs"])
+    stats = client.call("stats")
+    assert stats["requests"]["hello"] >= 1 and "sessions" in stats
+
+
+def test_open_streams_progress_then_reconstruction(client):
+    progress = []
+    r = client.call("open", image=face_image(96, 80, "RGBA8"), region=[10, 5, 60, 70], steps=6, preview_every=3,
+                    on_progress=progress.append, timeout=120)
+    assert [p["data"]["step"] for p in progress] == list(range(1, 7))
+    previews = [p["data"]["preview"] for p in progress if "preview" in p["data"]]
+    assert len(previews) == 2 and previews[0]["w"] == 64
+    rec = r["reconstruction"]
+    assert (rec["w"], rec["h"], rec["mode"]) == (60, 70, "RGB8") and len(rec["data"]) == 60 * 70 * 3
+    assert r["region"] == [10, 5, 60, 70] and r["metrics"]["steps"] == 6
+    assert r["metrics"]["psnr"] > 5 and len(r["metrics"]["configs"]) == 6
+    assert r["directions"][0]["name"] == "PC1"
+
+
+def test_edit_budget_picks_sub_generator_and_render_is_full(client):
+    s = open_session(client)
+    sid, name = s["session"], s["directions"][0]["name"]
+    fast = client.call("edit", session=sid, values={name: 2.0}, budget_ms=1e-6)
+    models = client.call("models")["models"][0]
+    fastest = min(models["configs"], key=lambda c: c["latency_ms"])
+    assert (fast["config"]["ratio"], fast["config"]["resolution"]) == (fastest["ratio"], fastest["resolution"])
+    assert fast["image"]["w"] == fast["config"]["resolution"] and fast["render_ms"] > 0
+    roomy = client.call("edit", session=sid, values={name: 2.0}, budget_ms=60000, size=[50, 40])
+    assert roomy["config"]["full"] and (roomy["image"]["w"], roomy["image"]["h"]) == (50, 40)
+    zero = client.call("render", session=sid, values={})
+    edited = client.call("render", session=sid, values={name: 3.0})
+    assert zero["config"]["full"] and (zero["image"]["w"], zero["image"]["h"]) == (96, 80)
+    assert zero["image"]["data"] != edited["image"]["data"]          # the slider changes the image
+    again = client.call("render", session=sid, values={})
+    assert again["image"]["data"] == zero["image"]["data"]          # the original latent was not changed
+
+
+def test_refined_preview_arrives_unasked_after_a_pause(client):
+    sid = open_session(client)["session"]
+    rid = client.send("edit", session=sid, values={"PC1": 1.0}, budget_ms=1e-6)
+    first = client.wait(rid)
+    assert not first["refined"] and not first["config"]["full"]
+    deadline = time.monotonic() + 10
+    while not client.unsolicited and time.monotonic() < deadline:
+        try:
+            client.unsolicited.append(client.recv(timeout=0.5))
+        except BackendTimeout:
+            pass
+    refined = client.unsolicited.pop()
+    assert refined["type"] == P.REFINED and refined["id"] == rid
+    assert refined["data"]["refined"] and refined["data"]["config"]["full"]
+
+
+def test_latest_edit_wins_in_a_burst(client):
+    sid = open_session(client)["session"]
+    ids = [client.send("edit", session=sid, values={"PC1": v / 10}, budget_ms=60000) for v in range(20)]
+    finals = {}
+    deadline = time.monotonic() + 60
+    while len(finals) < len(ids) and time.monotonic() < deadline:
+        msg = client.recv(timeout=30)
+        if msg["type"] in (P.RESULT, P.ERROR):
+            assert msg["id"] not in finals           # exactly one final reply per request
+            finals[msg["id"]] = msg
+    assert set(finals) == set(ids)
+    assert finals[ids[-1]]["type"] == P.RESULT and finals[ids[-1]]["data"]["values"] == {"PC1": 1.9}
+    superseded = [i for i in ids if finals[i]["type"] == P.ERROR]
+    assert superseded and all(finals[i]["error"]["code"] == P.SUPERSEDED for i in superseded)
+
+
+def test_cancel_a_running_projection(client):
+    rid = client.send("open", image=face_image(), steps=2000)
+    while client.recv(timeout=60)["type"] != P.PROGRESS:   # wait until it is running
+        pass
+    assert client.call("cancel", target=rid)["state"] == "running"
+    with pytest.raises(RemoteError) as e:
+        client.wait(rid, timeout=60)
+    assert e.value.code == P.CANCELLED
+
+
+def test_two_clients_keep_their_sessions_apart(daemon):
+    results = {}
+
+    def user(k):
+        with Client(daemon.address) as c:
+            s = c.call("open", image=face_image(64 + 16 * k, 64), timeout=120)
+            outs = [c.call("edit", session=s["session"], values={"PC2": v}, budget_ms=60000, timeout=120)
+                    for v in (-1.0, 1.0)]
+            results[k] = (s, outs, list(c.unsolicited))
+
+    threads = [threading.Thread(target=user, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    assert set(results) == {0, 1}
+    (s0, e0, _), (s1, e1, _) = results[0], results[1]
+    assert s0["session"] != s1["session"]
+    assert s0["reconstruction"]["w"] == 64 and s1["reconstruction"]["w"] == 80
+    assert all(e["session"] == s0["session"] for e in e0) and all(e["session"] == s1["session"] for e in e1)
+
+
+def test_close_then_not_found(client):
+    sid = open_session(client)["session"]
+    assert client.call("close", session=sid)["closed"]
+    for op in ("edit", "render"):
+        with pytest.raises(RemoteError) as e:
+            client.call(op, session=sid, values={})
+        assert e.value.code == P.NOT_FOUND
+    with pytest.raises(RemoteError):
+        client.call("close", session=sid)
+
+
+BAD = [
+    (lambda: b"\xc1 not msgpack", P.BAD_REQUEST),
+    (lambda: msgpack.packb([1, 2, 3]), P.BAD_REQUEST),
+    (lambda: P.pack({"v": 1, "id": 5}), P.BAD_REQUEST),
+    (lambda: P.pack({"v": 1, "id": 5, "op": "fly"}), P.UNKNOWN_OP),
+    (lambda: P.pack({"v": 99, "id": 5, "op": "hello"}), P.VERSION_MISMATCH),
+    (lambda: P.pack(P.request("open", 5, image=face_image(), steps="many")), P.BAD_REQUEST),
+    (lambda: P.pack(P.request("open", 5)), P.BAD_REQUEST),
+    (lambda: P.pack(P.request("open", 5, image={**face_image(), "data": b"123"})), P.BAD_REQUEST),
+    (lambda: P.pack(P.request("open", 5, image=face_image(600, 600))), P.TOO_LARGE),
+    (lambda: P.pack(P.request("open", 5, image=face_image(), region=[50, 50, 100, 10])), P.BAD_REQUEST),
+    (lambda: P.pack(P.request("open", 5, image=face_image(), model="nope")), P.NOT_FOUND),
+    (lambda: P.pack(P.request("edit", 5, session="doesnotexist", values={})), P.NOT_FOUND),
+    (lambda: P.pack(P.request("edit", 5, session=17)), P.BAD_REQUEST),
+    (lambda: P.pack(P.request("cancel", 5)), P.BAD_REQUEST),
+]
+
+
+@pytest.mark.parametrize("make,code", BAD)
+def test_bad_input_gets_an_error_and_the_daemon_keeps_serving(client, make, code):
+    client.send_raw(make())
+    reply = client.recv(timeout=60)
+    assert reply["type"] == P.ERROR and reply["error"]["code"] == code, reply
+    assert reply["error"]["message"]
+    assert client.call("hello")["state"] == "ready"
+
+
+def test_bad_values_and_multi_frame(client):
+    sid = open_session(client)["session"]
+    with pytest.raises(RemoteError) as e:
+        client.call("edit", session=sid, values={"Nope": 1.0})
+    assert e.value.code == P.NOT_FOUND
+    with pytest.raises(RemoteError) as e:
+        client.call("edit", session=sid, values={"PC1": "big"})
+    assert e.value.code == P.BAD_REQUEST
+    client.socket.send_multipart([b"a", b"b"])
+    assert client.recv()["error"]["code"] == P.BAD_REQUEST
+
+
+def test_kill_9_and_restart_resume_the_session(tiny_model_file, tmp_path):
+    d = Daemon(tmp_path, tiny_model_file)
+    d.wait_ready()
+    with Client(d.address) as c:
+        s = c.call("open", image=face_image(), timeout=120)
+        before = c.call("render", session=s["session"], values={"PC1": 1.0})
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait()
+    d2 = Daemon(tmp_path, tiny_model_file, port=int(d.address.rsplit(":", 1)[1]))
+    d2.wait_ready()
+    with Client(d2.address) as c:
+        after = c.call("render", session=s["session"], values={"PC1": 1.0})
+    assert after["image"]["data"] == before["image"]["data"]
+    assert d2.stop() == 0
+
+
+def test_sessions_are_bounded_and_evicted_ones_say_so(tiny_model_file, tmp_path):
+    d = Daemon(tmp_path, tiny_model_file, "--max-sessions", "2")
+    d.wait_ready()
+    with Client(d.address) as c:
+        ids = [c.call("open", image=face_image(), steps=1, timeout=120)["session"] for _ in range(3)]
+        with pytest.raises(RemoteError) as e:
+            c.call("render", session=ids[0], values={})
+        assert e.value.code == P.NOT_FOUND and "evicted" in e.value.message
+        c.call("render", session=ids[2], values={})
+    assert d.stop(signal.SIGINT) == 0
+
+
+def test_second_instance_on_a_busy_port_exits_2(daemon, tiny_model_file, tmp_path):
+    port = daemon.address.rsplit(":", 1)[1]
+    d = Daemon(tmp_path, tiny_model_file, port=int(port))
+    assert d.proc.wait(timeout=60) == 2
+    text = d.log_text()
+    assert "already in use" in text and "Traceback" not in text
+
+
+def test_non_loopback_needs_keys_and_curve_works(tiny_model_file, tmp_path):
+    env = dict(os.environ, ANYCOST_CONFIG_DIR=str(tmp_path / "config"), ANYCOST_STATE_DIR=str(tmp_path / "state"))
+    r = run_cli("serve", "--bind", "tcp://0.0.0.0:5999", "--model", str(tiny_model_file), env=env)
+    assert r.returncode == 2 and "refusing" in r.stderr and "anycost-backend keys" in r.stderr
+    assert run_cli("keys", env=env).returncode == 0
+    d = Daemon(tmp_path, tiny_model_file, "--curve")
+    from anycost.service.keys import load_client_keys
+    server_key, pair = load_client_keys(tmp_path / "config" / "keys")
+    deadline = time.monotonic() + 60
+    with Client(d.address, curve_server_key=server_key, curve_keypair=pair) as c:
+        while True:
+            try:
+                assert c.call("hello", timeout=2)["protocol"] == P.VERSION
+                break
+            except BackendTimeout:
+                assert time.monotonic() < deadline and d.proc.poll() is None
+    with Client(d.address) as plain:              # no keys: no answer
+        with pytest.raises(BackendTimeout):
+            plain.call("hello", timeout=2)
+    import zmq
+    with Client(d.address, curve_server_key=server_key, curve_keypair=zmq.curve_keypair()) as stranger:
+        with pytest.raises(BackendTimeout):          # valid CURVE, but not an authorised client
+            stranger.call("hello", timeout=2)
+    assert d.stop() == 0
+
+
+def test_status_and_shutdown(daemon, tiny_model_file, tmp_path):
+    r = run_cli("status", "--address", daemon.address)
+    assert r.returncode == 0 and "tiny" in r.stdout and "ready" in r.stdout
+    d = Daemon(tmp_path, tiny_model_file)
+    d.wait_ready()
+    with Client(d.address) as c:
+        assert c.call("shutdown")["stopping"]
+    assert d.proc.wait(timeout=30) == 0
+    r = run_cli("status", "--address", d.address, "--timeout", "1")
+    assert r.returncode == 1 and "no anycost-backend answers" in r.stdout
+
+
+def test_install_service_writes_a_user_unit(tmp_path):
+    r = run_cli("install-service", "--unit-dir", str(tmp_path), "--model", "demo")
+    assert r.returncode == 0 and "systemctl --user enable --now anycost-backend.service" in r.stdout
+    unit = (tmp_path / "anycost-backend.service").read_text()
+    exec_line = next(l for l in unit.splitlines() if l.startswith("ExecStart="))
+    exe = exec_line.split("=", 1)[1].split()[0]
+    assert os.access(exe, os.X_OK) and " serve --bind tcp://127.0.0.1:5557 --model demo" in exec_line
+    assert "WantedBy=default.target" in unit
+
+
+def test_demo_runs_the_whole_loop(tiny_model_file, tmp_path):
+    env = {"ANYCOST_STATE_DIR": str(tmp_path / "state"), "ANYCOST_CACHE_DIR": str(tmp_path / "cache")}
+    r = run_cli("--threads", "1", "demo", "--model", str(tiny_model_file), "--steps", "3", "--out",
+                str(tmp_path / "out"), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = tmp_path / "out"
+    for name in ("input.png", "reconstruction.png", "final.png", "report.md", "report.json"):
+        assert (out / name).is_file(), name
+    assert len(list(out.glob("preview-*.png"))) == 16
+    import json
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["previews"]) == 16 and report["final"]["render_ms"] > 0
