@@ -171,8 +171,22 @@ def test_bench_saves_json(official_file, tmp_path):
     assert "| 0.5 | 32 |" in r.stdout
 
 
-def test_demo_writes_grid(tmp_path):
-    r = run_cli("demo", "--out", str(tmp_path / "grid.png"))
+def test_grid_writes_the_paper_figure(tmp_path):
+    r = run_cli("grid", "--model", "random:demo-128", "--out", str(tmp_path / "grid.png"))
     assert r.returncode == 0, r.stderr
     img = Image.open(tmp_path / "grid.png")
     assert img.size[0] > 4 * 128
+
+
+def test_bench_e2e_through_a_real_daemon(tiny_model_file, tmp_path):
+    out = tmp_path / "e2e.json"
+    r = run_cli("--threads", "1", "bench", "--e2e", "--model", str(tiny_model_file), "--n", "3",
+                "--out", str(out), env={"ANYCOST_STATE_DIR": str(tmp_path / "state")})
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    assert set(data["budgets"]) == {"50", "100", "250"}
+    for b in data["budgets"].values():
+        assert b["n"] == 3 and b["round_trip_median_ms"] >= b["render_median_ms"] > 0
+        assert 0 <= b["transport_share"] < 1
+    assert data["render"]["size"] == [256, 256]
+    assert "| edit, budget 100 ms |" in r.stdout

@@ -29,9 +29,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--impl", default="auto", choices=["auto", "grouped", "weight", "activation"],
                    help="modulated-conv form")
     p.add_argument("--out", type=Path, help="JSON file (default bench-results/<model>-<threads>t.json)")
+    p.add_argument("--e2e", action="store_true",
+                   help="instead: edit->preview and render latency through a real daemon over loopback "
+                        "(budgets 50/100/250 ms; --model or the default model)")
+    p.add_argument("--n", type=int, default=40, help="edits per budget with --e2e")
 
 
 def run(args) -> int:
+    if args.e2e:
+        return run_e2e_command(args)
     if args.repeat < 1:
         raise AnycostError(f"--repeat must be at least 1, got {args.repeat}")
     spec = args.model or f"random:{args.arch}"
@@ -51,5 +57,29 @@ def run(args) -> int:
     out = args.out or Path("bench-results") / f"{spec.replace(':', '-').replace('/', '_')}-{threads}t.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(to_json(rows, env, spec), indent=2))
+    print(f"saved {out}")
+    return 0
+
+
+def run_e2e_command(args) -> int:
+    from ..bench import environment
+    from ..e2e_bench import run_e2e
+
+    result = run_e2e(args.model, args.threads, n=args.n, log=lambda m: print(m, file=sys.stderr))
+    result["environment"] = environment(result["threads"])
+    print(f"CPU: {result['environment']['cpu']}, daemon threads {result['threads']}, model {result['model']}")
+    print("| request | round trip median ms | p95 ms | render median ms | outside render ms | share | served by |")
+    print("|---|---|---|---|---|---|---|")
+    for budget, r in result["budgets"].items():
+        served = ", ".join(f"{k} ({v})" for k, v in r["configs"].items())
+        print(f"| edit, budget {budget} ms | {r['round_trip_median_ms']} | {r['round_trip_p95_ms']} | "
+              f"{r['render_median_ms']} | {r['outside_render_median_ms']} | {r['transport_share']:.0%} | {served} |")
+    r = result["render"]
+    print(f"| render {r['size'][0]}x{r['size'][1]} | {r['round_trip_median_ms']} | {r['round_trip_p95_ms']} | "
+          f"{r['render_median_ms']} | {r['outside_render_median_ms']} | {r['transport_share']:.0%} | full |")
+    name = (args.model or "default").replace("/", "_").replace(":", "-")
+    out = args.out or Path("bench-results") / f"e2e-{Path(name).stem}-{result['threads']}t.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
     print(f"saved {out}")
     return 0

@@ -1,0 +1,70 @@
+"""End-to-end latency over loopback: edit -> preview per budget, and the full render, through a
+real daemon started for the run. Reports the client-side round trip (median, p95) and how much of
+it is spent outside the render itself (transport, queueing, (de)serialisation, image encoding)."""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+from . import protocol as P
+from .client import Client
+from .launcher import free_port, start_daemon, wait_ready
+
+FACE = Path(__file__).parent / "data" / "demo-face.png"
+
+
+def _p95(v):
+    s = sorted(v)
+    return s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))]
+
+
+def _summary(rtt: list[float], render: list[float]) -> dict:
+    outside = [a - b for a, b in zip(rtt, render)]
+    return {"n": len(rtt), "round_trip_median_ms": round(statistics.median(rtt), 2),
+            "round_trip_p95_ms": round(_p95(rtt), 2), "render_median_ms": round(statistics.median(render), 2),
+            "outside_render_median_ms": round(statistics.median(outside), 2),
+            "transport_share": round(statistics.median(outside) / statistics.median(rtt), 3)}
+
+
+def run_e2e(model: str | None, threads: int | None, budgets=(50, 100, 250), n: int = 40, renders: int = 5,
+            log=print, log_file=None) -> dict:
+    from PIL import Image
+
+    address = f"tcp://127.0.0.1:{free_port()}"
+    args = ["--refine-delay", "-1"] + (["--model", model] if model else [])
+    proc = start_daemon(address, args, threads=threads, log_file=log_file)
+    try:
+        hello = wait_ready(address, proc)
+        img = Image.open(FACE).convert("RGB")
+        with Client(address) as c:
+            s = c.call("open", image=P.Image(img.width, img.height, "RGB8", img.tobytes()).to_dict(), steps=5,
+                       timeout=600)
+            sid, name = s["session"], s["directions"][0]["name"]
+            out = {"model": c.call("models")["models"][0]["name"], "threads": hello["threads"], "budgets": {}}
+            for budget in budgets:
+                rtt, render, configs = [], [], {}
+                for i in range(n):
+                    value = (i % 7 - 3) / 3.0
+                    t0 = time.perf_counter()
+                    r = c.call("edit", session=sid, values={name: value}, budget_ms=budget, timeout=600)
+                    rtt.append((time.perf_counter() - t0) * 1000)
+                    render.append(r["render_ms"])
+                    key = f"{r['config']['ratio']:g}x@{r['config']['resolution']}"
+                    configs[key] = configs.get(key, 0) + 1
+                out["budgets"][str(budget)] = dict(_summary(rtt, render), configs=configs)
+                log(f"budget {budget} ms: {out['budgets'][str(budget)]}")
+            rtt, render = [], []
+            for i in range(renders):
+                t0 = time.perf_counter()
+                r = c.call("render", session=sid, values={name: i / renders}, timeout=600)
+                rtt.append((time.perf_counter() - t0) * 1000)
+                render.append(r["render_ms"])
+            out["render"] = dict(_summary(rtt, render), size=[r["image"]["w"], r["image"]["h"]])
+            log(f"full render: {out['render']}")
+            c.call("shutdown")
+        proc.wait(timeout=30)
+        return out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
