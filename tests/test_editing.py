@@ -24,3 +24,15 @@ def test_apply_edit_moves_only_its_rows_and_never_the_original():
     assert torch.equal(w, before)
     assert torch.allclose(out[0, :8], torch.full((8, 8), 0.5)) and torch.equal(out[0, 8:], w[0, 8:])
     assert default_rows(18) == (0, 12)
+
+
+def test_official_boundary_file_next_to_the_model_is_used(tiny_model_file, tmp_path, monkeypatch):
+    from anycost.service.engine import load_directions
+    monkeypatch.setenv("ANYCOST_CACHE_DIR", str(tmp_path))
+    m = load_model(tiny_model_file)
+    assert next(iter(load_directions(m).values())).source == "pca"
+    vec = torch.nn.functional.normalize(torch.randn(1, 64), dim=1).double()
+    torch.save({"31_Smiling": vec, "15_Eyeglasses": -vec}, tmp_path / f"boundary_{m.name}.pt")
+    dirs = load_directions(m)
+    assert set(dirs) == {"Smiling", "Eyeglasses"} and dirs["Smiling"].source == "official-boundary"
+    assert dirs["Smiling"].scale == 0.6 and dirs["Smiling"].vector.dtype == torch.float32

@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 
 from .. import protocol as P
 from ..checkpoints import Model
-from ..editing import Direction, apply_edit, from_model_file, pca_directions
+from ..editing import Direction, apply_edit, from_model_file, from_official_boundaries, pca_directions
 from ..hub import cache_dir
 from ..perceptual import Perceptual
 from ..projection import ProjectionCancelled, ProjectionOptions, project
@@ -73,10 +73,7 @@ class Engine:
         self.models: dict[str, ServedModel] = {}
         for name, m in models.items():
             m.generator.to(device).eval().requires_grad_(False)
-            dirs = from_model_file(m.metadata, m.extra_tensors, m.generator.n_style)
-            if not dirs:  # GANSpace-style principal directions, cached per model
-                dirs = pca_directions(m.generator, cache_dir() / "directions")
-            self.models[name] = ServedModel(name, m, dirs)
+            self.models[name] = ServedModel(name, m, load_directions(m))
         self.default_model = next(iter(self.models))
         self.ready = threading.Event()
 
@@ -186,6 +183,17 @@ class Engine:
                 "config": {"ratio": config.ratio, "resolution": config.resolution,
                            "full": (config.ratio, config.resolution) == (1.0, sm.g.cfg.resolution)},
                 "refined": refined, "values": values}
+
+
+def load_directions(m: Model) -> dict[str, Direction]:
+    """The model's own directions; else an official boundary file placed next to the official
+    generator in the model folder (`boundary_<name>.pt`); else PCA directions of W, cached."""
+    n_style = m.generator.n_style
+    dirs = from_model_file(m.metadata, m.extra_tensors, n_style)
+    boundary = cache_dir() / f"boundary_{m.name}.pt"
+    if not dirs and boundary.is_file():
+        dirs = from_official_boundaries(boundary, n_style)
+    return dirs or pca_directions(m.generator, cache_dir() / "directions")
 
 
 # ---------------------------------------------------------------------------- pixels
