@@ -21,15 +21,20 @@ def uniform_channels(cfg: GeneratorConfig, ratio: float) -> list[int]:
     The ratio applies to the unclamped base table, min(channel_max, int(base[res] * ratio * mult)),
     so layers that the full model clamps (the low resolutions) can stay at full width.
     """
-    if not 0.0 < ratio <= 1.0:
-        raise ValueError(f"channel ratio must be in (0, 1], got {ratio:g}")
-    if ratio == 1.0:
-        return cfg.full_channels
+    return layer_widths(cfg, [ratio] * cfg.n_channel_entries)
+
+
+def layer_widths(cfg: GeneratorConfig, ratios: Sequence[float]) -> list[int]:
+    """Per-layer widths for one ratio per channel entry (the official rule, layer by layer)."""
+    if len(ratios) != cfg.n_channel_entries:
+        raise ValueError(f"need {cfg.n_channel_entries} ratios, got {len(ratios)}")
     mult = cfg.channels[cfg.resolution] / BASE_CHANNELS[cfg.resolution]
     channel_max = max(cfg.channels.values())
     out = []
-    for res, full in zip(cfg.layer_resolutions, cfg.full_channels):
-        c = min(full, channel_max, int(BASE_CHANNELS[res] * ratio * mult))
+    for ratio, res, full in zip(ratios, cfg.layer_resolutions, cfg.full_channels):
+        if not 0.0 < ratio <= 1.0:
+            raise ValueError(f"channel ratio must be in (0, 1], got {ratio:g}")
+        c = full if ratio == 1.0 else min(full, channel_max, int(BASE_CHANNELS[res] * ratio * mult))
         if c < 1:
             raise ValueError(f"channel ratio {ratio:g} leaves no channel at {res} px for this model")
         out.append(c)

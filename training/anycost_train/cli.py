@@ -1,0 +1,144 @@
+"""`anycost-train`: datasets, the two training stages, and a throughput benchmark."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from anycost.errors import AnycostError
+
+from .config import PRESETS, TrainConfig, load_config
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="anycost-train", description=__doc__)
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    m = sub.add_parser("make-dataset", help="write procedural faces (PNG) and labels.jsonl to a folder")
+    m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--n", type=int, required=True)
+    m.add_argument("--resolution", type=int, default=128)
+    m.add_argument("--seed", type=int, default=0)
+
+    t = sub.add_parser("train", help="train a stage: multires (stage 1) or adach (stage 2)")
+    t.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples, log, state)")
+    t.add_argument("--preset", choices=list(PRESETS), help="tiny, demo or ffhq-1024")
+    t.add_argument("--config", type=Path, help="TOML file with any TrainConfig field")
+    t.add_argument("--resume", action="store_true", help="continue exactly from OUT/train-state.pt")
+    _add_overrides(t)
+
+    b = sub.add_parser("bench", help="training throughput (images/s) of each stage on this machine")
+    b.add_argument("--preset", choices=list(PRESETS), default="demo")
+    b.add_argument("--iters", type=int, default=6, help="timed iterations per stage (after 2 warm-up)")
+    b.add_argument("--out", type=Path, help="JSON file (default bench-results/train-<preset>.json)")
+    return p
+
+
+def _add_overrides(p) -> None:
+    for f in ("stage", "arch", "data", "init", "device"):
+        p.add_argument(f"--{f}", dest=f, help=f"override `{f}`")
+    for f in ("batch", "iters", "seed", "log_every", "sample_every", "checkpoint_every", "n_res", "r1_every"):
+        p.add_argument(f"--{f.replace('_', '-')}", dest=f, type=int, help=f"override `{f}`")
+    for f in ("lr", "consistency_weight", "pl_weight", "ema_kimg"):
+        p.add_argument(f"--{f.replace('_', '-')}", dest=f, type=float, help=f"override `{f}`")
+    p.add_argument("--channel-mode", dest="channel_mode", choices=["uniform", "flexible", "mixed"])
+    p.add_argument("--no-conditioned-d", dest="conditioned_d", action="store_const", const=False)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.threads:
+            import torch
+            torch.set_num_threads(args.threads)
+        return {"make-dataset": make_dataset_cmd, "train": train_cmd, "bench": bench_cmd}[args.command](args)
+    except (AnycostError, ValueError, FileNotFoundError) as e:
+        sys.stderr.write(f"anycost-train: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("anycost-train: interrupted (resume with --resume)\n")
+        return 130
+
+
+def make_dataset_cmd(args) -> int:
+    from tqdm import tqdm
+
+    from .data import make_dataset
+    if args.n < 1 or args.resolution < 8:
+        raise ValueError("--n must be >= 1 and --resolution >= 8")
+    with tqdm(total=args.n, unit="img") as bar:
+        path = make_dataset(args.out, args.n, args.resolution, args.seed, progress=lambda i: bar.update(1))
+    print(f"wrote {args.n} faces and {path}")
+    return 0
+
+
+def train_cmd(args) -> int:
+    import logging
+
+    from . import dist
+    from .trainer import Trainer
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    keys = [f.name for f in TrainConfig.__dataclass_fields__.values()]
+    overrides = {k: getattr(args, k) for k in keys if hasattr(args, k) and k not in ("config",)}
+    if args.resume:
+        tc = TrainConfig(**{k: v for k, v in overrides.items() if v is not None and k in
+                            ("iters", "log_every", "sample_every", "checkpoint_every")})
+    else:
+        tc = load_config(args.preset, args.config, overrides)
+    try:
+        trainer = Trainer(tc, args.out, resume=args.resume)
+        path = trainer.run()
+    finally:
+        dist.shutdown()
+    if path is not None:
+        print(f"model: {path}")
+    return 0
+
+
+def bench_cmd(args) -> int:
+    import tempfile
+
+    import torch
+
+    from anycost.bench import cpu_name
+    from anycost.checkpoints import save_model
+    from .trainer import Trainer
+
+    results = {"preset": args.preset, "cpu": cpu_name(), "threads": torch.get_num_threads(), "stages": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = load_config(args.preset, overrides={"device": "cpu"} if not torch.cuda.is_available() else {})
+        init = Path(tmp) / "stage1.safetensors"
+        for stage in ("multires", "adach"):
+            tc = load_config(args.preset, overrides={"stage": stage, "init": str(init), "device": base.device})
+            trainer = Trainer(tc, Path(tmp) / stage, progress=False)
+            if stage == "multires":
+                save_model(init, trainer.g)
+            for _ in range(2):
+                trainer.train_step()
+            t0 = time.perf_counter()
+            for _ in range(args.iters):
+                trainer.train_step()
+            dt = time.perf_counter() - t0
+            ips = args.iters * tc.batch / dt
+            results["stages"][stage] = {"images_per_s": round(ips, 2), "s_per_iter": round(dt / args.iters, 3),
+                                        "batch": tc.batch, "resolution": trainer.gcfg.resolution}
+            print(f"{stage}: {ips:.2f} images/s ({dt / args.iters:.2f} s/iteration, batch {tc.batch}, "
+                  f"{trainer.gcfg.resolution} px, {results['threads']} threads)")
+    out = args.out or Path("bench-results") / f"train-{args.preset}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"saved {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

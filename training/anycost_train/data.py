@@ -1,0 +1,118 @@
+"""Training data: a folder of images, or the procedural faces; both give multi-resolution batches.
+
+Items are float tensors [3, R, R] in [-1, 1]; `pyramid` turns a batch into the lower-resolution
+versions the multi-resolution stage compares against (area downsampling, the same flip for all).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from .faces import ATTRIBUTES, face
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+UNLIMITED = 2 ** 31 - 1
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def square_resize(img: Image.Image, resolution: int) -> Image.Image:
+    """Centre square crop, then resize."""
+    w, h = img.size
+    s = min(w, h)
+    img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    return img.resize((resolution, resolution), Image.LANCZOS) if s != resolution else img
+
+
+class ImageFolder(Dataset):
+    """Every JPEG/PNG/WebP/BMP under `root` (recursive). Unreadable files are skipped and counted."""
+
+    def __init__(self, root: str | Path, resolution: int, flip: bool = True):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"dataset folder not found: {self.root}")
+        self.files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise FileNotFoundError(f"no images (png/jpg/webp/bmp) under {self.root}")
+        self.resolution = resolution
+        self.flip = flip
+        self.skipped: set[Path] = set()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        for k in range(len(self.files)):   # an unreadable file is replaced by the next readable one
+            path = self.files[(i + k) % len(self.files)]
+            try:
+                with Image.open(path) as img:
+                    x = to_tensor(square_resize(img.convert("RGB"), self.resolution))
+                break
+            except (OSError, UnidentifiedImageError, ValueError):
+                if path not in self.skipped:
+                    self.skipped.add(path)
+                    log.warning("skipping unreadable image %s (%d skipped so far)", path, len(self.skipped))
+        else:
+            raise RuntimeError(f"no readable image under {self.root}")
+        if self.flip and torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        return x
+
+
+class ProceduralFaces(Dataset):
+    """Item i is the face of seed `seed + i`: deterministic, effectively unlimited."""
+
+    def __init__(self, resolution: int, seed: int = 0, length: int = UNLIMITED, flip: bool = False):
+        self.resolution, self.seed, self.length, self.flip = resolution, seed, length, flip
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        img, _ = face(self.seed + i, self.resolution)
+        x = to_tensor(img)
+        return x.flip(-1) if self.flip and (self.seed + i) % 2 else x
+
+    def labels(self, i: int) -> dict:
+        return face(self.seed + i, self.resolution)[1]
+
+
+def pyramid(x: torch.Tensor, resolutions: list[int]) -> dict[int, torch.Tensor]:
+    return {r: x if x.shape[-1] == r else F.interpolate(x, size=r, mode="area") for r in resolutions}
+
+
+def make_dataset(out: Path, n: int, resolution: int, seed: int = 0, progress=None) -> Path:
+    """Write n procedural faces as PNGs plus `labels.jsonl` (one {"file", attributes...} per line)."""
+    out.mkdir(parents=True, exist_ok=True)
+    labels_path = out / "labels.jsonl"
+    with open(labels_path, "w") as f:
+        for i in range(n):
+            img, labels = face(seed + i, resolution)
+            name = f"{seed + i:08d}.png"
+            img.save(out / name)
+            f.write(json.dumps({"file": name, **labels}) + "\n")
+            if progress:
+                progress(i + 1)
+    return labels_path
+
+
+def read_labels(folder: Path) -> tuple[list[Path], torch.Tensor]:
+    """Files and an [N, len(ATTRIBUTES)] label matrix from a folder written by `make_dataset`."""
+    files, rows = [], []
+    for line in (folder / "labels.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        files.append(folder / rec["file"])
+        rows.append([float(rec[a]) for a in ATTRIBUTES])
+    return files, torch.tensor(rows)

@@ -1,0 +1,321 @@
+"""The training loop of both Anycost GAN stages, single process or under torchrun."""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from anycost.checkpoints import load_model, save_model
+from anycost.imaging import grid, to_pil
+from anycost.models import TRAINED_RATIOS, Generator
+from anycost.models.channel_sort import sort_channels
+from anycost.perceptual import make_perceptual
+
+from . import dist
+from .config import TrainConfig
+from .data import ImageFolder, ProceduralFaces
+from .discriminator import MultiResDiscriminator
+from .losses import consistency, d_logistic, g_nonsaturating, path_length, r1_penalty
+from .subnets import arch_dim, arch_vector, sample_ratios, widths
+
+log = logging.getLogger("anycost_train")
+STATE = "train-state.pt"
+
+
+class Trainer:
+    def __init__(self, tc: TrainConfig, out: Path, resume: bool = False, progress: bool = True):
+        self.out = Path(out)
+        self.rank, self.world = dist.init(tc.device)
+        state = None
+        if resume:
+            state = self._read_state()
+            saved = state["config"]
+            for key in ("iters", "log_every", "sample_every", "checkpoint_every"):
+                saved[key] = getattr(tc, key)          # the new run may go further, nothing else changes
+            saved["betas"] = tuple(saved["betas"])
+            tc = TrainConfig(**saved)
+        self.tc = tc
+        self.device = torch.device(tc.device)
+        self.gcfg = tc.generator_config()
+        self.progress = progress and self.rank == 0
+        self.resolutions = self.gcfg.levels[::-1][:tc.n_res]
+
+        torch.manual_seed(tc.seed)                      # the same initial weights on every rank
+        self.g = Generator(self.gcfg).to(self.device)
+        self.d = MultiResDiscriminator(self.gcfg, tc.n_res,
+                                       arch_dim(self.gcfg) if self._conditioned else None).to(self.device)
+        self.teacher = None
+        if tc.stage == "adach" and state is None:
+            self._init_from_stage1()
+        self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False)
+        if tc.stage == "adach":
+            if self.teacher is None:
+                self.teacher = copy.deepcopy(self.g)
+            self.teacher.eval().requires_grad_(False)
+        self.g_opt = torch.optim.Adam(self.g.parameters(), lr=tc.lr, betas=tc.betas)
+        self.d_opt = torch.optim.Adam(self.d.parameters(), lr=tc.lr, betas=tc.betas)
+        self.rnd = random.Random(tc.seed)               # shared by all ranks: same sub-generator per step
+        self.gen = torch.Generator().manual_seed(tc.seed * 1009 + self.rank)   # per rank: z, noise
+        self.step = 0
+        self.mean_path = torch.zeros((), device=self.device)
+        self.perceptual = make_perceptual(device=tc.device) if tc.stage == "adach" else None
+        self.data = (ProceduralFaces(self.gcfg.resolution, tc.data_seed) if tc.data == "procedural"
+                     else ImageFolder(tc.data, self.gcfg.resolution, flip=False))
+        if state is not None:
+            self._load_state(state)
+        else:
+            dist.broadcast_module(self.g)
+            dist.broadcast_module(self.d)
+        self.sample_z = torch.randn(2, self.gcfg.style_dim, generator=torch.Generator().manual_seed(12345))
+
+    @property
+    def _conditioned(self) -> bool:
+        return self.tc.stage == "adach" and self.tc.conditioned_d
+
+    # ------------------------------------------------------------------ set-up
+
+    def _init_from_stage1(self) -> None:
+        if not self.tc.init:
+            raise ValueError("stage 'adach' starts from a stage-1 model: pass --init MODEL_FILE")
+        src = load_model(self.tc.init).generator
+        if src.cfg != self.gcfg:
+            raise ValueError(f"{self.tc.init} has a different architecture than arch {self.tc.arch!r}")
+        self.g.load_state_dict(src.state_dict())
+        self.teacher = copy.deepcopy(self.g)            # the frozen full generator of stage 1
+        sort_channels(self.g)                           # most important channels first; same function
+
+    # ------------------------------------------------------------------ data
+
+    def real_batch(self, step: int) -> torch.Tensor:
+        """This rank's images of `step`: a deterministic function of the step (exact resume)."""
+        b = self.tc.batch
+        first = (step * self.world + self.rank) * b
+        if isinstance(self.data, ProceduralFaces):
+            items = [self.data[first + j] for j in range(b)]
+        else:
+            n = len(self.data)
+            items = []
+            for pos in range(first, first + b):
+                epoch, k = divmod(pos, n)
+                perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.tc.data_seed * 7919 + epoch))
+                x = self.data[int(perm[k])]
+                items.append(x.flip(-1) if self.tc.flip and (pos * 2654435761) % 7 < 3 else x)
+        return torch.stack(items).to(self.device)
+
+    def latents(self, n: int) -> tuple[torch.Tensor, int | None]:
+        if self.rnd.random() < self.tc.mixing:
+            z = torch.randn(n, 2, self.gcfg.style_dim, generator=self.gen)
+            return z.to(self.device), self.rnd.randint(1, self.gcfg.n_style - 1)
+        return torch.randn(n, 1, self.gcfg.style_dim, generator=self.gen).to(self.device), None
+
+    # ------------------------------------------------------------------ one iteration
+
+    def train_step(self) -> dict:
+        tc, b = self.tc, self.tc.batch
+        res = self.rnd.choice(self.resolutions)                        # sampling-based multi-resolution
+        chans, arch = None, None
+        if tc.stage == "adach":
+            ratios = sample_ratios(self.gcfg, self.rnd, tc.channel_mode)
+            chans = widths(self.gcfg, ratios)
+            if self._conditioned:
+                arch = arch_vector(ratios).to(self.device).expand(b, -1)
+        real = self.real_batch(self.step)
+        if res != real.shape[-1]:
+            real = F.interpolate(real, size=res, mode="area")
+        stats = {"res": res, "channels": sum(chans) if chans else sum(self.gcfg.full_channels)}
+
+        # discriminator
+        self.g.requires_grad_(False)
+        self.d.requires_grad_(True)
+        z, k = self.latents(b)
+        with torch.no_grad(), self._autocast():
+            fake = self.g(z, inject_index=k, channels=chans, target_res=res, noise="random", generator=self.gen)
+        with self._autocast():
+            d_loss = d_logistic(self.d(real, arch), self.d(fake.float(), arch))
+        self._apply(self.d, self.d_opt, d_loss)
+        stats["d_loss"] = d_loss.item()
+        if self.step % tc.r1_every == 0:
+            real_r = real.detach().requires_grad_(True)
+            pred = self.d(real_r, arch)
+            r1 = r1_penalty(pred, real_r)
+            self._apply(self.d, self.d_opt, tc.r1_gamma / 2 * r1 * tc.r1_every + 0 * pred[0])
+            stats["r1"] = r1.item()
+
+        # generator
+        self.g.requires_grad_(True)
+        self.d.requires_grad_(False)
+        z, k = self.latents(b)
+        noise = self.g.noise_tensors("random", b, self.gen, device=self.device)
+        with self._autocast():
+            wplus = self.g.latent_to_wplus(z, inject_index=k)
+            fake = self.g.synthesis(wplus, noise=noise, channels=chans, target_res=res)
+            g_loss = g_nonsaturating(self.d(fake.float(), arch))
+            if self.teacher is not None and tc.consistency_weight > 0:
+                with torch.no_grad():
+                    full = self.teacher(z, inject_index=k, noise=noise)
+                c_loss = consistency(fake.float(), full.float(), self.perceptual)
+                g_loss = g_loss + tc.consistency_weight * c_loss
+                stats["consistency"] = c_loss.item()
+        self._apply(self.g, self.g_opt, g_loss)
+        stats["g_loss"] = g_loss.item()
+        if tc.pl_weight > 0 and self.step % tc.pl_every == 0:
+            z, k = self.latents(max(1, b // 2))
+            wplus = self.g.latent_to_wplus(z, inject_index=k).detach().requires_grad_(True)
+            pl, self.mean_path = path_length(self.g.synthesis(wplus, noise="random", generator=self.gen),
+                                             wplus, self.mean_path)
+            self._apply(self.g, self.g_opt, tc.pl_weight * tc.pl_every * pl)
+            stats["pl"] = pl.item()
+
+        self._update_ema()
+        self.step += 1
+        return stats
+
+    def _autocast(self):
+        if self.tc.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    def _apply(self, net, opt, loss) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        dist.average_gradients(net.parameters())
+        opt.step()
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = 0.5 ** (self.tc.batch * self.world / (self.tc.ema_kimg * 1000))
+        for p_ema, p in zip(self.g_ema.parameters(), self.g.parameters()):
+            p_ema.copy_(p.lerp(p_ema, decay))
+        for b_ema, b in zip(self.g_ema.buffers(), self.g.buffers()):
+            b_ema.copy_(b)
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> Path | None:
+        tc = self.tc
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:   # the options, and which perceptual distance the consistency term uses
+            used = {"perceptual": self.perceptual.name if self.perceptual else None,
+                    "perceptual_warning": self.perceptual.warning if self.perceptual else None, "world": self.world}
+            (self.out / "config.json").write_text(json.dumps({**tc.to_dict(), "run": used}, indent=2))
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=tc.iters, initial=self.step, desc=f"{tc.stage}", unit="it", dynamic_ncols=True)
+        t_last, n_last = time.monotonic(), self.step
+        model_path = None
+        while self.step < tc.iters:
+            stats = self.train_step()
+            if bar:
+                bar.update(1)
+                bar.set_postfix(d=f"{stats['d_loss']:.3f}", g=f"{stats['g_loss']:.3f}", res=stats["res"])
+            if self.step % tc.log_every == 0 or self.step == tc.iters:
+                now = time.monotonic()
+                stats["img_per_s"] = round((self.step - n_last) * tc.batch * self.world / max(now - t_last, 1e-9), 2)
+                t_last, n_last = now, self.step
+                stats = {k: (dist.mean(v, self.device) if k.endswith(("loss", "consistency")) else v)
+                         for k, v in stats.items()}
+                if self.rank == 0:
+                    with open(self.out / "log.jsonl", "a") as f:
+                        f.write(json.dumps({"step": self.step, "time": time.time(), **stats}) + "\n")
+            if self.step % tc.sample_every == 0 or self.step == tc.iters:
+                self.write_samples()
+            if self.step % tc.checkpoint_every == 0 or self.step == tc.iters:
+                model_path = self.checkpoint()
+        if bar:
+            bar.close()
+        dist.barrier()
+        return model_path
+
+    @torch.no_grad()
+    def write_samples(self) -> Path | None:
+        """The paper's figure for two fixed latents: rows channel ratios, columns resolutions."""
+        if self.rank != 0:
+            return None
+        g, size = self.g_ema, self.gcfg.resolution
+        tiles = []
+        for z in self.sample_z:
+            wplus = g.latent_to_wplus(z[None].to(self.device))
+            for ratio in TRAINED_RATIOS:
+                for res in self.resolutions:
+                    img = g.synthesis(wplus, channels=ratio, target_res=res)
+                    tiles.append(to_pil(img[0]).resize((size, size)))
+        path = self.out / "samples" / f"{self.tc.stage}-{self.step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        grid(tiles, cols=len(self.resolutions)).save(path)
+        return path
+
+    def checkpoint(self) -> Path | None:
+        """The EMA generator as a model file, and the full state for an exact --resume."""
+        if self.world > 1:
+            value = dist.check_replicas([self.g, self.d, self.g_ema])
+            (self.out / f"replica-rank{self.rank}.txt").write_text(f"{self.step} {value!r}\n")
+            torch.save({"gen": self.gen.get_state()}, self.out / f"rng-rank{self.rank}.pt")
+        if self.rank != 0:
+            dist.barrier()
+            return None
+        meta = {"name": f"{self.out.name}-{self.tc.stage}",
+                "training": {"stage": self.tc.stage, "step": self.step, "images": self.step * self.tc.batch * self.world,
+                             "world": self.world, "config": self.tc.to_dict(),
+                             "perceptual": self.perceptual.name if self.perceptual else None,
+                             "command": " ".join(sys.argv), "commit": _git_commit()}}
+        path = save_model(self.out / "checkpoints" / f"{self.tc.stage}-{self.step:07d}.safetensors", self.g_ema, meta,
+                          half=self.tc.half_checkpoints)
+        save_model(self.out / "latest.safetensors", self.g_ema, meta, half=self.tc.half_checkpoints)
+        state = {"step": self.step, "config": self.tc.to_dict(), "g": self.g.state_dict(), "d": self.d.state_dict(),
+                 "g_ema": self.g_ema.state_dict(), "g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
+                 "teacher": self.teacher.state_dict() if self.teacher is not None else None,
+                 "gen": self.gen.get_state(), "rnd": _to_plain(self.rnd.getstate()),
+                 "mean_path": self.mean_path.cpu()}
+        tmp = self.out / (STATE + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.out / STATE)
+        dist.barrier()
+        return path
+
+    def _read_state(self) -> dict:
+        path = self.out / STATE
+        if not path.is_file():
+            raise FileNotFoundError(f"nothing to resume: {path} does not exist")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def _load_state(self, s: dict) -> None:
+        self.step = int(s["step"])
+        self.g.load_state_dict(s["g"])
+        self.d.load_state_dict(s["d"])
+        self.g_ema.load_state_dict(s["g_ema"])
+        if s.get("teacher") is not None:
+            self.teacher.load_state_dict(s["teacher"])
+        self.g_opt.load_state_dict(s["g_opt"])
+        self.d_opt.load_state_dict(s["d_opt"])
+        self.gen.set_state(s["gen"])
+        if self.world > 1 and self.rank > 0:
+            self.gen.set_state(torch.load(self.out / f"rng-rank{self.rank}.pt", weights_only=True)["gen"])
+        self.rnd.setstate(_to_tuple(s["rnd"]))
+        self.mean_path = s["mean_path"].to(self.device)
+
+
+def _to_plain(state):
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _to_tuple(state):
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
