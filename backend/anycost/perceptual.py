@@ -47,7 +47,7 @@ def make_perceptual(net: str = "alex", device: str = "cpu") -> Perceptual:
             reason = f"LPIPS could not be built from {path} ({e})"
     else:
         reason = f"LPIPS backbone weights not found at {path} (offline)"
-    warning = f"{reason}; projection uses the Laplacian-pyramid L1 fallback instead of LPIPS"
+    warning = f"{reason}; the perceptual distance falls back to a Laplacian-pyramid L1 instead of LPIPS"
     log.warning(warning)
     return Perceptual("laplacian-l1", laplacian_l1, warning)
 

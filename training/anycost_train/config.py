@@ -75,7 +75,7 @@ PRESETS = {
     # tests and smoke runs: seconds on a CPU
     "tiny": TINY,
     # the built-in demo model: sized for a 2-core CPU over a few hours, resumable
-    "demo": {"arch": "demo-128", "batch": 8, "iters": 20000, "ema_kimg": 2.0, "sample_every": 500,
+    "demo": {"arch": "demo-128", "batch": 8, "iters": 8000, "ema_kimg": 2.0, "sample_every": 500,
              "checkpoint_every": 500, "log_every": 20},
     # the paper's config-f at 1024 px (8 GPUs in the paper: batch 4 per GPU)
     "ffhq-1024": {"arch": "ffhq-1024", "batch": 4, "iters": 800000, "ema_kimg": 10.0, "amp": True,
