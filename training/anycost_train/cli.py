@@ -7,21 +7,16 @@ import sys
 import time
 from pathlib import Path
 
+from anycost.cli.options import OneLineErrorParser
 from anycost.errors import AnycostError
 
 from .config import PRESETS, TrainConfig, load_config
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="anycost-train", description=__doc__)
+    p = OneLineErrorParser(prog="anycost-train", description=__doc__)
     p.add_argument("--threads", type=int, help="CPU threads for torch")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineErrorParser)
 
     m = sub.add_parser("make-dataset", help="write procedural faces (PNG) and labels.jsonl to a folder")
     m.add_argument("--out", type=Path, required=True)

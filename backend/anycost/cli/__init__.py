@@ -5,24 +5,17 @@ import argparse
 import sys
 
 from ..errors import AnycostError
+from .options import OneLineErrorParser
 from . import bench, demo, grid, install_service, keys, models, sample, serve, status
 
 COMMANDS = [demo, serve, status, sample, grid, models, bench, install_service, keys]   # each module: NAME, HELP, add_arguments(p), run(args)
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line on stderr and exit code 2, like every other user error."""
-
-    def error(self, message):
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="anycost-backend", description=__doc__)
+    parser = OneLineErrorParser(prog="anycost-backend", description=__doc__)
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: torch's choice); the editor shares the CPU")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineErrorParser)
     for cmd in COMMANDS:
         p = sub.add_parser(cmd.NAME, help=cmd.HELP, description=cmd.HELP)
         cmd.add_arguments(p)

@@ -1,7 +1,18 @@
 """Parsing of the option values shared by several commands (one clear error each)."""
 from __future__ import annotations
 
+import argparse
+import sys
+
 from ..errors import AnycostError
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr and exit code 2, like every other user error."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
 
 
 def parse_channels(text: str | None):
