@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError
 from .models import Generator, GeneratorConfig
+from .models.encoder import Encoder, EncoderConfig, infer_encoder_config
 from .models.ops import make_blur_kernel
 
 FORMAT_NAME = "anycost-editor"
@@ -35,7 +36,8 @@ class Model:
     generator: Generator
     metadata: dict = field(default_factory=dict)   # attributes, figures, provenance, ...
     source: str = ""                                # path or name it came from
-    extra_tensors: dict = field(default_factory=dict)  # other prefixes (encoder., directions.)
+    extra_tensors: dict = field(default_factory=dict)  # other prefixes (directions.)
+    encoder: Encoder | None = None                      # image -> W+ guess, when the model has one
 
     @property
     def name(self) -> str:
@@ -45,12 +47,17 @@ class Model:
 # ------------------------------------------------------------------------------ our format
 
 def save_model(path: str | Path, generator: Generator, metadata: dict | None = None,
-               extra_tensors: dict[str, torch.Tensor] | None = None, half: bool = False) -> Path:
+               extra_tensors: dict[str, torch.Tensor] | None = None, half: bool = False,
+               encoder: Encoder | None = None) -> Path:
     """Write a self-describing model file. `half` stores floating tensors as float16."""
     path = Path(path)
     meta = dict(metadata or {})
     meta.update(format=FORMAT_NAME, version=FORMAT_VERSION, generator=generator.cfg.to_dict())
+    meta.pop("encoder", None)
     tensors = {f"g.{k}": v for k, v in generator.state_dict().items()}
+    if encoder is not None:
+        meta["encoder"] = encoder.cfg.to_dict()
+        tensors.update({f"encoder.{k}": v for k, v in encoder.state_dict().items()})
     tensors.update(extra_tensors or {})
     tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu()
                for k, v in tensors.items()}
@@ -81,8 +88,18 @@ def _load_ours(path: Path) -> Model:
     g = Generator(GeneratorConfig.from_dict(meta["generator"]))
     g_sd = {k[2:]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith("g.")}
     _load_state(g, g_sd, path)
-    extra = {k: v for k, v in tensors.items() if not k.startswith("g.")}
-    return Model(g.eval(), meta, str(path), extra)
+    encoder = None
+    if "encoder" in meta:
+        encoder = Encoder(EncoderConfig.from_dict(meta["encoder"]))
+        e_sd = {k[len("encoder."):]: v.float() if v.is_floating_point() else v
+                for k, v in tensors.items() if k.startswith("encoder.")}
+        try:
+            encoder.load_state_dict(e_sd)
+        except RuntimeError as e:
+            raise CheckpointError(f"{path}: the encoder does not match its description ({str(e)[:160]})") from None
+        encoder.eval()
+    extra = {k: v for k, v in tensors.items() if not k.startswith(("g.", "encoder."))}
+    return Model(g.eval(), meta, str(path), extra, encoder)
 
 
 # ------------------------------------------------------------------------- official files
@@ -163,6 +180,21 @@ def _load_state(g: Generator, sd: dict, source, allow_missing: set[str] = frozen
         if v.shape != own[k].shape:
             raise CheckpointError(f"{source}: {k} has shape {list(v.shape)}, expected {list(own[k].shape)}")
     g.load_state_dict(sd, strict=False)
+
+
+def load_official_encoder(path: str | Path) -> Encoder:
+    """An official `encoder_<config>.pt` (weights under 'state_dict', torchvision ResNet names)."""
+    path = Path(path)
+    obj = _torch_load(path)
+    sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(sd, dict) or "fc.weight" not in sd or "mean_latent" not in sd:
+        raise CheckpointError(f"{path}: not an Anycost encoder (expected 'state_dict' with fc and mean_latent)")
+    try:
+        enc = Encoder(infer_encoder_config(sd))
+        enc.load_state_dict(sd)
+    except (KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: encoder layout not understood ({str(e)[:160]})") from None
+    return enc.eval()
 
 
 # ------------------------------------------------------------------------------ dispatch

@@ -66,7 +66,7 @@ def from_model_file(metadata: dict, tensors: dict[str, torch.Tensor], n_style: i
             continue
         out[name] = Direction(name, vec.float().flatten(), float(spec.get("min", -1)), float(spec.get("max", 1)),
                               float(spec.get("scale", 1)), tuple(spec.get("rows", default_rows(n_style))),
-                              "model")
+                              "pca" if spec.get("kind") == "pca" else "model")
     return out
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import platformdirs
 import torch
 
-from .checkpoints import SUFFIX, Model, load_model
+from .checkpoints import SUFFIX, Model, load_model, load_official_encoder
 from .errors import CheckpointError, DownloadError
 from .models import Generator, architecture
 
@@ -92,12 +92,17 @@ def open_model(spec: str, device: str = "cpu") -> Model:
             raise CheckpointError(f"model {spec!r} is not downloaded: run `anycost-backend models pull {spec}` "
                                   f"or place {OFFICIAL_MODELS[spec].filename} in {cache_dir()}")
         model = load_model(local)
+        encoder_file = cache_dir() / f"encoder_{spec}.pt"   # the official encoder, placed beside it
+        if encoder_file.is_file():
+            model.encoder = load_official_encoder(encoder_file)
     elif (cache_dir() / f"{spec}{SUFFIX}").is_file():
         model = load_model(cache_dir() / f"{spec}{SUFFIX}")
     else:
         raise CheckpointError(f"unknown model {spec!r}: not a file, not an official name "
                               f"({', '.join(OFFICIAL_MODELS)}), not in {cache_dir()}")
     model.generator.to(device)
+    if model.encoder is not None:
+        model.encoder.to(device)
     return model
 
 

@@ -64,9 +64,10 @@ def sub_configs(g: Generator) -> list[tuple[float, int]]:
 
 
 def initial_wplus(g: Generator, target: torch.Tensor, encoder=None) -> torch.Tensor:
+    """The encoder's W+ guess (the paper's instant projection), else the mean w in every row."""
     if encoder is not None:
         with torch.no_grad():
-            return encoder(target).detach()
+            return encoder(target).detach().clone()
     return g.w_avg.detach().clone()[None, None].expand(1, g.n_style, -1).clone()
 
 

@@ -31,6 +31,27 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue exactly from OUT/train-state.pt")
     _add_overrides(t)
 
+    e = sub.add_parser("encoder", help="train an encoder for a model (the paper's consistency-aware objective)")
+    e.add_argument("--model", type=Path, required=True, help="model file (our format)")
+    e.add_argument("--out", type=Path, required=True, help="run folder; writes OUT/model.safetensors")
+    e.add_argument("--steps", type=int, default=2000)
+    e.add_argument("--batch", type=int, default=8, help="half real images, half generated")
+    e.add_argument("--alpha", type=float, default=0.5, help="weight of the sub-generator term")
+    e.add_argument("--data", default="procedural", help="'procedural' or a folder of images")
+    e.add_argument("--resume", action="store_true")
+
+    dr = sub.add_parser("directions", help="attribute directions (classifier + linear boundaries) and PCA, into a model")
+    dr.add_argument("--model", type=Path, required=True)
+    dr.add_argument("--out", type=Path, required=True, help="model file to write (may be the same path)")
+    dr.add_argument("--samples", type=int, default=2000, help="generated samples labelled by the classifier")
+    dr.add_argument("--classifier-steps", type=int, default=600)
+
+    rp = sub.add_parser("report", help="measure projection fidelity and direction disentanglement; write markdown")
+    rp.add_argument("--model", type=Path, required=True)
+    rp.add_argument("--out", type=Path, required=True, help="markdown file (e.g. docs/editing-report.md)")
+    rp.add_argument("--images", type=int, default=6, help="held-out procedural faces to project")
+    rp.add_argument("--steps", type=int, default=100, help="optimization steps after the encoder guess")
+
     b = sub.add_parser("bench", help="training throughput (images/s) of each stage on this machine")
     b.add_argument("--preset", choices=list(PRESETS), default="demo")
     b.add_argument("--iters", type=int, default=6, help="timed iterations per stage (after 2 warm-up)")
@@ -55,7 +76,9 @@ def main(argv=None) -> int:
         if args.threads:
             import torch
             torch.set_num_threads(args.threads)
-        return {"make-dataset": make_dataset_cmd, "train": train_cmd, "bench": bench_cmd}[args.command](args)
+        commands = {"make-dataset": make_dataset_cmd, "train": train_cmd, "bench": bench_cmd,
+                    "encoder": encoder_cmd, "directions": directions_cmd, "report": report_cmd}
+        return commands[args.command](args)
     except (AnycostError, ValueError, FileNotFoundError) as e:
         sys.stderr.write(f"anycost-train: error: {e}\n")
         return 2
@@ -96,6 +119,39 @@ def train_cmd(args) -> int:
         dist.shutdown()
     if path is not None:
         print(f"model: {path}")
+    return 0
+
+
+def encoder_cmd(args) -> int:
+    from .encoder_training import EncoderTrainer
+    t = EncoderTrainer(args.model, args.out, steps=args.steps, batch=args.batch, alpha=args.alpha,
+                       data=args.data, resume=args.resume)
+    print(f"model with encoder: {t.run()}")
+    return 0
+
+
+def directions_cmd(args) -> int:
+    from anycost.checkpoints import load_model, save_model
+    from .directions import all_directions, directions_to_file, train_classifier
+    model = load_model(args.model)
+    clf, quality = train_classifier(args.classifier_steps, log_fn=print)
+    print(f"classifier on held-out faces: {quality}")
+    dirs, reports = all_directions(model.generator, clf, args.samples, log_fn=print)
+    meta_dirs, tensors = directions_to_file(dirs, reports)
+    meta = dict(model.metadata, directions=meta_dirs, classifier_quality=quality)
+    extra = {k: v for k, v in model.extra_tensors.items() if not k.startswith("directions.")}
+    extra.update(tensors)
+    import torch
+    clf_path = args.out.with_name(args.out.stem + "-classifier.pt")
+    torch.save(clf.state_dict(), clf_path)
+    path = save_model(args.out, model.generator, meta, extra, encoder=model.encoder)
+    print(f"wrote {path} ({len(dirs)} directions) and the classifier {clf_path}")
+    return 0
+
+
+def report_cmd(args) -> int:
+    from .report import write_report
+    print(f"wrote {write_report(args.model, args.out, args.images, args.steps, log_fn=print)}")
     return 0
 
 

@@ -13,6 +13,8 @@ HELP = "list the models available locally, or pull an official one"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True, parser_class=type(p))
     sub.add_parser("list", help="show official names (downloaded or not) and the model folder's files")
+    info = sub.add_parser("info", help="a model's architecture, directions (with ranges) and encoder")
+    info.add_argument("name", help="path, official name, or random:ARCH")
     pull = sub.add_parser("pull", help="download an official generator into the model folder")
     pull.add_argument("name", help=f"one of: {', '.join(hub.OFFICIAL_MODELS)}")
     pull.add_argument("--sha256", help="expected SHA-256 of the file (the release publishes none)")
@@ -21,6 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    if args.action == "info":
+        return info(args.name)
     if args.action == "pull":
         path = hub.pull(args.name, sha256=args.sha256, force=args.force, progress=not args.quiet)
         print(f"{args.name}: {path}")
@@ -32,4 +36,30 @@ def run(args) -> int:
         size = f"{e.bytes / 1e6:8.1f} MB" if e.path else " " * 11
         print(f"  {e.name:34s} {size}  {e.note}")
     print(f"  {'random:ARCH[:SEED]':34s} {'':11s}  untrained networks; ARCH in {', '.join(ARCHITECTURES)}")
+    return 0
+
+
+def info(spec: str) -> int:
+    from ..models.macs import count_macs
+    from ..service.engine import load_directions
+
+    model = hub.open_model(spec)
+    cfg = model.generator.cfg
+    print(f"model {model.name} ({model.source})")
+    print(f"  generator: {cfg.resolution} px, style_dim {cfg.style_dim}, n_mlp {cfg.n_mlp}, W+ rows {cfg.n_style}, "
+          f"{sum(p.numel() for p in model.generator.parameters()) / 1e6:.2f} M parameters, "
+          f"{count_macs(cfg).true / 1e9:.2f} GMACs")
+    print("  channels per resolution: " + ", ".join(f"{r}:{c}" for r, c in sorted(cfg.channels.items())))
+    print(f"  trained sub-resolutions: {cfg.elastic_resolutions}")
+    if model.encoder is not None:
+        e = model.encoder.cfg
+        print(f"  encoder: yes ({'bottleneck' if e.bottleneck else 'basic'} ResNet, widths {list(e.widths)}, "
+              f"blocks {list(e.blocks)}, input {e.input_size} px)")
+    else:
+        print("  encoder: no (projection starts from the mean latent)")
+    print("  directions:")
+    for d in load_directions(model).values():
+        print(f"    {d.name:16s} {d.min:g}..{d.max:g}  ({d.source})")
+    if model.metadata.get("untrained"):
+        print("  note: untrained (random weights)")
     return 0

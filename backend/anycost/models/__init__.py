@@ -1,7 +1,8 @@
 """Networks of Anycost Editor."""
 from .channels import TRAINED_RATIOS, resolve_channels, uniform_channels
 from .config import ARCHITECTURES, GeneratorConfig, architecture
+from .encoder import Encoder, EncoderConfig
 from .generator import Generator
 
-__all__ = ["ARCHITECTURES", "Generator", "GeneratorConfig", "TRAINED_RATIOS", "architecture",
+__all__ = ["ARCHITECTURES", "Encoder", "EncoderConfig", "Generator", "GeneratorConfig", "TRAINED_RATIOS", "architecture",
            "resolve_channels", "uniform_channels"]

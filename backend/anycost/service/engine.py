@@ -43,7 +43,7 @@ class ServedModel:
         cfg = self.g.cfg
         return {"name": self.name, "resolution": cfg.resolution, "style_dim": cfg.style_dim,
                 "n_style": cfg.n_style, "untrained": bool(self.model.metadata.get("untrained")),
-                "has_encoder": False,
+                "has_encoder": self.model.encoder is not None,
                 "directions": [d.describe() for d in self.directions.values()],
                 "configs": [c.describe() for c in self.ranked] if self.ranked else None}
 
@@ -115,7 +115,7 @@ class Engine:
 
         opts = ProjectionOptions(steps=steps, time_limit_s=time_limit, preview_every=preview_every)
         try:
-            result = project(sm.g, target, self.perceptual, opts, progress=progress,
+            result = project(sm.g, target, self.perceptual, opts, encoder=sm.model.encoder, progress=progress,
                              should_stop=job.cancel.is_set)
         except ProjectionCancelled:
             raise P.ProtocolError(P.CANCELLED, "projection cancelled") from None

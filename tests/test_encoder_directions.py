@@ -1,0 +1,160 @@
+"""Encoder (official layout and ours), encoder training, attribute directions, project/edit CLI, report."""
+import io
+import lzma
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from anycost.checkpoints import load_model, load_official_encoder, save_model
+from anycost.editing import from_model_file
+from anycost.hub import open_model
+from anycost.models import Encoder, EncoderConfig
+from anycost.perceptual import make_perceptual
+from anycost.projection import fit_metrics
+
+from .conftest import fixture_path, run_cli
+
+TRAIN_CLI = Path(sys.executable).with_name("anycost-train")
+
+
+@pytest.fixture(scope="module")
+def official_encoder_fixture():
+    raw = lzma.decompress(fixture_path("anycost_official_encoder_small.pt.xz").read_bytes())
+    return torch.load(io.BytesIO(raw), weights_only=True)
+
+
+def test_official_encoder_loads_and_matches(official_encoder_fixture, official_file, tmp_path, monkeypatch):
+    fx = official_encoder_fixture
+    path = tmp_path / "encoder_small-config.pt"
+    torch.save({"state_dict": fx["state_dict"]}, path)
+    enc = load_official_encoder(path)
+    assert enc.cfg == EncoderConfig.official(18, 512)
+    with torch.no_grad():
+        assert (enc(fx["input"]) - fx["output"]).abs().max() < 1e-4
+    # placed beside an official generator in the model folder, it is picked up with it
+    monkeypatch.setenv("ANYCOST_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    from anycost import hub
+    monkeypatch.setitem(hub.OFFICIAL_MODELS, "small-config", hub.OfficialModel("small-config", 128, "fixture"))
+    (tmp_path / "cache" / "generator_small-config.pt").write_bytes(official_file.read_bytes())
+    (tmp_path / "cache" / "encoder_small-config.pt").write_bytes(path.read_bytes())
+    assert open_model("small-config").encoder is not None
+
+
+def test_our_format_keeps_the_encoder(tiny_model_file, tmp_path):
+    m = load_model(tiny_model_file)
+    torch.manual_seed(0)
+    enc = Encoder(EncoderConfig.small(m.generator.n_style, 64, 64)).eval()
+    with torch.no_grad():
+        enc.fc.weight.normal_(0, 0.01)
+    path = save_model(tmp_path / "with-enc.safetensors", m.generator, {"name": "x"}, encoder=enc)
+    back = load_model(path)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(back.encoder(x), enc(x))
+    assert back.encoder(x).shape == (2, m.generator.n_style, 64)
+
+
+@pytest.fixture(scope="module")
+def trained_encoder(tiny_model_file, tmp_path_factory):
+    from anycost_train.encoder_training import EncoderTrainer
+    out = tmp_path_factory.mktemp("enc")
+    t = EncoderTrainer(tiny_model_file, out, steps=40, batch=8, lr=1e-3, save_every=20)
+    return t, t.run(progress=False)
+
+
+def test_encoder_training_beats_the_mean_latent(trained_encoder):
+    t, path = trained_encoder
+    m = load_model(path)
+    g = m.generator
+    perceptual = make_perceptual()
+    gen = torch.Generator().manual_seed(99)
+    better = 0
+    with torch.no_grad():
+        for _ in range(4):
+            w = g.latent_to_wplus(torch.randn(1, 64, generator=gen), truncation=0.8)
+            x = g.synthesis(w)
+            guess = fit_metrics(g, m.encoder(x), x, perceptual)["psnr"]
+            mean = fit_metrics(g, g.w_avg[None, None].expand(1, g.n_style, -1), x, perceptual)["psnr"]
+            better += guess > mean
+    assert better >= 3
+    assert m.metadata["encoder_training"]["step"] == 40
+
+
+def test_encoder_training_resumes(trained_encoder, tiny_model_file):
+    from anycost_train.encoder_training import EncoderTrainer
+    t, path = trained_encoder
+    again = EncoderTrainer(tiny_model_file, t.out, steps=42, batch=8, lr=1e-3, resume=True)
+    assert again.step == 40
+    again.run(progress=False)
+    assert load_model(path).metadata["encoder_training"]["step"] == 42
+
+
+@pytest.fixture(scope="module")
+def model_with_directions(trained_encoder, tmp_path_factory):
+    _, path = trained_encoder
+    out = tmp_path_factory.mktemp("dirs") / "model.safetensors"
+    r = subprocess.run([str(TRAIN_CLI), "--threads", "1", "directions", "--model", str(path), "--out", str(out),
+                        "--samples", "300", "--classifier-steps", "60"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_directions_are_stored_with_names_ranges_and_kinds(model_with_directions):
+    m = load_model(model_with_directions)
+    dirs = from_model_file(m.metadata, m.extra_tensors, m.generator.n_style)
+    attrs = ["smile", "glasses", "age", "hair_light", "hair_long", "skin"]
+    assert list(dirs)[:6] == attrs and [f"PC{i}" for i in range(1, 9)] == list(dirs)[6:]
+    for name, d in dirs.items():
+        assert abs(d.vector.norm().item() - 1) < 1e-4 and d.min < 0 < d.max and d.scale > 0
+        assert d.source == ("pca" if name.startswith("PC") else "model")
+    meta = {e["name"]: e for e in m.metadata["directions"]}
+    assert all("orthogonalized" in meta[a] and meta[a]["own_change"] >= 0 for a in attrs)
+    assert m.encoder is not None                                    # the encoder survived
+    assert (model_with_directions.with_name("model-classifier.pt")).is_file()
+    assert set(m.metadata["classifier_quality"]) == set(attrs)
+
+
+def test_project_and_edit_commands(model_with_directions, tmp_path):
+    img = Image.open(Path(__file__).resolve().parents[1] / "backend/anycost/data/demo-face.png").convert("L")
+    img.save(tmp_path / "grey.png")                                 # a mode the model lacks: converted
+    r = run_cli("project", str(tmp_path / "grey.png"), "--model", str(model_with_directions), "--steps", "5",
+                "--region", "20,20,200,200", "--out", str(tmp_path / "l.npy"), "--reconstruction", str(tmp_path / "r.png"))
+    assert r.returncode == 0, r.stderr
+    assert "PSNR" in r.stdout and "start: encoder" in r.stdout
+    w = np.load(tmp_path / "l.npy")
+    assert w.shape == (1, 10, 64) and Image.open(tmp_path / "r.png").size == (200, 200)
+    r = run_cli("edit", str(tmp_path / "l.npy"), "--model", str(model_with_directions), "--set", "smile=2",
+                "--set", "PC2=-1", "--channels", "0.5", "--resolution", "32", "--out", str(tmp_path / "e.png"))
+    assert r.returncode == 0, r.stderr and Image.open(tmp_path / "e.png").size == (32, 32)
+    plain = run_cli("edit", str(tmp_path / "l.npy"), "--model", str(model_with_directions), "--out", str(tmp_path / "p.png"))
+    smile = run_cli("edit", str(tmp_path / "l.npy"), "--model", str(model_with_directions), "--set", "smile=3",
+                    "--out", str(tmp_path / "s.png"))
+    assert plain.returncode == smile.returncode == 0
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "p.png")), np.asarray(Image.open(tmp_path / "s.png")))
+    r = run_cli("edit", str(tmp_path / "l.npy"), "--model", str(model_with_directions), "--set", "grin=1",
+                "--out", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "'grin'" in r.stderr and "smile" in r.stderr
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    r = run_cli("project", str(tmp_path / "bad.png"), "--model", str(model_with_directions), "--out", str(tmp_path / "b.npy"))
+    assert r.returncode == 2 and "not a readable image" in r.stderr
+    r = run_cli("project", str(tmp_path / "grey.png"), "--model", str(model_with_directions), "--region", "0,0,999,9",
+                "--out", str(tmp_path / "b.npy"))
+    assert r.returncode == 2 and "outside" in r.stderr
+    info = run_cli("models", "info", str(model_with_directions))
+    assert info.returncode == 0 and "encoder: yes" in info.stdout and "smile" in info.stdout and "-3..3" in info.stdout
+
+
+def test_report_measures_projection_and_directions(model_with_directions, tmp_path):
+    out = tmp_path / "report.md"
+    r = subprocess.run([str(TRAIN_CLI), "--threads", "1", "report", "--model", str(model_with_directions), "--out",
+                        str(out), "--images", "1", "--steps", "3"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert "encoder only" in text and "alpha = 0.5" in text and "alpha = 0 " in text
+    assert "| smile |" in text and "previews vs final" in text and "Regenerate:" in text

@@ -1,0 +1,121 @@
+"""The editing report: projection fidelity (encoder, optimization with alpha = 0 and alpha = 0.5, full
+generator and each sub-generator) on held-out faces, and the disentanglement of each direction."""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from anycost.bench import cpu_name
+from anycost.checkpoints import load_model
+from anycost.editing import from_model_file
+from anycost.perceptual import make_perceptual
+from anycost.models import TRAINED_RATIOS
+from anycost.projection import ProjectionOptions, downsample, project, psnr
+
+from .data import ProceduralFaces
+from .directions import AttributeClassifier, effect, label_samples, train_classifier
+from .faces import ATTRIBUTES
+
+HELD_OUT_SEED = 5_000_000
+PAPER_ALPHA = 0.5
+
+
+@torch.no_grad()
+def preview_agreement(g, wplus) -> float:
+    """Mean PSNR between each preview configuration and the full result (downsampled)."""
+    full = g.synthesis(wplus)
+    values = []
+    for c in TRAINED_RATIOS[1:]:
+        values.append(psnr(g.synthesis(wplus, channels=c), full))
+    for k in g.cfg.elastic_resolutions[1:]:
+        values.append(psnr(g.synthesis(wplus, target_res=k), downsample(full, k)))
+    return statistics.mean(values)
+
+
+def write_report(model_path: Path, out: Path, n_images: int = 6, steps: int = 100, log_fn=print) -> Path:
+    t_start = time.monotonic()
+    model = load_model(model_path)
+    g = model.generator.eval().requires_grad_(False)
+    perceptual = make_perceptual()
+    ds = ProceduralFaces(g.cfg.resolution, seed=HELD_OUT_SEED)
+    methods = {}
+    if model.encoder is not None:
+        methods["encoder only"] = dict(steps=0, alpha=0.0)
+    else:
+        methods["mean latent (no encoder)"] = dict(steps=0, alpha=0.0)
+    methods[f"+ {steps} steps, alpha = 0"] = dict(steps=steps, alpha=0.0)
+    methods[f"+ {steps} steps, alpha = {PAPER_ALPHA}"] = dict(steps=steps, alpha=PAPER_ALPHA)
+    rows = {m: [] for m in methods}
+    for i in range(n_images):
+        x = ds[i][None]
+        for name, m in methods.items():
+            r = project(g, x, perceptual, ProjectionOptions(steps=m["steps"], consistency_weight=m["alpha"],
+                                                            patience=10 ** 6, seed=i), encoder=model.encoder)
+            rows[name].append({"psnr": r.metrics["psnr"], "perceptual": r.metrics[perceptual.name],
+                               "configs": {(c["ratio"], c["resolution"]): c["psnr"] for c in r.metrics["configs"]},
+                               "agreement": preview_agreement(g, r.wplus)})
+        log_fn(f"image {i + 1}/{n_images} projected")
+
+    lines = [f"# Editing report: `{Path(model_path).name}`", "",
+             f"Regenerate: `anycost-train report --model {model_path} --out {out} --images {n_images} "
+             f"--steps {steps}`", "",
+             f"Measured {time.strftime('%Y-%m-%d')} on {cpu_name()} ({torch.get_num_threads()} threads), "
+             f"{time.monotonic() - t_start:.0f} s. Model: {g.cfg.resolution} px"
+             + (", **untrained**" if model.metadata.get("untrained") else "")
+             + (f", trained {model.metadata['training']['images']} images" if "training" in model.metadata else "")
+             + (", with encoder" if model.encoder is not None else ", no encoder") + ".", "",
+             f"## Projection of {n_images} held-out procedural faces (seeds {HELD_OUT_SEED}+)", "",
+             f"PSNR in dB against the photo (sub-generators against the photo downsampled to their size); "
+             f"perceptual distance `{perceptual.name}`"
+             + (f" ({perceptual.warning})" if perceptual.warning else "") + "; *previews vs final*: mean PSNR "
+             "between each preview configuration and the full generator's result for the same latent, the "
+             "consistency the paper's alpha term is for. Mean over images.", ""]
+    configs = list(rows[next(iter(rows))][0]["configs"])
+    head = ["method", "full PSNR", perceptual.name] + [f"{r:g}x@{k}" for r, k in configs] + ["previews vs final"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, rs in rows.items():
+        cells = [name, f"{statistics.mean(r['psnr'] for r in rs):.2f}", f"{statistics.mean(r['perceptual'] for r in rs):.4f}"]
+        cells += [f"{statistics.mean(r['configs'][c] for r in rs):.2f}" for c in configs]
+        cells += [f"{statistics.mean(r['agreement'] for r in rs):.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    a0, a1 = list(rows)[-2], list(rows)[-1]
+    gain = statistics.mean(r["agreement"] for r in rows[a1]) - statistics.mean(r["agreement"] for r in rows[a0])
+    sub_gain = statistics.mean(statistics.mean(r["configs"].values()) for r in rows[a1]) - \
+        statistics.mean(statistics.mean(r["configs"].values()) for r in rows[a0])
+    lines += ["", f"The consistency term (alpha = {PAPER_ALPHA} vs 0) changes the previews' agreement with the "
+                  f"final by {gain:+.2f} dB and their fidelity to the photo by {sub_gain:+.2f} dB on average.", ""]
+
+    dirs = from_model_file(model.metadata, model.extra_tensors, g.n_style)
+    attr_dirs = [d for d in dirs.values() if d.name in ATTRIBUTES]
+    lines += ["## Directions", ""]
+    if not attr_dirs:
+        lines += ["The model has no attribute directions (run `anycost-train directions`).", ""]
+    else:
+        clf_path = Path(model_path).with_name(Path(model_path).stem + "-classifier.pt")
+        if clf_path.is_file():
+            clf = AttributeClassifier()
+            clf.load_state_dict(torch.load(clf_path, weights_only=True))
+            clf.eval()
+        else:
+            clf, _ = train_classifier(log_fn=log_fn)
+        w, _ = label_samples(g, clf, 64, seed=777)
+        lines += ["Mean change of each attribute's classifier score when the slider goes from its minimum to "
+                  "its maximum, over 64 generated samples (seed 777, truncation 0.7); *others* is the mean "
+                  "absolute change of the other attributes' scores (lower = more disentangled).", "",
+                  "| direction | own change | others | ratio | orthogonalised | slider range |", "|---|---|---|---|---|---|"]
+        ortho = {d["name"]: d.get("orthogonalized") for d in model.metadata.get("directions", [])}
+        for d in attr_dirs:
+            own, other = effect(g, clf, w, d, ATTRIBUTES.index(d.name))
+            lines.append(f"| {d.name} | {own:.3f} | {other:.3f} | {own / (other + 1e-6):.1f} | "
+                         f"{'yes' if ortho.get(d.name) else 'no'} | {d.min:g}..{d.max:g} |")
+        pcs = [d.name for d in dirs.values() if d.source == "pca"]
+        lines += ["", f"Unsupervised directions stored as well: {', '.join(pcs) or 'none'}.", ""]
+        quality = model.metadata.get("classifier_quality")
+        if quality:
+            lines += [f"Classifier on 256 held-out labelled faces: {quality}.", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    return out
