@@ -158,3 +158,18 @@ def test_report_measures_projection_and_directions(model_with_directions, tmp_pa
     text = out.read_text()
     assert "encoder only" in text and "alpha = 0.5" in text and "alpha = 0 " in text
     assert "| smile |" in text and "previews vs final" in text and "Regenerate:" in text
+
+
+def test_daemon_serves_the_encoder_and_directions(model_with_directions, tmp_path):
+    from anycost.client import Client
+    from .daemon_helpers import Daemon, face_image
+    d = Daemon(tmp_path, model_with_directions)
+    d.wait_ready()
+    with Client(d.address) as c:
+        m = c.call("models")["models"][0]
+        assert m["has_encoder"] and [x["name"] for x in m["directions"]][:2] == ["smile", "glasses"]
+        opened = c.call("open", image=face_image(), steps=0, timeout=120)   # the encoder's guess alone
+        assert opened["metrics"]["steps"] == 0 and opened["metrics"]["psnr"] > 0
+        r = c.call("edit", session=opened["session"], values={"smile": 2.0}, budget_ms=1000)
+        assert r["values"] == {"smile": 2.0}
+    assert d.stop() == 0

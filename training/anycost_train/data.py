@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from .faces import ATTRIBUTES, face
+from .faces import ATTRIBUTES, face, labels
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class ProceduralFaces(Dataset):
         return x.flip(-1) if self.flip and (self.seed + i) % 2 else x
 
     def labels(self, i: int) -> dict:
-        return face(self.seed + i, self.resolution)[1]
+        return labels(self.seed + i)
 
 
 def pyramid(x: torch.Tensor, resolutions: list[int]) -> dict[int, torch.Tensor]:

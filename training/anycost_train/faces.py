@@ -171,6 +171,11 @@ def draw_face(p: FaceParams, resolution: int) -> Image.Image:
     return img.filter(ImageFilter.GaussianBlur(0.6 * u)).resize((resolution, resolution), Image.LANCZOS)
 
 
+def labels(seed: int) -> dict:
+    """The labels of `seed`'s face, without drawing it."""
+    return sample_params(random.Random(seed)).labels()
+
+
 def face(seed: int, resolution: int) -> tuple[Image.Image, dict]:
     """The face of `seed`: the same image and labels on every call and machine."""
     p = sample_params(random.Random(seed))
