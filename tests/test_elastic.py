@@ -6,7 +6,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from anycost.models import Generator, GeneratorConfig, architecture, resolve_channels
-from anycost.models.layers import ModulatedConv2d, StyledConv, ToRGB
+from anycost.models.layers import StyledConv, ToRGB
 from anycost.models.macs import count_macs
 
 

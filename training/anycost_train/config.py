@@ -65,7 +65,7 @@ class TrainConfig:
         if self.batch < 1 or self.iters < 0:
             raise ValueError("batch must be >= 1 and iters >= 0")
         if not 1 <= self.n_res <= len(self.generator_config().levels) - 1:
-            raise ValueError(f"n_res must be between 1 and the number of levels above 4 px")
+            raise ValueError("n_res must be between 1 and the number of levels above 4 px")
 
 
 TINY = {"arch": "custom", "batch": 4, "iters": 4, "n_res": 3, "log_every": 1, "sample_every": 2, "checkpoint_every": 2,

@@ -134,7 +134,7 @@ def say(text: str) -> None:
 
 def markdown(r: dict) -> str:
     s = r["steps"]
-    lines = [f"# Anycost demo report", "",
+    lines = ["# Anycost demo report", "",
              f"Model `{r['model']['name']}` ({r['model']['resolution']} px)"
              + (", **untrained (random weights)**" if r["model"]["untrained"] else "") + f"; image `{r['image']}`.", "",
              "| step | time |", "|---|---|",
