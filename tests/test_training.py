@@ -148,7 +148,7 @@ def test_bench_and_config_errors(tmp_path):
     r = run_train_cli("--threads", "1", "bench", "--preset", "tiny", "--iters", "1", "--out", str(tmp_path / "b.json"))
     assert r.returncode == 0, r.stderr
     data = json.loads((tmp_path / "b.json").read_text())
-    assert set(data["stages"]) == {"multires", "adach"} and data["stages"]["adach"]["images_per_s"] > 0
+    assert set(data["stages"]) == {"renderer", "multires", "adach"} and data["stages"]["adach"]["images_per_s"] > 0
     (tmp_path / "bad.toml").write_text('stage = "multires"\nwings = 2\n')
     r = run_train_cli("train", "--config", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "wings" in r.stderr and "Traceback" not in r.stderr
@@ -160,3 +160,17 @@ def test_bench_and_config_errors(tmp_path):
     assert json.loads((tmp_path / "y" / "config.json").read_text())["batch"] == 2
     r = run_train_cli("train", "--preset", "tiny", "--stage", "adach", "--out", str(tmp_path / "z"))
     assert r.returncode == 2 and "--init" in r.stderr
+
+
+def test_renderer_warm_start_learns_and_seeds_stage1(tmp_path):
+    """The renderer stage regresses G(z) onto face(Phi(z[:16])): its loss falls; stage 1 can start from it."""
+    tc = load_config("tiny", overrides={"stage": "renderer", "iters": 40, "batch": 8, "lr": 0.005,
+                                        "checkpoint_every": 40, "sample_every": 40})
+    t = Trainer(tc, tmp_path / "r", progress=False)
+    losses = [t.train_step()["g_loss"] for _ in range(40)]
+    assert sum(losses[-10:]) < 0.8 * sum(losses[:10])
+    path = t.checkpoint()
+    s1 = Trainer(load_config("tiny", overrides={"init": str(path)}), tmp_path / "s1", progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(s1.g.state_dict().values(), t.g_ema.state_dict().values()))
+    with pytest.raises(ValueError, match="procedural"):
+        load_config("tiny", overrides={"stage": "renderer", "data": str(tmp_path)})

@@ -1,4 +1,4 @@
-"""`anycost-train`: datasets, the two training stages, and a throughput benchmark."""
+"""`anycost-train`: datasets, the training stages, encoder, directions, report, and a throughput benchmark."""
 from __future__ import annotations
 
 import argparse
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--resolution", type=int, default=128)
     m.add_argument("--seed", type=int, default=0)
 
-    t = sub.add_parser("train", help="train a stage: multires (stage 1) or adach (stage 2)")
+    t = sub.add_parser("train", help="train a stage: renderer (warm start), multires (stage 1) or adach (stage 2)")
     t.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples, log, state)")
     t.add_argument("--preset", choices=list(PRESETS), help="tiny, demo or ffhq-1024")
     t.add_argument("--config", type=Path, help="TOML file with any TrainConfig field")
@@ -168,8 +168,9 @@ def bench_cmd(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         base = load_config(args.preset, overrides={"device": "cpu"} if not torch.cuda.is_available() else {})
         init = Path(tmp) / "stage1.safetensors"
-        for stage in ("multires", "adach"):
-            tc = load_config(args.preset, overrides={"stage": stage, "init": str(init), "device": base.device})
+        for stage in ("renderer", "multires", "adach"):
+            tc = load_config(args.preset, overrides={"stage": stage, "init": str(init) if stage == "adach" else None,
+                                                     "device": base.device})
             trainer = Trainer(tc, Path(tmp) / stage, progress=False)
             if stage == "multires":
                 save_model(init, trainer.g)

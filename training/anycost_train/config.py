@@ -16,7 +16,7 @@ from anycost.models.config import ARCHITECTURES, GeneratorConfig, architecture
 
 @dataclass
 class TrainConfig:
-    stage: str = "multires"          # "multires" (stage 1) | "adach" (stage 2: adaptive channels)
+    stage: str = "multires"          # "renderer" (warm start) | "multires" (stage 1) | "adach" (stage 2)
     arch: str = "demo-128"           # generator architecture name, or "custom" with `generator`
     generator: dict = field(default_factory=dict)   # GeneratorConfig.to_dict() for arch = "custom"
     data: str = "procedural"         # "procedural" (the face renderer) or a folder of images
@@ -36,7 +36,8 @@ class TrainConfig:
     consistency_weight: float = 1.0  # stage 2: weight of MSE + perceptual(sub, full)
     channel_mode: str = "mixed"      # stage 2: "uniform" | "flexible" | "mixed" (half each)
     conditioned_d: bool = True       # stage 2: generator-conditioned discriminator
-    init: str = ""                   # stage 2: model file of stage 1 to start from (channels get sorted)
+    init: str = ""                   # model file to start from: stage 2 needs stage 1's (channels get sorted);
+                                     # stage 1 may start from a renderer warm start
     amp: bool = False                # bf16 autocast on CUDA
     device: str = "cpu"
     seed: int = 0
@@ -56,8 +57,10 @@ class TrainConfig:
         return d
 
     def validate(self) -> None:
-        if self.stage not in ("multires", "adach"):
-            raise ValueError(f"stage must be 'multires' or 'adach', got {self.stage!r}")
+        if self.stage not in ("renderer", "multires", "adach"):
+            raise ValueError(f"stage must be 'renderer', 'multires' or 'adach', got {self.stage!r}")
+        if self.stage == "renderer" and self.data != "procedural":
+            raise ValueError("the renderer warm start needs data = 'procedural' (its targets come from the renderer)")
         if self.arch != "custom" and self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown arch {self.arch!r}; known: {', '.join(ARCHITECTURES)}, custom")
         if self.channel_mode not in ("uniform", "flexible", "mixed"):

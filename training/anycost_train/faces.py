@@ -42,15 +42,23 @@ class FaceParams:
         return {k: getattr(self, k) for k in ATTRIBUTES}
 
 
-def sample_params(rng: random.Random) -> FaceParams:
-    age = rng.random() ** 1.3
+N_FACTORS = 16   # independent uniforms that define one face (see params_from_uniforms)
+
+
+def params_from_uniforms(u) -> FaceParams:
+    """A face from 16 numbers in [0, 1): the renderer as a function, so a network can be taught it."""
+    def lerp(i, a, b):
+        return a + (b - a) * float(u[i])
     return FaceParams(
-        smile=rng.uniform(-1, 1), glasses=int(rng.random() < 0.35), age=age,
-        hair_light=rng.random(), hair_long=int(rng.random() < 0.5), skin=rng.random(),
-        face_width=rng.uniform(0.78, 1.08), face_height=rng.uniform(0.92, 1.1), eye_hue=rng.random(),
-        yaw=rng.uniform(-1, 1), roll=rng.uniform(-8, 8), scale=rng.uniform(0.9, 1.08),
-        bg_hue=rng.random(), bg_light=rng.uniform(0.3, 0.85), light_dir=rng.uniform(-1, 1),
-        hair_hue=rng.uniform(0.04, 0.11))
+        age=float(u[0]) ** 1.3, smile=lerp(1, -1, 1), glasses=int(u[2] < 0.35), hair_light=float(u[3]),
+        hair_long=int(u[4] < 0.5), skin=float(u[5]), face_width=lerp(6, 0.78, 1.08),
+        face_height=lerp(7, 0.92, 1.1), eye_hue=float(u[8]), yaw=lerp(9, -1, 1), roll=lerp(10, -8, 8),
+        scale=lerp(11, 0.9, 1.08), bg_hue=float(u[12]), bg_light=lerp(13, 0.3, 0.85), light_dir=lerp(14, -1, 1),
+        hair_hue=lerp(15, 0.04, 0.11))
+
+
+def sample_params(rng: random.Random) -> FaceParams:
+    return params_from_uniforms([rng.random() for _ in range(N_FACTORS)])
 
 
 def _rgb(h, s, v):

@@ -21,7 +21,8 @@ from anycost.perceptual import make_perceptual
 
 from . import dist
 from .config import TrainConfig
-from .data import ImageFolder, ProceduralFaces
+from .data import ImageFolder, ProceduralFaces, to_tensor
+from .faces import N_FACTORS, draw_face, params_from_uniforms
 from .discriminator import MultiResDiscriminator
 from .losses import consistency, d_logistic, g_nonsaturating, path_length, r1_penalty
 from .subnets import arch_dim, arch_vector, sample_ratios, widths
@@ -55,6 +56,8 @@ class Trainer:
         self.teacher = None
         if tc.stage == "adach" and state is None:
             self._init_from_stage1()
+        elif tc.init and state is None:                 # e.g. stage 1 from a renderer warm start
+            self.g.load_state_dict(self._init_generator().state_dict())
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False)
         if tc.stage == "adach":
             if self.teacher is None:
@@ -66,7 +69,7 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(tc.seed * 1009 + self.rank)   # per rank: z, noise
         self.step = 0
         self.mean_path = torch.zeros((), device=self.device)
-        self.perceptual = make_perceptual(device=tc.device) if tc.stage == "adach" else None
+        self.perceptual = make_perceptual(device=tc.device) if tc.stage in ("adach", "renderer") else None
         self.data = (ProceduralFaces(self.gcfg.resolution, tc.data_seed) if tc.data == "procedural"
                      else ImageFolder(tc.data, self.gcfg.resolution, flip=False))
         if state is not None:
@@ -82,13 +85,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
 
-    def _init_from_stage1(self) -> None:
-        if not self.tc.init:
-            raise ValueError("stage 'adach' starts from a stage-1 model: pass --init MODEL_FILE")
+    def _init_generator(self) -> Generator:
         src = load_model(self.tc.init).generator
         if src.cfg != self.gcfg:
             raise ValueError(f"{self.tc.init} has a different architecture than arch {self.tc.arch!r}")
-        self.g.load_state_dict(src.state_dict())
+        return src
+
+    def _init_from_stage1(self) -> None:
+        if not self.tc.init:
+            raise ValueError("stage 'adach' starts from a stage-1 model: pass --init MODEL_FILE")
+        self.g.load_state_dict(self._init_generator().state_dict())
         self.teacher = copy.deepcopy(self.g)            # the frozen full generator of stage 1
         sort_channels(self.g)                           # most important channels first; same function
 
@@ -119,6 +125,8 @@ class Trainer:
     # ------------------------------------------------------------------ one iteration
 
     def train_step(self) -> dict:
+        if self.tc.stage == "renderer":
+            return self._renderer_step()
         tc, b = self.tc, self.tc.batch
         res = self.rnd.choice(self.resolutions)                        # sampling-based multi-resolution
         chans, arch = None, None
@@ -177,6 +185,29 @@ class Trainer:
         self._update_ema()
         self.step += 1
         return stats
+
+    def _renderer_step(self) -> dict:
+        """Warm start: teach G(z) the procedural renderer, face(Phi(z[:16])), by regression.
+
+        The first 16 entries of z, mapped through the normal CDF, are the renderer's uniforms, so
+        the target of every z is known; the loss (L1 + perceptual distance) is applied at a sampled
+        resolution as in stage 1. The other entries of z are free for the adversarial stages.
+        """
+        b = self.tc.batch
+        res = self.rnd.choice(self.resolutions)
+        z = torch.randn(b, self.gcfg.style_dim, generator=self.gen)
+        u = 0.5 * (1 + torch.erf(z[:, :N_FACTORS] / 2 ** 0.5))
+        target = torch.stack([to_tensor(draw_face(params_from_uniforms(row.tolist()), self.gcfg.resolution))
+                              for row in u]).to(self.device)
+        if res != target.shape[-1]:
+            target = F.interpolate(target, size=res, mode="area")
+        with self._autocast():
+            out = self.g(z.to(self.device), target_res=res, noise="random", generator=self.gen).float()
+            loss = F.l1_loss(out, target) + self.perceptual.distance(out, target).mean()
+        self._apply(self.g, self.g_opt, loss)
+        self._update_ema()
+        self.step += 1
+        return {"res": res, "channels": sum(self.gcfg.full_channels), "d_loss": 0.0, "g_loss": loss.item()}
 
     def _autocast(self):
         if self.tc.amp and self.device.type == "cuda":
