@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--model", type=Path, required=True)
     dr.add_argument("--out", type=Path, required=True, help="model file to write (may be the same path)")
     dr.add_argument("--samples", type=int, default=2000, help="generated samples labelled by the classifier")
-    dr.add_argument("--classifier-steps", type=int, default=600)
+    dr.add_argument("--classifier-steps", type=int, default=800)
 
     rp = sub.add_parser("report", help="measure projection fidelity and direction disentanglement; write markdown")
     rp.add_argument("--model", type=Path, required=True)

@@ -33,13 +33,15 @@ class AttributeClassifier(nn.Module):
             layers += [nn.Conv2d(c, w, 3, padding=1), nn.BatchNorm2d(w), nn.LeakyReLU(0.2), nn.AvgPool2d(2)]
             c = w
         self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(c, n_out)
+        # the 4x4 map is flattened, not averaged: where a feature is matters (a mouth's corners
+        # above or below its centre is the smile)
+        self.head = nn.Linear(c * 16, n_out)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         if img.shape[-1] != CLASSIFIER_SIZE:
             img = F.interpolate(img, size=CLASSIFIER_SIZE, mode="area" if img.shape[-1] > CLASSIFIER_SIZE
                                 else "bilinear")
-        return self.head(self.features(img).mean(dim=(2, 3)))
+        return self.head(self.features(img).flatten(1))
 
     def scores(self, img: torch.Tensor) -> torch.Tensor:
         """Per attribute: probability for binary ones, the predicted value for continuous ones."""
@@ -54,7 +56,7 @@ def _labels(ds: ProceduralFaces, start: int, n: int) -> tuple[torch.Tensor, torc
     return x, y
 
 
-def train_classifier(steps: int = 600, batch: int = 32, seed: int = 0, log_fn=None) -> tuple[AttributeClassifier, dict]:
+def train_classifier(steps: int = 800, batch: int = 32, seed: int = 0, log_fn=None) -> tuple[AttributeClassifier, dict]:
     """Train on procedural faces (seeds 2,000,000+), evaluate on 256 held-out ones."""
     torch.manual_seed(seed)
     clf = AttributeClassifier()
