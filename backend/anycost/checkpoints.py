@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError
@@ -71,12 +71,10 @@ def save_model(path: str | Path, generator: Generator, metadata: dict | None = N
 def _load_ours(path: Path) -> Model:
     try:
         tensors = load_file(str(path))
-        with open(path, "rb") as f:
-            header_len = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(header_len))
+        with safe_open(str(path), "pt") as f:
+            raw = (f.metadata() or {}).get("anycost")
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable model file ({e})") from None
-    raw = (header.get("__metadata__") or {}).get("anycost")
     if raw is None:
         raise CheckpointError(f"{path}: a safetensors file without Anycost metadata")
     meta = json.loads(raw)
