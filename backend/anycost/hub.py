@@ -19,6 +19,7 @@ import platformdirs
 import torch
 
 from .checkpoints import SUFFIX, Model, load_model, load_official_encoder
+from .defaults import DEFAULT_MODEL
 from .errors import CheckpointError, DownloadError
 from .models import Generator, architecture
 
@@ -26,8 +27,7 @@ from .models import Generator, architecture
 # gone (their issue #30), so a mirror can be set with ANYCOST_MODEL_BASE_URL and local files always work.
 OFFICIAL_BASE_URL = "https://hanlab18.mit.edu/projects/anycost-gan/files"
 
-# The built-in model shipped inside the package (trained by training/, see docs/demo-model.md).
-DEFAULT_MODEL = "demo"
+# The built-in model shipped inside the package (trained by training/).
 BUILTIN_DEMO = Path(__file__).parent / "data" / f"demo{SUFFIX}"
 
 

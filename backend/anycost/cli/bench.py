@@ -6,12 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
-from ..bench import environment, format_table, run_bench, to_json
+from ..defaults import TRAINED_RATIOS
 from ..errors import AnycostError
-from ..hub import open_model
-from ..models import TRAINED_RATIOS
 from .options import parse_float_list, parse_int_list
 
 NAME = "bench"
@@ -38,6 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     if args.e2e:
         return run_e2e_command(args)
+    import torch
+
+    from ..bench import environment, format_table, run_bench, to_json
+    from ..hub import open_model
+
     if args.repeat < 1:
         raise AnycostError(f"--repeat must be at least 1, got {args.repeat}")
     spec = args.model or f"random:{args.arch}"

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import AnycostError
-from ..hub import DEFAULT_MODEL
+from ..defaults import DEFAULT_MODEL
 from .options import parse_channels
 
 NAME = "edit"

@@ -5,13 +5,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-from PIL import Image, ImageDraw
-
-from ..hub import BUILTIN_DEMO, DEFAULT_MODEL, open_model
-from ..imaging import grid, to_pil
-from ..models import TRAINED_RATIOS
-from ..models.macs import count_macs
 
 NAME = "grid"
 HELP = "render the paper-style grid (channel ratios x resolutions) of a model and print its MACs"
@@ -24,6 +17,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    import torch
+    from PIL import Image
+
+    from ..defaults import DEFAULT_MODEL, TRAINED_RATIOS
+    from ..hub import BUILTIN_DEMO, open_model
+    from ..imaging import grid, to_pil
+    from ..models.macs import count_macs
+
     spec = args.model
     if spec is None:
         spec = DEFAULT_MODEL if BUILTIN_DEMO.is_file() else "random:demo-128"
@@ -53,7 +54,8 @@ def run(args) -> int:
     return 0
 
 
-def _label(img: Image.Image, text: str) -> Image.Image:
+def _label(img, text: str):
+    from PIL import ImageDraw
     ImageDraw.Draw(img).text((3, 2), text, fill=(255, 255, 255), stroke_width=1, stroke_fill=(0, 0, 0))
     return img
 

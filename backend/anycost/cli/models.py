@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import hub
-from ..models import ARCHITECTURES
+from ..defaults import DEFAULT_MODEL
 
 NAME = "models"
 HELP = "list the models available locally, or pull an official one"
@@ -16,13 +15,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     info = sub.add_parser("info", help="a model's architecture, directions (with ranges) and encoder")
     info.add_argument("name", help="path, official name, or random:ARCH")
     pull = sub.add_parser("pull", help="download an official generator into the model folder")
-    pull.add_argument("name", help=f"one of: {', '.join(hub.OFFICIAL_MODELS)}")
+    pull.add_argument("name", help="an official name (see `models list`)")
     pull.add_argument("--sha256", help="expected SHA-256 of the file (the release publishes none)")
     pull.add_argument("--force", action="store_true", help="download again even if present")
     pull.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
+    from .. import hub
+    from ..models import ARCHITECTURES
+
     if args.action == "info":
         return info(args.name)
     if args.action == "pull":
@@ -31,7 +33,7 @@ def run(args) -> int:
         return 0
     print(f"model folder: {hub.cache_dir()}")
     demo = "built in" if hub.BUILTIN_DEMO.is_file() else "not in this installation yet"
-    print(f"  {hub.DEFAULT_MODEL:34s} {'':11s}  {demo}")
+    print(f"  {DEFAULT_MODEL:34s} {'':11s}  {demo}")
     for e in hub.list_models():
         size = f"{e.bytes / 1e6:8.1f} MB" if e.path else " " * 11
         print(f"  {e.name:34s} {size}  {e.note}")
@@ -40,6 +42,7 @@ def run(args) -> int:
 
 
 def info(spec: str) -> int:
+    from .. import hub
     from ..models.macs import count_macs
     from ..service.engine import load_directions
 

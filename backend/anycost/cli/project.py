@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import AnycostError
-from ..hub import DEFAULT_MODEL
+from ..defaults import DEFAULT_MODEL
 
 NAME = "project"
 HELP = "project an image (or a region of it) into a model's W+ and save the latent (.npy)"

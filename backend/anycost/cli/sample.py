@@ -4,13 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-import torch
-
+from ..defaults import DEFAULT_MODEL
 from ..errors import AnycostError
-from ..hub import DEFAULT_MODEL, open_model
-from ..imaging import grid, to_pil
-from ..models import resolve_channels
 from .options import parse_channels
 
 NAME = "sample"
@@ -33,7 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="FILE.png (grid when several) or FILE.npy (float NCHW)")
 
 
-def load_latents(path: Path, style_dim: int) -> torch.Tensor:
+def load_latents(path: Path, style_dim: int):
+    import numpy as np
+    import torch
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -48,6 +45,13 @@ def load_latents(path: Path, style_dim: int) -> torch.Tensor:
 
 
 def run(args) -> int:
+    import numpy as np
+    import torch
+
+    from ..hub import open_model
+    from ..imaging import grid, to_pil
+    from ..models import resolve_channels
+
     if args.out.suffix.lower() not in (".png", ".npy"):
         raise AnycostError(f"--out must end in .png or .npy, got {args.out}")
     if args.n < 1:

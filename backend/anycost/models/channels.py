@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Sequence, Union
 
+from ..defaults import TRAINED_RATIOS
 from .config import BASE_CHANNELS, GeneratorConfig
-
-TRAINED_RATIOS = (1.0, 0.75, 0.5, 0.25)   # the uniform ratios the paper trains (CHANNEL_CONFIGS)
 
 ChannelSpec = Union[None, float, Sequence[int]]
 
