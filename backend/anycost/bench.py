@@ -80,6 +80,12 @@ def environment(threads: int) -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+def p95(values) -> float:
+    """The 95th percentile (nearest rank) of a non-empty sequence."""
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))]
+
+
 def format_table(rows: list[BenchRow]) -> str:
     head = "| ratio | res | GMACs (true) | GMACs (paper conv.) | MAC reduction | median ms | min ms | speed-up |"
     lines = [head, "|---|---|---|---|---|---|---|---|"]

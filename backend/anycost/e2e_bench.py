@@ -8,21 +8,17 @@ import time
 from pathlib import Path
 
 from . import protocol as P
+from .bench import p95
 from .client import Client
 from .launcher import free_port, start_daemon, wait_ready
 
 FACE = Path(__file__).parent / "data" / "demo-face.png"
 
 
-def _p95(v):
-    s = sorted(v)
-    return s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))]
-
-
 def _summary(rtt: list[float], render: list[float]) -> dict:
     outside = [a - b for a, b in zip(rtt, render)]
     return {"n": len(rtt), "round_trip_median_ms": round(statistics.median(rtt), 2),
-            "round_trip_p95_ms": round(_p95(rtt), 2), "render_median_ms": round(statistics.median(render), 2),
+            "round_trip_p95_ms": round(p95(rtt), 2), "render_median_ms": round(statistics.median(render), 2),
             "outside_render_median_ms": round(statistics.median(outside), 2),
             "transport_share": round(statistics.median(outside) / statistics.median(rtt), 3)}
 

@@ -18,6 +18,12 @@ def to_pil(img: torch.Tensor) -> Image.Image:
     return Image.fromarray(to_uint8(img))
 
 
+def from_pil(img: Image.Image) -> torch.Tensor:
+    """A Pillow image -> [3, H, W] float in [-1, 1] (converted to RGB)."""
+    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
 def grid(images: list[Image.Image], cols: int | None = None, pad: int = 2,
          background=(255, 255, 255)) -> Image.Image:
     """Lay equally sized images out in rows of `cols` (default: near-square)."""

@@ -1,7 +1,7 @@
 """Training data: a folder of images, or the procedural faces; both give multi-resolution batches.
 
-Items are float tensors [3, R, R] in [-1, 1]; `pyramid` turns a batch into the lower-resolution
-versions the multi-resolution stage compares against (area downsampling, the same flip for all).
+Items are float tensors [3, R, R] in [-1, 1]; the trainer area-downsamples a batch to the
+resolution each multi-resolution step compares against.
 """
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
+
+from anycost.imaging import from_pil
 
 from .faces import ATTRIBUTES, face, labels
 
@@ -21,11 +21,6 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 UNLIMITED = 2 ** 31 - 1
-
-
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 127.5 - 1.0
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
 def square_resize(img: Image.Image, resolution: int) -> Image.Image:
@@ -58,7 +53,7 @@ class ImageFolder(Dataset):
             path = self.files[(i + k) % len(self.files)]
             try:
                 with Image.open(path) as img:
-                    x = to_tensor(square_resize(img.convert("RGB"), self.resolution))
+                    x = from_pil(square_resize(img.convert("RGB"), self.resolution))
                 break
             except (OSError, UnidentifiedImageError, ValueError):
                 if path not in self.skipped:
@@ -82,15 +77,11 @@ class ProceduralFaces(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         img, _ = face(self.seed + i, self.resolution)
-        x = to_tensor(img)
+        x = from_pil(img)
         return x.flip(-1) if self.flip and (self.seed + i) % 2 else x
 
     def labels(self, i: int) -> dict:
         return labels(self.seed + i)
-
-
-def pyramid(x: torch.Tensor, resolutions: list[int]) -> dict[int, torch.Tensor]:
-    return {r: x if x.shape[-1] == r else F.interpolate(x, size=r, mode="area") for r in resolutions}
 
 
 def make_dataset(out: Path, n: int, resolution: int, seed: int = 0, progress=None) -> Path:

@@ -18,9 +18,10 @@ import torch.nn.functional as F
 from anycost.checkpoints import load_model, save_model
 from anycost.models import Encoder, EncoderConfig
 from anycost.perceptual import make_perceptual
-from anycost.projection import sub_configs
+from anycost.projection import downsample, sub_configs
 
 from .data import ImageFolder, ProceduralFaces
+from .trainer import plain_rng_state, set_plain_rng_state
 
 log = logging.getLogger("anycost_train")
 STATE = "encoder-state.pt"
@@ -72,7 +73,7 @@ class EncoderTrainer:
         loss_full = self.loss(self.g.synthesis(pred), x)
         ratio, k = self.rnd.choice(self.configs)
         sub = self.g.synthesis(pred, channels=ratio, target_res=k)
-        loss_sub = self.loss(sub, F.interpolate(x, size=k, mode="area") if k != x.shape[-1] else x)
+        loss_sub = self.loss(sub, downsample(x, k))
         loss_w = F.mse_loss(pred[half:], w_gen)
         loss = loss_full + self.alpha * loss_sub + self.latent_weight * loss_w
         self.opt.zero_grad(set_to_none=True)
@@ -112,7 +113,7 @@ class EncoderTrainer:
                           encoder=self.encoder)
         self.encoder.train()
         state = {"step": self.step, "encoder": self.encoder.state_dict(), "opt": self.opt.state_dict(),
-                 "gen": self.gen.get_state(), "rnd": [list(x) if isinstance(x, tuple) else x for x in self.rnd.getstate()]}
+                 "gen": self.gen.get_state(), "rnd": plain_rng_state(self.rnd)}
         torch.save(state, self.out / STATE)
         return path
 
@@ -121,6 +122,5 @@ class EncoderTrainer:
         self.encoder.load_state_dict(s["encoder"])
         self.opt.load_state_dict(s["opt"])
         self.gen.set_state(s["gen"])
-        v, internal, gauss = s["rnd"]
-        self.rnd.setstate((v, tuple(internal), gauss))
+        set_plain_rng_state(self.rnd, s["rnd"])
         self.step = int(s["step"])

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from anycost.perceptual import Perceptual
+from anycost.projection import downsample
 
 
 def d_logistic(real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
@@ -32,6 +33,5 @@ def path_length(fake_img: torch.Tensor, wplus: torch.Tensor, mean_length: torch.
 def consistency(sub_img: torch.Tensor, full_img: torch.Tensor, perceptual: Perceptual) -> torch.Tensor:
     """MSE + perceptual distance between a sub-generator's output and the full generator's output
     for the same W and noise, the latter downsampled (area) to the sub-generator's resolution."""
-    target = full_img if full_img.shape[-1] == sub_img.shape[-1] else F.interpolate(
-        full_img, size=sub_img.shape[-1], mode="area")
+    target = downsample(full_img, sub_img.shape[-1])
     return F.mse_loss(sub_img, target) + perceptual.distance(sub_img, target).mean()

@@ -14,14 +14,15 @@ import torch
 import torch.nn.functional as F
 
 from anycost.checkpoints import load_model, save_model
-from anycost.imaging import grid, to_pil
+from anycost.imaging import from_pil, grid, to_pil
 from anycost.models import TRAINED_RATIOS, Generator
 from anycost.models.channel_sort import sort_channels
 from anycost.perceptual import make_perceptual
+from anycost.projection import downsample
 
 from . import dist
 from .config import TrainConfig
-from .data import ImageFolder, ProceduralFaces, to_tensor
+from .data import ImageFolder, ProceduralFaces
 from .faces import N_FACTORS, draw_face, params_from_uniforms
 from .discriminator import MultiResDiscriminator
 from .losses import consistency, d_logistic, g_nonsaturating, path_length, r1_penalty
@@ -136,8 +137,7 @@ class Trainer:
             if self._conditioned:
                 arch = arch_vector(ratios).to(self.device).expand(b, -1)
         real = self.real_batch(self.step)
-        if res != real.shape[-1]:
-            real = F.interpolate(real, size=res, mode="area")
+        real = downsample(real, res)
         stats = {"res": res, "channels": sum(chans) if chans else sum(self.gcfg.full_channels)}
 
         # discriminator
@@ -197,10 +197,9 @@ class Trainer:
         res = self.rnd.choice(self.resolutions)
         z = torch.randn(b, self.gcfg.style_dim, generator=self.gen)
         u = 0.5 * (1 + torch.erf(z[:, :N_FACTORS] / 2 ** 0.5))
-        target = torch.stack([to_tensor(draw_face(params_from_uniforms(row.tolist()), self.gcfg.resolution))
+        target = torch.stack([from_pil(draw_face(params_from_uniforms(row.tolist()), self.gcfg.resolution))
                               for row in u]).to(self.device)
-        if res != target.shape[-1]:
-            target = F.interpolate(target, size=res, mode="area")
+        target = downsample(target, res)
         with self._autocast():
             out = self.g(z.to(self.device), target_res=res, noise="random", generator=self.gen).float()
             loss = F.l1_loss(out, target) + self.perceptual.distance(out, target).mean()
@@ -304,7 +303,7 @@ class Trainer:
         state = {"step": self.step, "config": self.tc.to_dict(), "g": self.g.state_dict(), "d": self.d.state_dict(),
                  "g_ema": self.g_ema.state_dict(), "g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
                  "teacher": self.teacher.state_dict() if self.teacher is not None else None,
-                 "gen": self.gen.get_state(), "rnd": _to_plain(self.rnd.getstate()),
+                 "gen": self.gen.get_state(), "rnd": plain_rng_state(self.rnd),
                  "mean_path": self.mean_path.cpu()}
         tmp = self.out / (STATE + ".tmp")
         torch.save(state, tmp)
@@ -330,18 +329,19 @@ class Trainer:
         self.gen.set_state(s["gen"])
         if self.world > 1 and self.rank > 0:
             self.gen.set_state(torch.load(self.out / f"rng-rank{self.rank}.pt", weights_only=True)["gen"])
-        self.rnd.setstate(_to_tuple(s["rnd"]))
+        set_plain_rng_state(self.rnd, s["rnd"])
         self.mean_path = s["mean_path"].to(self.device)
 
 
-def _to_plain(state):
-    version, internal, gauss = state
+def plain_rng_state(rnd: random.Random) -> list:
+    """random.Random's state as lists, which torch.load(weights_only=True) reads back."""
+    version, internal, gauss = rnd.getstate()
     return [version, list(internal), gauss]
 
 
-def _to_tuple(state):
+def set_plain_rng_state(rnd: random.Random, state) -> None:
     version, internal, gauss = state
-    return (version, tuple(internal), gauss)
+    rnd.setstate((version, tuple(internal), gauss))
 
 
 def _git_commit() -> str:

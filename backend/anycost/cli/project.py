@@ -53,7 +53,8 @@ def run(args) -> int:
     from ..hub import open_model
     from ..perceptual import make_perceptual
     from ..projection import ProjectionOptions, project
-    from ..service.engine import encode_image, to_tensor
+    from ..imaging import from_pil
+    from ..service.engine import encode_image
 
     if args.out.suffix.lower() != ".npy":
         raise AnycostError(f"--out must end in .npy, got {args.out}")
@@ -64,7 +65,7 @@ def run(args) -> int:
     model = open_model(args.model)
     g = model.generator.eval().requires_grad_(False)
     res = g.cfg.resolution
-    target = to_tensor(img.crop((x, y, x + w, y + h)).resize((res, res), Image.LANCZOS))
+    target = from_pil(img.crop((x, y, x + w, y + h)).resize((res, res), Image.LANCZOS))[None]
     perceptual = make_perceptual()
     r = project(g, target, perceptual, ProjectionOptions(steps=args.steps, consistency_weight=args.alpha),
                 encoder=model.encoder,

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from PIL import Image as PILImage
 
@@ -16,6 +15,7 @@ from .. import protocol as P
 from ..checkpoints import Model
 from ..editing import Direction, apply_edit, from_model_file, from_official_boundaries, pca_directions
 from ..hub import cache_dir
+from ..imaging import from_pil, to_pil
 from ..perceptual import Perceptual
 from ..projection import ProjectionCancelled, ProjectionOptions, project
 from .calibration import SubConfig, calibrate, pick, rank_configs
@@ -105,7 +105,7 @@ class Engine:
         preview_every = max(1, P.field(msg, "preview_every", int, required=False, default=10))
         res = sm.g.cfg.resolution
         crop = decode_image(image).crop((x, y, x + w, y + h)).resize((res, res), PILImage.LANCZOS)
-        target = to_tensor(crop).to(self.device)
+        target = from_pil(crop)[None].to(self.device)
 
         def progress(step, total, loss, img):
             out = {"step": step, "steps": total, "loss": round(loss, 5)}
@@ -203,15 +203,9 @@ def decode_image(image: P.Image) -> PILImage.Image:
     return PILImage.frombytes(mode, (image.w, image.h), image.data).convert("RGB")
 
 
-def to_tensor(img: PILImage.Image) -> torch.Tensor:
-    arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
-    return torch.from_numpy(arr).permute(2, 0, 1)[None].contiguous()
-
-
 def encode_image(img: torch.Tensor, size: tuple[int, int] | None = None) -> P.Image:
     """[1, 3, H, W] in [-1, 1] -> RGB8, resized to `size` (w, h) when given."""
-    arr = ((img[0].detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    pil = PILImage.fromarray(arr)
+    pil = to_pil(img[0])
     if size is not None and tuple(size) != pil.size:
         pil = pil.resize(tuple(size), PILImage.LANCZOS)
     return P.Image(pil.width, pil.height, "RGB8", pil.tobytes())

@@ -19,6 +19,7 @@ import zmq
 
 from .. import __version__
 from .. import protocol as P
+from ..bench import p95
 from .calibration import pick
 from .engine import Engine, Job
 
@@ -197,7 +198,7 @@ class Server:
                 "errors": dict(self.errors), "queued": queued, "running": running,
                 "sessions": self.engine.sessions.count(),
                 "edit_render_ms": {"n": len(ms), "median": round(statistics.median(ms), 2) if ms else None,
-                                   "p95": round(_p95(ms), 2) if ms else None}}
+                                   "p95": round(p95(ms), 2) if ms else None}}
 
     def _op_cancel(self, identity, msg) -> dict:
         target = P.field(msg, "target", (int, str))
@@ -322,8 +323,3 @@ class Server:
         with self.cond:
             if not any(j.op == "edit" and j.session == job.session for q in self.queues.values() for j in q):
                 self.refine_due[job.session] = (time.monotonic() + self.refine_delay_s, replace(job))
-
-
-def _p95(values: list[float]) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))]
