@@ -22,12 +22,14 @@ def face_image(w: int = 96, h: int = 80, mode: str = "RGB8") -> dict:
 
 
 class Daemon:
-    def __init__(self, root: Path, model: Path | str, *extra: str, port: int | None = None):
+    def __init__(self, root: Path, model: Path | str | None, *extra: str, port: int | None = None):
+        """model None: the daemon's default (the built-in demo model)."""
         self.root = root
         self.address = f"tcp://127.0.0.1:{port or free_port()}"
         self.env = dict(os.environ, ANYCOST_STATE_DIR=str(root / "state"), ANYCOST_CACHE_DIR=str(root / "cache"),
                         ANYCOST_CONFIG_DIR=str(root / "config"))
-        self.args = [str(CLI), "--threads", "1", "serve", "--bind", self.address, "--model", str(model),
+        self.args = [str(CLI), "--threads", "1", "serve", "--bind", self.address,
+                     *(["--model", str(model)] if model is not None else []),
                      "--steps", "5", "--refine-delay", "0.2", *extra]
         self.log = open(root / f"daemon-{self.address.rsplit(':', 1)[1]}.log", "ab")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)

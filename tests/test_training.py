@@ -172,5 +172,9 @@ def test_renderer_warm_start_learns_and_seeds_stage1(tmp_path):
     path = t.checkpoint()
     s1 = Trainer(load_config("tiny", overrides={"init": str(path)}), tmp_path / "s1", progress=False)
     assert all(torch.equal(a, b) for a, b in zip(s1.g.state_dict().values(), t.g_ema.state_dict().values()))
+    s1.tc.iters = 1                                  # one step, so the stage-1 file records where it started
+    trained = load_model(s1.run()).metadata["training"]
+    assert trained["stage"] == "multires" and trained["init"]["stage"] == "renderer"
+    assert trained["init"]["commit"] == trained["commit"] and trained["command"]
     with pytest.raises(ValueError, match="procedural"):
         load_config("tiny", overrides={"stage": "renderer", "data": str(tmp_path)})

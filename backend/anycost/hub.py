@@ -81,8 +81,8 @@ def open_model(spec: str, device: str = "cpu") -> Model:
         model = random_model(spec)
     elif spec == DEFAULT_MODEL and not path.exists():
         if not BUILTIN_DEMO.is_file():
-            raise CheckpointError("the built-in demo model is not part of this installation yet; pass --model "
-                                  "(a file, an official name, or random:demo-128 for an untrained network)")
+            raise CheckpointError(f"the built-in demo model is missing from this installation ({BUILTIN_DEMO}); "
+                                  "reinstall anycost, or pass --model (a file or an official name)")
         model = load_model(BUILTIN_DEMO)
     elif path.exists() or os.sep in spec or spec.endswith((".pt", ".pth", SUFFIX)):
         model = load_model(path)

@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a stage: renderer (warm start), multires (stage 1) or adach (stage 2)")
     t.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples, log, state)")
-    t.add_argument("--preset", choices=list(PRESETS), help="tiny, demo or ffhq-1024")
+    t.add_argument("--preset", choices=list(PRESETS), help=", ".join(PRESETS))
     t.add_argument("--config", type=Path, help="TOML file with any TrainConfig field")
     t.add_argument("--resume", action="store_true", help="continue exactly from OUT/train-state.pt")
     _add_overrides(t)
@@ -52,6 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--images", type=int, default=6, help="held-out procedural faces to project")
     rp.add_argument("--steps", type=int, default=100, help="optimization steps after the encoder guess")
 
+    rl = sub.add_parser("release", help="measure consistency figures into a model, record its lineage, store it "
+                                        "in half precision for shipping")
+    rl.add_argument("--model", type=Path, required=True)
+    rl.add_argument("--out", type=Path, required=True, help="model file to write")
+    rl.add_argument("--name", default="demo", help="the model's name in its metadata")
+    rl.add_argument("--ablation", action="append", default=[], metavar="LABEL=MODEL",
+                    help="a model trained without some technique, measured the same way (repeatable)")
+    rl.add_argument("--full-precision", action="store_true", help="keep float32 tensors")
+
+    mc = sub.add_parser("model-card", help="a model's page: grid, slider strips, projections, consistency table")
+    mc.add_argument("--model", type=Path, required=True)
+    mc.add_argument("--out", type=Path, required=True, help="markdown file; figures go to a folder named like it")
+    mc.add_argument("--projections", type=int, default=6)
+
     b = sub.add_parser("bench", help="training throughput (images/s) of each stage on this machine")
     b.add_argument("--preset", choices=list(PRESETS), default="demo")
     b.add_argument("--iters", type=int, default=6, help="timed iterations per stage (after 2 warm-up)")
@@ -64,7 +78,7 @@ def _add_overrides(p) -> None:
         p.add_argument(f"--{f}", dest=f, help=f"override `{f}`")
     for f in ("batch", "iters", "seed", "log_every", "sample_every", "checkpoint_every", "n_res", "r1_every"):
         p.add_argument(f"--{f.replace('_', '-')}", dest=f, type=int, help=f"override `{f}`")
-    for f in ("lr", "consistency_weight", "pl_weight", "ema_kimg"):
+    for f in ("lr", "mapping_lr_scale", "consistency_weight", "pl_weight", "ema_kimg"):
         p.add_argument(f"--{f.replace('_', '-')}", dest=f, type=float, help=f"override `{f}`")
     p.add_argument("--channel-mode", dest="channel_mode", choices=["uniform", "flexible", "mixed"])
     p.add_argument("--no-conditioned-d", dest="conditioned_d", action="store_const", const=False)
@@ -77,7 +91,8 @@ def main(argv=None) -> int:
             import torch
             torch.set_num_threads(args.threads)
         commands = {"make-dataset": make_dataset_cmd, "train": train_cmd, "bench": bench_cmd,
-                    "encoder": encoder_cmd, "directions": directions_cmd, "report": report_cmd}
+                    "encoder": encoder_cmd, "directions": directions_cmd, "report": report_cmd,
+                    "release": release_cmd, "model-card": model_card_cmd}
         return commands[args.command](args)
     except (AnycostError, ValueError, FileNotFoundError) as e:
         sys.stderr.write(f"anycost-train: error: {e}\n")
@@ -138,7 +153,10 @@ def directions_cmd(args) -> int:
     print(f"classifier on held-out faces: {quality}")
     dirs, reports = all_directions(model.generator, clf, args.samples, log_fn=print)
     meta_dirs, tensors = directions_to_file(dirs, reports)
-    meta = dict(model.metadata, directions=meta_dirs, classifier_quality=quality)
+    from .trainer import command_line, git_commit
+    meta = dict(model.metadata, directions=meta_dirs, classifier_quality=quality,
+                directions_training={"samples": args.samples, "classifier_steps": args.classifier_steps,
+                                     "command": command_line(), "commit": git_commit()})
     extra = {k: v for k, v in model.extra_tensors.items() if not k.startswith("directions.")}
     extra.update(tensors)
     import torch
@@ -152,6 +170,24 @@ def directions_cmd(args) -> int:
 def report_cmd(args) -> int:
     from .report import write_report
     print(f"wrote {write_report(args.model, args.out, args.images, args.steps, log_fn=print)}")
+    return 0
+
+
+def release_cmd(args) -> int:
+    from .release import release
+    ablations = {}
+    for item in args.ablation:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            raise ValueError(f"--ablation takes LABEL=MODEL, got {item!r}")
+        ablations[label] = Path(path)
+    release(args.model, args.out, args.name, ablations, half=not args.full_precision)
+    return 0
+
+
+def model_card_cmd(args) -> int:
+    from .model_card import write_model_card
+    print(f"wrote {write_model_card(args.model, args.out, args.projections)}")
     return 0
 
 

@@ -21,7 +21,7 @@ from anycost.perceptual import make_perceptual
 from anycost.projection import downsample, sub_configs
 
 from .data import ImageFolder, ProceduralFaces
-from .trainer import plain_rng_state, set_plain_rng_state
+from .trainer import command_line, git_commit, plain_rng_state, set_plain_rng_state
 
 log = logging.getLogger("anycost_train")
 STATE = "encoder-state.pt"
@@ -107,7 +107,8 @@ class EncoderTrainer:
     def save(self) -> Path:
         meta = dict(self.model.metadata)
         meta["encoder_training"] = {"step": self.step, "batch": self.batch, "alpha": self.alpha,
-                                    "perceptual": self.perceptual.name}
+                                    "perceptual": self.perceptual.name, "command": command_line(),
+                                    "commit": git_commit()}
         self.encoder.eval()
         path = save_model(self.out / "model.safetensors", self.g, meta, self.model.extra_tensors,
                           encoder=self.encoder)

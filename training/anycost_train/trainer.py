@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import random
 import subprocess
 import sys
@@ -55,6 +56,7 @@ class Trainer:
         self.d = MultiResDiscriminator(self.gcfg, tc.n_res,
                                        arch_dim(self.gcfg) if self._conditioned else None).to(self.device)
         self.teacher = None
+        self.init_training = load_model(tc.init).metadata.get("training") if tc.init else None
         if tc.stage == "adach" and state is None:
             self._init_from_stage1()
         elif tc.init and state is None:                 # e.g. stage 1 from a renderer warm start
@@ -64,7 +66,7 @@ class Trainer:
             if self.teacher is None:
                 self.teacher = copy.deepcopy(self.g)
             self.teacher.eval().requires_grad_(False)
-        self.g_opt = torch.optim.Adam(self.g.parameters(), lr=tc.lr, betas=tc.betas)
+        self.g_opt = torch.optim.Adam(self._g_param_groups(), lr=tc.lr, betas=tc.betas)
         self.d_opt = torch.optim.Adam(self.d.parameters(), lr=tc.lr, betas=tc.betas)
         self.rnd = random.Random(tc.seed)               # shared by all ranks: same sub-generator per step
         self.gen = torch.Generator().manual_seed(tc.seed * 1009 + self.rank)   # per rank: z, noise
@@ -79,6 +81,12 @@ class Trainer:
             dist.broadcast_module(self.g)
             dist.broadcast_module(self.d)
         self.sample_z = torch.randn(2, self.gcfg.style_dim, generator=torch.Generator().manual_seed(12345))
+
+    def _g_param_groups(self) -> list[dict]:
+        mapping = list(self.g.style.parameters())     # the mapping network
+        ids = {id(p) for p in mapping}
+        return [{"params": [p for p in self.g.parameters() if id(p) not in ids]},
+                {"params": mapping, "lr": self.tc.lr * self.tc.mapping_lr_scale}]
 
     @property
     def _conditioned(self) -> bool:
@@ -296,7 +304,8 @@ class Trainer:
                 "training": {"stage": self.tc.stage, "step": self.step, "images": self.step * self.tc.batch * self.world,
                              "world": self.world, "config": self.tc.to_dict(),
                              "perceptual": self.perceptual.name if self.perceptual else None,
-                             "command": " ".join(sys.argv), "commit": _git_commit()}}
+                             "command": command_line(), "commit": git_commit(),
+                             "init": self.init_training}}
         path = save_model(self.out / "checkpoints" / f"{self.tc.stage}-{self.step:07d}.safetensors", self.g_ema, meta,
                           half=self.tc.half_checkpoints)
         save_model(self.out / "latest.safetensors", self.g_ema, meta, half=self.tc.half_checkpoints)
@@ -344,7 +353,16 @@ def set_plain_rng_state(rnd: random.Random, state) -> None:
     rnd.setstate((version, tuple(internal), gauss))
 
 
-def _git_commit() -> str:
+def command_line() -> str:
+    """How this process was started, as a user would type it (no virtual-environment path)."""
+    args = sys.argv[1:]
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        return " ".join(["torchrun", "--standalone", f"--nproc_per_node {world}", "-m anycost_train.cli", *args])
+    return " ".join([Path(sys.argv[0]).name, *args])
+
+
+def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                               cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"

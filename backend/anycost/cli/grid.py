@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -21,17 +20,11 @@ def run(args) -> int:
     from PIL import Image
 
     from ..defaults import DEFAULT_MODEL, TRAINED_RATIOS
-    from ..hub import BUILTIN_DEMO, open_model
+    from ..hub import open_model
     from ..imaging import grid, to_pil
     from ..models.macs import count_macs
 
-    spec = args.model
-    if spec is None:
-        spec = DEFAULT_MODEL if BUILTIN_DEMO.is_file() else "random:demo-128"
-        if not BUILTIN_DEMO.is_file():
-            print("note: the trained demo model is not in this installation yet; showing the demo "
-                  "architecture with untrained (random) weights", file=sys.stderr)
-    model = open_model(spec)
+    model = open_model(args.model or DEFAULT_MODEL)
     g = model.generator
     z = torch.randn(1, g.cfg.style_dim, generator=torch.Generator().manual_seed(args.seed))
     resolutions = g.cfg.elastic_resolutions

@@ -32,7 +32,7 @@ def run(args) -> int:
         print(f"{args.name}: {path}")
         return 0
     print(f"model folder: {hub.cache_dir()}")
-    demo = "built in" if hub.BUILTIN_DEMO.is_file() else "not in this installation yet"
+    demo = "built in" if hub.BUILTIN_DEMO.is_file() else f"missing ({hub.BUILTIN_DEMO})"
     print(f"  {DEFAULT_MODEL:34s} {'':11s}  {demo}")
     for e in hub.list_models():
         size = f"{e.bytes / 1e6:8.1f} MB" if e.path else " " * 11

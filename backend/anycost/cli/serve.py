@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import torch
 
-    from ..hub import BUILTIN_DEMO, DEFAULT_MODEL, open_model
+    from ..hub import DEFAULT_MODEL, open_model
     from ..paths import keys_dir, state_dir
     from ..perceptual import make_perceptual
     from ..service.engine import Engine
@@ -56,7 +56,7 @@ def run(args) -> int:
             curve = load_server_keys(keys_dir())
         except AnycostError as e:
             raise AnycostError(f"refusing to listen on {args.bind} without encryption: {e}") from None
-    specs = args.models or [DEFAULT_MODEL if BUILTIN_DEMO.is_file() else "random:demo-128"]
+    specs = args.models or [DEFAULT_MODEL]
     models = {}
     for spec in specs:
         m = open_model(spec, device=args.device)

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The recipe of the built-in demo model (backend/anycost/data/demo.safetensors) and its docs page,
+# as run on a 2-core CPU. Every step is resumable: rerun a step with `--resume` added after an
+# interruption. RUNS (default runs/) holds the training folders; nothing there is shipped.
+#
+#   scripts/train_demo_model.sh [all|warm|stage2|encoder|directions|release|docs]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-runs}
+PY=.venv/bin
+TRAIN="$PY/anycost-train"
+STAGE2_ITERS=${STAGE2_ITERS:-500}
+step=${1:-all}
+
+warm() {      # renderer warm start, both cores as two gloo processes
+    OMP_NUM_THREADS=1 "$PY/torchrun" --standalone --nproc_per_node 2 -m anycost_train.cli --threads 1 \
+        train --preset demo-warm --out "$RUNS/demo-warm"
+}
+stage2() {    # the paper's stage 2 and its ablation, side by side, one core each
+    OMP_NUM_THREADS=1 "$TRAIN" --threads 1 train --preset demo --stage adach --iters "$STAGE2_ITERS" \
+        --init "$RUNS/demo-warm/latest.safetensors" --out "$RUNS/demo-adach" &
+    OMP_NUM_THREADS=1 "$TRAIN" --threads 1 train --preset demo --stage adach --iters "$STAGE2_ITERS" \
+        --consistency-weight 0 --no-conditioned-d \
+        --init "$RUNS/demo-warm/latest.safetensors" --out "$RUNS/demo-ablation" &
+    wait
+}
+encoder() {
+    "$TRAIN" encoder --model "$RUNS/demo-adach/latest.safetensors" --out "$RUNS/demo-enc" --steps 600
+}
+directions() {
+    "$TRAIN" directions --model "$RUNS/demo-enc/model.safetensors" --out "$RUNS/demo-enc/model-dirs.safetensors"
+}
+release() {
+    "$TRAIN" release --model "$RUNS/demo-enc/model-dirs.safetensors" --out backend/anycost/data/demo.safetensors \
+        --ablation "without consistency loss and conditioned D=$RUNS/demo-ablation/latest.safetensors" \
+        --ablation "warm start only=$RUNS/demo-warm/latest.safetensors"
+}
+docs() {
+    "$TRAIN" model-card --model backend/anycost/data/demo.safetensors --out docs/demo-model.md
+    "$TRAIN" report --model backend/anycost/data/demo.safetensors --out docs/editing-report.md
+}
+
+case "$step" in
+    all) warm; stage2; encoder; directions; release; docs ;;
+    warm|stage2|encoder|directions|release|docs) "$step" ;;
+    *) echo "usage: $0 [all|warm|stage2|encoder|directions|release|docs]" >&2; exit 2 ;;
+esac

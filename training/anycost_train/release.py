@@ -1,0 +1,86 @@
+"""Make a trained model shippable: measure what the backend reads from it, record where it came
+from, store it in half precision, and refuse files too large to ship inside the package."""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from anycost.bench import cpu_name
+from anycost.checkpoints import load_model, save_model
+from anycost.models import TRAINED_RATIOS, Generator
+from anycost.perceptual import Perceptual, make_perceptual
+from anycost.projection import downsample, psnr
+
+MAX_SHIPPED_BYTES = 25 * 1024 * 1024
+CONSISTENCY_SAMPLES = 64
+CONSISTENCY_SEED = 2024
+
+
+@torch.no_grad()
+def consistency_figures(g: Generator, perceptual: Perceptual, n: int = CONSISTENCY_SAMPLES,
+                        seed: int = CONSISTENCY_SEED, batch: int = 16) -> list[dict]:
+    """Each sub-generator (uniform channel ratio x resolution) against the full generator's image of
+    the same latent, area-downsampled to the sub-generator's size: mean PSNR (dB) and perceptual
+    distance over `n` random latents. This is the agreement a preview has with the final."""
+    g = g.eval()
+    z = torch.randn(n, g.cfg.style_dim, generator=torch.Generator().manual_seed(seed))
+    configs = [(r, k) for r in TRAINED_RATIOS for k in g.cfg.elastic_resolutions]
+    per_config = {c: {"psnr": [], perceptual.name: []} for c in configs}
+    for start in range(0, n, batch):
+        wplus = g.latent_to_wplus(z[start:start + batch])
+        full = g.synthesis(wplus, noise="const")
+        for ratio, res in configs:
+            sub = g.synthesis(wplus, channels=ratio, target_res=res, noise="const")
+            ref = downsample(full, res)
+            per_config[(ratio, res)]["psnr"] += [psnr(a[None], b[None]) for a, b in zip(sub, ref)]
+            per_config[(ratio, res)][perceptual.name] += perceptual.distance(sub, ref).tolist()
+    return [{"ratio": r, "resolution": k, **{key: round(statistics.mean(v), 4) for key, v in values.items()}}
+            for (r, k), values in per_config.items() if not (r == 1.0 and k == g.cfg.resolution)]
+
+
+def lineage(metadata: dict) -> list[dict]:
+    """The chain of training stages behind a model, oldest first, with command and commit of each."""
+    stages, t = [], metadata.get("training")
+    while t:
+        stages.append({k: t.get(k) for k in ("stage", "step", "images", "world", "command", "commit")})
+        t = t.get("init")
+    stages.reverse()
+    for key in ("encoder_training", "directions_training"):
+        if key in metadata:
+            stages.append({"stage": key.split("_")[0], **{k: v for k, v in metadata[key].items()
+                                                          if k in ("step", "command", "commit", "samples")}})
+    return stages
+
+
+def release(model_path: Path, out: Path, name: str, ablations: dict[str, Path] | None = None, half: bool = True,
+            log_fn=print) -> Path:
+    model = load_model(model_path)
+    perceptual = make_perceptual()
+    log_fn(f"measuring consistency of {model_path} ({CONSISTENCY_SAMPLES} latents)")
+    figures = {
+        "consistency": consistency_figures(model.generator, perceptual),
+        "measured": {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "samples": CONSISTENCY_SAMPLES,
+                     "seed": CONSISTENCY_SEED, "perceptual": perceptual.name, "noise": "const",
+                     "reference": "full generator, area-downsampled to the sub-generator's resolution"},
+        "ablations": {},
+    }
+    for label, path in (ablations or {}).items():
+        log_fn(f"measuring consistency of the ablation {label!r}: {path}")
+        other = load_model(path)
+        if other.generator.cfg != model.generator.cfg:
+            raise ValueError(f"ablation {path} has a different architecture than {model_path}")
+        figures["ablations"][label] = {"consistency": consistency_figures(other.generator, perceptual),
+                                       "lineage": lineage(other.metadata)}
+    meta = dict(model.metadata, name=name, figures=figures, lineage=lineage(model.metadata))
+    meta.pop("untrained", None)
+    path = save_model(out, model.generator, meta, model.extra_tensors, encoder=model.encoder, half=half)
+    size = path.stat().st_size
+    if size > MAX_SHIPPED_BYTES:
+        path.unlink()
+        raise ValueError(f"{out} would be {size / 2 ** 20:.1f} MiB, over the {MAX_SHIPPED_BYTES / 2 ** 20:.0f} MiB "
+                         "that may ship inside the package")
+    log_fn(f"wrote {path} ({size / 2 ** 20:.1f} MiB)")
+    return path
