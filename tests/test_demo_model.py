@@ -37,7 +37,7 @@ def test_shipped_file_is_small_and_self_describing(demo):
     assert configs == expected
     stages = [s["stage"] for s in meta["lineage"]]
     assert stages[0] == "renderer" and "adach" in stages and stages[-2:] == ["encoder", "directions"]
-    assert all(s["command"] and len(s["commit"]) == 40 for s in meta["lineage"])
+    assert all(s["command"] and len(s["commit"]) == 40 and s["amount"] for s in meta["lineage"])
     assert meta["figures"]["ablations"], "the ablation without the paper's techniques is measured"
 
 
@@ -107,8 +107,11 @@ def test_release_refuses_a_different_architecture(tiny_model_file, tmp_path):
 
 def test_lineage_follows_init_and_adds_encoder_and_directions():
     meta = {"training": {"stage": "adach", "images": 80, "command": "b", "commit": "c2",
-                         "init": {"stage": "renderer", "images": 40, "command": "a", "commit": "c1", "init": None}},
-            "encoder_training": {"step": 5, "command": "e", "commit": "c3"},
+                         "init": {"stage": "renderer", "images": 40, "command": "a", "commit": "c1", "init": None,
+                                  "history": [{"command": "a"}, {"command": "a --resume"}]}},
+            "encoder_training": {"step": 5, "batch": 8, "command": "e", "commit": "c3"},
             "directions_training": {"samples": 9, "command": "d", "commit": "c3"}}
-    assert [(s["stage"], s["command"]) for s in lineage(meta)] == [
-        ("renderer", "a"), ("adach", "b"), ("encoder", "e"), ("directions", "d")]
+    assert [(s["stage"], s["amount"], s["command"]) for s in lineage(meta)] == [
+        ("renderer", "40 images", "a"), ("adach", "80 images", "b"), ("encoder", "5 steps of batch 8", "e"),
+        ("directions", "9 labelled samples", "d")]
+    assert lineage(meta)[0]["resumed"] == ["a --resume"]

@@ -129,6 +129,8 @@ def test_resume_continues_bit_for_bit(tmp_path):
         a, b = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), name
     assert straight.g_opt.state_dict()["state"][0]["exp_avg"].equal(resumed.g_opt.state_dict()["state"][0]["exp_avg"])
+    history = load_model(tmp_path / "b" / "latest.safetensors").metadata["training"]["history"]
+    assert [h["step"] for h in history] == [0, 3] and all(h["command"] and h["commit"] for h in history)
 
 
 def test_torchrun_two_processes_keep_replicas_identical(tmp_path):

@@ -117,8 +117,7 @@ def _consistency_table(figures: dict) -> list[str]:
               + (" — LPIPS weights were not available offline, so a Laplacian-pyramid L1 stands in."
                  if metric != "lpips-alex" else "."), ""]
     for label, a in ablations.items():
-        lines += [f"*{label}*: " + "; ".join(f"{s['stage']} ({s.get('images', s.get('step'))} "
-                                              f"{'images' if s.get('images') else 'steps'}): `{s.get('command')}`"
+        lines += [f"*{label}*: " + "; ".join(f"{s['stage']} ({s['amount']}): `{s['command']}`"
                                               for s in a.get("lineage", [])), ""]
     return lines
 
@@ -139,8 +138,9 @@ def write_model_card(model_path: Path, out: Path, n_projections: int = 6, log_fn
              + ".", "", "## How it was trained", "",
              "| step | amount | command | commit |", "|---|---|---|---|"]
     for s in meta.get("lineage", []):
-        amount = f"{s['images']} images" if s.get("images") else f"{s.get('step')} steps"
-        lines.append(f"| {s['stage']} | {amount} | `{s.get('command')}` | {str(s.get('commit'))[:10]} |")
+        resumed = "".join(f"; resumed: `{c}`" for c in s.get("resumed", []))
+        lines.append(f"| {s['stage']} | {s['amount']} | `{s['command']}`{resumed} | {str(s['commit'])[:10]} |")
+    lines += ["", "The recipe as one script: `scripts/train_demo_model.sh`."]
 
     log_fn("grid")
     paper_grid(g).save(figs / "grid.png")

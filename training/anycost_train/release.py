@@ -45,13 +45,19 @@ def lineage(metadata: dict) -> list[dict]:
     """The chain of training stages behind a model, oldest first, with command and commit of each."""
     stages, t = [], metadata.get("training")
     while t:
-        stages.append({k: t.get(k) for k in ("stage", "step", "images", "world", "command", "commit")})
+        stages.append({"stage": t.get("stage"), "amount": f"{t.get('images')} images",
+                       "command": t.get("command"), "commit": t.get("commit"),
+                       "resumed": [h["command"] for h in t.get("history", [])[1:]]})
         t = t.get("init")
     stages.reverse()
-    for key in ("encoder_training", "directions_training"):
-        if key in metadata:
-            stages.append({"stage": key.split("_")[0], **{k: v for k, v in metadata[key].items()
-                                                          if k in ("step", "command", "commit", "samples")}})
+    e = metadata.get("encoder_training")
+    if e:
+        stages.append({"stage": "encoder", "amount": f"{e.get('step')} steps of batch {e.get('batch')}",
+                       "command": e.get("command"), "commit": e.get("commit"), "resumed": []})
+    d = metadata.get("directions_training")
+    if d:
+        stages.append({"stage": "directions", "amount": f"{d.get('samples')} labelled samples",
+                       "command": d.get("command"), "commit": d.get("commit"), "resumed": []})
     return stages
 
 

@@ -75,11 +75,17 @@ class Trainer:
         self.perceptual = make_perceptual(device=tc.device) if tc.stage in ("adach", "renderer") else None
         self.data = (ProceduralFaces(self.gcfg.resolution, tc.data_seed) if tc.data == "procedural"
                      else ImageFolder(tc.data, self.gcfg.resolution, flip=False))
+        self.history = list(state.get("history", [])) if state is not None else []
         if state is not None:
             self._load_state(state)
+            if not self.history:      # a run started before histories were kept: its first record
+                first = load_model(self.out / "latest.safetensors").metadata.get("training", {})
+                self.history.append({"command": first.get("command"), "commit": first.get("commit"), "step": 0})
         else:
             dist.broadcast_module(self.g)
             dist.broadcast_module(self.d)
+        # how this run was started and each resume: command, commit (taken now, not at save time), step
+        self.history.append({"command": command_line(), "commit": git_commit(), "step": self.step})
         self.sample_z = torch.randn(2, self.gcfg.style_dim, generator=torch.Generator().manual_seed(12345))
 
     def _g_param_groups(self) -> list[dict]:
@@ -304,8 +310,8 @@ class Trainer:
                 "training": {"stage": self.tc.stage, "step": self.step, "images": self.step * self.tc.batch * self.world,
                              "world": self.world, "config": self.tc.to_dict(),
                              "perceptual": self.perceptual.name if self.perceptual else None,
-                             "command": command_line(), "commit": git_commit(),
-                             "init": self.init_training}}
+                             "command": self.history[0]["command"], "commit": self.history[0]["commit"],
+                             "history": self.history, "init": self.init_training}}
         path = save_model(self.out / "checkpoints" / f"{self.tc.stage}-{self.step:07d}.safetensors", self.g_ema, meta,
                           half=self.tc.half_checkpoints)
         save_model(self.out / "latest.safetensors", self.g_ema, meta, half=self.tc.half_checkpoints)
@@ -313,7 +319,7 @@ class Trainer:
                  "g_ema": self.g_ema.state_dict(), "g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
                  "teacher": self.teacher.state_dict() if self.teacher is not None else None,
                  "gen": self.gen.get_state(), "rnd": plain_rng_state(self.rnd),
-                 "mean_path": self.mean_path.cpu()}
+                 "mean_path": self.mean_path.cpu(), "history": self.history}
         tmp = self.out / (STATE + ".tmp")
         torch.save(state, tmp)
         tmp.replace(self.out / STATE)
