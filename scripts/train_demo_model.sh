@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
 PY=.venv/bin
 TRAIN="$PY/anycost-train"
-STAGE2_ITERS=${STAGE2_ITERS:-500}
+STAGE2_ITERS=${STAGE2_ITERS:-300}
 step=${1:-all}
 
 warm() {      # renderer warm start, both cores as two gloo processes
@@ -25,7 +25,7 @@ stage2() {    # the paper's stage 2 and its ablation, side by side, one core eac
     wait
 }
 encoder() {
-    "$TRAIN" encoder --model "$RUNS/demo-adach/latest.safetensors" --out "$RUNS/demo-enc" --steps 600
+    "$TRAIN" encoder --model "$RUNS/demo-adach/latest.safetensors" --out "$RUNS/demo-enc" --steps 400
 }
 directions() {
     "$TRAIN" directions --model "$RUNS/demo-enc/model.safetensors" --out "$RUNS/demo-enc/model-dirs.safetensors"
