@@ -2,6 +2,7 @@
 # The recipe of the built-in demo model (backend/anycost/data/demo.safetensors) and its docs page,
 # as run on a 2-core CPU. Every step is resumable: rerun a step with `--resume` added after an
 # interruption. RUNS (default runs/) holds the training folders; nothing there is shipped.
+# WARM_ITERS=N trains the warm start further (a started run is continued exactly).
 #
 #   scripts/train_demo_model.sh [all|warm|stage2|encoder|directions|release|docs]
 set -euo pipefail
@@ -12,9 +13,11 @@ TRAIN="$PY/anycost-train"
 STAGE2_ITERS=${STAGE2_ITERS:-300}
 step=${1:-all}
 
-warm() {      # renderer warm start, both cores as two gloo processes
+warm() {      # renderer warm start, both cores as two gloo processes; continues a started run
+    local args=(--preset demo-warm)
+    [ -f "$RUNS/demo-warm/train-state.pt" ] && args=(--resume)
     OMP_NUM_THREADS=1 "$PY/torchrun" --standalone --nproc_per_node 2 -m anycost_train.cli --threads 1 \
-        train --preset demo-warm --out "$RUNS/demo-warm"
+        train "${args[@]}" ${WARM_ITERS:+--iters "$WARM_ITERS"} --out "$RUNS/demo-warm"
 }
 stage2() {    # the paper's stage 2 and its ablation, side by side, one core each
     OMP_NUM_THREADS=1 "$TRAIN" --threads 1 train --preset demo --stage adach --iters "$STAGE2_ITERS" \

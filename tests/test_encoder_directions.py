@@ -173,3 +173,28 @@ def test_daemon_serves_the_encoder_and_directions(model_with_directions, tmp_pat
         r = c.call("edit", session=opened["session"], values={"smile": 2.0}, budget_ms=1000)
         assert r["values"] == {"smile": 2.0}
     assert d.stop() == 0
+
+
+def test_release_then_model_card(model_with_directions, tmp_path):
+    """The two commands that publish a model: figures into the file, then its docs page from the file."""
+    released = tmp_path / "released.safetensors"
+    r = subprocess.run([str(TRAIN_CLI), "--threads", "1", "release", "--model", str(model_with_directions), "--out",
+                        str(released), "--name", "tiny", "--ablation", f"same={model_with_directions}"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "docs" / "card.md"
+    r = subprocess.run([str(TRAIN_CLI), "--threads", "1", "model-card", "--model", str(released), "--out", str(out),
+                        "--projections", "1"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    figs = tmp_path / "docs" / "card"
+    assert (figs / "grid.png").is_file() and (figs / "projection.png").is_file()
+    for attr in ("smile", "glasses", "age", "hair_light", "hair_long", "skin"):
+        assert (figs / f"slider-{attr}.png").is_file() and f"slider-{attr}.png" in text
+    w, h = Image.open(figs / "grid.png").size
+    assert w > 2.5 * h                                 # three seeds side by side, four rows each
+    assert "| 0.25x @ 16 px |" in text and "Against *same*: +0.00 dB" in text
+    assert "| directions | 300 labelled samples |" in text and "| encoder |" in text
+    r = subprocess.run([str(TRAIN_CLI), "release", "--model", str(model_with_directions), "--out", str(released),
+                        "--ablation", "no-equals-sign"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "LABEL=MODEL" in r.stderr

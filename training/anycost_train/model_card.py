@@ -110,6 +110,12 @@ def _consistency_table(figures: dict) -> list[str]:
     mean += [f"**{statistics.mean(c['psnr'] for c in o.values()):.2f}**" for o in others]
     mean += [f"**{statistics.mean(c[metric] for c in o.values()):.4f}**" for o in others]
     lines.append("| " + " | ".join(mean) + " |")
+    base = statistics.mean(c["psnr"] for c in ours.values())
+    reduced = [k for k in ours if k[0] < 1]
+    for label, o in zip(ablations, others):
+        lines += ["", f"Against *{label}*: {base - statistics.mean(c['psnr'] for c in o.values()):+.2f} dB mean PSNR "
+                      f"over all sub-generators, {statistics.mean(ours[k]['psnr'] - o[k]['psnr'] for k in reduced):+.2f} dB "
+                      "over those with fewer channels."]
     m = figures["measured"]
     lines += ["", f"Measured at release ({m['date']}, {m['cpu']}) over {m['samples']} random latents "
                   f"(seed {m['seed']}, constant noise); reference: {m['reference']}. `{metric}` is the "

@@ -35,6 +35,15 @@ def preview_agreement(g, wplus) -> float:
     return statistics.mean(values)
 
 
+def _images_trained(training: dict) -> int:
+    """Images seen by the model's stage and every stage it started from (`init`)."""
+    total = 0
+    while training:
+        total += int(training.get("images") or 0)
+        training = training.get("init")
+    return total
+
+
 def write_report(model_path: Path, out: Path, n_images: int = 6, steps: int = 100, log_fn=print) -> Path:
     t_start = time.monotonic()
     model = load_model(model_path)
@@ -65,7 +74,8 @@ def write_report(model_path: Path, out: Path, n_images: int = 6, steps: int = 10
              f"Measured {time.strftime('%Y-%m-%d')} on {cpu_name()} ({torch.get_num_threads()} threads), "
              f"{time.monotonic() - t_start:.0f} s. Model: {g.cfg.resolution} px"
              + (", **untrained**" if model.metadata.get("untrained") else "")
-             + (f", trained {model.metadata['training']['images']} images" if "training" in model.metadata else "")
+             + (f", trained {_images_trained(model.metadata['training'])} images in all stages"
+                if "training" in model.metadata else "")
              + (", with encoder" if model.encoder is not None else ", no encoder") + ".", "",
              f"## Projection of {n_images} held-out procedural faces (seeds {HELD_OUT_SEED}+)", "",
              f"PSNR in dB against the photo (sub-generators against the photo downsampled to their size); "
