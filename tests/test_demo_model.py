@@ -11,9 +11,9 @@ from anycost.editing import from_model_file
 from anycost.hub import BUILTIN_DEMO, open_model
 from anycost.models import TRAINED_RATIOS
 from anycost.perceptual import make_perceptual
-from anycost.projection import psnr
 from anycost_train import release as release_mod
-from anycost_train.faces import ATTRIBUTES, N_FACTORS, draw_face, params_from_uniforms
+from anycost_train.faces import ATTRIBUTES
+from anycost_train.model_card import renderer_correspondence
 from anycost_train.release import consistency_figures, lineage, release
 
 from .conftest import run_cli
@@ -41,20 +41,11 @@ def test_shipped_file_is_small_and_self_describing(demo):
     assert meta["figures"]["ablations"], "the ablation without the paper's techniques is measured"
 
 
-@torch.no_grad()
 def test_demo_draws_the_face_of_its_latent(demo):
     """The first 16 entries of z are the face's factors (the warm start): G(z) must be closer to that
     face than to the faces of the other latents, i.e. it draws faces, and the right ones."""
-    g = demo.generator
-    z = torch.randn(8, g.cfg.style_dim, generator=torch.Generator().manual_seed(99))
-    u = 0.5 * (1 + torch.erf(z[:, :N_FACTORS] / 2 ** 0.5))
-    from anycost.imaging import from_pil
-    faces = torch.stack([from_pil(draw_face(params_from_uniforms(row.tolist()), 128)) for row in u])
-    out = g(z, noise="const")
-    own = [psnr(out[i:i + 1], faces[i:i + 1]) for i in range(8)]
-    other = [psnr(out[i:i + 1], faces[(i + 1) % 8:(i + 1) % 8 + 1]) for i in range(8)]
-    assert statistics.mean(own) > 20.0, own
-    assert statistics.mean(own) > statistics.mean(other) + 5.0, (own, other)
+    _, own, other = renderer_correspondence(demo.generator, n=8, seed=99)
+    assert own > 20.0 and own > other + 5.0, (own, other)
 
 
 def test_consistency_figures_are_what_the_model_does(demo):

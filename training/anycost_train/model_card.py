@@ -66,6 +66,22 @@ def slider_strip(g, direction, seeds=SLIDER_SEEDS) -> Image.Image:
     return grid(tiles, cols=SLIDER_STEPS)
 
 
+@torch.no_grad()
+def renderer_correspondence(g, n: int = 6, seed: int = 99) -> tuple[Image.Image, float, float]:
+    """The renderer's face for z (its first 16 entries are the face's factors, see the warm start) above
+    what G(z) draws; mean PSNR to its own face and to the next latent's face (chance level)."""
+    from anycost.imaging import from_pil
+    from .faces import N_FACTORS, draw_face, params_from_uniforms
+    z = torch.randn(n, g.cfg.style_dim, generator=torch.Generator().manual_seed(seed))
+    u = 0.5 * (1 + torch.erf(z[:, :N_FACTORS] / 2 ** 0.5))
+    faces = torch.stack([from_pil(draw_face(params_from_uniforms(row.tolist()), g.cfg.resolution)) for row in u])
+    out = g(z, noise="const")
+    own = statistics.mean(psnr(out[i:i + 1], faces[i:i + 1]) for i in range(n))
+    other = statistics.mean(psnr(out[i:i + 1], faces[(i + 1) % n][None]) for i in range(n))
+    tiles = [_tile(x, g.cfg.resolution) for x in torch.cat([faces, out])]
+    return grid(tiles, cols=n), own, other
+
+
 def projections(model, perceptual, n: int) -> tuple[Image.Image, list[dict]]:
     """Held-out procedural faces: rows target, encoder guess, projected (full), projected preview 0.25x@32."""
     from .data import ProceduralFaces
@@ -165,6 +181,16 @@ def write_model_card(model_path: Path, out: Path, n_projections: int = 6, log_fn
         log_fn(f"slider {d.name}")
         slider_strip(g, d).save(figs / f"slider-{d.name}.png")
         lines += [f"**{d.name}** ({d.min:g} .. {d.max:g})", "", f"![{d.name}]({rel}/slider-{d.name}.png)", ""]
+
+    if any(st.get("stage") == "renderer" for st in meta.get("lineage", [])):
+        log_fn("renderer correspondence")
+        img, own, other = renderer_correspondence(g)
+        img.save(figs / "renderer.png")
+        lines += ["## What a latent names, and what the model draws", "",
+                  "Top: the procedural renderer's face for six random latents (the warm start ties the first "
+                  "16 entries of z to the face's factors); bottom: the model's image of the same latents. "
+                  f"Mean PSNR to its own face {own:.2f} dB, to the next latent's face {other:.2f} dB.", "",
+                  f"![renderer]({rel}/renderer.png)", ""]
 
     log_fn(f"projecting {n_projections} held-out faces")
     img, stats = projections(model, perceptual, n_projections)
