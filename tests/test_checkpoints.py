@@ -32,6 +32,28 @@ def test_our_format_round_trip_is_exact(tmp_path):
         assert torch.equal(m.generator(z, channels=0.5), g(z, channels=0.5))
 
 
+@pytest.mark.parametrize("length_bytes", [b"\x80", b"PK"])
+def test_header_length_that_looks_like_a_pickle_or_zip_signature(tmp_path, length_bytes):
+    """A safetensors header length starting with 0x80 (pickle) or "PK" (zip) is still our format."""
+    g = small_generator()
+    path = tmp_path / "m.safetensors"
+
+    def header_length(pad):
+        save_model(path, g, {"name": "x" * pad})
+        return int.from_bytes(path.read_bytes()[:8], "little")
+
+    base, want = header_length(0), int.from_bytes(length_bytes, "little")
+    modulus = 256 ** len(length_bytes)
+    target = base + (want - base) % modulus              # the first length >= base with those low bytes
+    for pad in range(max(0, target - base - 8), target - base + 9):   # the header is padded to 8 bytes
+        if header_length(pad) == target:
+            break
+    else:
+        pytest.fail("no padding gave the wanted header length")
+    assert path.read_bytes()[:len(length_bytes)] == length_bytes
+    assert load_model(path).metadata["name"] == "x" * pad
+
+
 def test_half_precision_storage(tmp_path):
     g = small_generator()
     full = save_model(tmp_path / "f.safetensors", g)

@@ -204,8 +204,10 @@ def load_model(path: str | Path) -> Model:
         raise CheckpointError(f"model file not found: {path}")
     with open(path, "rb") as f:
         head = f.read(16)
+    # safetensors first: an 8-byte little-endian header length, then the JSON header. Its length bytes
+    # can be anything, "PK" or 0x80 included, so they must not be read as a zip or pickle signature.
+    if len(head) >= 9 and head[8:9] == b"{" and 8 + int.from_bytes(head[:8], "little") <= path.stat().st_size:
+        return _load_ours(path)
     if head[:2] == b"PK" or head[:1] == b"\x80":   # zip (torch.save) or legacy raw pickle
         return _load_official(path)
-    if len(head) >= 9 and head[8:9] == b"{":        # safetensors: 8-byte length, then a JSON header
-        return _load_ours(path)
     raise CheckpointError(f"{path}: not a model file (neither Anycost safetensors nor a PyTorch checkpoint)")
