@@ -190,3 +190,12 @@ def face(seed: int, resolution: int) -> tuple[Image.Image, dict]:
     return draw_face(p, resolution), p.labels()
 
 
+
+
+def faces_of_latents(z, resolution: int):
+    """The renderer's face for each latent [N, D >= 16]: its first 16 entries, mapped through the normal
+    CDF, are the face's uniforms. What the renderer warm start teaches G(z) to draw. -> [N, 3, R, R]."""
+    import torch
+    from anycost.imaging import from_pil
+    u = 0.5 * (1 + torch.erf(z[:, :N_FACTORS] / 2 ** 0.5))
+    return torch.stack([from_pil(draw_face(params_from_uniforms(row.tolist()), resolution)) for row in u])

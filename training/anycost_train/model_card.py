@@ -17,7 +17,7 @@ from anycost.models import TRAINED_RATIOS
 from anycost.perceptual import make_perceptual
 from anycost.projection import ProjectionOptions, downsample, initial_wplus, project, psnr
 
-from .faces import ATTRIBUTES
+from .faces import ATTRIBUTES, faces_of_latents
 from .report import HELD_OUT_SEED
 
 GRID_SEEDS = (3, 7, 11)
@@ -70,11 +70,8 @@ def slider_strip(g, direction, seeds=SLIDER_SEEDS) -> Image.Image:
 def renderer_correspondence(g, n: int = 6, seed: int = 99) -> tuple[Image.Image, float, float]:
     """The renderer's face for z (its first 16 entries are the face's factors, see the warm start) above
     what G(z) draws; mean PSNR to its own face and to the next latent's face (chance level)."""
-    from anycost.imaging import from_pil
-    from .faces import N_FACTORS, draw_face, params_from_uniforms
     z = torch.randn(n, g.cfg.style_dim, generator=torch.Generator().manual_seed(seed))
-    u = 0.5 * (1 + torch.erf(z[:, :N_FACTORS] / 2 ** 0.5))
-    faces = torch.stack([from_pil(draw_face(params_from_uniforms(row.tolist()), g.cfg.resolution)) for row in u])
+    faces = faces_of_latents(z, g.cfg.resolution)
     out = g(z, noise="const")
     own = statistics.mean(psnr(out[i:i + 1], faces[i:i + 1]) for i in range(n))
     other = statistics.mean(psnr(out[i:i + 1], faces[(i + 1) % n][None]) for i in range(n))

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from anycost.checkpoints import load_model, save_model
-from anycost.imaging import from_pil, grid, to_pil
+from anycost.imaging import grid, to_pil
 from anycost.models import TRAINED_RATIOS, Generator
 from anycost.models.channel_sort import sort_channels
 from anycost.perceptual import make_perceptual
@@ -24,7 +24,7 @@ from anycost.projection import downsample
 from . import dist
 from .config import TrainConfig
 from .data import ImageFolder, ProceduralFaces
-from .faces import N_FACTORS, draw_face, params_from_uniforms
+from .faces import faces_of_latents
 from .discriminator import MultiResDiscriminator
 from .losses import consistency, d_logistic, g_nonsaturating, path_length, r1_penalty
 from .subnets import arch_dim, arch_vector, sample_ratios, widths
@@ -56,11 +56,12 @@ class Trainer:
         self.d = MultiResDiscriminator(self.gcfg, tc.n_res,
                                        arch_dim(self.gcfg) if self._conditioned else None).to(self.device)
         self.teacher = None
-        self.init_training = load_model(tc.init).metadata.get("training") if tc.init else None
+        init = load_model(tc.init) if tc.init else None  # read once: weights and where they came from
+        self.init_training = init.metadata.get("training") if init else None
         if tc.stage == "adach" and state is None:
-            self._init_from_stage1()
-        elif tc.init and state is None:                 # e.g. stage 1 from a renderer warm start
-            self.g.load_state_dict(self._init_generator().state_dict())
+            self._init_from_stage1(init)
+        elif init and state is None:                     # e.g. stage 1 from a renderer warm start
+            self.g.load_state_dict(self._init_generator(init).state_dict())
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False)
         if tc.stage == "adach":
             if self.teacher is None:
@@ -100,16 +101,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
 
-    def _init_generator(self) -> Generator:
-        src = load_model(self.tc.init).generator
+    def _init_generator(self, init) -> Generator:
+        src = init.generator
         if src.cfg != self.gcfg:
             raise ValueError(f"{self.tc.init} has a different architecture than arch {self.tc.arch!r}")
         return src
 
-    def _init_from_stage1(self) -> None:
-        if not self.tc.init:
+    def _init_from_stage1(self, init) -> None:
+        if init is None:
             raise ValueError("stage 'adach' starts from a stage-1 model: pass --init MODEL_FILE")
-        self.g.load_state_dict(self._init_generator().state_dict())
+        self.g.load_state_dict(self._init_generator(init).state_dict())
         self.teacher = copy.deepcopy(self.g)            # the frozen full generator of stage 1
         sort_channels(self.g)                           # most important channels first; same function
 
@@ -210,10 +211,7 @@ class Trainer:
         b = self.tc.batch
         res = self.rnd.choice(self.resolutions)
         z = torch.randn(b, self.gcfg.style_dim, generator=self.gen)
-        u = 0.5 * (1 + torch.erf(z[:, :N_FACTORS] / 2 ** 0.5))
-        target = torch.stack([from_pil(draw_face(params_from_uniforms(row.tolist()), self.gcfg.resolution))
-                              for row in u]).to(self.device)
-        target = downsample(target, res)
+        target = downsample(faces_of_latents(z, self.gcfg.resolution).to(self.device), res)
         with self._autocast():
             out = self.g(z.to(self.device), target_res=res, noise="random", generator=self.gen).float()
             loss = F.l1_loss(out, target) + self.perceptual.distance(out, target).mean()
