@@ -121,9 +121,8 @@ def test_resume_continues_bit_for_bit(tmp_path):
     straight.run()
     first = Trainer(load_config("tiny", overrides={"iters": 3, "checkpoint_every": 3}), tmp_path / "b", progress=False)
     first.run()
-    resumed = Trainer(load_config("tiny", overrides={"iters": 6, "checkpoint_every": 3}), tmp_path / "b",
-                      resume=True, progress=False)
-    assert resumed.step == 3
+    resumed = Trainer.resumed(tmp_path / "b", {"iters": 6}, progress=False)
+    assert resumed.step == 3 and resumed.tc.checkpoint_every == 3      # the run's own interval is kept
     resumed.run()
     for name in ("g", "d", "g_ema"):
         a, b = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
@@ -131,6 +130,8 @@ def test_resume_continues_bit_for_bit(tmp_path):
     assert straight.g_opt.state_dict()["state"][0]["exp_avg"].equal(resumed.g_opt.state_dict()["state"][0]["exp_avg"])
     history = load_model(tmp_path / "b" / "latest.safetensors").metadata["training"]["history"]
     assert [h["step"] for h in history] == [0, 3] and all(h["command"] and h["commit"] for h in history)
+    with pytest.raises(ValueError, match="can change only"):
+        Trainer.resumed(tmp_path / "b", {"iters": 9, "lr": 0.1}, progress=False)
 
 
 def test_torchrun_two_processes_keep_replicas_identical(tmp_path):

@@ -122,13 +122,13 @@ def train_cmd(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keys = [f.name for f in TrainConfig.__dataclass_fields__.values()]
     overrides = {k: getattr(args, k) for k in keys if hasattr(args, k) and k not in ("config",)}
-    if args.resume:
-        tc = TrainConfig(**{k: v for k, v in overrides.items() if v is not None and k in
-                            ("iters", "log_every", "sample_every", "checkpoint_every")})
-    else:
-        tc = load_config(args.preset, args.config, overrides)
     try:
-        trainer = Trainer(tc, args.out, resume=args.resume)
+        if args.resume:
+            if args.preset or args.config:
+                raise ValueError("--resume continues the run with its own configuration: drop --preset/--config")
+            trainer = Trainer.resumed(args.out, overrides)
+        else:
+            trainer = Trainer(load_config(args.preset, args.config, overrides), args.out)
         path = trainer.run()
     finally:
         dist.shutdown()

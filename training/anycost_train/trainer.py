@@ -33,18 +33,17 @@ log = logging.getLogger("anycost_train")
 STATE = "train-state.pt"
 
 
+# what a resumed run may change; everything else is the run's own
+RESUMABLE_CHANGES = ("iters", "log_every", "sample_every", "checkpoint_every")
+
+
 class Trainer:
     def __init__(self, tc: TrainConfig, out: Path, resume: bool = False, progress: bool = True):
+        """Train `tc` into the run folder `out`. With `resume`, `tc` must be the run's own configuration
+        (see `Trainer.resumed`), and training continues exactly from `out`'s saved state."""
         self.out = Path(out)
         self.rank, self.world = dist.init(tc.device)
-        state = None
-        if resume:
-            state = self._read_state()
-            saved = state["config"]
-            for key in ("iters", "log_every", "sample_every", "checkpoint_every"):
-                saved[key] = getattr(tc, key)          # the new run may go further, nothing else changes
-            saved["betas"] = tuple(saved["betas"])
-            tc = TrainConfig(**saved)
+        state = self._read_state(self.out) if resume else None
         self.tc = tc
         self.device = torch.device(tc.device)
         self.gcfg = tc.generator_config()
@@ -324,8 +323,21 @@ class Trainer:
         dist.barrier()
         return path
 
-    def _read_state(self) -> dict:
-        path = self.out / STATE
+    @classmethod
+    def resumed(cls, out: Path, changes: dict | None = None, progress: bool = True) -> "Trainer":
+        """The run in `out`, continued with its own configuration; `changes` may set only
+        RESUMABLE_CHANGES (e.g. more iterations). Values not given keep the run's own."""
+        changes = {k: v for k, v in (changes or {}).items() if v is not None}
+        if unknown := set(changes) - set(RESUMABLE_CHANGES):
+            raise ValueError(f"a resumed run can change only {', '.join(RESUMABLE_CHANGES)}; "
+                             f"not {', '.join(sorted(unknown))}")
+        saved = dict(cls._read_state(Path(out))["config"])
+        saved["betas"] = tuple(saved["betas"])
+        return cls(TrainConfig(**{**saved, **changes}), out, resume=True, progress=progress)
+
+    @staticmethod
+    def _read_state(out: Path) -> dict:
+        path = out / STATE
         if not path.is_file():
             raise FileNotFoundError(f"nothing to resume: {path} does not exist")
         return torch.load(path, map_location="cpu", weights_only=True)
