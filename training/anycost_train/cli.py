@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--alpha", type=float, default=0.5, help="weight of the sub-generator term")
     e.add_argument("--data", default="procedural", help="'procedural' or a folder of images")
     e.add_argument("--resume", action="store_true")
+    e.add_argument("--device", default="cpu", help="cpu, or cuda on a machine with a GPU")
 
     dr = sub.add_parser("directions", help="attribute directions (classifier + linear boundaries) and PCA, into a model")
     dr.add_argument("--model", type=Path, required=True)
@@ -140,7 +141,7 @@ def train_cmd(args) -> int:
 def encoder_cmd(args) -> int:
     from .encoder_training import EncoderTrainer
     t = EncoderTrainer(args.model, args.out, steps=args.steps, batch=args.batch, alpha=args.alpha,
-                       data=args.data, resume=args.resume)
+                       data=args.data, resume=args.resume, device=args.device)
     print(f"model with encoder: {t.run()}")
     return 0
 
