@@ -1,0 +1,199 @@
+"""Copy an editor plugin where the editor looks for it, enable it, and make sure the editor's own
+Python can import what the plugin needs (pyzmq, msgpack). Used by `anycost-backend install-plugin`."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import AnycostError
+
+KRITA_PLUGIN = "anycost_krita"
+KRITA_DESKTOP = """[Desktop Entry]
+Type=Service
+ServiceTypes=Krita/PythonPlugin
+X-KDE-Library=anycost_krita
+X-Python-2-Compatible=false
+X-Krita-Manual=README.md
+Name=Anycost Editor
+Comment=GAN photo editing: project a portrait, drag attribute sliders, apply as a new layer
+"""
+NEEDED = ("zmq", "msgpack")               # module names the plugin imports besides Qt
+WHEELS = ("pyzmq", "msgpack")
+
+
+@dataclass
+class Report:
+    installed_to: Path
+    lines: list[str] = field(default_factory=list)
+
+    def say(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def default_pykrita_dir() -> Path:
+    """Krita's user resource folder + pykrita (Settings ▸ Manage Resources ▸ Open Resource Folder)."""
+    if sys.platform == "win32":
+        return Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming")) / "krita" / "pykrita"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "krita" / "pykrita"
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "krita" / "pykrita"
+
+
+def default_kritarc() -> Path:
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "kritarc"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Preferences" / "kritarc"
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "kritarc"
+
+
+def plugin_source() -> Path:
+    spec = importlib.util.find_spec(KRITA_PLUGIN)
+    if spec is None or not spec.submodule_search_locations:
+        raise AnycostError(f"the Krita plugin package '{KRITA_PLUGIN}' is not installed with anycost-editor")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def enable_in_kritarc(kritarc: Path, name: str = KRITA_PLUGIN) -> None:
+    """Set `[python] enable_<name>=true` (what the Python Plugin Manager's checkbox writes).
+    Edited line by line: kritarc is Qt's INI dialect, which configparser would rewrite."""
+    key = f"enable_{name}"
+    lines = kritarc.read_text(encoding="utf-8").splitlines() if kritarc.exists() else []
+    out, in_python, done = [], False, False
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            if in_python and not done:
+                out.append(f"{key}=true")
+                done = True
+            in_python = stripped == "[python]"
+        elif in_python and stripped.split("=", 1)[0].strip() == key:
+            line, done = f"{key}=true", True
+        out.append(line)
+    if in_python and not done:
+        out.append(f"{key}=true")
+        done = True
+    if not done:
+        out += ([""] if out and out[-1].strip() else []) + ["[python]", f"{key}=true"]
+    kritarc.parent.mkdir(parents=True, exist_ok=True)
+    kritarc.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def _can_import(python: str, modules=NEEDED) -> tuple[bool, str]:
+    code = "import sys; " + "; ".join(f"import {m}" for m in modules) + "; print('%d.%d' % sys.version_info[:2])"
+    try:
+        r = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+    except OSError as e:
+        return False, str(e)
+    return r.returncode == 0, (r.stdout.strip() if r.returncode == 0 else r.stderr.strip().splitlines()[-1:] and
+                               r.stderr.strip().splitlines()[-1])
+
+
+def _python_version(python: str) -> str | None:
+    try:
+        r = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                           capture_output=True, text=True, timeout=60)
+        return r.stdout.strip() if r.returncode == 0 else None
+    except OSError:
+        return None
+
+
+def distro_krita_python() -> str | None:
+    """A Linux distribution's Krita runs plugins in the system python3."""
+    if sys.platform.startswith("linux") and shutil.which("krita") and Path("/usr/bin/python3").exists():
+        if any(Path("/usr/lib").glob("*/krita-python-libs")) or Path("/usr/lib/krita-python-libs").exists():
+            return "/usr/bin/python3"
+    return None
+
+
+def vendor_wheels(vendor: Path, python_version: str, platform_tags: list[str]) -> None:
+    """Download pyzmq and msgpack wheels for that Python and unpack them into `vendor`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+               "--python-version", python_version, "--implementation", "cp", "-d", tmp, *WHEELS]
+        for tag in platform_tags:
+            cmd += ["--platform", tag]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            raise AnycostError("could not download pyzmq and msgpack wheels for Python "
+                               f"{python_version}: {(r.stderr.strip().splitlines() or ['pip failed'])[-1]}")
+        for wheel in Path(tmp).glob("*.whl"):
+            with zipfile.ZipFile(wheel) as z:
+                z.extractall(vendor)
+
+
+def platform_tags(python_version: str) -> list[str]:
+    if sys.platform == "win32":
+        return ["win_amd64"]
+    if sys.platform == "darwin":
+        return ["macosx_10_9_universal2", "macosx_10_15_universal2", "macosx_11_0_arm64", "macosx_10_9_x86_64"]
+    return [f"manylinux_2_{n}_x86_64" for n in (28, 27, 26, 17)] + ["manylinux2014_x86_64"]
+
+
+def install_krita(pykrita_dir: Path | None = None, kritarc: Path | None = None, krita_python: str | None = None,
+                  krita_python_version: str | None = None, enable: bool = True) -> Report:
+    pykrita = (pykrita_dir or default_pykrita_dir()).expanduser()
+    if pykrita.name != "pykrita":
+        raise AnycostError(f"Krita loads Python plugins only from a folder named 'pykrita', not {pykrita}")
+    src = plugin_source()
+    dest = pykrita / KRITA_PLUGIN
+    report = Report(dest)
+    pykrita.mkdir(parents=True, exist_ok=True)
+    old_vendor = dest / "vendor"
+    keep = tempfile.mkdtemp() if old_vendor.exists() else None   # keep wheels unpacked by an earlier install
+    if keep:
+        shutil.move(str(old_vendor), keep)
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "vendor"))
+    vendor = dest / "vendor"
+    if keep:
+        shutil.move(str(Path(keep) / "vendor"), str(vendor))
+        shutil.rmtree(keep, ignore_errors=True)
+    vendor.mkdir(exist_ok=True)
+    (vendor / "__init__.py").write_text('"""What the plugin needs besides Qt, put here by install-plugin."""\n')
+    shutil.copy2(Path(__file__).with_name("protocol.py"), vendor / "protocol.py")   # the one protocol module
+    (pykrita / f"{KRITA_PLUGIN}.desktop").write_text(KRITA_DESKTOP, encoding="utf-8")
+    report.say(f"copied the plugin to {dest}")
+    if enable:
+        rc = (kritarc or default_kritarc()).expanduser()
+        enable_in_kritarc(rc)
+        report.say(f"enabled it in {rc} ([python] enable_{KRITA_PLUGIN}=true)")
+    _check_dependencies(report, vendor, krita_python, krita_python_version)
+    report.say("restart Krita, then open Settings ▸ Dockers ▸ Anycost")
+    return report
+
+
+def _check_dependencies(report: Report, vendor: Path, krita_python: str | None, version: str | None) -> None:
+    python = krita_python or (None if version else distro_krita_python())
+    if python:
+        ok, detail = _can_import(python)
+        if ok:
+            report.say(f"Krita's Python ({python}, {detail}) imports pyzmq and msgpack")
+            return
+        version = _python_version(python) or version
+        report.say(f"Krita's Python ({python}) cannot import them yet ({detail})")
+    if not version:
+        report.say("Krita's Python version is unknown: if the docker says pyzmq is missing, run again with "
+                   "--krita-python-version 3.10 (Krita 5.2) or 3.13 (Krita 5.3)")
+        return
+    if (vendor / "zmq").is_dir() and (vendor / "msgpack").is_dir():
+        report.say(f"pyzmq and msgpack are already unpacked in {vendor}")
+        return
+    try:
+        vendor_wheels(vendor, version, platform_tags(version))
+    except AnycostError as e:
+        distro = ("apt install python3-zmq python3-msgpack (Debian/Ubuntu), dnf install python3-zmq "
+                  "python3-msgpack (Fedora), or " if python == "/usr/bin/python3" else "")
+        raise AnycostError(f"{e}. Install them for Krita's Python {version}: {distro}"
+                           f"pip install --target {vendor} pyzmq msgpack with a Python {version}") from None
+    report.say(f"unpacked pyzmq and msgpack wheels for Python {version} into {vendor}")

@@ -1,0 +1,185 @@
+"""The connection to the backend as a small state machine, with the backend started on demand.
+
+    DISCONNECTED -> CONNECTING -> CONNECTED            (a backend answered `hello` and is ready)
+                        |  no answer, autostart on
+                        v
+                    STARTING -> CONNECTED              (our child answered; it dies with the editor)
+                        |  child exited / too slow
+                        v
+    UNREACHABLE (with the reason; retried every few seconds)
+
+While CONNECTED a heartbeat `hello` runs every few seconds; a missed one means the backend went
+away: the state says so and the connection starts over (and restarts the backend if it was ours).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from .launcher import LaunchError, last_lines, start_backend, stop_backend
+from .qt import QObject, QTimer, pyqtSignal
+from .settings import Settings
+from .wire import BackendError, BackendSocket
+
+DISCONNECTED, CONNECTING, STARTING, CONNECTED, UNREACHABLE = (
+    "disconnected", "connecting", "starting", "connected", "unreachable")
+
+
+class Connection(QObject):
+    state_changed = pyqtSignal(str, str)      # state, message for the user
+    models_changed = pyqtSignal(list, str)    # model records (protocol `models`), default model name
+
+    def __init__(self, settings: Settings, log_dir: Path | None = None, hello_timeout_s: float = 2.0,
+                 heartbeat_s: float = 3.0, start_timeout_s: float = 180.0, retry_s: float = 5.0):
+        super().__init__()
+        self.settings = settings
+        self.log_path = Path(log_dir or tempfile.gettempdir()) / "anycost-backend.log"
+        self.hello_timeout_s, self.heartbeat_s = hello_timeout_s, heartbeat_s
+        self.start_timeout_s, self.retry_s = start_timeout_s, retry_s
+        self.state, self.message = DISCONNECTED, ""
+        self.socket: BackendSocket | None = None
+        self.models: list[dict] = []
+        self.default_model = ""
+        self.child = None                     # the backend we started, if any
+        self._hello_id = None
+        self._deadline = QTimer(self)
+        self._deadline.setSingleShot(True)
+        self._deadline.timeout.connect(self._hello_timed_out)
+        self._tick = QTimer(self)             # heartbeat while connected, retries when unreachable
+        self._tick.setSingleShot(True)
+        self._tick.timeout.connect(self._on_tick)
+
+    # ------------------------------------------------------------------ public
+
+    def start(self) -> None:
+        """(Re)connect with the current settings."""
+        self._tick.stop()
+        self._new_socket()
+        self._set(CONNECTING, f"Connecting to {self.settings.address}…")
+        self._hello(self.hello_timeout_s)
+
+    def stop(self) -> None:
+        """Close the connection and stop the backend we started (the editor is closing)."""
+        self._tick.stop()
+        self._deadline.stop()
+        if self.socket:
+            self.socket.close()
+            self.socket = None
+        stop_backend(self.child)
+        self.child = None
+        self._set(DISCONNECTED, "Disconnected")
+
+    @property
+    def connected(self) -> bool:
+        return self.state == CONNECTED
+
+    def model(self, name: str) -> dict | None:
+        return next((m for m in self.models if m.get("name") == name), None)
+
+    # ------------------------------------------------------------------ machinery
+
+    def _set(self, state: str, message: str) -> None:
+        if (state, message) != (self.state, self.message):
+            self.state, self.message = state, message
+            self.state_changed.emit(state, message)
+
+    def _new_socket(self) -> None:
+        if self.socket:
+            self.socket.close()
+        self.socket = BackendSocket(self.settings.address)
+        self._hello_id = None
+
+    def _hello(self, timeout_s: float) -> None:
+        if self._hello_id is not None:
+            return
+        self._hello_id = self.socket.send("hello", {}, self._on_hello, self._on_error)
+        self._deadline.start(int(timeout_s * 1000))
+
+    def _on_hello(self, data: dict) -> None:
+        self._deadline.stop()
+        self._hello_id = None
+        if data.get("state") != "ready":          # calibrating: ask again shortly
+            self._set(self.state if self.state == STARTING else CONNECTING,
+                      "The backend is measuring its previews on this machine…")
+            self._tick.start(500)
+            return
+        if self.state == CONNECTED:
+            self._tick.start(int(self.heartbeat_s * 1000))
+            return
+        self.socket.send("models", {}, self._on_models, self._on_error)
+
+    def _on_models(self, data: dict) -> None:
+        self.models = list(data.get("models") or [])
+        self.default_model = data.get("default_model") or ""
+        self._set(CONNECTED, f"Connected to {self.settings.address}"
+                             + (" (started by Krita)" if self.child is not None else ""))
+        self.models_changed.emit(self.models, self.default_model)
+        self._tick.start(int(self.heartbeat_s * 1000))
+
+    def _on_error(self, err: BackendError) -> None:
+        if err.code == "closed":
+            return
+        self._deadline.stop()
+        self._hello_id = None
+        self._set(UNREACHABLE, f"The backend answered with an error: {err.message}")
+        self._tick.start(int(self.retry_s * 1000))
+
+    def _on_tick(self) -> None:
+        if self.state == CONNECTED:
+            self._hello(max(self.hello_timeout_s, self.heartbeat_s))
+        elif self.state == STARTING:
+            self._check_child() and self._hello(self._start_left())
+        else:
+            self.start()
+
+    def _hello_timed_out(self) -> None:
+        if self._hello_id is not None:
+            self.socket.forget(self._hello_id)
+            self._hello_id = None
+        if self.state == STARTING:
+            if self._check_child():
+                self._fail(f"The backend did not become ready within {self.start_timeout_s:g} s "
+                           f"(log: {self.log_path})")
+            return
+        lost = self.state == CONNECTED
+        if self.settings.autostart and self._loopback() and (self.child is None or self.child.poll() is not None):
+            self._launch(restarted=lost)
+            return
+        self._fail(("Lost the backend" if lost else "No backend answers") + f" at {self.settings.address}; "
+                   + ("retrying…" if not self.settings.autostart else "it is not on this machine, retrying…"))
+
+    def _launch(self, restarted: bool) -> None:
+        try:
+            self.child = start_backend(self.settings.executable, self.settings.address, self.log_path)
+        except LaunchError as e:
+            self._fail(str(e))
+            return
+        self._started_at = time.monotonic()
+        self._new_socket()                    # a fresh socket: nothing stale queued for the new backend
+        self._set(STARTING, ("Lost the backend; restarting it…" if restarted else "Starting the backend…"))
+        self._hello(self._start_left())
+        self._tick.start(1000)
+
+    def _start_left(self) -> float:
+        return max(0.5, self.start_timeout_s - (time.monotonic() - self._started_at))
+
+    def _check_child(self) -> bool:
+        """While STARTING: is our child still alive? If not, say why (from its log)."""
+        if self.child is not None and self.child.poll() is None:
+            if self._hello_id is not None:
+                self._tick.start(1000)        # keep watching it while the hello waits
+            return True
+        code = self.child.returncode if self.child is not None else None
+        self.child = None
+        self._fail(f"The backend exited (code {code}) before it was ready: {last_lines(self.log_path)}")
+        return False
+
+    def _fail(self, message: str) -> None:
+        self._deadline.stop()
+        self._set(UNREACHABLE, message)
+        self._tick.start(int(self.retry_s * 1000))
+
+    def _loopback(self) -> bool:
+        a = self.settings.address
+        return a.startswith("ipc://") or any(h in a for h in ("://127.", "://localhost", "://[::1]"))

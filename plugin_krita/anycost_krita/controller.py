@@ -1,0 +1,258 @@
+"""Project -> slide -> Apply/Discard, independent of the editor: the editor is a `Host`.
+
+Edits follow "latest wins, one in flight": moving a slider while an edit is on its way only records
+the newest values; when the reply arrives, the newest values go out (if they changed). The backend's
+unasked `refined` preview replaces the shown one only if it belongs to the newest edit.
+"""
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from .qt import QObject, pyqtSignal
+from .wire import BackendError, BackendSocket
+
+IDLE, PROJECTING, EDITING, APPLYING = "idle", "projecting", "editing", "applying"
+
+
+class HostError(Exception):
+    """Something about the document stops the operation (no layer, wrong colour depth...)."""
+
+
+class Host(Protocol):
+    def source(self) -> tuple[dict, tuple[int, int, int, int]]:
+        """The pixels to project (a protocol Image map, RGBA8) and their region in the document."""
+    def show_preview(self, rgb: bytes, w: int, h: int) -> None: ...
+    def remove_preview(self) -> None: ...
+    def apply(self, rgb: bytes, w: int, h: int, feather: int, name: str) -> None: ...
+    def alive(self) -> bool: ...
+
+
+class EditController(QObject):
+    changed = pyqtSignal(str, str)          # phase, message for the user
+    progress = pyqtSignal(float)            # 0..1 during projection
+    directions_changed = pyqtSignal(list)   # protocol Direction records of the session
+    preview_shown = pyqtSignal(dict)        # {"config", "render_ms", "refined", "values"}
+
+    def __init__(self):
+        super().__init__()
+        self.socket: BackendSocket | None = None
+        self.host: Host | None = None
+        self.phase, self.message, self.error = IDLE, "", False
+        self.session: str | None = None
+        self.region = None
+        self.directions: list[dict] = []
+        self.values: dict[str, float] = {}
+        self.budget_ms: float | None = None   # None: auto
+        self._open_id = None
+        self._edit_id = None                  # the edit in flight
+        self._newest_edit = None              # id of the newest edit sent
+        self._sent_values: dict | None = None
+        self._dirty = False
+        self._overhead_ms = 20.0              # transport + conversion beyond the render (auto budget)
+        self._sent_at = 0.0
+        self.edits_sent = 0
+        self.max_in_flight = 0
+
+    # ------------------------------------------------------------------ state
+
+    def _set(self, phase: str, message: str = "", error: bool = False) -> None:
+        self.phase, self.message, self.error = phase, message, error
+        self.changed.emit(phase, message)
+
+    def _fail(self, message: str, phase: str | None = None) -> None:
+        self._set(phase or (EDITING if self.session else IDLE), message, error=True)
+
+    def attach(self, socket: BackendSocket | None) -> None:
+        """Use this connection (None while disconnected). A session lives on the backend, so it
+        survives a reconnection to the same backend."""
+        if self.socket is not None:
+            try:
+                self.socket.refined.disconnect(self._on_refined)
+            except (TypeError, RuntimeError):
+                pass
+        self.socket = socket
+        if socket is not None:
+            socket.refined.connect(self._on_refined)
+        if self.phase in (PROJECTING, APPLYING):
+            self._open_id = None
+            self._edit_id = None
+            self._fail("The connection to the backend was lost during the operation; try again")
+
+    # ------------------------------------------------------------------ project
+
+    def project(self, host: Host, model: str = "", steps: int = 100) -> None:
+        if self.socket is None:
+            raise HostError("Not connected to the backend")
+        if self.phase == PROJECTING:
+            raise HostError("A projection is already running")
+        self.discard()
+        image, region = host.source()        # raises HostError with the reason
+        self.host, self.region = host, region
+        fields = {"image": image, "steps": steps, "preview_every": 10}
+        if model:
+            fields["model"] = model
+        self._set(PROJECTING, f"Projecting {region[2]}×{region[3]} px…")
+        self.progress.emit(0.0)
+        self._open_id = self.socket.send("open", fields, self._on_opened, self._on_open_error, self._on_open_progress)
+
+    def cancel_projection(self) -> None:
+        if self.phase == PROJECTING and self._open_id is not None and self.socket:
+            self.socket.send("cancel", {"target": self._open_id}, lambda d: None, lambda e: None)
+
+    def _on_open_progress(self, data: dict) -> None:
+        steps = max(1, int(data.get("steps") or 1))
+        self.progress.emit(min(1.0, int(data.get("step", 0)) / steps))
+        preview = data.get("preview")
+        if preview and self._host_alive():   # the current reconstruction, at model resolution
+            self._show(preview, resize=True)
+
+    def _on_opened(self, data: dict) -> None:
+        self._open_id = None
+        self.session = data["session"]
+        self.directions = list(data.get("directions") or [])
+        self.values = {d["name"]: float(d.get("default", 0.0)) for d in self.directions}
+        self._sent_values = dict(self.values)
+        self.directions_changed.emit(self.directions)
+        self.progress.emit(1.0)
+        if self._host_alive():
+            self._show(data["reconstruction"])
+        psnr = (data.get("metrics") or {}).get("psnr")
+        self._set(EDITING, "Projected" + (f" (PSNR {psnr:.1f} dB)" if isinstance(psnr, (int, float)) else ""))
+
+    def _on_open_error(self, err: BackendError) -> None:
+        self._open_id = None
+        self.progress.emit(0.0)
+        self._fail("Projection cancelled" if err.code == "cancelled" else f"Projection failed: {err.message}", IDLE)
+
+    # ------------------------------------------------------------------ edit
+
+    def set_value(self, name: str, value: float) -> None:
+        if self.session is None or self.phase != EDITING:
+            return
+        if name not in self.values:
+            raise HostError(f"unknown direction {name!r}")
+        self.values[name] = float(value)
+        self._dirty = self.values != self._sent_values
+        self._pump()
+
+    def reset(self) -> None:
+        if self.session is None:
+            return
+        self.values = {d["name"]: float(d.get("default", 0.0)) for d in self.directions}
+        self._dirty = self.values != self._sent_values
+        self._pump()
+
+    def _budget(self) -> float:
+        if self.budget_ms is not None:
+            return self.budget_ms
+        return max(20.0, 100.0 - self._overhead_ms)    # auto: 100 ms on screen, transport included
+
+    def _pump(self) -> None:
+        """Send the newest values if none is in flight (one in flight: no pile-up)."""
+        if not self._dirty or self._edit_id is not None or self.socket is None or self.phase != EDITING:
+            return
+        self._dirty = False
+        self._sent_values = dict(self.values)
+        w, h = self.region[2], self.region[3]
+        self._sent_at = time.monotonic()
+        self._edit_id = self.socket.send("edit", {"session": self.session, "values": dict(self.values),
+                                                  "budget_ms": self._budget(), "size": [w, h]},
+                                         self._on_edit, self._on_edit_error)
+        self._newest_edit = self._edit_id
+        self.edits_sent += 1
+        self.max_in_flight = max(self.max_in_flight, self.socket.in_flight)
+
+    def _on_edit(self, data: dict) -> None:
+        self._edit_id = None
+        round_trip = (time.monotonic() - self._sent_at) * 1000
+        self._overhead_ms = 0.8 * self._overhead_ms + 0.2 * max(0.0, round_trip - float(data.get("render_ms", 0)))
+        if self._host_alive() and self.phase == EDITING:
+            self._show(data["image"])
+            self.preview_shown.emit({k: data.get(k) for k in ("config", "render_ms", "refined", "values")})
+        self._pump()
+
+    def _on_edit_error(self, err: BackendError) -> None:
+        self._edit_id = None
+        if err.code not in ("superseded", "closed"):
+            self._fail(f"Preview failed: {err.message}")
+        self._pump()
+
+    def _on_refined(self, rid: int, data: dict) -> None:
+        if rid != self._newest_edit or self._edit_id is not None or self._dirty or self.phase != EDITING:
+            return                                    # an older edit's, or newer values are coming
+        if self._host_alive():
+            self._show(data["image"])
+            self.preview_shown.emit({k: data.get(k) for k in ("config", "render_ms", "refined", "values")})
+
+    # ------------------------------------------------------------------ apply / discard
+
+    def apply(self, feather: int) -> None:
+        if self.session is None or self.phase != EDITING:
+            raise HostError("Nothing to apply: project a layer first")
+        w, h = self.region[2], self.region[3]
+        self._set(APPLYING, "Rendering at full quality…")
+        values = dict(self.values)
+        self.socket.send("render", {"session": self.session, "values": values, "size": [w, h]},
+                         lambda data: self._on_rendered(data, values, feather), self._on_render_error)
+
+    def _on_rendered(self, data: dict, values: dict, feather: int) -> None:
+        if not self._host_alive():
+            self.discard()
+            self._set(IDLE, "The document was closed before Apply finished", error=True)
+            return
+        img = data["image"]
+        changed = ", ".join(f"{k} {v:+.2f}" for k, v in values.items() if abs(v) > 1e-6)
+        try:
+            self.host.apply(img["data"], img["w"], img["h"], feather, f"Anycost edit ({changed or 'projection'})")
+        except HostError as e:
+            self._fail(f"Apply failed: {e}")
+            return
+        self.discard(remove_preview=False)          # Host.apply removed the preview already
+        self._set(IDLE, "Applied as a new layer")
+
+    def _on_render_error(self, err: BackendError) -> None:
+        self._fail(f"Apply failed: {err.message}")
+
+    def discard(self, remove_preview: bool = True) -> None:
+        """Close the session (backend memory and disk) and remove the preview layer."""
+        if self._open_id is not None and self.socket is not None:
+            self.cancel_projection()
+            self.socket.forget(self._open_id)
+            self._open_id = None
+        if self.session is not None and self.socket is not None:
+            self.socket.send("close", {"session": self.session}, lambda d: None, lambda e: None)
+        if remove_preview and self._host_alive():
+            self.host.remove_preview()
+        self.session, self.directions, self.values = None, [], {}
+        self._edit_id = self._newest_edit = None
+        self._dirty = False
+        self.directions_changed.emit([])
+        if self.phase != IDLE:
+            self._set(IDLE, "")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _host_alive(self) -> bool:
+        return self.host is not None and self.host.alive()
+
+    def _show(self, image: dict, resize: bool = False) -> None:
+        w, h = self.region[2], self.region[3]
+        rgb = image["data"]
+        if resize and (image["w"], image["h"]) != (w, h):
+            rgb = resize_nearest(rgb, image["w"], image["h"], w, h)
+        self.host.show_preview(rgb, w, h)
+
+
+def resize_nearest(rgb: bytes, sw: int, sh: int, dw: int, dh: int) -> bytes:
+    """Nearest-neighbour resize of RGB8 (projection progress only: the backend resizes the rest)."""
+    xs = [min(sw - 1, (x * sw) // dw) * 3 for x in range(dw)]
+    out = bytearray()
+    rows = {}
+    for y in range(dh):
+        sy = min(sh - 1, (y * sh) // dh)
+        if sy not in rows:
+            src = rgb[sy * sw * 3:(sy + 1) * sw * 3]
+            rows[sy] = b"".join(src[i:i + 3] for i in xs)
+        out += rows[sy]
+    return bytes(out)

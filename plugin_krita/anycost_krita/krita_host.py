@@ -1,0 +1,106 @@
+"""The only module that touches Krita's document API: a Host (see controller.py) over one layer.
+
+Facts this relies on (measured, docs/krita-plugin.md): layers are BGRA in memory; `setPixelData`
+is not an undo step while adding a node is, so the preview layer is scratch space and Apply
+adds one new, already-filled layer: one undo step that removes it again.
+"""
+from __future__ import annotations
+
+from krita import Krita
+
+from .controller import HostError
+from .pixels import bgra_to_rgba, feather_alpha, rgb_to_bgra
+
+PREVIEW_NAME = "Anycost preview"
+
+
+def _uid(node) -> str:
+    return node.uniqueId().toString()
+
+
+class KritaHost:
+    def __init__(self, doc, node):
+        self.doc, self.node = doc, node
+        self._doc_id = _uid(doc.rootNode())
+        self._preview = None
+        self.region = self._region()
+
+    @classmethod
+    def from_active(cls) -> "KritaHost":
+        doc = Krita.instance().activeDocument()
+        if doc is None:
+            raise HostError("Open an image first")
+        node = doc.activeNode()
+        if node is None or node.type() not in ("paintlayer", "grouplayer", "filelayer", "clonelayer"):
+            raise HostError("Select a paint layer to project")
+        if doc.colorModel() != "RGBA" or doc.colorDepth() != "U8":
+            raise HostError(f"Anycost edits 8-bit RGB images; this one is {doc.colorModel()} {doc.colorDepth()} "
+                            "(Image ▸ Convert Image Color Space)")
+        return cls(doc, node)
+
+    def _region(self) -> tuple[int, int, int, int]:
+        """The selection's bounds if there is a selection, else the layer's bounds, inside the canvas."""
+        sel = self.doc.selection()
+        if sel is not None and sel.width() > 0 and sel.height() > 0:
+            x, y, w, h = sel.x(), sel.y(), sel.width(), sel.height()
+        else:
+            b = self.node.bounds()
+            x, y, w, h = b.x(), b.y(), b.width(), b.height()
+        x0, y0 = max(0, x), max(0, y)
+        x1, y1 = min(self.doc.width(), x + w), min(self.doc.height(), y + h)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            raise HostError("The layer (or selection) is empty or smaller than 8×8 px")
+        return x0, y0, x1 - x0, y1 - y0
+
+    # ------------------------------------------------------------------ Host
+
+    def alive(self) -> bool:
+        return any(_uid(d.rootNode()) == self._doc_id for d in Krita.instance().documents())
+
+    def source(self):
+        x, y, w, h = self.region
+        data = bytes(self.node.projectionPixelData(x, y, w, h))
+        return {"w": w, "h": h, "mode": "RGBA8", "data": bgra_to_rgba(data)}, self.region
+
+    def show_preview(self, rgb: bytes, w: int, h: int) -> None:
+        layer = self._preview_layer()
+        x, y = self.region[:2]
+        layer.setPixelData(rgb_to_bgra(rgb, w, h), x, y, w, h)
+        self.doc.refreshProjection()
+
+    def remove_preview(self) -> None:
+        layer, self._preview = self._find_preview(), None
+        if layer is not None:
+            layer.remove()
+            self.doc.refreshProjection()
+
+    def apply(self, rgb: bytes, w: int, h: int, feather: int, name: str) -> None:
+        parent = self.node.parentNode()
+        if parent is None:
+            raise HostError("The projected layer was deleted")
+        self.remove_preview()                       # before: the new layer is the last undo step
+        layer = self.doc.createNode(name, "paintlayer")
+        x, y = self.region[:2]
+        layer.setPixelData(rgb_to_bgra(rgb, w, h, feather_alpha(w, h, feather)), x, y, w, h)
+        parent.addChildNode(layer, self.node)      # one undo step: the layer with its pixels
+        self.doc.setActiveNode(layer)
+        self.doc.refreshProjection()
+
+    # ------------------------------------------------------------------ the preview layer
+
+    def _find_preview(self):
+        if self._preview is not None and self._preview.parentNode() is not None:
+            return self._preview
+        return None
+
+    def _preview_layer(self):
+        layer = self._find_preview()
+        if layer is None:                           # first preview, or the user deleted it
+            parent = self.node.parentNode()
+            if parent is None:
+                raise HostError("The projected layer was deleted")
+            layer = self.doc.createNode(PREVIEW_NAME, "paintlayer")
+            parent.addChildNode(layer, self.node)
+            layer.setLocked(True)
+            self._preview = layer
+        return layer

@@ -1,0 +1,81 @@
+"""The plugin's settings, persisted by the host (Krita: `kritarc`, group [anycost])."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Protocol
+
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"      # the backend's default (docs/protocol.md)
+
+
+class SettingsStore(Protocol):
+    def read(self, key: str) -> str | None: ...
+    def write(self, key: str, value: str) -> None: ...
+
+
+@dataclass
+class Settings:
+    address: str = DEFAULT_ADDRESS
+    executable: str = "anycost-backend"   # started when no backend answers (a path, or a name on PATH)
+    autostart: bool = True
+    budget: str = "auto"                  # preview latency budget: "auto" or milliseconds
+    feather: int = 16                     # px of soft edge when Apply pastes the result back
+    steps: int = 100                      # projection optimization steps
+    model: str = ""                       # "" = the backend's default
+
+    def budget_ms(self) -> float | None:
+        """The fixed budget in ms, or None for "auto"."""
+        return None if self.budget == "auto" else float(self.budget)
+
+    @classmethod
+    def load(cls, store: SettingsStore) -> "Settings":
+        s = cls()
+        for f in fields(cls):
+            raw = store.read(f.name)
+            if raw is None or raw == "":
+                continue
+            try:
+                value = (raw.lower() in ("1", "true", "yes") if f.type in (bool, "bool")
+                         else int(raw) if f.type in (int, "int") else raw)
+            except ValueError:
+                continue                  # a hand-edited bad value: keep the default
+            setattr(s, f.name, value)
+        s.validate(repair=True)
+        return s
+
+    def save(self, store: SettingsStore) -> None:
+        self.validate()
+        for key, value in asdict(self).items():
+            store.write(key, str(value).lower() if isinstance(value, bool) else str(value))
+
+    def validate(self, repair: bool = False) -> None:
+        """Raise ValueError for a value the plugin cannot use (or, with `repair`, restore its default)."""
+        problems = []
+        if self.budget != "auto":
+            try:
+                if not 5 <= float(self.budget) <= 10000:
+                    problems.append(("budget", "the preview budget must be 'auto' or 5..10000 ms"))
+            except ValueError:
+                problems.append(("budget", f"the preview budget must be 'auto' or a number, not {self.budget!r}"))
+        if not 0 <= self.feather <= 512:
+            problems.append(("feather", "the feather must be 0..512 px"))
+        if not 0 <= self.steps <= 2000:
+            problems.append(("steps", "projection steps must be 0..2000"))
+        if not self.address.startswith(("tcp://", "ipc://")):
+            problems.append(("address", f"the backend address must start with tcp:// or ipc://, not {self.address!r}"))
+        for name, message in problems:
+            if not repair:
+                raise ValueError(message)
+            setattr(self, name, getattr(type(self)(), name))
+
+
+class MemoryStore:
+    """A store in a dict (tests, and hosts without settings)."""
+
+    def __init__(self, values: dict | None = None):
+        self.values = dict(values or {})
+
+    def read(self, key):
+        return self.values.get(key)
+
+    def write(self, key, value):
+        self.values[key] = value

@@ -1,0 +1,107 @@
+"""The backend's protocol inside the editor's Qt event loop: a DEALER socket whose readiness a
+QSocketNotifier reports, so nothing ever blocks the UI. Requests are matched to callbacks by id."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Callable
+
+import zmq
+
+from .qt import READ, QObject, QSocketNotifier, pyqtSignal
+
+try:
+    from .vendor import protocol as P          # the backend's own module, copied in by install-plugin
+except ImportError:                            # running from the source tree (tests)
+    from anycost import protocol as P
+
+
+class BackendError(Exception):
+    """An `error` reply, or a failure on the way to the backend; `code` is the protocol's."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class _Pending:
+    op: str
+    on_result: Callable[[dict], None]
+    on_error: Callable[[BackendError], None]
+    on_progress: Callable[[dict], None] | None
+
+
+class BackendSocket(QObject):
+    """One DEALER connection. `refined` carries the unasked better previews of `edit` (id, data)."""
+    refined = pyqtSignal(int, dict)
+
+    def __init__(self, address: str, context: zmq.Context | None = None):
+        super().__init__()
+        self.address = address
+        self._sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.connect(address)
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        # the FD is edge-triggered: drain everything on each notification, and once at start
+        self._notifier = QSocketNotifier(self._sock.getsockopt(zmq.FD), READ)
+        self._notifier.activated.connect(self._drain)
+        self._closed = False
+
+    def send(self, op: str, fields: dict, on_result, on_error, on_progress=None) -> int:
+        if self._closed:
+            raise BackendError("closed", "the connection to the backend is closed")
+        rid = next(self._ids)
+        self._pending[rid] = _Pending(op, on_result, on_error, on_progress)
+        self._sock.send(P.pack(P.request(op, rid, **fields)), zmq.NOBLOCK)
+        self._drain()
+        return rid
+
+    def forget(self, rid: int) -> None:
+        """Stop listening to a request (its replies, if any, are dropped)."""
+        self._pending.pop(rid, None)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._notifier.setEnabled(False)
+        self._sock.close(0)
+        pending, self._pending = self._pending, {}
+        for p in pending.values():
+            p.on_error(BackendError("closed", "the connection to the backend was closed"))
+
+    def _drain(self, *_):
+        while not self._closed and self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            try:
+                msg = P.unpack(self._sock.recv(zmq.NOBLOCK))
+            except zmq.Again:
+                return
+            except P.ProtocolError:
+                continue                             # not our protocol: nothing to match it to
+            self._dispatch(msg)
+
+    def _dispatch(self, msg: dict) -> None:
+        rid, kind = msg.get("id"), msg.get("type")
+        if kind == P.REFINED:
+            self.refined.emit(rid, msg.get("data") or {})
+            return
+        p = self._pending.get(rid)
+        if p is None:
+            return
+        if kind == P.PROGRESS:
+            if p.on_progress:
+                p.on_progress(msg.get("data") or {})
+            return
+        del self._pending[rid]
+        if kind == P.ERROR:
+            err = msg.get("error") or {}
+            p.on_error(BackendError(err.get("code", P.INTERNAL), err.get("message", "")))
+        else:
+            p.on_result(msg.get("data") or {})

@@ -1,0 +1,131 @@
+"""Runs inside real Krita (GUI, under Xvfb) for tests/test_krita_real.py: drives the installed
+Anycost docker like a user (Project, drag a slider, Apply, Undo), records what the document looks
+like after each step into $ANYCOST_TEST_OUT (JSON), then quits Krita."""
+import json
+import os
+import time
+import traceback
+
+from krita import Extension, Krita, Selection
+from PyQt5.QtCore import QTimer
+
+ENV = os.environ
+
+
+def layers(doc):
+    return [n.name() for n in doc.rootNode().childNodes()]
+
+
+def find(doc, prefix):
+    return next((n for n in doc.rootNode().childNodes() if n.name().startswith(prefix)), None)
+
+
+def scenario(result):
+    k = Krita.instance()
+    w, h = int(ENV["ANYCOST_TEST_W"]), int(ENV["ANYCOST_TEST_H"])
+    rx, ry, rw, rh = (int(v) for v in ENV["ANYCOST_TEST_REGION"].split(","))
+    doc = k.createDocument(w, h, "anycost-test", "RGBA", "U8", "", 72.0)
+    k.activeWindow().addView(doc)
+    face = doc.createNode("Face", "paintlayer")
+    doc.rootNode().addChildNode(face, None)
+    with open(ENV["ANYCOST_TEST_FACE"], "rb") as f:       # BGRA, as Krita stores it
+        face.setPixelData(f.read(), 0, 0, w, h)
+    doc.setActiveNode(face)
+    sel = Selection()
+    sel.select(rx, ry, rw, rh, 255)
+    doc.setSelection(sel)
+    doc.waitForDone()
+    yield "the face layer active", lambda: doc.activeNode() is not None and doc.activeNode().name() == "Face"
+    source = bytes(face.pixelData(0, 0, w, h))
+    result["layers_before"] = layers(doc)
+
+    docker = next((d for d in k.dockers() if d.objectName() == "anycost"), None)
+    result["docker_found"] = docker is not None
+    panel = docker.panel
+    yield "the docker connected", lambda: panel.connection.connected
+    result["status"] = panel.status.text()
+    result["feather_setting"] = panel.feather.value()
+    result["models"] = [panel.model_box.itemText(i) for i in range(panel.model_box.count())]
+
+    panel.project_button.click()
+    yield "the projection", lambda: panel.controller.phase == "editing"
+    preview = find(doc, "Anycost preview")
+    result["preview_after_project"] = preview is not None and preview.locked()
+    reconstruction = bytes(preview.pixelData(rx, ry, rw, rh))
+    result["slider_names"] = list(panel.sliders)
+    name = next(iter(panel.sliders))
+    slider, _, direction = panel.sliders[name]
+    shown = []
+    panel.controller.preview_shown.connect(shown.append)
+    for pos in range(slider.value(), slider.maximum() + 1, 10):    # a drag, fast
+        slider.setValue(pos)
+    slider.setValue(slider.maximum())
+    yield "the newest preview", lambda: shown and abs(shown[-1]["values"][name] - direction["max"]) < 1e-6
+    edited = bytes(find(doc, "Anycost preview").pixelData(rx, ry, rw, rh))
+    result["preview_changed"] = edited != reconstruction
+    result["edits_sent"] = panel.controller.edits_sent
+    result["source_unchanged_while_editing"] = bytes(face.pixelData(0, 0, w, h)) == source
+
+    panel.apply_button.click()
+    yield "Apply", lambda: panel.controller.phase == "idle" and find(doc, "Anycost edit") is not None
+    doc.waitForDone()
+    applied = find(doc, "Anycost edit")
+    b = applied.bounds()
+    result["applied_bounds"] = [b.x(), b.y(), b.width(), b.height()]
+    px = bytes(applied.pixelData(rx, ry, rw, rh))
+    result["applied_alpha_centre"] = px[((rh // 2) * rw + rw // 2) * 4 + 3]
+    result["applied_alpha_corner"] = px[3]
+    result["applied_differs_from_source"] = px != bytes(face.pixelData(rx, ry, rw, rh))
+    result["layers_after_apply"] = layers(doc)
+    result["source_unchanged_after_apply"] = bytes(face.pixelData(0, 0, w, h)) == source
+
+    k.action("edit_undo").trigger()
+    yield "Undo", lambda: find(doc, "Anycost edit") is None
+    doc.waitForDone()
+    result["layers_after_undo"] = layers(doc)
+    result["source_unchanged_after_undo"] = bytes(face.pixelData(0, 0, w, h)) == source
+    doc.setModified(False)
+    result["done"] = True
+
+
+class Driver(Extension):
+    def setup(self):
+        Krita.instance().notifier().windowCreated.connect(lambda: QTimer.singleShot(500, self.start))
+
+    def createActions(self, window):
+        pass
+
+    def start(self):
+        self.result = {}
+        self.steps = scenario(self.result)
+        self.waiting = None
+        self.timer = QTimer()
+        self.timer.timeout.connect(self.tick)
+        self.timer.start(50)
+
+    def tick(self):
+        try:
+            if self.waiting is not None:
+                what, ready, deadline = self.waiting
+                if not ready():
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"timed out waiting for {what}")
+                    return
+            what, ready = next(self.steps)
+            self.waiting = (what, ready, time.monotonic() + float(ENV.get("ANYCOST_TEST_STEP_TIMEOUT", "120")))
+        except StopIteration:
+            self.finish()
+        except Exception:
+            self.result["error"] = traceback.format_exc()
+            self.finish()
+
+    def finish(self):
+        self.timer.stop()
+        with open(ENV["ANYCOST_TEST_OUT"], "w") as f:
+            json.dump(self.result, f)
+        for d in Krita.instance().documents():
+            d.setModified(False)
+        Krita.instance().action("file_quit").trigger()
+
+
+Krita.instance().addExtension(Driver(Krita.instance()))

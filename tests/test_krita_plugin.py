@@ -1,0 +1,182 @@
+"""The Krita plugin's editor-independent parts against a real daemon: connection state machine
+(with the backend started on demand and restarted), latest-wins editing, apply and discard,
+pixel conversions and settings. Real Krita runs in test_krita_real.py."""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from anycost.client import Client
+from anycost.launcher import free_port
+
+from .conftest import CLI
+from .daemon_helpers import Daemon, face_image
+from .krita_helpers import MemoryHost, pump
+
+from anycost_krita import pixels  # noqa: E402  (krita_helpers puts plugin_krita on sys.path)
+from anycost_krita.connection import CONNECTED, STARTING, UNREACHABLE, Connection
+from anycost_krita.controller import EDITING, IDLE, EditController, HostError
+from anycost_krita.settings import MemoryStore, Settings
+
+
+@pytest.fixture(scope="module")
+def daemon(tiny_model_file, tmp_path_factory):
+    d = Daemon(tmp_path_factory.mktemp("kdaemon"), tiny_model_file)
+    d.wait_ready()
+    yield d
+    assert d.stop() == 0, d.log_text()
+
+
+@pytest.fixture
+def connection(daemon):
+    c = Connection(Settings(address=daemon.address, autostart=False))
+    c.start()
+    pump(lambda: c.state == CONNECTED, 30, "connected")
+    yield c
+    c.stop()
+
+
+def face_host(w=80, h=72, region=None) -> MemoryHost:
+    img = face_image(w, h, "RGBA8")
+    return MemoryHost(img["data"], w, h, region)
+
+
+# ---------------------------------------------------------------------------- connection
+
+def test_connection_reports_models(connection, daemon):
+    assert connection.message.startswith("Connected to " + daemon.address)
+    assert [m["name"] for m in connection.models] == ["tiny"] and connection.default_model == "tiny"
+
+
+def test_no_backend_without_autostart_is_unreachable_with_reason():
+    c = Connection(Settings(address=f"tcp://127.0.0.1:{free_port()}", autostart=False), hello_timeout_s=0.5)
+    c.start()
+    pump(lambda: c.state == UNREACHABLE, 10, "unreachable")
+    assert "No backend answers" in c.message and c.child is None
+    c.stop()
+
+
+def test_autostart_with_a_missing_executable_says_so(tmp_path):
+    c = Connection(Settings(address=f"tcp://127.0.0.1:{free_port()}", executable=str(tmp_path / "nope")),
+                   log_dir=tmp_path, hello_timeout_s=0.5)
+    c.start()
+    pump(lambda: c.state == UNREACHABLE, 10, "unreachable")
+    assert "was not found" in c.message
+    c.stop()
+
+
+@pytest.mark.slow
+def test_autostart_then_restart_after_the_backend_dies(tmp_path, tiny_model_file, monkeypatch):
+    # the child inherits the environment: its own state folders, and the tiny model as default
+    for var, sub in (("ANYCOST_STATE_DIR", "state"), ("ANYCOST_CACHE_DIR", "cache"), ("ANYCOST_CONFIG_DIR", "config")):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    exe = tmp_path / "backend.sh"
+    exe.write_text(f"#!/bin/sh\nexec {CLI} --threads 1 \"$@\" --model {tiny_model_file}\n")
+    exe.chmod(0o755)
+    c = Connection(Settings(address=f"tcp://127.0.0.1:{free_port()}", executable=str(exe)), log_dir=tmp_path,
+                   hello_timeout_s=0.5, heartbeat_s=0.5)
+    states = []
+    c.state_changed.connect(lambda s, m: states.append((s, m)))
+    c.start()
+    pump(lambda: c.state == CONNECTED, 120, "started backend")
+    assert STARTING in [s for s, _ in states] and "started by Krita" in c.message
+    first = c.child.pid
+    os.kill(first, signal.SIGKILL)                      # the backend crashes
+    pump(lambda: c.state != CONNECTED, 20, "loss noticed")
+    pump(lambda: c.state == CONNECTED, 120, "restarted backend")
+    assert c.child.pid != first
+    assert any(m.startswith("Lost the backend") for _, m in states)
+    child = c.child
+    c.stop()                                            # the editor closes: its backend goes too
+    assert child.poll() is not None
+
+
+# ---------------------------------------------------------------------------- editing
+
+def test_project_edit_latest_wins_apply(connection, daemon):
+    ctl = EditController()
+    ctl.attach(connection.socket)
+    host = face_host(region=(8, 4, 64, 60))
+    ctl.project(host, steps=5)
+    pump(lambda: ctl.phase == EDITING, 120, "projection")
+    assert ctl.session and ctl.directions and host.preview is not None
+    reconstruction = host.preview
+    name = ctl.directions[0]["name"]
+    top = ctl.directions[0]["max"]
+    for i in range(1, 21):                              # a fast drag: 20 moves, no waiting
+        ctl.set_value(name, top * i / 20)
+    assert ctl.edits_sent == 1                          # one in flight, the rest coalesced
+    shown = []
+    ctl.preview_shown.connect(shown.append)
+    pump(lambda: shown and shown[-1]["values"][name] == pytest.approx(top), 60, "newest values shown")
+    assert ctl.edits_sent < 20 and host.preview != reconstruction
+    ctl.apply(feather=8)
+    pump(lambda: ctl.phase == IDLE, 60, "apply")
+    rgb, w, h, feather, label = host.applied[-1]
+    assert (w, h, feather) == (64, 60, 8) and len(rgb) == 64 * 60 * 3 and name in label
+    assert host.preview is None and ctl.session is None
+    with Client(daemon.address) as c:                   # the session was closed on the backend
+        pump(lambda: c.call("stats")["sessions"] == 0, 10, "session closed")
+
+
+def test_discard_and_closed_document(connection, daemon):
+    ctl = EditController()
+    ctl.attach(connection.socket)
+    host = face_host()
+    ctl.project(host, steps=2)
+    pump(lambda: ctl.phase == EDITING, 120, "projection")
+    ctl.discard()
+    assert host.preview is None and ctl.session is None and ctl.phase == IDLE
+    ctl.project(host, steps=2)
+    pump(lambda: ctl.phase == EDITING, 120, "projection")
+    host.open = False                                   # the document is closed under the session
+    ctl.set_value(ctl.directions[0]["name"], 1.0)
+    ctl.apply(feather=4)
+    pump(lambda: ctl.phase == IDLE, 60, "apply on a closed document")
+    assert not host.applied and "closed" in ctl.message and ctl.session is None
+    with pytest.raises(HostError):
+        ctl.apply(feather=4)
+
+
+def test_projection_error_is_a_message(connection):
+    ctl = EditController()
+    ctl.attach(connection.socket)
+    ctl.project(face_host(), model="no-such-model")
+    pump(lambda: ctl.phase == IDLE and ctl.message, 30, "error")
+    assert ctl.message.startswith("Projection failed") and "no-such-model" in ctl.message
+
+
+# ---------------------------------------------------------------------------- pixels, settings
+
+def test_channel_orders_round_trip():
+    rgba = bytes(range(4 * 6))
+    bgra = pixels.bgra_to_rgba(rgba)                    # the swap is its own inverse
+    assert bgra[:4] == bytes([2, 1, 0, 3]) and pixels.bgra_to_rgba(bgra) == rgba
+    rgb = bytes([10, 20, 30, 40, 50, 60])
+    assert pixels.rgb_to_bgra(rgb, 2, 1, b"\x07\x09") == bytes([30, 20, 10, 7, 60, 50, 40, 9])
+    with pytest.raises(ValueError):
+        pixels.rgb_to_bgra(rgb, 3, 1)
+
+
+def test_feather_alpha():
+    w, h, f = 40, 30, 8
+    a = pixels.feather_alpha(w, h, f)
+    at = lambda x, y: a[y * w + x]  # noqa: E731
+    assert len(a) == w * h and at(20, 15) == 255 and at(f, 15) == 255
+    assert at(0, 15) < at(1, 15) < at(4, 15) < 255           # rises from the edge inward
+    assert at(0, 0) <= min(at(0, 15), at(20, 0))              # corners fade along both edges
+    assert all(at(x, y) == at(w - 1 - x, h - 1 - y) for x in range(w) for y in range(h))   # symmetric
+    assert pixels.feather_alpha(5, 4, 0) == b"\xff" * 20
+
+
+def test_settings_persist_and_repair():
+    store = MemoryStore()
+    Settings(address="tcp://127.0.0.1:6000", budget="150", feather=24, autostart=False).save(store)
+    s = Settings.load(store)
+    assert (s.address, s.budget_ms(), s.feather, s.autostart) == ("tcp://127.0.0.1:6000", 150.0, 24, False)
+    bad = Settings.load(MemoryStore({"feather": "-3", "budget": "fast", "steps": "x"}))
+    assert (bad.feather, bad.budget, bad.steps) == (16, "auto", 100)
+    with pytest.raises(ValueError, match="budget"):
+        Settings(budget="0").save(store)

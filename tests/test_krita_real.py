@@ -1,0 +1,88 @@
+"""The Krita plugin inside real Krita (Debian's `krita`, GUI under Xvfb, an isolated profile),
+against a real daemon: installed by `anycost-backend install-plugin krita`, driven like a user by
+tests/krita_driver (Project, drag a slider, Apply, Undo). CI installs Krita and Xvfb
+(.ci/run) and sets ANYCOST_REQUIRE_KRITA=1, so a missing Krita fails there instead of skipping."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from anycost.plugin_install import enable_in_kritarc
+
+from .conftest import CLI
+from .daemon_helpers import FACE, Daemon
+
+DRIVER = Path(__file__).with_name("krita_driver")
+W, H, REGION = 96, 80, (12, 6, 72, 68)
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        message = f"{tool} not found (apt install krita xvfb xauth)"
+        if os.environ.get("ANYCOST_REQUIRE_KRITA"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def profile(tmp_path):
+    """An isolated Krita profile with the plugin installed and enabled."""
+    home = tmp_path / "home"
+    env = dict(os.environ, HOME=str(home), XDG_DATA_HOME=str(home / ".local/share"),
+               XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"),
+               XDG_RUNTIME_DIR=str(tmp_path / "run"))
+    env.pop("QT_QPA_PLATFORM", None)
+    (tmp_path / "run").mkdir(mode=0o700)
+    pykrita = home / ".local/share/krita/pykrita"
+    kritarc = home / ".config/kritarc"
+    r = subprocess.run([str(CLI), "install-plugin", "krita", "--pykrita-dir", str(pykrita), "--kritarc", str(kritarc)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (pykrita / "anycost_krita.desktop").is_file() and (pykrita / "anycost_krita/vendor/protocol.py").is_file()
+    shutil.copytree(DRIVER / "anycost_test_driver", pykrita / "anycost_test_driver")
+    shutil.copy(DRIVER / "anycost_test_driver.desktop", pykrita)
+    enable_in_kritarc(kritarc, "anycost_test_driver")
+    return env, kritarc
+
+
+@pytest.mark.slow
+def test_docker_in_real_krita(profile, tiny_model_file, tmp_path):
+    krita, xvfb = _need("krita"), _need("xvfb-run")
+    env, kritarc = profile
+    daemon = Daemon(tmp_path, tiny_model_file)
+    try:
+        daemon.wait_ready()
+        # the docker's settings, as the user would have saved them (kritarc [anycost])
+        with kritarc.open("a") as f:
+            f.write(f"\n[anycost]\naddress={daemon.address}\nautostart=false\nfeather=6\nsteps=5\n")
+        face = Image.open(FACE).convert("RGBA").resize((W, H))
+        r, g, b, a = face.split()
+        (tmp_path / "face.bgra").write_bytes(Image.merge("RGBA", (b, g, r, a)).tobytes())
+        out = tmp_path / "result.json"
+        env.update(ANYCOST_TEST_OUT=str(out), ANYCOST_TEST_FACE=str(tmp_path / "face.bgra"), ANYCOST_TEST_W=str(W),
+                   ANYCOST_TEST_H=str(H), ANYCOST_TEST_REGION=",".join(map(str, REGION)))
+        run = subprocess.run([xvfb, "-a", "-s", "-screen 0 1280x1024x24", krita, "--nosplash"], env=env,
+                             capture_output=True, text=True, timeout=400)
+        assert out.is_file(), f"Krita wrote no result (rc {run.returncode}):\n{run.stderr[-3000:]}"
+        res = json.loads(out.read_text())
+    finally:
+        daemon.stop()
+    assert "error" not in res, res["error"]
+    assert res["done"] and res["docker_found"] and res["status"].startswith("Connected")
+    assert res["feather_setting"] == 6 and res["models"] == ["tiny"]         # settings read from kritarc
+    assert res["preview_after_project"] and res["slider_names"]
+    assert res["preview_changed"] and res["source_unchanged_while_editing"]
+    assert res["applied_bounds"] == list(REGION)                               # pasted into the selection
+    assert res["applied_alpha_centre"] == 255 and res["applied_alpha_corner"] < 128   # feathered edge
+    assert res["applied_differs_from_source"] and res["source_unchanged_after_apply"]
+    assert "Anycost preview" not in res["layers_after_apply"]
+    assert "Face" in res["layers_before"] and not any("Anycost" in n for n in res["layers_before"])
+    assert res["layers_after_undo"] == res["layers_before"] and res["source_unchanged_after_undo"]   # one undo step
