@@ -2,6 +2,7 @@
 pump, and an in-memory Host (a canvas of bytes) standing in for a Krita document."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -10,9 +11,10 @@ PLUGIN_ROOT = Path(__file__).resolve().parents[1] / "plugin_krita"
 if str(PLUGIN_ROOT) not in sys.path:
     sys.path.insert(0, str(PLUGIN_ROOT))
 
-from PyQt5.QtCore import QCoreApplication  # noqa: E402
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")      # widgets without a display
+from PyQt5.QtWidgets import QApplication  # noqa: E402
 
-APP = QCoreApplication.instance() or QCoreApplication([])
+APP = QApplication.instance() or QApplication([])
 
 
 def pump(until, timeout: float = 60.0, what: str = "condition") -> None:

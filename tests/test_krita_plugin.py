@@ -180,3 +180,49 @@ def test_settings_persist_and_repair():
     assert (bad.feather, bad.budget, bad.steps) == (16, "auto", 100)
     with pytest.raises(ValueError, match="budget"):
         Settings(budget="0").save(store)
+
+
+# ---------------------------------------------------------------------------- the panel (docker contents)
+
+def test_panel_drives_the_whole_flow(daemon, tmp_path):
+    from anycost_krita.panel import SLIDER_STEPS, AnycostPanel
+    store = MemoryStore({"address": daemon.address, "autostart": "false", "feather": "5", "steps": "3"})
+    hosts = []
+
+    def active_layer():
+        if not hosts:
+            raise HostError("Open an image first")
+        return hosts[-1]
+
+    panel = AnycostPanel(store, active_layer, log_dir=tmp_path)
+    try:
+        pump(lambda: panel.connection.connected, 30, "connected")
+        assert "Connected" in panel.status.text() and panel.model_box.currentText() == "tiny"
+        panel.project_button.click()                      # no document: a message, no traceback
+        assert panel.message.text() == "Open an image first" and panel.controller.phase == IDLE
+        hosts.append(face_host())
+        panel.project_button.click()
+        pump(lambda: panel.controller.phase == EDITING, 120, "projection")
+        assert len(panel.sliders) == len(panel.controller.directions) > 0
+        slider, label, d = next(iter(panel.sliders.values()))
+        assert slider.isEnabled() and panel.apply_button.isEnabled()
+        slider.setValue(SLIDER_STEPS)
+        assert label.text() == f"{float(d['max']):+.2f}"
+        pump(lambda: panel.message.text().startswith("Preview:"), 60, "preview")
+        panel.reset_button.click()
+        assert slider.value() == panel._to_slider(d, 0.0) and all(v == 0 for v in panel.controller.values.values())
+        panel.apply_button.click()
+        pump(lambda: hosts[-1].applied, 60, "apply")
+        assert hosts[-1].applied[-1][3] == 5                # the feather setting
+        panel.project_button.click()
+        pump(lambda: panel.controller.phase == EDITING, 120, "projection")
+        hosts[-1].open = False                              # the user closes the document
+        pump(lambda: panel.controller.session is None, 10, "session ended")
+        assert "document was closed" in panel.message.text()
+        panel.quality.setCurrentIndex(3)                    # 250 ms, saved at once
+        assert store.values["budget"] == "250" and panel.controller.budget_ms == 250
+        panel.address.setText("http://nope")
+        panel.reconnect_button.click()                      # a bad address is refused with a message
+        assert "tcp://" in panel.message.text() and store.values["address"] == daemon.address
+    finally:
+        panel.shutdown()

@@ -43,6 +43,7 @@ class Connection(QObject):
         self.default_model = ""
         self.child = None                     # the backend we started, if any
         self._hello_id = None
+        self._missed = 0                      # consecutive heartbeats without an answer
         self._deadline = QTimer(self)
         self._deadline.setSingleShot(True)
         self._deadline.timeout.connect(self._hello_timed_out)
@@ -99,6 +100,7 @@ class Connection(QObject):
     def _on_hello(self, data: dict) -> None:
         self._deadline.stop()
         self._hello_id = None
+        self._missed = 0
         if data.get("state") != "ready":          # calibrating: ask again shortly
             self._set(self.state if self.state == STARTING else CONNECTING,
                       "The backend is measuring its previews on this machine…")
@@ -134,9 +136,16 @@ class Connection(QObject):
             self.start()
 
     def _hello_timed_out(self) -> None:
-        if self._hello_id is not None:
-            self.socket.forget(self._hello_id)
-            self._hello_id = None
+        self.socket.drain()                   # the answer may be waiting behind a busy event loop
+        if self._hello_id is None:
+            return
+        self.socket.forget(self._hello_id)
+        self._hello_id = None
+        if self.state == CONNECTED:           # one missed heartbeat is not yet a lost backend
+            self._missed += 1
+            if self._missed < 2:
+                self._hello(max(self.hello_timeout_s, self.heartbeat_s))
+                return
         if self.state == STARTING:
             if self._check_child():
                 self._fail(f"The backend did not become ready within {self.start_timeout_s:g} s "

@@ -51,8 +51,8 @@ class EditController(QObject):
         self._dirty = False
         self._overhead_ms = 20.0              # transport + conversion beyond the render (auto budget)
         self._sent_at = 0.0
+        self._to_close: list[str] = []
         self.edits_sent = 0
-        self.max_in_flight = 0
 
     # ------------------------------------------------------------------ state
 
@@ -74,6 +74,9 @@ class EditController(QObject):
         self.socket = socket
         if socket is not None:
             socket.refined.connect(self._on_refined)
+            for sid in self._to_close:          # sessions ended while we were disconnected
+                socket.send("close", {"session": sid}, lambda d: None, lambda e: None)
+            self._to_close = []
         if self.phase in (PROJECTING, APPLYING):
             self._open_id = None
             self._edit_id = None
@@ -161,7 +164,6 @@ class EditController(QObject):
                                          self._on_edit, self._on_edit_error)
         self._newest_edit = self._edit_id
         self.edits_sent += 1
-        self.max_in_flight = max(self.max_in_flight, self.socket.in_flight)
 
     def _on_edit(self, data: dict) -> None:
         self._edit_id = None
@@ -220,8 +222,11 @@ class EditController(QObject):
             self.cancel_projection()
             self.socket.forget(self._open_id)
             self._open_id = None
-        if self.session is not None and self.socket is not None:
-            self.socket.send("close", {"session": self.session}, lambda d: None, lambda e: None)
+        if self.session is not None:            # free it on the backend (memory and disk)
+            if self.socket is not None:
+                self.socket.send("close", {"session": self.session}, lambda d: None, lambda e: None)
+            else:
+                self._to_close.append(self.session)
         if remove_preview and self._host_alive():
             self.host.remove_preview()
         self.session, self.directions, self.values = None, [], {}

@@ -3,12 +3,13 @@ QSocketNotifier reports, so nothing ever blocks the UI. Requests are matched to 
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 import zmq
 
-from .qt import READ, QObject, QSocketNotifier, pyqtSignal
+from .qt import READ, QObject, QSocketNotifier, QTimer, pyqtSignal
 
 try:
     from .vendor import protocol as P          # the backend's own module, copied in by install-plugin
@@ -47,7 +48,10 @@ class BackendSocket(QObject):
         self._pending: dict[int, _Pending] = {}
         # the FD is edge-triggered: drain everything on each notification, and once at start
         self._notifier = QSocketNotifier(self._sock.getsockopt(zmq.FD), READ)
-        self._notifier.activated.connect(self._drain)
+        self._notifier.activated.connect(self.drain)
+        self._safety = QTimer(self)            # an edge can be consumed by our own socket calls
+        self._safety.timeout.connect(self.drain)
+        self._safety.start(100)
         self._closed = False
 
     def send(self, op: str, fields: dict, on_result, on_error, on_progress=None) -> int:
@@ -56,7 +60,7 @@ class BackendSocket(QObject):
         rid = next(self._ids)
         self._pending[rid] = _Pending(op, on_result, on_error, on_progress)
         self._sock.send(P.pack(P.request(op, rid, **fields)), zmq.NOBLOCK)
-        self._drain()
+        self.drain()
         return rid
 
     def forget(self, rid: int) -> None:
@@ -67,17 +71,29 @@ class BackendSocket(QObject):
     def in_flight(self) -> int:
         return len(self._pending)
 
-    def close(self) -> None:
+    def close(self, wait_s: float = 1.0) -> None:
+        """Close the socket; first wait (up to `wait_s`) for the answers to `close`/`cancel`
+        requests, so that an editor quitting right after ending a session does not leak it."""
         if self._closed:
             return
+        deadline = time.monotonic() + wait_s
+        while any(p.op in ("close", "cancel") for p in self._pending.values()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            if self._sock.poll(int(left * 1000)):
+                self.drain()
         self._closed = True
+        self._safety.stop()
         self._notifier.setEnabled(False)
         self._sock.close(0)
         pending, self._pending = self._pending, {}
         for p in pending.values():
             p.on_error(BackendError("closed", "the connection to the backend was closed"))
 
-    def _drain(self, *_):
+    def drain(self, *_) -> None:
+        """Handle every reply that has arrived (also called when a deadline fires, so that a
+        stalled event loop does not make an arrived reply look late)."""
         while not self._closed and self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             try:
                 msg = P.unpack(self._sock.recv(zmq.NOBLOCK))

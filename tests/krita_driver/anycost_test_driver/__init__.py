@@ -42,6 +42,8 @@ def scenario(result):
     docker = next((d for d in k.dockers() if d.objectName() == "anycost"), None)
     result["docker_found"] = docker is not None
     panel = docker.panel
+    states = []
+    panel.connection.state_changed.connect(lambda st, m: states.append(m))
     yield "the docker connected", lambda: panel.connection.connected
     result["status"] = panel.status.text()
     result["feather_setting"] = panel.feather.value()
@@ -66,6 +68,22 @@ def scenario(result):
     result["edits_sent"] = panel.controller.edits_sent
     result["source_unchanged_while_editing"] = bytes(face.pixelData(0, 0, w, h)) == source
 
+    timings = []                                     # slider move -> preview on the canvas, one at a time
+    for i in range(12):
+        pos = slider.maximum() * (i % 2) if i % 4 < 2 else slider.maximum() // 2
+        target = panel._from_slider(direction, pos)
+        if abs(panel.controller.values[name] - target) < 1e-9:
+            continue
+        t0 = time.monotonic()
+        slider.setValue(pos)
+        yield "a preview", lambda: shown and abs(shown[-1]["values"][name] - target) < 1e-9
+        timings.append((time.monotonic() - t0) * 1000)
+        time.sleep(0.05)
+    result["preview_ms"] = timings
+    result["preview_configs"] = [s["config"] for s in shown[-3:]]
+    slider.setValue(slider.maximum())
+    yield "the newest preview again", lambda: abs(shown[-1]["values"][name] - direction["max"]) < 1e-6
+
     panel.apply_button.click()
     yield "Apply", lambda: panel.controller.phase == "idle" and find(doc, "Anycost edit") is not None
     doc.waitForDone()
@@ -84,7 +102,14 @@ def scenario(result):
     doc.waitForDone()
     result["layers_after_undo"] = layers(doc)
     result["source_unchanged_after_undo"] = bytes(face.pixelData(0, 0, w, h)) == source
+
+    panel.project_button.click()                       # a session open when the document closes
+    yield "the second projection", lambda: panel.controller.phase == "editing"
     doc.setModified(False)
+    doc.close()
+    yield "the session to end", lambda: panel.controller.session is None
+    result["after_close"] = panel.message.text()
+    result["connection_messages"] = states             # no spurious "Lost the backend"
     result["done"] = True
 
 
@@ -101,7 +126,7 @@ class Driver(Extension):
         self.waiting = None
         self.timer = QTimer()
         self.timer.timeout.connect(self.tick)
-        self.timer.start(50)
+        self.timer.start(2)          # fine-grained: the preview timings below are taken here
 
     def tick(self):
         try:
@@ -112,7 +137,7 @@ class Driver(Extension):
                         raise TimeoutError(f"timed out waiting for {what}")
                     return
             what, ready = next(self.steps)
-            self.waiting = (what, ready, time.monotonic() + float(ENV.get("ANYCOST_TEST_STEP_TIMEOUT", "120")))
+            self.waiting = (what, ready, time.monotonic() + float(ENV.get("ANYCOST_TEST_STEP_TIMEOUT", "60")))
         except StopIteration:
             self.finish()
         except Exception:
