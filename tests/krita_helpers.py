@@ -37,6 +37,8 @@ class MemoryHost:
         self.previews = 0
         self.applied: list[tuple] = []
         self.open = True
+        self.broken = False           # e.g. the user deleted the layer under the preview
+
 
     def source(self):
         x, y, w, h = self.region
@@ -45,6 +47,8 @@ class MemoryHost:
 
     def show_preview(self, rgb, w, h):
         assert len(rgb) == w * h * 3 and (w, h) == self.region[2:]
+        if self.broken:
+            raise RuntimeError("the preview layer is gone")
         self.preview = rgb
         self.previews += 1
 

@@ -140,6 +140,23 @@ def test_discard_and_closed_document(connection, daemon):
         ctl.apply(feather=4)
 
 
+def test_a_failing_document_update_is_a_message_and_editing_goes_on(connection):
+    ctl = EditController()
+    ctl.attach(connection.socket)
+    host = face_host()
+    ctl.project(host, steps=2)
+    pump(lambda: ctl.phase == EDITING, 120, "projection")
+    name = ctl.directions[0]["name"]
+    host.broken = True
+    ctl.set_value(name, 1.0)
+    pump(lambda: ctl.error, 60, "the failure reported")
+    assert ctl.message == "Could not update the document: RuntimeError: the preview layer is gone"
+    host.broken, before = False, host.previews
+    ctl.set_value(name, 2.0)                            # the session goes on
+    pump(lambda: host.previews > before, 60, "a preview again")
+    ctl.discard()
+
+
 def test_projection_error_is_a_message(connection):
     ctl = EditController()
     ctl.attach(connection.socket)

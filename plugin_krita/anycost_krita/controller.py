@@ -69,11 +69,13 @@ class EditController(QObject):
         if self.socket is not None:
             try:
                 self.socket.refined.disconnect(self._on_refined)
+                self.socket.failed.disconnect(self._on_handler_failed)
             except (TypeError, RuntimeError):
                 pass
         self.socket = socket
         if socket is not None:
             socket.refined.connect(self._on_refined)
+            socket.failed.connect(self._on_handler_failed)
             for sid in self._to_close:          # sessions ended while we were disconnected
                 socket.send("close", {"session": sid}, lambda d: None, lambda e: None)
             self._to_close = []
@@ -81,6 +83,11 @@ class EditController(QObject):
             self._open_id = None
             self._edit_id = None
             self._fail("The connection to the backend was lost during the operation; try again")
+
+    def _on_handler_failed(self, what: str) -> None:
+        """A reply could not be shown (e.g. the user deleted the layer): say so, keep the session."""
+        self._edit_id = None
+        self._fail(f"Could not update the document: {what}")
 
     # ------------------------------------------------------------------ project
 

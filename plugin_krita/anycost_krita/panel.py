@@ -5,12 +5,15 @@ active layer (or raises HostError). Every failure ends up as a message here, nev
 """
 from __future__ import annotations
 
+import logging
+
 from .connection import CONNECTED, Connection
 from .controller import EDITING, IDLE, PROJECTING, EditController, HostError
 from .qt import (HORIZONTAL, QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                  QProgressBar, QPushButton, QSlider, QSpinBox, QTimer, QVBoxLayout, QWidget)
 from .settings import Settings
 
+log = logging.getLogger("anycost_krita")
 SLIDER_STEPS = 200
 BUDGETS = ["auto", "50", "100", "250", "1000"]
 STATE_COLOURS = {"connected": "#3a3", "unreachable": "#c33"}
@@ -117,12 +120,18 @@ class AnycostPanel(QWidget):
             self.controller.project(host, model=self.model_box.currentText() or "", steps=self.settings.steps)
         except HostError as e:
             self._say(str(e), error=True)
+        except Exception as e:                      # never a traceback dialog in the editor
+            log.exception("%s failed", "project")
+            self._say(f"Unexpected error: {type(e).__name__}: {e}", error=True)
 
     def apply(self) -> None:
         try:
             self.controller.apply(self.feather.value())
         except HostError as e:
             self._say(str(e), error=True)
+        except Exception as e:                      # never a traceback dialog in the editor
+            log.exception("%s failed", "apply")
+            self._say(f"Unexpected error: {type(e).__name__}: {e}", error=True)
 
     def reset(self) -> None:
         self.controller.reset()

@@ -3,6 +3,7 @@ QSocketNotifier reports, so nothing ever blocks the UI. Requests are matched to 
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -15,6 +16,8 @@ try:
     from .vendor import protocol as P          # the backend's own module, copied in by install-plugin
 except ImportError:                            # running from the source tree (tests)
     from anycost import protocol as P
+
+log = logging.getLogger("anycost_krita")
 
 
 class BackendError(Exception):
@@ -37,6 +40,7 @@ class _Pending:
 class BackendSocket(QObject):
     """One DEALER connection. `refined` carries the unasked better previews of `edit` (id, data)."""
     refined = pyqtSignal(int, dict)
+    failed = pyqtSignal(str)                  # a reply handler raised: shown as a message, logged
 
     def __init__(self, address: str, context: zmq.Context | None = None):
         super().__init__()
@@ -104,6 +108,13 @@ class BackendSocket(QObject):
             self._dispatch(msg)
 
     def _dispatch(self, msg: dict) -> None:
+        try:
+            self._deliver(msg)
+        except Exception as e:                       # a bug must not become Krita's traceback dialog
+            log.exception("handling a backend reply failed")
+            self.failed.emit(f"{type(e).__name__}: {e}")
+
+    def _deliver(self, msg: dict) -> None:
         rid, kind = msg.get("id"), msg.get("type")
         if kind == P.REFINED:
             self.refined.emit(rid, msg.get("data") or {})

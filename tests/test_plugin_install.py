@@ -1,0 +1,69 @@
+"""`anycost-backend install-plugin krita`: files, kritarc, and pyzmq/msgpack for Krita's Python."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+
+import pytest
+
+from anycost.plugin_install import enable_in_kritarc
+
+from .conftest import run_cli
+
+
+def test_enable_in_kritarc_keeps_everything_else(tmp_path):
+    rc = tmp_path / "kritarc"
+    rc.write_text("[General]\nfoo=1\n\n[python]\nenable_other=true\nenable_anycost_krita=false\n\n[theme]\nTheme=Dark\n")
+    enable_in_kritarc(rc)
+    enable_in_kritarc(rc)                                   # idempotent
+    text = rc.read_text()
+    assert text.count("enable_anycost_krita=true") == 1 and "enable_anycost_krita=false" not in text
+    assert "enable_other=true" in text and "Theme=Dark" in text and "foo=1" in text
+    assert text.index("enable_anycost_krita=true") < text.index("[theme]")   # inside [python]
+    fresh = tmp_path / "new" / "kritarc"
+    enable_in_kritarc(fresh)
+    assert fresh.read_text() == "[python]\nenable_anycost_krita=true\n"
+
+
+def test_install_copies_plugin_and_protocol(tmp_path):
+    pykrita = tmp_path / "pykrita"
+    r = run_cli("install-plugin", "krita", "--pykrita-dir", str(pykrita), "--kritarc", str(tmp_path / "kritarc"),
+                "--krita-python", sys.executable)
+    assert r.returncode == 0, r.stderr
+    plugin = pykrita / "anycost_krita"
+    assert (pykrita / "anycost_krita.desktop").read_text().count("X-KDE-Library=anycost_krita") == 1
+    assert (plugin / "panel.py").is_file() and not list(plugin.rglob("__pycache__"))
+    from anycost import protocol
+    assert (plugin / "vendor" / "protocol.py").read_text() == open(protocol.__file__).read()
+    assert "imports pyzmq and msgpack" in r.stdout
+    # no torch, no numpy anywhere in the plugin
+    source = "\n".join(p.read_text() for p in plugin.rglob("*.py"))
+    assert "import torch" not in source and "import numpy" not in source
+
+
+def test_install_refuses_a_folder_krita_does_not_read(tmp_path):
+    r = run_cli("install-plugin", "krita", "--pykrita-dir", str(tmp_path / "plugins"), "--no-enable")
+    assert r.returncode == 2 and "pykrita" in r.stderr
+
+
+@pytest.mark.slow
+def test_missing_dependencies_are_unpacked_for_kritas_python(tmp_path):
+    """A Python without pyzmq/msgpack (like an official Krita build's): the installer unpacks
+    wheels for its version, and that Python then imports them from the plugin's vendor folder."""
+    bare = tmp_path / "bare"
+    venv.create(bare, with_pip=False)                  # no system site-packages: no zmq, no msgpack
+    py = str(bare / "bin" / "python")
+    assert subprocess.run([py, "-c", "import zmq"], capture_output=True).returncode != 0
+    pykrita = tmp_path / "pykrita"
+    r = run_cli("install-plugin", "krita", "--pykrita-dir", str(pykrita), "--no-enable", "--krita-python", py)
+    if r.returncode != 0 and "could not download" in r.stderr:
+        assert "pip install --target" in r.stderr           # offline: the message says what to do
+        pytest.skip("no package index reachable: " + r.stderr.strip())
+    assert r.returncode == 0, r.stderr
+    assert "unpacked pyzmq and msgpack wheels" in r.stdout
+    check = ("import sys; sys.path.insert(0, %r); import anycost_krita; from anycost_krita.vendor import protocol; "
+             "import zmq, msgpack; print(zmq.zmq_version(), protocol.unpack(protocol.pack({'a': 1})))" % str(pykrita))
+    out = subprocess.run([py, "-c", check], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "{'a': 1}" in out.stdout
