@@ -157,6 +157,18 @@ def test_a_failing_document_update_is_a_message_and_editing_goes_on(connection):
     ctl.discard()
 
 
+def test_cancel_a_projection(connection):
+    ctl = EditController()
+    ctl.attach(connection.socket)
+    steps = []
+    ctl.progress.connect(steps.append)
+    ctl.project(face_host(), steps=2000)
+    pump(lambda: len(steps) > 2, 60, "projection running")
+    ctl.cancel_projection()
+    pump(lambda: ctl.phase == IDLE, 60, "cancelled")
+    assert ctl.message == "Projection cancelled" and ctl.session is None
+
+
 def test_projection_error_is_a_message(connection):
     ctl = EditController()
     ctl.attach(connection.socket)
@@ -231,6 +243,11 @@ def test_panel_drives_the_whole_flow(daemon, tmp_path):
         panel.apply_button.click()
         pump(lambda: hosts[-1].applied, 60, "apply")
         assert hosts[-1].applied[-1][3] == 5                # the feather setting
+        panel.project_button.click()
+        pump(lambda: panel.controller.phase == EDITING, 120, "projection")
+        assert hosts[-1].preview is not None
+        panel.discard_button.click()                        # Discard: preview gone, session closed
+        assert hosts[-1].preview is None and panel.controller.session is None
         panel.project_button.click()
         pump(lambda: panel.controller.phase == EDITING, 120, "projection")
         hosts[-1].open = False                              # the user closes the document

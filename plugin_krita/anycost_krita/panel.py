@@ -65,7 +65,7 @@ class AnycostPanel(QWidget):
         self.project_button.setToolTip("Invert the active layer (or the selection's bounds) into the model")
         self.project_button.clicked.connect(self.project)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.controller.cancel_projection)
+        self.cancel_button.clicked.connect(lambda: self.controller.cancel_projection())
         row.addWidget(self.project_button)
         row.addWidget(self.cancel_button)
         v.addLayout(row)
@@ -83,7 +83,7 @@ class AnycostPanel(QWidget):
         self.apply_button.setToolTip("Render at full quality into a new layer (one undo step)")
         self.apply_button.clicked.connect(self.apply)
         self.discard_button = QPushButton("Discard")
-        self.discard_button.clicked.connect(self.controller.discard)
+        self.discard_button.clicked.connect(lambda: self.controller.discard())   # not clicked(bool)
         for b in (self.reset_button, self.apply_button, self.discard_button):
             row.addWidget(b)
         v.addLayout(row)
@@ -114,23 +114,23 @@ class AnycostPanel(QWidget):
     # ------------------------------------------------------------------ actions
 
     def project(self) -> None:
-        try:
+        def start():
             host = self.host_factory()
             self.controller.attach(self.connection.socket)
             self.controller.project(host, model=self.model_box.currentText() or "", steps=self.settings.steps)
-        except HostError as e:
-            self._say(str(e), error=True)
-        except Exception as e:                      # never a traceback dialog in the editor
-            log.exception("%s failed", "project")
-            self._say(f"Unexpected error: {type(e).__name__}: {e}", error=True)
+        self._guarded("project", start)
 
     def apply(self) -> None:
+        self._guarded("apply", lambda: self.controller.apply(self.feather.value()))
+
+    def _guarded(self, what: str, action) -> None:
+        """Run a button's action; whatever fails is a message here, never a traceback dialog."""
         try:
-            self.controller.apply(self.feather.value())
+            action()
         except HostError as e:
             self._say(str(e), error=True)
-        except Exception as e:                      # never a traceback dialog in the editor
-            log.exception("%s failed", "apply")
+        except Exception as e:
+            log.exception("%s failed", what)
             self._say(f"Unexpected error: {type(e).__name__}: {e}", error=True)
 
     def reset(self) -> None:
