@@ -15,7 +15,7 @@ from .conftest import CLI
 from .daemon_helpers import Daemon, face_image
 from .krita_helpers import MemoryHost, pump
 
-from anycost_krita import pixels  # noqa: E402  (krita_helpers puts plugin_krita on sys.path)
+from anycost_plugin import pixels
 from anycost_krita.connection import CONNECTED, STARTING, UNREACHABLE, Connection
 from anycost_krita.controller import EDITING, IDLE, EditController, HostError
 from anycost_krita.settings import MemoryStore, Settings

@@ -35,7 +35,8 @@ def test_install_copies_plugin_and_protocol(tmp_path):
     assert (pykrita / "anycost_krita.desktop").read_text().count("X-KDE-Library=anycost_krita") == 1
     assert (plugin / "panel.py").is_file() and not list(plugin.rglob("__pycache__"))
     from anycost import protocol
-    assert (plugin / "vendor" / "protocol.py").read_text() == open(protocol.__file__).read()
+    assert (plugin / "vendor" / "anycost" / "protocol.py").read_text() == open(protocol.__file__).read()
+    assert (plugin / "vendor" / "anycost_plugin" / "pixels.py").is_file()
     assert "imports pyzmq and msgpack" in r.stdout
     # no torch, no numpy anywhere in the plugin
     source = "\n".join(p.read_text() for p in plugin.rglob("*.py"))
@@ -62,8 +63,9 @@ def test_missing_dependencies_are_unpacked_for_kritas_python(tmp_path):
         pytest.skip("no package index reachable: " + r.stderr.strip())
     assert r.returncode == 0, r.stderr
     assert "unpacked pyzmq and msgpack wheels" in r.stdout
-    check = ("import sys; sys.path.insert(0, %r); import anycost_krita; from anycost_krita.vendor import protocol; "
-             "import zmq, msgpack; print(zmq.zmq_version(), protocol.unpack(protocol.pack({'a': 1})))" % str(pykrita))
+    check = ("import sys; sys.path.insert(0, %r); import anycost_krita; from anycost import protocol; "
+             "from anycost_plugin import pixels; import zmq, msgpack; "
+             "print(zmq.zmq_version(), protocol.unpack(protocol.pack({'a': 1})))" % str(pykrita))
     out = subprocess.run([py, "-c", check], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "{'a': 1}" in out.stdout

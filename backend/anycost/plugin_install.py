@@ -56,11 +56,29 @@ def default_kritarc() -> Path:
     return Path(config) / "kritarc"
 
 
-def plugin_source() -> Path:
-    spec = importlib.util.find_spec(KRITA_PLUGIN)
+def package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        raise AnycostError(f"the Krita plugin package '{KRITA_PLUGIN}' is not installed with anycost-editor")
+        raise AnycostError(f"the package '{name}' is not installed with anycost-editor")
     return Path(list(spec.submodule_search_locations)[0])
+
+
+def write_vendor(vendor: Path) -> None:
+    """What a plugin imports besides its editor's API: a minimal `anycost` package (the backend's
+    own protocol and client modules, which need only pyzmq and msgpack) and `anycost_plugin`.
+    Wheels unpacked by an earlier install are kept."""
+    vendor.mkdir(parents=True, exist_ok=True)
+    anycost = vendor / "anycost"
+    if anycost.exists():
+        shutil.rmtree(anycost)
+    anycost.mkdir()
+    here = Path(__file__).parent
+    for name in ("__init__.py", "protocol.py", "client.py"):
+        shutil.copy2(here / name, anycost / name)
+    shared = vendor / "anycost_plugin"
+    if shared.exists():
+        shutil.rmtree(shared)
+    shutil.copytree(package_dir("anycost_plugin"), shared, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
 def enable_in_kritarc(kritarc: Path, name: str = KRITA_PLUGIN) -> None:
@@ -144,7 +162,7 @@ def install_krita(pykrita_dir: Path | None = None, kritarc: Path | None = None, 
     pykrita = (pykrita_dir or default_pykrita_dir()).expanduser()
     if pykrita.name != "pykrita":
         raise AnycostError(f"Krita loads Python plugins only from a folder named 'pykrita', not {pykrita}")
-    src = plugin_source()
+    src = package_dir(KRITA_PLUGIN)
     dest = pykrita / KRITA_PLUGIN
     report = Report(dest)
     pykrita.mkdir(parents=True, exist_ok=True)
@@ -159,9 +177,7 @@ def install_krita(pykrita_dir: Path | None = None, kritarc: Path | None = None, 
     if keep:
         shutil.move(str(Path(keep) / "vendor"), str(vendor))
         shutil.rmtree(keep, ignore_errors=True)
-    vendor.mkdir(exist_ok=True)
-    (vendor / "__init__.py").write_text('"""What the plugin needs besides Qt, put here by install-plugin."""\n')
-    shutil.copy2(Path(__file__).with_name("protocol.py"), vendor / "protocol.py")   # the one protocol module
+    write_vendor(vendor)
     (pykrita / f"{KRITA_PLUGIN}.desktop").write_text(KRITA_DESKTOP, encoding="utf-8")
     report.say(f"copied the plugin to {dest}")
     if enable:

@@ -6,7 +6,8 @@ so the editor-independent modules (connection, controller, pixels, settings) can
 import os
 import sys
 
-# pyzmq/msgpack wheels unpacked by `anycost-backend install-plugin` for Krita's own Python
+# what `anycost-backend install-plugin` puts beside the plugin: the backend's protocol and client
+# (a minimal `anycost` package), the shared `anycost_plugin`, and pyzmq/msgpack when Krita lacks them
 _VENDOR = os.path.join(os.path.dirname(__file__), "vendor")
 if os.path.isdir(_VENDOR) and _VENDOR not in sys.path:
     sys.path.append(_VENDOR)

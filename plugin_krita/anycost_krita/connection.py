@@ -17,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .launcher import LaunchError, last_lines, start_backend, stop_backend
+from anycost_plugin.launcher import LaunchError, last_lines, start_backend, stop_backend
+
 from .qt import QObject, QTimer, pyqtSignal
 from .settings import Settings
 from .wire import BackendError, BackendSocket

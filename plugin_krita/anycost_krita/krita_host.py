@@ -6,10 +6,10 @@ adds one new, already-filled layer: one undo step that removes it again.
 """
 from __future__ import annotations
 
+from anycost_plugin.pixels import bgra_to_rgba, feather_alpha, rgb_to_bgra
 from krita import Krita
 
 from .controller import HostError
-from .pixels import bgra_to_rgba, feather_alpha, rgb_to_bgra
 
 PREVIEW_NAME = "Anycost preview"
 

@@ -12,10 +12,7 @@ import zmq
 
 from .qt import READ, QObject, QSocketNotifier, QTimer, pyqtSignal
 
-try:
-    from .vendor import protocol as P          # the backend's own module, copied in by install-plugin
-except ImportError:                            # running from the source tree (tests)
-    from anycost import protocol as P
+from anycost import protocol as P             # the backend's own module (vendored by install-plugin)
 
 log = logging.getLogger("anycost_krita")
 
