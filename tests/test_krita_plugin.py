@@ -184,9 +184,10 @@ def test_channel_orders_round_trip():
     bgra = pixels.bgra_to_rgba(rgba)                    # the swap is its own inverse
     assert bgra[:4] == bytes([2, 1, 0, 3]) and pixels.bgra_to_rgba(bgra) == rgba
     rgb = bytes([10, 20, 30, 40, 50, 60])
-    assert pixels.rgb_to_bgra(rgb, 2, 1, b"\x07\x09") == bytes([30, 20, 10, 7, 60, 50, 40, 9])
+    assert pixels.add_alpha(rgb, 2, 1, b"\x07\x09", "BGRA") == bytes([30, 20, 10, 7, 60, 50, 40, 9])
+    assert pixels.add_alpha(rgb, 2, 1) == bytes([10, 20, 30, 255, 40, 50, 60, 255])
     with pytest.raises(ValueError):
-        pixels.rgb_to_bgra(rgb, 3, 1)
+        pixels.add_alpha(rgb, 3, 1)
 
 
 def test_feather_alpha():

@@ -69,3 +69,17 @@ def test_missing_dependencies_are_unpacked_for_kritas_python(tmp_path):
     out = subprocess.run([py, "-c", check], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "{'a': 1}" in out.stdout
+
+
+def test_install_gimp_plugin_folder(tmp_path):
+    plug_ins = tmp_path / "plug-ins"
+    (plug_ins / "anycost-edit" / "vendor" / "zmq").mkdir(parents=True)     # wheels from an earlier install
+    r = run_cli("install-plugin", "gimp", "--plug-ins-dir", str(plug_ins), "--gimp-python", sys.executable)
+    assert r.returncode == 0, r.stderr
+    folder = plug_ins / "anycost-edit"
+    script = folder / "anycost-edit.py"                    # GIMP 3: the file is named like its folder...
+    assert script.stat().st_mode & 0o111                   # ...and executable
+    assert script.read_text().startswith("#!/usr/bin/env python3")
+    assert (folder / "vendor" / "anycost" / "client.py").is_file() and (folder / "vendor" / "zmq").is_dir()
+    assert (folder / "vendor" / "anycost_plugin" / "oneshot.py").is_file()
+    assert "GIMP's Python" in r.stdout and "imports pyzmq and msgpack" in r.stdout

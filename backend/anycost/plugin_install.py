@@ -184,23 +184,25 @@ def install_krita(pykrita_dir: Path | None = None, kritarc: Path | None = None, 
         rc = (kritarc or default_kritarc()).expanduser()
         enable_in_kritarc(rc)
         report.say(f"enabled it in {rc} ([python] enable_{KRITA_PLUGIN}=true)")
-    _check_dependencies(report, vendor, krita_python, krita_python_version)
+    _check_dependencies(report, vendor, krita_python or (None if krita_python_version else distro_krita_python()),
+                        krita_python_version)
     report.say("restart Krita, then open Settings ▸ Dockers ▸ Anycost")
     return report
 
 
-def _check_dependencies(report: Report, vendor: Path, krita_python: str | None, version: str | None) -> None:
-    python = krita_python or (None if version else distro_krita_python())
+def _check_dependencies(report: Report, vendor: Path, python: str | None, version: str | None,
+                        editor: str = "Krita", hint: str = "--krita-python-version 3.10 (Krita 5.2) or 3.13 (Krita 5.3)"
+                        ) -> None:
     if python:
         ok, detail = _can_import(python)
         if ok:
-            report.say(f"Krita's Python ({python}, {detail}) imports pyzmq and msgpack")
+            report.say(f"{editor}'s Python ({python}, {detail}) imports pyzmq and msgpack")
             return
         version = _python_version(python) or version
-        report.say(f"Krita's Python ({python}) cannot import them yet ({detail})")
+        report.say(f"{editor}'s Python ({python}) cannot import them yet ({detail})")
     if not version:
-        report.say("Krita's Python version is unknown: if the docker says pyzmq is missing, run again with "
-                   "--krita-python-version 3.10 (Krita 5.2) or 3.13 (Krita 5.3)")
+        report.say(f"{editor}'s Python version is unknown: if the plug-in says pyzmq is missing, run again with "
+                   + hint)
         return
     if (vendor / "zmq").is_dir() and (vendor / "msgpack").is_dir():
         report.say(f"pyzmq and msgpack are already unpacked in {vendor}")
@@ -210,6 +212,52 @@ def _check_dependencies(report: Report, vendor: Path, krita_python: str | None, 
     except AnycostError as e:
         distro = ("apt install python3-zmq python3-msgpack (Debian/Ubuntu), dnf install python3-zmq "
                   "python3-msgpack (Fedora), or " if python == "/usr/bin/python3" else "")
-        raise AnycostError(f"{e}. Install them for Krita's Python {version}: {distro}"
+        raise AnycostError(f"{e}. Install them for {editor}'s Python {version}: {distro}"
                            f"pip install --target {vendor} pyzmq msgpack with a Python {version}") from None
     report.say(f"unpacked pyzmq and msgpack wheels for Python {version} into {vendor}")
+
+
+# ------------------------------------------------------------------------------------------ GIMP
+
+GIMP_PLUGIN = "anycost-edit"          # GIMP 3 runs plug-ins/<name>/<name>.py, which must be executable
+
+
+def default_gimp_plug_ins_dir() -> Path:
+    if sys.platform == "win32":
+        return Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming")) / "GIMP" / "3.0" / "plug-ins"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "GIMP" / "3.0" / "plug-ins"
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "GIMP" / "3.0" / "plug-ins"
+
+
+def distro_gimp_python() -> str | None:
+    """A Linux distribution's GIMP 3 runs Python plug-ins with the system python3."""
+    if sys.platform.startswith("linux") and (shutil.which("gimp-3.0") or shutil.which("gimp-console-3.0")) \
+            and Path("/usr/bin/python3").exists():
+        return "/usr/bin/python3"
+    return None
+
+
+def install_gimp(plug_ins_dir: Path | None = None, gimp_python: str | None = None,
+                 gimp_python_version: str | None = None, check: bool = True) -> Report:
+    root = (plug_ins_dir or default_gimp_plug_ins_dir()).expanduser()
+    dest = root / GIMP_PLUGIN
+    report = Report(dest)
+    script = package_dir("anycost_gimp") / f"{GIMP_PLUGIN}.py"
+    if dest.exists():                          # keep unpacked wheels, replace the rest
+        for item in dest.iterdir():
+            if item.name != "vendor":
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(script, dest / script.name)
+    (dest / script.name).chmod(0o755)
+    write_vendor(dest / "vendor")
+    report.say(f"installed {dest / script.name} (executable)")
+    if check:
+        _check_dependencies(report, dest / "vendor",
+                            gimp_python or (None if gimp_python_version else distro_gimp_python()),
+                            gimp_python_version, editor="GIMP",
+                            hint="--gimp-python-version 3.12 (or the version GIMP's Python reports)")
+    report.say("restart GIMP: Filters ▸ Generative ▸ Anycost Edit…")
+    return report

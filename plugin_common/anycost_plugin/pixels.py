@@ -10,12 +10,16 @@ def bgra_to_rgba(data: bytes) -> bytes:
     return bytes(out)
 
 
-def rgb_to_bgra(rgb: bytes, w: int, h: int, alpha: bytes | None = None) -> bytes:
-    """RGB8 (the backend's images) to BGRA with the given alpha plane (w*h bytes; opaque if None)."""
+def add_alpha(rgb: bytes, w: int, h: int, alpha: bytes | None = None, order: str = "RGBA") -> bytes:
+    """RGB8 (the backend's images) to 4 channels in `order` ("RGBA" for GIMP and the protocol,
+    "BGRA" for Krita's memory layout) with the given alpha plane (w*h bytes; opaque if None)."""
     if len(rgb) != w * h * 3:
         raise ValueError(f"{len(rgb)} bytes are not a {w}x{h} RGB image")
+    if order not in ("RGBA", "BGRA"):
+        raise ValueError(f"order must be RGBA or BGRA, not {order!r}")
+    r, g, b = rgb[0::3], rgb[1::3], rgb[2::3]
     out = bytearray(w * h * 4)
-    out[0::4], out[1::4], out[2::4] = rgb[2::3], rgb[1::3], rgb[0::3]
+    out[0::4], out[1::4], out[2::4] = (r, g, b) if order == "RGBA" else (b, g, r)
     out[3::4] = alpha if alpha is not None else b"\xff" * (w * h)
     return bytes(out)
 

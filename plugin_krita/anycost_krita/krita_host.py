@@ -6,7 +6,7 @@ adds one new, already-filled layer: one undo step that removes it again.
 """
 from __future__ import annotations
 
-from anycost_plugin.pixels import bgra_to_rgba, feather_alpha, rgb_to_bgra
+from anycost_plugin.pixels import add_alpha, bgra_to_rgba, feather_alpha
 from krita import Krita
 
 from .controller import HostError
@@ -65,7 +65,7 @@ class KritaHost:
     def show_preview(self, rgb: bytes, w: int, h: int) -> None:
         layer = self._preview_layer()
         x, y = self.region[:2]
-        layer.setPixelData(rgb_to_bgra(rgb, w, h), x, y, w, h)
+        layer.setPixelData(add_alpha(rgb, w, h, order="BGRA"), x, y, w, h)
         self.doc.refreshProjection()
 
     def remove_preview(self) -> None:
@@ -81,7 +81,7 @@ class KritaHost:
         self.remove_preview()                       # before: the new layer is the last undo step
         layer = self.doc.createNode(name, "paintlayer")
         x, y = self.region[:2]
-        layer.setPixelData(rgb_to_bgra(rgb, w, h, feather_alpha(w, h, feather)), x, y, w, h)
+        layer.setPixelData(add_alpha(rgb, w, h, feather_alpha(w, h, feather), "BGRA"), x, y, w, h)
         parent.addChildNode(layer, self.node)      # one undo step: the layer with its pixels
         self.doc.setActiveNode(layer)
         self.doc.refreshProjection()

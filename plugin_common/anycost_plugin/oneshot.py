@@ -1,0 +1,86 @@
+"""One edit without a dialog (scripts, batch mode): project a region, render it with the given
+direction values, close the session, and return the result with a feathered alpha. Blocking:
+for a plug-in call that has no event loop of its own."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from anycost.client import BackendTimeout, Client, RemoteError
+
+from .launcher import LaunchError, start_backend
+from .pixels import add_alpha, feather_alpha
+
+
+class EditError(Exception):
+    """What to tell the user: no backend, bad edits string, a failed projection..."""
+
+
+def parse_edits(text: str) -> dict[str, float]:
+    """'smile=1.5, age=-0.5' -> {'smile': 1.5, 'age': -0.5}; empty -> {} (the projection only)."""
+    values = {}
+    for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
+        name, sep, value = part.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            values[name.strip()] = float(value)
+        except ValueError:
+            raise EditError(f"edits must look like 'smile=1.5, age=-0.5'; cannot read {part!r}") from None
+    return values
+
+
+def connect(address: str, executable: str | None, log_path: Path, start_timeout_s: float = 180.0) -> Client:
+    """A client of a ready backend at `address`; starts `executable` there when none answers."""
+    client = Client(address)
+    try:
+        client.call("hello", timeout=2.0)
+    except BackendTimeout:
+        if not executable:
+            client.close()
+            raise EditError(f"no backend answers at {address} (start `anycost-backend serve`)") from None
+        try:
+            start_backend(executable, address, log_path)
+        except LaunchError as e:
+            client.close()
+            raise EditError(str(e)) from None
+    deadline = time.monotonic() + start_timeout_s
+    while True:
+        try:
+            if client.call("hello", timeout=2.0).get("state") == "ready":
+                return client
+        except BackendTimeout:
+            pass
+        if time.monotonic() > deadline:
+            client.close()
+            raise EditError(f"the backend at {address} did not become ready within {start_timeout_s:g} s "
+                            f"(log: {log_path})")
+        time.sleep(0.3)
+
+
+def edit_region(client: Client, rgba: bytes, w: int, h: int, edits: dict[str, float], model: str = "",
+                steps: int = 100, feather: int = 16, on_progress=None) -> bytes:
+    """RGBA8 pixels of a w x h region -> the edited region, RGBA8 with feathered edges."""
+    fields = {"image": {"w": w, "h": h, "mode": "RGBA8", "data": rgba}, "steps": steps}
+    if model:
+        fields["model"] = model
+    try:
+        opened = client.call("open", timeout=600, on_progress=on_progress, **fields)
+    except RemoteError as e:
+        raise EditError(f"projection failed: {e.message}") from None
+    session = opened["session"]
+    try:
+        known = {d["name"] for d in opened.get("directions", [])}
+        unknown = sorted(set(edits) - known)
+        if unknown:
+            raise EditError(f"this model has no direction {', '.join(unknown)}; it has: {', '.join(sorted(known))}")
+        try:
+            out = client.call("render", timeout=600, session=session, values=edits, size=[w, h])["image"]
+        except RemoteError as e:
+            raise EditError(f"render failed: {e.message}") from None
+    finally:
+        try:
+            client.call("close", timeout=10, session=session)
+        except (RemoteError, BackendTimeout):
+            pass
+    return add_alpha(out["data"], w, h, feather_alpha(w, h, feather))

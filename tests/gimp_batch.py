@@ -1,0 +1,59 @@
+# Runs inside GIMP 3 (gimp-console-3.0 --batch-interpreter=python-fu-eval), for test_gimp_real.py:
+# calls the installed plug-in through the PDB, non-interactively, and records the result as JSON.
+# The test replaces the @...@ values before it runs.
+import json
+import gi
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp
+
+W, H, (RX, RY, RW, RH) = @W@, @H@, @REGION@
+FMT = "R'G'B'A u8"
+res = {}
+try:
+    image = Gimp.Image.new(W, H, Gimp.ImageBaseType.RGB)
+    face = Gimp.Layer.new(image, "Face", W, H, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(face, None, 0)
+    buf = face.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, W, H), FMT, open("@FACE@", "rb").read())
+    buf.flush()
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, RX, RY, RW, RH)
+    source = bytes(face.get_buffer().get(Gegl.Rectangle.new(0, 0, W, H), 1.0, FMT, Gegl.AbyssPolicy.CLAMP))
+    proc = Gimp.get_pdb().lookup_procedure("python-fu-anycost-edit")
+    res["registered"] = proc is not None
+    res["menu_paths"] = list(proc.get_menu_paths())
+
+    def call(edits):
+        cfg = proc.create_config()
+        cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+        cfg.set_property("image", image)
+        cfg.set_core_object_array("drawables", [face])
+        for key, value in (("edits", edits), ("backend", "@ADDRESS@"), ("steps", 5), ("feather", 6),
+                           ("executable", "")):
+            cfg.set_property(key, value)
+        out = proc.run(cfg)
+        status = out.index(0)
+        return status, ("" if status == Gimp.PDBStatusType.SUCCESS else Gimp.get_pdb().get_last_error())
+
+    status, message = call("nope=1")
+    res["bad_status"], res["bad_message"] = status.value_nick, message
+    res["layers_after_bad"] = [l.get_name() for l in image.get_layers()]
+    status, message = call("@EDITS@")
+    res["status"], res["message"] = status.value_nick, message
+    layers = image.get_layers()
+    res["layers"] = [l.get_name() for l in layers]
+    new = layers[0]
+    _, ox, oy = new.get_offsets()
+    res["new_bounds"] = [ox, oy, new.get_width(), new.get_height()]
+    px = bytes(new.get_buffer().get(Gegl.Rectangle.new(0, 0, RW, RH), 1.0, FMT, Gegl.AbyssPolicy.CLAMP))
+    res["alpha_centre"], res["alpha_corner"] = px[((RH // 2) * RW + RW // 2) * 4 + 3], px[3]
+    region_src = b"".join(source[((RY + r) * W + RX) * 4:((RY + r) * W + RX + RW) * 4] for r in range(RH))
+    res["differs_from_source"] = px != region_src
+    res["source_unchanged"] = bytes(face.get_buffer().get(Gegl.Rectangle.new(0, 0, W, H), 1.0, FMT,
+                                                          Gegl.AbyssPolicy.CLAMP)) == source
+    res["done"] = True
+except Exception as e:
+    import traceback
+    res["error"] = traceback.format_exc()
+with open("@OUT@", "w") as f:
+    json.dump(res, f)

@@ -1,0 +1,47 @@
+"""The GIMP plug-in's editor-independent part (anycost_plugin.oneshot) against a real daemon.
+Real GIMP 3 runs in test_gimp_real.py."""
+from __future__ import annotations
+
+import pytest
+
+from anycost.launcher import free_port
+from anycost_plugin.oneshot import EditError, connect, edit_region, parse_edits
+
+from .daemon_helpers import Daemon, face_image
+
+
+@pytest.fixture(scope="module")
+def daemon(tiny_model_file, tmp_path_factory):
+    d = Daemon(tmp_path_factory.mktemp("gdaemon"), tiny_model_file)
+    d.wait_ready()
+    yield d
+    assert d.stop() == 0, d.log_text()
+
+
+def test_parse_edits():
+    assert parse_edits(" smile=1.5, age = -0.5; glasses=2 ") == {"smile": 1.5, "age": -0.5, "glasses": 2.0}
+    assert parse_edits("") == {}
+    for bad in ("smile", "smile=much", "=1"):
+        with pytest.raises(EditError, match="look like"):
+            parse_edits(bad)
+
+
+def test_no_backend_and_no_executable_is_a_clear_error(tmp_path):
+    with pytest.raises(EditError, match="no backend answers"):
+        connect(f"tcp://127.0.0.1:{free_port()}", None, tmp_path / "log")
+
+
+def test_edit_region_feathers_and_closes_its_session(daemon, tmp_path):
+    img = face_image(70, 60, "RGBA8")
+    with connect(daemon.address, None, tmp_path / "log") as c:
+        names = [d["name"] for d in c.call("models")["models"][0]["directions"]]
+        with pytest.raises(EditError, match="has no direction nope"):
+            edit_region(c, img["data"], 70, 60, {"nope": 1.0}, steps=2)
+        progress = []
+        out = edit_region(c, img["data"], 70, 60, {names[0]: 2.0}, steps=3, feather=10, on_progress=progress.append)
+        plain = edit_region(c, img["data"], 70, 60, {}, steps=3, feather=0)
+        assert c.call("stats")["sessions"] == 0
+    assert len(out) == 70 * 60 * 4 and progress
+    alpha = out[3::4]
+    assert alpha[30 * 70 + 35] == 255 and alpha[0] < 64 and set(plain[3::4]) == {255}
+    assert out[0::4] != plain[0::4]                     # the edit changed the picture
