@@ -61,3 +61,13 @@ def tiny_model_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
     save_model(path, g, {"name": "tiny"})
     return path
+
+
+@pytest.fixture(scope="module")
+def tiny_daemon(tiny_model_file, tmp_path_factory):
+    """A real daemon serving the tiny model, shared by a test module."""
+    from .daemon_helpers import Daemon
+    d = Daemon(tmp_path_factory.mktemp("daemon"), tiny_model_file)
+    d.wait_ready()
+    yield d
+    assert d.stop() == 0, d.log_text()

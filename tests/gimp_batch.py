@@ -1,13 +1,16 @@
 # Runs inside GIMP 3 (gimp-console-3.0 --batch-interpreter=python-fu-eval), for test_gimp_real.py:
 # calls the installed plug-in through the PDB, non-interactively, and records the result as JSON.
-# The test replaces the @...@ values before it runs.
+# Its parameters come from the JSON file named by $ANYCOST_TEST_PARAMS.
 import json
+import os
+
 import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp
 
-W, H, (RX, RY, RW, RH) = @W@, @H@, @REGION@
+P = json.load(open(os.environ["ANYCOST_TEST_PARAMS"]))
+W, H, (RX, RY, RW, RH) = P["w"], P["h"], P["region"]
 FMT = "R'G'B'A u8"
 res = {}
 try:
@@ -15,7 +18,7 @@ try:
     face = Gimp.Layer.new(image, "Face", W, H, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
     image.insert_layer(face, None, 0)
     buf = face.get_buffer()
-    buf.set(Gegl.Rectangle.new(0, 0, W, H), FMT, open("@FACE@", "rb").read())
+    buf.set(Gegl.Rectangle.new(0, 0, W, H), FMT, open(P["face"], "rb").read())
     buf.flush()
     image.select_rectangle(Gimp.ChannelOps.REPLACE, RX, RY, RW, RH)
     source = bytes(face.get_buffer().get(Gegl.Rectangle.new(0, 0, W, H), 1.0, FMT, Gegl.AbyssPolicy.CLAMP))
@@ -28,7 +31,7 @@ try:
         cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
         cfg.set_property("image", image)
         cfg.set_core_object_array("drawables", [face])
-        for key, value in (("edits", edits), ("backend", "@ADDRESS@"), ("steps", 5), ("feather", 6),
+        for key, value in (("edits", edits), ("backend", P["address"]), ("steps", 5), ("feather", 6),
                            ("executable", "")):
             cfg.set_property(key, value)
         out = proc.run(cfg)
@@ -38,7 +41,7 @@ try:
     status, message = call("nope=1")
     res["bad_status"], res["bad_message"] = status.value_nick, message
     res["layers_after_bad"] = [l.get_name() for l in image.get_layers()]
-    status, message = call("@EDITS@")
+    status, message = call(P["edits"])
     res["status"], res["message"] = status.value_nick, message
     layers = image.get_layers()
     res["layers"] = [l.get_name() for l in layers]
@@ -52,8 +55,8 @@ try:
     res["source_unchanged"] = bytes(face.get_buffer().get(Gegl.Rectangle.new(0, 0, W, H), 1.0, FMT,
                                                           Gegl.AbyssPolicy.CLAMP)) == source
     res["done"] = True
-except Exception as e:
+except Exception:
     import traceback
     res["error"] = traceback.format_exc()
-with open("@OUT@", "w") as f:
+with open(P["out"], "w") as f:
     json.dump(res, f)

@@ -7,15 +7,12 @@ import pytest
 from anycost.launcher import free_port
 from anycost_plugin.oneshot import EditError, connect, edit_region, parse_edits
 
-from .daemon_helpers import Daemon, face_image
+from .daemon_helpers import face_image
 
 
 @pytest.fixture(scope="module")
-def daemon(tiny_model_file, tmp_path_factory):
-    d = Daemon(tmp_path_factory.mktemp("gdaemon"), tiny_model_file)
-    d.wait_ready()
-    yield d
-    assert d.stop() == 0, d.log_text()
+def daemon(tiny_daemon):
+    return tiny_daemon
 
 
 def test_parse_edits():

@@ -54,12 +54,12 @@ def test_plugin_in_real_gimp3(tiny_model_file, tmp_path):
         daemon = Daemon(tmp_path, tiny_model_file)
         try:
             daemon.wait_ready()
-            batch = (REPO / "tests" / "gimp_batch.py").read_text()
-            for key, value in (("W", W), ("H", H), ("REGION", REGION), ("FACE", inside / "face.rgba"),
-                               ("ADDRESS", daemon.address), ("EDITS", "PC1=3"), ("OUT", inside / "result.json")):
-                batch = batch.replace(f"@{key}@", str(value))
-            (work / "batch.py").write_text(batch)
-            run = subprocess.run(["chroot", str(root), "env", f"HOME={inside / 'home'}", "gimp-console-3.0", "-i",
+            shutil.copy(REPO / "tests" / "gimp_batch.py", work / "batch.py")
+            (work / "params.json").write_text(json.dumps({
+                "w": W, "h": H, "region": REGION, "face": str(inside / "face.rgba"), "address": daemon.address,
+                "edits": "PC1=3", "out": str(inside / "result.json")}))
+            run = subprocess.run(["chroot", str(root), "env", f"HOME={inside / 'home'}",
+                                  f"ANYCOST_TEST_PARAMS={inside / 'params.json'}", "gimp-console-3.0", "-i",
                                   "--batch-interpreter=python-fu-eval", "-b",
                                   f"exec(open('{inside / 'batch.py'}').read())", "--quit"],
                                  capture_output=True, text=True, timeout=300)

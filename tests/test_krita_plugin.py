@@ -12,7 +12,7 @@ from anycost.client import Client
 from anycost.launcher import free_port
 
 from .conftest import CLI
-from .daemon_helpers import Daemon, face_image
+from .daemon_helpers import face_image
 from .krita_helpers import MemoryHost, pump
 
 from anycost_plugin import pixels
@@ -22,11 +22,8 @@ from anycost_krita.settings import MemoryStore, Settings
 
 
 @pytest.fixture(scope="module")
-def daemon(tiny_model_file, tmp_path_factory):
-    d = Daemon(tmp_path_factory.mktemp("kdaemon"), tiny_model_file)
-    d.wait_ready()
-    yield d
-    assert d.stop() == 0, d.log_text()
+def daemon(tiny_daemon):
+    return tiny_daemon
 
 
 @pytest.fixture
