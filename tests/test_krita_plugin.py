@@ -16,9 +16,10 @@ from .daemon_helpers import face_image
 from .krita_helpers import MemoryHost, pump
 
 from anycost_plugin import pixels
-from anycost_krita.connection import CONNECTED, STARTING, UNREACHABLE, Connection
-from anycost_krita.controller import EDITING, IDLE, EditController, HostError
-from anycost_krita.settings import MemoryStore, Settings
+from anycost_krita.qt_loop import QtLoop
+from anycost_plugin.connection import CONNECTED, STARTING, UNREACHABLE, Connection
+from anycost_plugin.controller import EDITING, IDLE, EditController, HostError
+from anycost_plugin.settings import MemoryStore, Settings
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def daemon(tiny_daemon):
 
 @pytest.fixture
 def connection(daemon):
-    c = Connection(Settings(address=daemon.address, autostart=False))
+    c = Connection(Settings(address=daemon.address, autostart=False), QtLoop())
     c.start()
     pump(lambda: c.state == CONNECTED, 30, "connected")
     yield c
@@ -48,7 +49,8 @@ def test_connection_reports_models(connection, daemon):
 
 
 def test_no_backend_without_autostart_is_unreachable_with_reason():
-    c = Connection(Settings(address=f"tcp://127.0.0.1:{free_port()}", autostart=False), hello_timeout_s=0.5)
+    c = Connection(Settings(address=f"tcp://127.0.0.1:{free_port()}", autostart=False), QtLoop(),
+                   hello_timeout_s=0.5)
     c.start()
     pump(lambda: c.state == UNREACHABLE, 10, "unreachable")
     assert "No backend answers" in c.message and c.child is None
@@ -56,7 +58,7 @@ def test_no_backend_without_autostart_is_unreachable_with_reason():
 
 
 def test_autostart_with_a_missing_executable_says_so(tmp_path):
-    c = Connection(Settings(address=f"tcp://127.0.0.1:{free_port()}", executable=str(tmp_path / "nope")),
+    c = Connection(Settings(address=f"tcp://127.0.0.1:{free_port()}", executable=str(tmp_path / "nope")), QtLoop(),
                    log_dir=tmp_path, hello_timeout_s=0.5)
     c.start()
     pump(lambda: c.state == UNREACHABLE, 10, "unreachable")
@@ -72,7 +74,7 @@ def test_autostart_then_restart_after_the_backend_dies(tmp_path, tiny_model_file
     exe = tmp_path / "backend.sh"
     exe.write_text(f"#!/bin/sh\nexec {CLI} --threads 1 \"$@\" --model {tiny_model_file}\n")
     exe.chmod(0o755)
-    c = Connection(Settings(address=f"tcp://127.0.0.1:{free_port()}", executable=str(exe)), log_dir=tmp_path,
+    c = Connection(Settings(address=f"tcp://127.0.0.1:{free_port()}", executable=str(exe)), QtLoop(), log_dir=tmp_path,
                    hello_timeout_s=0.5, heartbeat_s=0.5)
     states = []
     c.state_changed.connect(lambda s, m: states.append((s, m)))

@@ -6,10 +6,9 @@ adds one new, already-filled layer: one undo step that removes it again.
 """
 from __future__ import annotations
 
+from anycost_plugin.controller import HostError
 from anycost_plugin.pixels import add_alpha, bgra_to_rgba, feather_alpha
 from krita import Krita
-
-from .controller import HostError
 
 PREVIEW_NAME = "Anycost preview"
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 
-from .connection import CONNECTED, Connection
-from .controller import EDITING, IDLE, PROJECTING, EditController, HostError
+from anycost_plugin.connection import CONNECTED, Connection
+from anycost_plugin.controller import EDITING, IDLE, PROJECTING, EditController, HostError
+from anycost_plugin.settings import Settings
+
 from .qt import (HORIZONTAL, QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                  QProgressBar, QPushButton, QSlider, QSpinBox, QTimer, QVBoxLayout, QWidget)
-from .settings import Settings
+from .qt_loop import QtLoop
 
 log = logging.getLogger("anycost_krita")
 SLIDER_STEPS = 200
@@ -24,7 +26,7 @@ class AnycostPanel(QWidget):
         super().__init__(parent)
         self.store, self.host_factory = store, host_factory
         self.settings = Settings.load(store)
-        self.connection = Connection(self.settings, log_dir=log_dir)
+        self.connection = Connection(self.settings, QtLoop(), log_dir=log_dir)
         self.controller = EditController()
         self.controller.budget_ms = self.settings.budget_ms()
         self.sliders: dict[str, tuple[QSlider, QLabel, dict]] = {}

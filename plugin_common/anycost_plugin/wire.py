@@ -1,5 +1,6 @@
-"""The backend's protocol inside the editor's Qt event loop: a DEALER socket whose readiness a
-QSocketNotifier reports, so nothing ever blocks the UI. Requests are matched to callbacks by id."""
+"""The backend's protocol inside the editor's event loop: a DEALER socket whose readiness the loop
+reports (Qt's QSocketNotifier, GLib's io watch), so nothing ever blocks the UI. Requests are
+matched to callbacks by id."""
 from __future__ import annotations
 
 import itertools
@@ -10,7 +11,7 @@ from typing import Callable
 
 import zmq
 
-from .qt import READ, QObject, QSocketNotifier, QTimer, pyqtSignal
+from .events import Loop, Signal
 
 from anycost import protocol as P             # the backend's own module (vendored by install-plugin)
 
@@ -34,13 +35,12 @@ class _Pending:
     on_progress: Callable[[dict], None] | None
 
 
-class BackendSocket(QObject):
-    """One DEALER connection. `refined` carries the unasked better previews of `edit` (id, data)."""
-    refined = pyqtSignal(int, dict)
-    failed = pyqtSignal(str)                  # a reply handler raised: shown as a message, logged
+class BackendSocket:
+    """One DEALER connection. `refined` carries the unasked better previews of `edit` (id, data);
+    `failed` says that a reply handler raised (shown as a message, and logged)."""
 
-    def __init__(self, address: str, context: zmq.Context | None = None):
-        super().__init__()
+    def __init__(self, address: str, loop: Loop, context: zmq.Context | None = None):
+        self.refined, self.failed = Signal(), Signal()
         self.address = address
         self._sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
@@ -48,10 +48,8 @@ class BackendSocket(QObject):
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         # the FD is edge-triggered: drain everything on each notification, and once at start
-        self._notifier = QSocketNotifier(self._sock.getsockopt(zmq.FD), READ)
-        self._notifier.activated.connect(self.drain)
-        self._safety = QTimer(self)            # an edge can be consumed by our own socket calls
-        self._safety.timeout.connect(self.drain)
+        self._watch = loop.watch_readable(self._sock.getsockopt(zmq.FD), self.drain)
+        self._safety = loop.timer(self.drain, repeat=True)   # an edge can be consumed by our own calls
         self._safety.start(100)
         self._closed = False
 
@@ -86,7 +84,7 @@ class BackendSocket(QObject):
                 self.drain()
         self._closed = True
         self._safety.stop()
-        self._notifier.setEnabled(False)
+        self._watch.stop()
         self._sock.close(0)
         pending, self._pending = self._pending, {}
         for p in pending.values():

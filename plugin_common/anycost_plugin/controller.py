@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from .qt import QObject, pyqtSignal
+from .events import Signal
 from .wire import BackendError, BackendSocket
 
 IDLE, PROJECTING, EDITING, APPLYING = "idle", "projecting", "editing", "applying"
@@ -28,14 +28,13 @@ class Host(Protocol):
     def alive(self) -> bool: ...
 
 
-class EditController(QObject):
-    changed = pyqtSignal(str, str)          # phase, message for the user
-    progress = pyqtSignal(float)            # 0..1 during projection
-    directions_changed = pyqtSignal(list)   # protocol Direction records of the session
-    preview_shown = pyqtSignal(dict)        # {"config", "render_ms", "refined", "values"}
+class EditController:
+    """Signals: `changed(phase, message)`, `progress(0..1)` during projection,
+    `directions_changed(directions)` (the session's protocol Direction records),
+    `preview_shown({"config", "render_ms", "refined", "values"})`."""
 
     def __init__(self):
-        super().__init__()
+        self.changed, self.progress, self.directions_changed, self.preview_shown = Signal(), Signal(), Signal(), Signal()
         self.socket: BackendSocket | None = None
         self.host: Host | None = None
         self.phase, self.message, self.error = IDLE, "", False
@@ -67,11 +66,8 @@ class EditController(QObject):
         """Use this connection (None while disconnected). A session lives on the backend, so it
         survives a reconnection to the same backend."""
         if self.socket is not None:
-            try:
-                self.socket.refined.disconnect(self._on_refined)
-                self.socket.failed.disconnect(self._on_handler_failed)
-            except (TypeError, RuntimeError):
-                pass
+            self.socket.refined.disconnect(self._on_refined)
+            self.socket.failed.disconnect(self._on_handler_failed)
         self.socket = socket
         if socket is not None:
             socket.refined.connect(self._on_refined)

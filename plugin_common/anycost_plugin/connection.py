@@ -17,9 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from anycost_plugin.launcher import LaunchError, last_lines, start_backend, stop_backend
-
-from .qt import QObject, QTimer, pyqtSignal
+from .launcher import LaunchError, last_lines, start_backend, stop_backend
+from .events import Loop, Signal
 from .settings import Settings
 from .wire import BackendError, BackendSocket
 
@@ -27,13 +26,14 @@ DISCONNECTED, CONNECTING, STARTING, CONNECTED, UNREACHABLE = (
     "disconnected", "connecting", "starting", "connected", "unreachable")
 
 
-class Connection(QObject):
-    state_changed = pyqtSignal(str, str)      # state, message for the user
-    models_changed = pyqtSignal(list, str)    # model records (protocol `models`), default model name
+class Connection:
+    """`state_changed(state, message)`; `models_changed(models, default_model)` with the protocol's
+    model records once connected."""
 
-    def __init__(self, settings: Settings, log_dir: Path | None = None, hello_timeout_s: float = 2.0,
+    def __init__(self, settings: Settings, loop: Loop, log_dir: Path | None = None, hello_timeout_s: float = 2.0,
                  heartbeat_s: float = 3.0, start_timeout_s: float = 180.0, retry_s: float = 5.0):
-        super().__init__()
+        self.state_changed, self.models_changed = Signal(), Signal()
+        self.loop = loop
         self.settings = settings
         self.log_path = Path(log_dir or tempfile.gettempdir()) / "anycost-backend.log"
         self.hello_timeout_s, self.heartbeat_s = hello_timeout_s, heartbeat_s
@@ -45,12 +45,8 @@ class Connection(QObject):
         self.child = None                     # the backend we started, if any
         self._hello_id = None
         self._missed = 0                      # consecutive heartbeats without an answer
-        self._deadline = QTimer(self)
-        self._deadline.setSingleShot(True)
-        self._deadline.timeout.connect(self._hello_timed_out)
-        self._tick = QTimer(self)             # heartbeat while connected, retries when unreachable
-        self._tick.setSingleShot(True)
-        self._tick.timeout.connect(self._on_tick)
+        self._deadline = loop.timer(self._hello_timed_out)
+        self._tick = loop.timer(self._on_tick)   # heartbeat while connected, retries when unreachable
 
     # ------------------------------------------------------------------ public
 
@@ -89,7 +85,7 @@ class Connection(QObject):
     def _new_socket(self) -> None:
         if self.socket:
             self.socket.close()
-        self.socket = BackendSocket(self.settings.address)
+        self.socket = BackendSocket(self.settings.address, self.loop)
         self._hello_id = None
 
     def _hello(self, timeout_s: float) -> None:
