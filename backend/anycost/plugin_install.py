@@ -244,13 +244,16 @@ def install_gimp(plug_ins_dir: Path | None = None, gimp_python: str | None = Non
     root = (plug_ins_dir or default_gimp_plug_ins_dir()).expanduser()
     dest = root / GIMP_PLUGIN
     report = Report(dest)
-    script = package_dir("anycost_gimp") / f"{GIMP_PLUGIN}.py"
+    source = package_dir("anycost_gimp")
+    script = source / f"{GIMP_PLUGIN}.py"
     if dest.exists():                          # keep unpacked wheels, replace the rest
         for item in dest.iterdir():
             if item.name != "vendor":
                 shutil.rmtree(item) if item.is_dir() else item.unlink()
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(script, dest / script.name)
+    for module in source.glob("*.py"):       # the plug-in and its GIMP-side modules
+        if module.name != "__init__.py":
+            shutil.copy2(module, dest / module.name)
     (dest / script.name).chmod(0o755)
     write_vendor(dest / "vendor")
     report.say(f"installed {dest / script.name} (executable)")

@@ -207,9 +207,8 @@ class EditController:
             self._set(IDLE, "The document was closed before Apply finished", error=True)
             return
         img = data["image"]
-        changed = ", ".join(f"{k} {v:+.2f}" for k, v in values.items() if abs(v) > 1e-6)
         try:
-            self.host.apply(img["data"], img["w"], img["h"], feather, f"Anycost edit ({changed or 'projection'})")
+            self.host.apply(img["data"], img["w"], img["h"], feather, edit_name(values))
         except HostError as e:
             self._fail(f"Apply failed: {e}")
             return
@@ -250,6 +249,12 @@ class EditController:
         if resize and (image["w"], image["h"]) != (w, h):
             rgb = resize_nearest(rgb, image["w"], image["h"], w, h)
         self.host.show_preview(rgb, w, h)
+
+
+def edit_name(values: dict) -> str:
+    """The applied layer's name: what was changed."""
+    changed = ", ".join(f"{k} {v:+.2f}" for k, v in values.items() if abs(v) > 1e-6)
+    return f"Anycost edit ({changed or 'projection'})"
 
 
 def resize_nearest(rgb: bytes, sw: int, sh: int, dw: int, dh: int) -> bytes:

@@ -1,6 +1,6 @@
 """One edit without a dialog (scripts, batch mode): project a region, render it with the given
-direction values, close the session, and return the result with a feathered alpha. Blocking:
-for a plug-in call that has no event loop of its own."""
+direction values, close the session, and return the render (the host pastes it with its feathered
+edge, as after the interactive flow). Blocking: for a plug-in call that needs no event loop."""
 from __future__ import annotations
 
 import time
@@ -9,7 +9,6 @@ from pathlib import Path
 from anycost.client import BackendTimeout, Client, RemoteError
 
 from .launcher import LaunchError, start_backend
-from .pixels import add_alpha, feather_alpha
 
 
 class EditError(Exception):
@@ -59,8 +58,8 @@ def connect(address: str, executable: str | None, log_path: Path, start_timeout_
 
 
 def edit_region(client: Client, rgba: bytes, w: int, h: int, edits: dict[str, float], model: str = "",
-                steps: int = 100, feather: int = 16, on_progress=None) -> bytes:
-    """RGBA8 pixels of a w x h region -> the edited region, RGBA8 with feathered edges."""
+                steps: int = 100, on_progress=None) -> bytes:
+    """RGBA8 pixels of a w x h region -> the edited region rendered at full quality, RGB8."""
     fields = {"image": {"w": w, "h": h, "mode": "RGBA8", "data": rgba}, "steps": steps}
     if model:
         fields["model"] = model
@@ -83,4 +82,4 @@ def edit_region(client: Client, rgba: bytes, w: int, h: int, edits: dict[str, fl
             client.call("close", timeout=10, session=session)
         except (RemoteError, BackendTimeout):
             pass
-    return add_alpha(out["data"], w, h, feather_alpha(w, h, feather))
+    return out["data"]

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """GIMP 3 plug-in: Filters ▸ Generative ▸ Anycost Edit… (docs/gimp-plugin.md).
 
-Projects the layer (or the selection's bounds) with anycost-backend, renders it with the given
-direction values and pastes the result into a new layer with feathered edges, in one undo group.
-This file is the only one that touches GIMP's API; the editing itself is anycost_plugin.oneshot.
+Interactive: a dialog with the backend's status, Project, one slider per direction and a live
+preview layer; OK adds the full-quality result as a new feathered layer in one undo group, Cancel
+leaves no trace. Non-interactive (scripts, batch mode): the direction values are arguments.
 """
 import os
 import sys
@@ -14,12 +14,10 @@ sys.path.append(os.path.join(HERE, "vendor"))      # anycost (protocol, client),
 
 import gi  # noqa: E402
 gi.require_version("Gimp", "3.0")
-gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
+from gi.repository import Gimp, GLib, GObject  # noqa: E402
 
 PROC = "python-fu-anycost-edit"
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
-FORMAT = "R'G'B'A u8"
 
 
 def fail(procedure, message):
@@ -28,21 +26,12 @@ def fail(procedure, message):
     return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, error)
 
 
-def region_of(image, drawable):
-    """The selection's bounds (or the layer's) in image coordinates, clipped to the layer."""
-    _, ox, oy = drawable.get_offsets()
-    lw, lh = drawable.get_width(), drawable.get_height()
-    non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(image)[-5:]     # (success,) non_empty, bounds
-    if not non_empty:
-        x1, y1, x2, y2 = ox, oy, ox + lw, oy + lh
-    x1, y1 = max(x1, ox), max(y1, oy)
-    x2, y2 = min(x2, ox + lw), min(y2, oy + lh)
-    return x1, y1, x2 - x1, y2 - y1, ox, oy
-
-
 def run(procedure, run_mode, image, drawables, config, data):
     try:
         return edit(procedure, run_mode, image, drawables, config)
+    except ImportError as e:
+        return fail(procedure, f"Anycost: GIMP's Python lacks the module '{e.name}': run "
+                               "`anycost-backend install-plugin gimp` again and follow what it says")
     except Exception as e:                 # a message in GIMP, not a bare traceback
         import traceback
         traceback.print_exc()
@@ -50,57 +39,42 @@ def run(procedure, run_mode, image, drawables, config, data):
 
 
 def edit(procedure, run_mode, image, drawables, config):
-    try:
-        from anycost_plugin.oneshot import EditError, connect, edit_region, parse_edits
-    except ImportError as e:
-        return fail(procedure, f"Anycost: GIMP's Python lacks the module '{e.name}': run "
-                               "`anycost-backend install-plugin gimp` again and follow what it says")
+    from anycost_plugin.controller import HostError, edit_name
+    from anycost_plugin.oneshot import EditError, connect, edit_region, parse_edits
+    from anycost_plugin.settings import Settings
+    from gimp_host import GimpHost
 
-    if run_mode == Gimp.RunMode.INTERACTIVE:
-        gi.require_version("GimpUi", "3.0")
-        from gi.repository import GimpUi
-        GimpUi.init(PROC)
-        dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config)
-        dialog.fill(None)
-        if not dialog.run():
-            dialog.destroy()
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-        dialog.destroy()
-    if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
-        return fail(procedure, "Anycost Edit works on one layer: select a single layer")
-    layer = drawables[0]
-    x, y, w, h, ox, oy = region_of(image, layer)
-    if w < 8 or h < 8:
-        return fail(procedure, "The layer (or selection) is empty or smaller than 8×8 px")
     get = config.get_property
+    log_dir = Path(GLib.get_user_cache_dir()) / "anycost"
+    if len(drawables) != 1:
+        return fail(procedure, "Anycost Edit works on one layer: select a single layer")
+    try:
+        host = GimpHost(image, drawables[0])
+    except HostError as e:
+        return fail(procedure, str(e))
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        from gi.repository import GimpUi
+        from gimp_dialog import EditDialog
+        from glib_loop import GLibLoop
+        GimpUi.init(PROC)
+        settings = Settings(address=get("backend") or DEFAULT_ADDRESS, executable=get("executable") or "",
+                            autostart=bool(get("executable")), feather=get("feather"), steps=get("steps"),
+                            model=get("model") or "")
+        if not EditDialog(host, settings, GLibLoop(), log_dir).run():
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+        return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
     try:
         edits = parse_edits(get("edits") or "")
         Gimp.progress_init("Anycost: projecting…")
-        log = Path(GLib.get_user_cache_dir()) / "anycost" / "anycost-backend.log"
-        client = connect(get("backend") or DEFAULT_ADDRESS, get("executable") or None, log)
-        with client:
-            rgba = bytes(layer.get_buffer().get(Gegl.Rectangle.new(x - ox, y - oy, w, h), 1.0, FORMAT,
-                                                Gegl.AbyssPolicy.CLAMP))
-            out = edit_region(client, rgba, w, h, edits, model=get("model") or "", steps=get("steps"),
-                              feather=get("feather"),
+        with connect(get("backend") or DEFAULT_ADDRESS, get("executable") or None, log_dir / "anycost-backend.log") as c:
+            image_map, (x, y, w, h) = host.source()
+            rgb = edit_region(c, image_map["data"], w, h, edits, model=get("model") or "", steps=get("steps"),
                               on_progress=lambda m: Gimp.progress_update(
                                   m["data"]["step"] / max(1, m["data"]["steps"])) if "data" in m else None)
     except EditError as e:
         return fail(procedure, f"Anycost: {e}")
-    label = ", ".join(f"{k} {v:+.2f}" for k, v in edits.items()) or "projection"
-    image.undo_group_start()
-    try:
-        result = Gimp.Layer.new(image, f"Anycost edit ({label})", w, h, Gimp.ImageType.RGBA_IMAGE, 100.0,
-                                Gimp.LayerMode.NORMAL)
-        image.insert_layer(result, layer.get_parent(), image.get_item_position(layer))
-        result.set_offsets(x, y)
-        buf = result.get_buffer()
-        buf.set(Gegl.Rectangle.new(0, 0, w, h), FORMAT, out)
-        buf.flush()
-        result.update(0, 0, w, h)
-    finally:
-        image.undo_group_end()
-    Gimp.displays_flush()
+    host.apply(rgb, w, h, get("feather"), edit_name(edits))
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
@@ -118,12 +92,13 @@ class AnycostEdit(Gimp.PlugIn):
         proc.set_menu_label("Anycost _Edit…")
         proc.add_menu_path("<Image>/Filters/Generative")
         proc.set_documentation("GAN edit of a portrait with anycost-backend",
-                               "Projects the layer or the selection's bounds into the model and renders it with "
-                               "the given attribute values ('smile=1.5, age=-0.5') into a new feathered layer.",
-                               name)
+                               "Projects the layer or the selection's bounds into the model; interactively, "
+                               "sliders edit a live preview; non-interactively, 'edits' gives the values "
+                               "('smile=1.5, age=-0.5'). The result is a new feathered layer.", name)
         proc.set_attribution("Anycost Editor", "Anycost Editor", "2026")
         rw = GObject.ParamFlags.READWRITE
-        proc.add_string_argument("edits", "Edits", "direction=value pairs, e.g. 'smile=1.5, age=-0.5'", "", rw)
+        proc.add_string_argument("edits", "Edits", "direction=value pairs, e.g. 'smile=1.5, age=-0.5' "
+                                                   "(non-interactive use)", "", rw)
         proc.add_string_argument("model", "Model", "a model the backend serves ('' = its default)", "", rw)
         proc.add_int_argument("steps", "Projection steps", "latent optimization steps", 0, 2000, 100, rw)
         proc.add_int_argument("feather", "Feather", "soft edge of the pasted result, px", 0, 512, 16, rw)
@@ -133,4 +108,5 @@ class AnycostEdit(Gimp.PlugIn):
         return proc
 
 
-Gimp.main(AnycostEdit.__gtype__, sys.argv)
+if __name__ == "__main__":
+    Gimp.main(AnycostEdit.__gtype__, sys.argv)
