@@ -1,13 +1,15 @@
 """The GIMP 3 plug-in inside real GIMP 3.0 (Debian 13's, in a chroot built by
-scripts/gimp3_root.sh, since Debian 12 has only GIMP 2.10), installed by `install-plugin gimp` and
-called non-interactively through the PDB against a real daemon on loopback. CI builds or reuses
-the root and sets ANYCOST_REQUIRE_GIMP=1, so a missing GIMP fails there instead of skipping."""
+scripts/gimp3_root.sh, since Debian 12 has only GIMP 2.10), installed by `install-plugin gimp`,
+against a real daemon on loopback: called non-interactively through the PDB, and its interactive
+dialog driven like a user under Xvfb. CI builds or reuses the root and sets ANYCOST_REQUIRE_GIMP=1,
+so a missing GIMP fails there instead of skipping."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -22,58 +24,107 @@ from .daemon_helpers import FACE, Daemon
 W, H, REGION = 90, 76, (10, 4, 70, 66)
 
 
+def _unavailable(message: str):
+    (pytest.fail if os.environ.get("ANYCOST_REQUIRE_GIMP") else pytest.skip)(message)
+
+
 def gimp_root() -> Path:
     root = Path(os.environ.get("ANYCOST_GIMP_ROOT", "/var/cache/anycost/trixie-gimp3"))
     if not (root / ".anycost-ready").is_file():
-        missing = f"no GIMP 3 root at {root} (build it with scripts/gimp3_root.sh)"
-        if os.environ.get("ANYCOST_REQUIRE_GIMP"):
-            r = subprocess.run(["bash", str(REPO / "scripts" / "gimp3_root.sh")], capture_output=True, text=True)
-            if r.returncode != 0:
-                pytest.fail(missing + ":\n" + r.stderr[-2000:])
-        else:
-            pytest.skip(missing)
+        if not os.environ.get("ANYCOST_REQUIRE_GIMP"):
+            pytest.skip(f"no GIMP 3 root at {root} (build it with scripts/gimp3_root.sh)")
+        r = subprocess.run(["bash", str(REPO / "scripts" / "gimp3_root.sh")], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.fail(f"could not build the GIMP 3 root at {root}:\n{r.stderr[-2000:]}")
     if os.geteuid() != 0 or shutil.which("chroot") is None:
-        (pytest.fail if os.environ.get("ANYCOST_REQUIRE_GIMP") else pytest.skip)("running GIMP in its root needs root")
+        _unavailable("running GIMP in its root needs root")
     return root
 
 
-@pytest.mark.slow
-def test_plugin_in_real_gimp3(tiny_model_file, tmp_path):
-    root = gimp_root()
-    inside = Path("/tmp") / f"anycost-test-{uuid.uuid4().hex[:8]}"      # the same folder seen from the chroot
-    work = root / inside.relative_to("/")
-    home = work / "home"
-    try:
-        r = subprocess.run([str(CLI), "install-plugin", "gimp", "--plug-ins-dir",
-                            str(home / ".config/GIMP/3.0/plug-ins")], capture_output=True, text=True, timeout=300)
+class Gimp3:
+    """An isolated GIMP profile with the plug-in installed, inside the root; runs batch scripts."""
+
+    def __init__(self, root: Path, tmp_path: Path):
+        self.root = root
+        self.inside = Path("/tmp") / f"anycost-test-{uuid.uuid4().hex[:8]}"     # as seen from the chroot
+        self.work = root / self.inside.relative_to("/")
+        self.plug_ins = self.work / "home/.config/GIMP/3.0/plug-ins"
+        self.tmp_path = tmp_path
+        r = subprocess.run([str(CLI), "install-plugin", "gimp", "--plug-ins-dir", str(self.plug_ins)],
+                           capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
-        script = home / ".config/GIMP/3.0/plug-ins/anycost-edit/anycost-edit.py"
-        assert os.access(script, os.X_OK)
-        Image.open(FACE).convert("RGBA").resize((W, H)).save(work / "face.png")
-        (work / "face.rgba").write_bytes(Image.open(work / "face.png").tobytes())
-        daemon = Daemon(tmp_path, tiny_model_file)
-        try:
-            daemon.wait_ready()
-            shutil.copy(REPO / "tests" / "gimp_batch.py", work / "batch.py")
-            (work / "params.json").write_text(json.dumps({
-                "w": W, "h": H, "region": REGION, "face": str(inside / "face.rgba"), "address": daemon.address,
-                "edits": "PC1=3", "out": str(inside / "result.json")}))
-            run = subprocess.run(["chroot", str(root), "env", f"HOME={inside / 'home'}",
-                                  f"ANYCOST_TEST_PARAMS={inside / 'params.json'}", "gimp-console-3.0", "-i",
-                                  "--batch-interpreter=python-fu-eval", "-b",
-                                  f"exec(open('{inside / 'batch.py'}').read())", "--quit"],
-                                 capture_output=True, text=True, timeout=300)
-            (tmp_path / "gimp.log").write_text(run.stdout + run.stderr)
-            out = work / "result.json"
-            assert out.is_file(), f"GIMP wrote no result (rc {run.returncode}):\n{run.stderr[-3000:]}"
-            res = json.loads(out.read_text())
-            with Client(daemon.address) as c:
-                assert c.call("stats")["sessions"] == 0                    # both calls closed their session
-        finally:
-            daemon.stop()
+        assert os.access(self.plug_ins / "anycost-edit/anycost-edit.py", os.X_OK)
+        (self.work / "face.rgba").write_bytes(Image.open(FACE).convert("RGBA").resize((W, H)).tobytes())
+
+    def run(self, script: str, params: dict, display: str | None = None) -> dict:
+        shutil.copy(REPO / "tests" / script, self.work / "batch.py")
+        params = {"w": W, "h": H, "region": REGION, "face": str(self.inside / "face.rgba"),
+                  "plugin_dir": str(self.inside / "home/.config/GIMP/3.0/plug-ins/anycost-edit"),
+                  "out": str(self.inside / "result.json"), **params}
+        (self.work / "params.json").write_text(json.dumps(params))
+        env = [f"HOME={self.inside / 'home'}", f"ANYCOST_TEST_PARAMS={self.inside / 'params.json'}"]
+        if display:
+            env.append(f"DISPLAY={display}")
+        run = subprocess.run(["chroot", str(self.root), "env", *env, "gimp-console-3.0", "-i",
+                              "--batch-interpreter=python-fu-eval", "-b",
+                              f"exec(open('{self.inside / 'batch.py'}').read())", "--quit"],
+                             capture_output=True, text=True, timeout=300)
+        (self.tmp_path / f"{script}.log").write_text(run.stdout + run.stderr)
+        out = self.work / "result.json"
+        assert out.is_file(), f"GIMP wrote no result (rc {run.returncode}):\n{run.stderr[-3000:]}"
+        res = json.loads(out.read_text())
+        out.unlink()
+        assert "error" not in res, res["error"]
+        return res
+
+    def remove(self) -> None:
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+@pytest.fixture
+def gimp(tmp_path):
+    g = Gimp3(gimp_root(), tmp_path)
+    yield g
+    g.remove()
+
+
+@pytest.fixture
+def daemon(tiny_model_file, tmp_path):
+    d = Daemon(tmp_path, tiny_model_file)
+    d.wait_ready()
+    yield d
+    with Client(d.address) as c:
+        assert c.call("stats")["sessions"] == 0             # every call closed its session
+    d.stop()
+
+
+@pytest.fixture
+def display(gimp):
+    """An X server for GIMP's dialogs: Xvfb on this machine, its socket folder bound into the root."""
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        _unavailable("Xvfb not found (apt install xvfb)")
+    number = 90 + os.getpid() % 100
+    proc = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-ac"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sockets = gimp.root / "tmp/.X11-unix"
+    sockets.mkdir(exist_ok=True)
+    subprocess.run(["mount", "--bind", "/tmp/.X11-unix", str(sockets)], check=True)
+    try:
+        for _ in range(100):
+            if Path(f"/tmp/.X11-unix/X{number}").exists():
+                break
+            time.sleep(0.05)
+        yield f":{number}"
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    assert "error" not in res, res["error"]
+        subprocess.run(["umount", str(sockets)])
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.mark.slow
+def test_noninteractive_call_through_the_pdb(gimp, daemon):
+    res = gimp.run("gimp_batch.py", {"address": daemon.address, "edits": "PC1=3"})
     assert res["registered"] and res["menu_paths"] == ["<Image>/Filters/Generative"]
     assert res["bad_status"] == "execution-error" and "Anycost: this model has no direction nope" in res["bad_message"]
     assert res["layers_after_bad"] == ["Face"]                               # a failed call leaves no trace
@@ -82,3 +133,16 @@ def test_plugin_in_real_gimp3(tiny_model_file, tmp_path):
     assert res["new_bounds"] == list(REGION)                                 # pasted into the selection
     assert res["alpha_centre"] == 255 and res["alpha_corner"] < 128          # feathered edge
     assert res["differs_from_source"] and res["source_unchanged"]
+
+
+@pytest.mark.slow
+def test_interactive_dialog(gimp, daemon, display):
+    res = gimp.run("gimp_dialog_batch.py", {"address": daemon.address}, display=display)
+    assert res["done"] and res["status"].startswith("Connected")
+    assert res["layers_editing"] == ["Anycost preview", "Face"]            # the live preview layer
+    assert res["preview_changed"] and res["edits_sent"] < 10                # latest wins: drags coalesce
+    assert res["applied"] and res["layers_after_ok"][1:] == ["Face"]
+    assert res["layers_after_ok"][0].startswith("Anycost edit (")          # OK: the result, no preview
+    assert res["new_bounds"] == list(REGION) and res["alpha_centre"] == 255 and res["alpha_corner"] < 128
+    assert res["cancel_applied"] is False and res["layers_after_cancel"] == res["layers_after_ok"]   # no trace
+    assert res["source_unchanged"]

@@ -1,0 +1,103 @@
+# Runs inside GIMP 3 with a display (Xvfb), for test_gimp_real.py: builds the plug-in's interactive
+# dialog on an image and drives it like a user (Project, drag a slider, OK; then Project, Cancel),
+# recording what the image looks like after each step. Parameters: $ANYCOST_TEST_PARAMS (JSON).
+import json
+import os
+import sys
+import time
+
+import gi
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+gi.require_version("GimpUi", "3.0")
+gi.require_version("Gtk", "3.0")
+from gi.repository import Gegl, Gimp, GimpUi, GLib, Gtk
+
+P = json.load(open(os.environ["ANYCOST_TEST_PARAMS"]))
+sys.path.insert(0, P["plugin_dir"])
+sys.path.append(os.path.join(P["plugin_dir"], "vendor"))
+W, H, (RX, RY, RW, RH) = P["w"], P["h"], P["region"]
+FMT = "R'G'B'A u8"
+res = {}
+
+
+def pump(ready, what, timeout=60.0):
+    context, deadline = GLib.MainContext.default(), time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        context.iteration(False)
+        time.sleep(0.002)
+
+
+def names(image):
+    return [layer.get_name() for layer in image.get_layers()]
+
+
+def pixels(layer, w, h):
+    return bytes(layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, FMT, Gegl.AbyssPolicy.CLAMP))
+
+
+try:
+    from anycost_plugin.settings import Settings
+    from gimp_dialog import EditDialog
+    from gimp_host import GimpHost
+    from glib_loop import GLibLoop
+    GimpUi.init("python-fu-eval")
+    image = Gimp.Image.new(W, H, Gimp.ImageBaseType.RGB)
+    face = Gimp.Layer.new(image, "Face", W, H, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(face, None, 0)
+    buf = face.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, W, H), FMT, open(P["face"], "rb").read())
+    buf.flush()
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, RX, RY, RW, RH)
+    source = pixels(face, W, H)
+
+    def dialog():
+        d = EditDialog(GimpHost(image, face), Settings(address=P["address"], autostart=False, feather=6, steps=5),
+                       GLibLoop())
+        d.dialog.show_all()
+        pump(lambda: d.connection.connected, "the connection")
+        return d
+
+    d = dialog()
+    res["status"] = d.status.get_text()
+    d.project_button.clicked()
+    pump(lambda: d.controller.phase == "editing", "the projection")
+    res["layers_editing"] = names(image)
+    preview = image.get_layers()[0]
+    before = pixels(preview, RW, RH)
+    name, scale = next(iter(d.scales.items()))
+    shown = []
+    d.controller.preview_shown.connect(shown.append)
+    top = scale.get_adjustment().get_upper()
+    for i in range(1, 11):                               # a fast drag
+        scale.set_value(top * i / 10)
+    pump(lambda: shown and abs(shown[-1]["values"][name] - top) < 1e-6, "the newest preview")
+    res["preview_changed"] = pixels(image.get_layers()[0], RW, RH) != before
+    res["edits_sent"] = d.controller.edits_sent
+    res["applied"] = d.finish(Gtk.ResponseType.OK)
+    d.dialog.destroy()
+    layers = image.get_layers()
+    res["layers_after_ok"] = names(image)
+    new = layers[0]
+    _, ox, oy = new.get_offsets()
+    res["new_bounds"] = [ox, oy, new.get_width(), new.get_height()]
+    px = pixels(new, RW, RH)
+    res["alpha_centre"], res["alpha_corner"] = px[((RH // 2) * RW + RW // 2) * 4 + 3], px[3]
+
+    d = dialog()                                         # Cancel leaves no trace
+    d.project_button.clicked()
+    pump(lambda: d.controller.phase == "editing", "the second projection")
+    next(iter(d.scales.values())).set_value(top)
+    pump(lambda: d.controller.edits_sent > 0 and "Anycost preview" in names(image), "a preview")
+    res["cancel_applied"] = d.finish(Gtk.ResponseType.CANCEL)
+    d.dialog.destroy()
+    res["layers_after_cancel"] = names(image)
+    res["source_unchanged"] = pixels(face, W, H) == source
+    res["done"] = True
+except Exception:
+    import traceback
+    res["error"] = traceback.format_exc()
+with open(P["out"], "w") as f:
+    json.dump(res, f)
