@@ -3,25 +3,22 @@
 # Its parameters come from the JSON file named by $ANYCOST_TEST_PARAMS.
 import json
 import os
+import sys
 
 import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp
+from gi.repository import Gimp
 
 P = json.load(open(os.environ["ANYCOST_TEST_PARAMS"]))
+sys.path.insert(0, os.path.dirname(os.environ["ANYCOST_TEST_PARAMS"]))
+from gimp_test_image import face_image, pixels  # noqa: E402
+
 W, H, (RX, RY, RW, RH) = P["w"], P["h"], P["region"]
-FMT = "R'G'B'A u8"
 res = {}
 try:
-    image = Gimp.Image.new(W, H, Gimp.ImageBaseType.RGB)
-    face = Gimp.Layer.new(image, "Face", W, H, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
-    image.insert_layer(face, None, 0)
-    buf = face.get_buffer()
-    buf.set(Gegl.Rectangle.new(0, 0, W, H), FMT, open(P["face"], "rb").read())
-    buf.flush()
-    image.select_rectangle(Gimp.ChannelOps.REPLACE, RX, RY, RW, RH)
-    source = bytes(face.get_buffer().get(Gegl.Rectangle.new(0, 0, W, H), 1.0, FMT, Gegl.AbyssPolicy.CLAMP))
+    image, face = face_image(P)
+    source = pixels(face, W, H)
     proc = Gimp.get_pdb().lookup_procedure("python-fu-anycost-edit")
     res["registered"] = proc is not None
     res["menu_paths"] = list(proc.get_menu_paths())
@@ -48,12 +45,11 @@ try:
     new = layers[0]
     _, ox, oy = new.get_offsets()
     res["new_bounds"] = [ox, oy, new.get_width(), new.get_height()]
-    px = bytes(new.get_buffer().get(Gegl.Rectangle.new(0, 0, RW, RH), 1.0, FMT, Gegl.AbyssPolicy.CLAMP))
+    px = pixels(new, RW, RH)
     res["alpha_centre"], res["alpha_corner"] = px[((RH // 2) * RW + RW // 2) * 4 + 3], px[3]
     region_src = b"".join(source[((RY + r) * W + RX) * 4:((RY + r) * W + RX + RW) * 4] for r in range(RH))
     res["differs_from_source"] = px != region_src
-    res["source_unchanged"] = bytes(face.get_buffer().get(Gegl.Rectangle.new(0, 0, W, H), 1.0, FMT,
-                                                          Gegl.AbyssPolicy.CLAMP)) == source
+    res["source_unchanged"] = pixels(face, W, H) == source
     res["done"] = True
 except Exception:
     import traceback

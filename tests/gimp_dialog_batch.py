@@ -7,17 +7,15 @@ import sys
 import time
 
 import gi
-gi.require_version("Gimp", "3.0")
-gi.require_version("Gegl", "0.4")
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
-from gi.repository import Gegl, Gimp, GimpUi, GLib, Gtk
+from gi.repository import GimpUi, GLib, Gtk
 
 P = json.load(open(os.environ["ANYCOST_TEST_PARAMS"]))
 sys.path.insert(0, P["plugin_dir"])
+sys.path.insert(0, os.path.dirname(os.environ["ANYCOST_TEST_PARAMS"]))
 sys.path.append(os.path.join(P["plugin_dir"], "vendor"))
 W, H, (RX, RY, RW, RH) = P["w"], P["h"], P["region"]
-FMT = "R'G'B'A u8"
 res = {}
 
 
@@ -34,23 +32,14 @@ def names(image):
     return [layer.get_name() for layer in image.get_layers()]
 
 
-def pixels(layer, w, h):
-    return bytes(layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, FMT, Gegl.AbyssPolicy.CLAMP))
-
-
 try:
     from anycost_plugin.settings import Settings
     from gimp_dialog import EditDialog
     from gimp_host import GimpHost
+    from gimp_test_image import face_image, pixels
     from glib_loop import GLibLoop
     GimpUi.init("python-fu-eval")
-    image = Gimp.Image.new(W, H, Gimp.ImageBaseType.RGB)
-    face = Gimp.Layer.new(image, "Face", W, H, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
-    image.insert_layer(face, None, 0)
-    buf = face.get_buffer()
-    buf.set(Gegl.Rectangle.new(0, 0, W, H), FMT, open(P["face"], "rb").read())
-    buf.flush()
-    image.select_rectangle(Gimp.ChannelOps.REPLACE, RX, RY, RW, RH)
+    image, face = face_image(P)
     source = pixels(face, W, H)
 
     def dialog():
@@ -95,6 +84,7 @@ try:
     d.dialog.destroy()
     res["layers_after_cancel"] = names(image)
     res["source_unchanged"] = pixels(face, W, H) == source
+    res["undo_enabled_after"] = image.undo_is_enabled()   # the preview's freeze/thaw are balanced
     res["done"] = True
 except Exception:
     import traceback

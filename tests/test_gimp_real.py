@@ -58,6 +58,7 @@ class Gimp3:
 
     def run(self, script: str, params: dict, display: str | None = None) -> dict:
         shutil.copy(REPO / "tests" / script, self.work / "batch.py")
+        shutil.copy(REPO / "tests" / "gimp_test_image.py", self.work)
         params = {"w": W, "h": H, "region": REGION, "face": str(self.inside / "face.rgba"),
                   "plugin_dir": str(self.inside / "home/.config/GIMP/3.0/plug-ins/anycost-edit"),
                   "out": str(self.inside / "result.json"), **params}
@@ -145,4 +146,4 @@ def test_interactive_dialog(gimp, daemon, display):
     assert res["layers_after_ok"][0].startswith("Anycost edit (")          # OK: the result, no preview
     assert res["new_bounds"] == list(REGION) and res["alpha_centre"] == 255 and res["alpha_corner"] < 128
     assert res["cancel_applied"] is False and res["layers_after_cancel"] == res["layers_after_ok"]   # no trace
-    assert res["source_unchanged"]
+    assert res["source_unchanged"] and res["undo_enabled_after"]
