@@ -29,11 +29,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="instead: edit->preview and render latency through a real daemon over loopback "
                         "(budgets 50/100/250 ms; --model or the default model)")
     p.add_argument("--n", type=int, default=40, help="edits per budget with --e2e")
+    p.add_argument("--creps", metavar="ARCH", help="instead: time and peak memory of a CREPS architecture "
+                                                  "(creps-demo, creps-ffhq-256/512/1024; random weights) against "
+                                                  "output size, tiled and untiled")
+    p.add_argument("--sizes", default="128,256,512,1024,2048,4096", help="output sides with --creps")
+    p.add_argument("--tile", type=int, default=256, help="tile side with --creps")
+    p.add_argument("--untiled-max", type=int, default=1024, help="largest side also rendered untiled with --creps")
 
 
 def run(args) -> int:
     if args.e2e:
         return run_e2e_command(args)
+    if args.creps:
+        return run_creps_command(args)
     import torch
 
     from ..bench import environment, format_table, run_bench, to_json
@@ -82,5 +90,25 @@ def run_e2e_command(args) -> int:
     out = args.out or Path("bench-results") / f"e2e-{Path(name).stem}-{result['threads']}t.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
+    print(f"saved {out}")
+    return 0
+
+
+def run_creps_command(args) -> int:
+    import torch
+
+    from ..bench import environment
+    from ..creps_bench import format_table, run as run_creps
+    from ..models.creps import creps_architecture
+    creps_architecture(args.creps)                       # a clear error for an unknown name
+    threads = torch.get_num_threads()
+    rows = run_creps(args.creps, parse_int_list(args.sizes, "--sizes"), args.tile, args.untiled_max, threads,
+                     log=lambda m: print(m, file=sys.stderr))
+    env = environment(threads)
+    print(f"CPU: {env['cpu']} ({env['logical_cpus']} logical), torch {env['torch']}, threads {threads}")
+    print(format_table(rows))
+    out = args.out or Path("bench-results") / f"{args.creps}-{threads}t.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"environment": env, "rows": rows}, indent=2))
     print(f"saved {out}")
     return 0
