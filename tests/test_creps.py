@@ -2,6 +2,7 @@
 and previews that agree with box-downsampled finals by construction."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -87,3 +88,17 @@ def test_previews_agree_with_downsampled_finals(g, ws):
     with torch.no_grad():
         g.render(ws, (20, 30), tile=10, progress=lambda i, n: progress.append((i, n)))
     assert progress == [(1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (6, 6)]   # 2 x 3 tiles of 10 px
+
+
+def test_bench_creps_saves_its_figures(tmp_path):
+    from .conftest import run_cli
+    out = tmp_path / "creps.json"
+    r = run_cli("--threads", "1", "bench", "--creps", "creps-demo", "--sizes", "32", "--tile", "16",
+                "--untiled-max", "32", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(row["size"], row["tile"]) for row in rows] == [(32, 16), (32, 32)]
+    assert all(row["finite"] and row["seconds"] > 0 and row["peak_rss_mib"] > 0 for row in rows)
+    assert "| 32² | 16 |" in r.stdout and "| 32² | untiled |" in r.stdout
+    bad = run_cli("bench", "--creps", "creps-nope")
+    assert bad.returncode == 2 and "unknown CREPS architecture" in bad.stderr
