@@ -22,7 +22,7 @@ def g():
         for name, p in g.named_parameters():
             if name.endswith("bias") and "affine" not in name:
                 p.add_(0.1 * torch.randn_like(p))     # away from the zero init: every path counts
-        g.synthesis.input.freqs.mul_(0.3)             # a smoother function, like a trained one
+        g.synthesis.b4.input.freqs.mul_(0.3)             # a smoother function, like a trained one
     return g
 
 
@@ -102,3 +102,34 @@ def test_bench_creps_saves_its_figures(tmp_path):
     assert "| 32² | 16 |" in r.stdout and "| 32² | untiled |" in r.stdout
     bad = run_cli("bench", "--creps", "creps-nope")
     assert bad.returncode == 2 and "unknown CREPS architecture" in bad.stderr
+
+
+def test_files_and_the_official_layout(g, ws, tmp_path):
+    from anycost.checkpoints import load_model
+    from anycost.creps_files import load_creps, save_creps
+    from anycost.errors import CheckpointError
+
+    from .conftest import run_cli
+    with torch.no_grad():
+        ref = g.render(ws, (24, 40))
+    path = save_creps(tmp_path / "c.safetensors", g, {"name": "small"})
+    back = load_creps(path)
+    assert back.generator.cfg == SMALL and back.metadata["name"] == "small"
+    with torch.no_grad():
+        assert torch.equal(back.generator.render(ws, (24, 40)), ref)
+    with pytest.raises(CheckpointError, match="CREPS model"):
+        load_model(path)                                   # not an anycost generator
+    # the official release's layout: our tensors plus what upstream builds but never runs
+    sd = dict(g.state_dict())
+    sd["synthesis.b4.input.coords"] = torch.linspace(0, 1, 32).reshape(1, -1, 1, 1).repeat(1, 1, 2, 1)
+    sd.update({f"synthesis.b4.tores.{k}": v for k, v in g.synthesis.b8.tores.state_dict().items()})
+    sd.update({f"synthesis.decoder_8.{k}": v for k, v in g.synthesis.decoder_16.state_dict().items()})
+    torch.save(sd, tmp_path / "official.pt")
+    r = run_cli("convert-creps", str(tmp_path / "official.pt"), "--out", str(tmp_path / "conv.safetensors"))
+    assert r.returncode == 0, r.stderr
+    conv = load_creps(tmp_path / "conv.safetensors").generator
+    assert conv.cfg.resolution == 32 and conv.cfg.channels(8) == SMALL.channels(8) and conv.cfg.rank == 4
+    with torch.no_grad():
+        assert torch.equal(conv.render(ws, (24, 40)), ref)
+    bad = run_cli("convert-creps", str(tmp_path / "official.pt").replace(".pt", ".pkl"), "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2

@@ -83,6 +83,9 @@ def _load_ours(path: Path) -> Model:
     if int(meta.get("version", 0)) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: format version {meta['version']} is newer than this program "
                               f"understands ({FORMAT_VERSION}); update anycost")
+    if "generator" not in meta and "creps" in meta:
+        raise CheckpointError(f"{path}: a CREPS model; anycost generators and CREPS models are opened "
+                              "differently (anycost.creps_files.load_creps)")
     g = Generator(GeneratorConfig.from_dict(meta["generator"]))
     g_sd = {k[2:]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith("g.")}
     _load_state(g, g_sd, path)

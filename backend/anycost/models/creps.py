@@ -127,15 +127,15 @@ class ModFC(nn.Module):
         return _act(_pointwise(x, wb), self.bias, self.clamp, activate=not self.to_res)
 
 
-class PixelMLP(nn.Module):
-    """Unmodulated per-pixel MLP pixel_dim -> hidden... -> pixel_dim, every layer with lrelu."""
+class PixelMLP(nn.ModuleList):
+    """Unmodulated per-pixel MLP pixel_dim -> hidden... -> pixel_dim, every layer with lrelu
+    (a list, so its keys are upstream's `decoder_{r}.{i}.*`)."""
 
     def __init__(self, dims: list[int]):
-        super().__init__()
-        self.layers = nn.ModuleList(EqualLinear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        super().__init__(EqualLinear(a, b) for a, b in zip(dims[:-1], dims[1:]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for fc in self.layers:                       # upstream's plain FC layers: no clamp
+        for fc in self:                              # upstream's plain FC layers: no clamp
             x = _act(_pointwise(x, fc.weight * fc.scale), fc.bias * fc.lr_mul, math.inf, activate=True)
         return x
 
@@ -172,6 +172,24 @@ class LineBlock(nn.Module):
         self.fc0 = ModFC(in_dim, out_dim, cfg.style_dim, cfg.clamp)
         self.fc1 = ModFC(out_dim, out_dim, cfg.style_dim, cfg.clamp)
         self.tores = ModFC(out_dim, cfg.pixel_dim, cfg.style_dim, cfg.clamp, to_res=True)
+
+
+class MappingNetwork(nn.Module):
+    """StyleGAN2's mapping network, with upstream's names (`fc{i}`, `w_avg` for truncation)."""
+
+    def __init__(self, style_dim: int, n_mlp: int):
+        super().__init__()
+        self.norm = PixelNorm()
+        self.n_mlp = n_mlp
+        for i in range(n_mlp):
+            setattr(self, f"fc{i}", EqualLinear(style_dim, style_dim, lr_mul=0.01, activation=True))
+        self.register_buffer("w_avg", torch.zeros(style_dim))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.norm(z)
+        for i in range(self.n_mlp):
+            x = getattr(self, f"fc{i}")(x)
+        return x
 
 
 class HeadBlock(nn.Module):
@@ -212,31 +230,35 @@ class CrepsGenerator(nn.Module):
     """CREPS generator: mapping network, Fourier lines, line blocks b8..b{res}, per-pixel decoders
     and the modulated output head. `render()` draws any H x W (or a region of it) from W+.
 
-    Parameter names follow the official release (`mapping.fc*`, `synthesis.b{r}.*`,
-    `synthesis.decoder_{r}`, `synthesis.block{0,1}`), so a converted checkpoint loads directly.
+    Parameter names are the official release's (`mapping.fc{i}`, `mapping.w_avg`,
+    `synthesis.b4.input`, `synthesis.b{r}.{fc0,fc1,tores}`, `synthesis.decoder_{r}.{i}`,
+    `synthesis.decoder_last`, `synthesis.decoder_img`, `synthesis.block{0,1}`), minus the weights
+    upstream builds but never runs (`b4.tores`, `decoder_8`) and the `coords` buffer.
     """
 
     def __init__(self, cfg: CrepsConfig):
         super().__init__()
         self.cfg = cfg
         sd = cfg.style_dim
-        self.mapping = nn.Sequential(PixelNorm(), *[EqualLinear(sd, sd, lr_mul=0.01, activation=True)
-                                                    for _ in range(cfg.n_mlp)])
-        self.register_buffer("w_avg", torch.zeros(sd))
+        self.mapping = MappingNetwork(sd, cfg.n_mlp)
         c4 = cfg.channels(4)
-        self.synthesis = nn.Module()
-        syn = self.synthesis
-        syn.input = FourierLines(cfg, c4)
-        syn.b4_fc1 = ModFC(c4, c4, sd, cfg.clamp)
-        syn.blocks = nn.ModuleList(LineBlock(cfg.channels(r // 2), cfg.channels(r), cfg)
-                                   for r in cfg.levels[1:])
+        self.synthesis = syn = nn.Module()
+        syn.b4 = nn.Module()
+        syn.b4.input = FourierLines(cfg, c4)
+        syn.b4.fc1 = ModFC(c4, c4, sd, cfg.clamp)
         dims = [cfg.pixel_dim, *cfg.decoder_hidden, cfg.pixel_dim]
-        # the first block's pixel feature has no decoder (upstream's decoder_8 is never run)
-        syn.decoders = nn.ModuleList(PixelMLP(dims) for _ in cfg.levels[2:])
+        for r in cfg.levels[1:]:
+            setattr(syn, f"b{r}", LineBlock(cfg.channels(r // 2), cfg.channels(r), cfg))
+            if r > 8:      # the first block's feature has no decoder (upstream's decoder_8 never runs)
+                setattr(syn, f"decoder_{r}", PixelMLP(dims))
         syn.decoder_last = PixelMLP(dims)
         syn.decoder_img = EqualLinear(cfg.pixel_dim, 3)
         widths = [cfg.pixel_dim, *cfg.head_widths]
-        syn.head = nn.ModuleList(HeadBlock(a, b, cfg) for a, b in zip(widths[:-1], widths[1:]))
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            setattr(syn, f"block{i}", HeadBlock(a, b, cfg))
+        self.blocks = [getattr(syn, f"b{r}") for r in cfg.levels[1:]]          # views, in order
+        self.decoders = [getattr(syn, f"decoder_{r}") for r in cfg.levels[2:]]
+        self.head = [getattr(syn, f"block{i}") for i in range(len(widths) - 1)]
 
     # ------------------------------------------------------------------ latents
 
@@ -245,13 +267,14 @@ class CrepsGenerator(nn.Module):
         assert z.ndim == 2 and z.shape[1] == self.cfg.style_dim, z.shape
         w = self.mapping(z)
         if truncation != 1.0:
-            w = self.w_avg + truncation * (w - self.w_avg)
+            w_avg = self.mapping.w_avg
+            w = w_avg + truncation * (w - w_avg)
         return w[:, None].expand(-1, self.cfg.num_ws, -1)
 
     @torch.no_grad()
     def update_w_avg(self, n: int = 10000, seed: int = 0) -> None:
         z = torch.randn(n, self.cfg.style_dim, generator=torch.Generator().manual_seed(seed))
-        self.w_avg.copy_(self.mapping(z.to(self.w_avg.device)).mean(0))
+        self.mapping.w_avg.copy_(self.mapping(z.to(self.mapping.w_avg.device)).mean(0))
 
     # ------------------------------------------------------------------ line branch
 
@@ -261,7 +284,7 @@ class CrepsGenerator(nn.Module):
         cfg = self.cfg
         assert ws.ndim == 3 and ws.shape[1:] == (cfg.num_ws, cfg.style_dim), ws.shape
         ys, xs = sample_grid(height, cfg.resolution), sample_grid(width, cfg.resolution)
-        per_block: list[list[torch.Tensor]] = [[] for _ in self.synthesis.blocks]
+        per_block: list[list[torch.Tensor]] = [[] for _ in self.blocks]
         for axis, coords in ((0, ys), (1, xs)):
             for start in range(0, len(coords), chunk):
                 for k, y in enumerate(self._lines(coords[start:start + chunk], axis, ws)):
@@ -282,11 +305,10 @@ class CrepsGenerator(nn.Module):
         return LineCache(out_r, out_c, height, width)
 
     def _lines(self, t: torch.Tensor, axis: int, ws: torch.Tensor) -> list[torch.Tensor]:
-        syn = self.synthesis
-        x = syn.input(t.to(ws.device), axis, ws[:, 0])
-        x = syn.b4_fc1(x, ws[:, 1])
+        b4 = self.synthesis.b4
+        x = b4.fc1(b4.input(t.to(ws.device), axis, ws[:, 0]), ws[:, 1])
         outs = []
-        for k, blk in enumerate(syn.blocks, 1):
+        for k, blk in enumerate(self.blocks, 1):
             x = blk.fc1(blk.fc0(x, ws[:, 2 * k - 1]), ws[:, 2 * k])
             outs.append(blk.tores(x, ws[:, 2 * k + 1]))                 # [B, P, L, R]
         return outs
@@ -299,12 +321,12 @@ class CrepsGenerator(nn.Module):
         feat = None
         for k, (a, b) in enumerate(zip(cache.rows, cache.cols)):
             p = torch.einsum("bchr,bcwr->bchw", a[:, :, y0:y1], b[:, :, x0:x1])
-            feat = p if k == 0 else syn.decoders[k - 1](feat) + p
+            feat = p if k == 0 else self.decoders[k - 1](feat) + p
         feat = syn.decoder_last(feat)
         img = _pointwise(feat, syn.decoder_img.weight * syn.decoder_img.scale)
         img = img + (syn.decoder_img.bias * syn.decoder_img.lr_mul).reshape(1, -1, 1, 1)
         h, w_last = feat, ws[:, -1]
-        for blk in syn.head:
+        for blk in self.head:
             h, rgb = blk(h, w_last)
             img = img + rgb
         return img
