@@ -133,3 +133,24 @@ def test_files_and_the_official_layout(g, ws, tmp_path):
         assert torch.equal(conv.render(ws, (24, 40)), ref)
     bad = run_cli("convert-creps", str(tmp_path / "official.pt").replace(".pt", ".pkl"), "--out", str(tmp_path / "x"))
     assert bad.returncode == 2
+
+
+def test_sample_command_sizes_and_regions(g, tmp_path):
+    import numpy as np
+
+    from anycost.creps_files import save_creps
+
+    from .conftest import run_cli
+    model = str(save_creps(tmp_path / "small.safetensors", g))
+    common = ["sample", "--model", model, "--seed", "3", "--size", "50x30", "--tile", "16"]
+    assert run_cli(*common, "--out", str(tmp_path / "full.npy")).returncode == 0
+    r = run_cli(*common, "--region", "7,4,33,20", "--out", str(tmp_path / "part.npy"))
+    assert r.returncode == 0, r.stderr
+    full, part = np.load(tmp_path / "full.npy"), np.load(tmp_path / "part.npy")
+    assert full.shape == (1, 3, 30, 50) and np.array_equal(part, full[:, :, 4:24, 7:40])
+    png = run_cli(*common, "--out", str(tmp_path / "full.png"))
+    assert png.returncode == 0 and (tmp_path / "full.png").stat().st_size > 0
+    bad = run_cli(*common, "--region", "40,0,20,10", "--out", str(tmp_path / "x.npy"))
+    assert bad.returncode == 2 and "inside the 50x30 image" in bad.stderr
+    wrong = run_cli("sample", "--model", "random:demo-128", "--seed", "1", "--size", "64x64", "--out", str(tmp_path / "y.png"))
+    assert wrong.returncode == 2 and "CREPS" in wrong.stderr

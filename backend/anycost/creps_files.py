@@ -73,6 +73,37 @@ def _load_strict(g: CrepsGenerator, sd: dict, source) -> None:
     g.load_state_dict(sd)
 
 
+def is_creps_spec(spec: str) -> bool:
+    """Does this --model name a CREPS model (random:creps-ARCH[:SEED], or a CREPS file)?"""
+    if spec.startswith("random:"):
+        return spec.split(":")[1].startswith("creps")
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        return False
+    try:
+        with safe_open(str(path), "pt") as f:
+            return "creps" in json.loads((f.metadata() or {}).get("anycost", "{}"))
+    except (SafetensorError, OSError, ValueError):
+        return False
+
+
+def open_creps(spec: str, device: str = "cpu") -> CrepsModel:
+    """A CREPS model by file, or random:ARCH[:SEED] with untrained weights (timing, tests)."""
+    if spec.startswith("random:"):
+        from .models.creps import creps_architecture
+        parts = spec.split(":")
+        try:
+            seed = int(parts[2]) if len(parts) > 2 else 0
+        except ValueError:
+            raise CheckpointError(f"bad seed in {spec!r}") from None
+        torch.manual_seed(seed)
+        model = CrepsModel(CrepsGenerator(creps_architecture(parts[1])).eval(), {"name": spec, "untrained": True}, spec)
+    else:
+        model = load_creps(spec)
+    model.generator.to(device)
+    return model
+
+
 # ------------------------------------------------------------------------------- conversion
 
 def infer_config(sd: dict[str, torch.Tensor]) -> CrepsConfig:

@@ -26,6 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="const = the model's stored noise (deterministic, default); random = seeded fresh noise")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", type=Path, required=True, help="FILE.png (grid when several) or FILE.npy (float NCHW)")
+    creps = p.add_argument_group("CREPS models (--model random:creps-demo or a CREPS file)")
+    creps.add_argument("--size", help="WxH of the whole image, any size and aspect (default: the model's)")
+    creps.add_argument("--region", help="X,Y,W,H in pixels of --size: only that part, identical to the same "
+                                        "crop of the whole image")
+    creps.add_argument("--supersample", type=int, default=1, help="s x s samples per pixel, averaged")
+    creps.add_argument("--tile", type=int, default=256, help="tile side in pixels (bounds memory)")
 
 
 def load_latents(path: Path, style_dim: int):
@@ -44,7 +50,24 @@ def load_latents(path: Path, style_dim: int):
     return t
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise AnycostError(f"--size must be WxH, e.g. 1024x768, got {text!r}") from None
+    if w < 1 or h < 1 or w * h > 16384 * 16384:
+        raise AnycostError(f"--size {text} is out of range")
+    return w, h
+
+
 def run(args) -> int:
+    from ..creps_files import is_creps_spec
+    if args.out.suffix.lower() not in (".png", ".npy"):
+        raise AnycostError(f"--out must end in .png or .npy, got {args.out}")
+    if is_creps_spec(args.model):
+        return run_creps(args)
+    if args.size or args.region:
+        raise AnycostError("--size and --region are for CREPS models; anycost models take --resolution")
     import numpy as np
     import torch
 
@@ -52,8 +75,6 @@ def run(args) -> int:
     from ..imaging import grid, to_pil
     from ..models import resolve_channels
 
-    if args.out.suffix.lower() not in (".png", ".npy"):
-        raise AnycostError(f"--out must end in .png or .npy, got {args.out}")
     if args.n < 1:
         raise AnycostError(f"--n must be at least 1, got {args.n}")
     model = open_model(args.model, device=args.device)
@@ -86,4 +107,56 @@ def run(args) -> int:
         pics = [to_pil(x) for x in out]
         (pics[0] if len(pics) == 1 else grid(pics)).save(args.out)
     print(f"wrote {args.out} ({len(out)} x {out.shape[-1]}px, model {model.name})")
+    return 0
+
+
+def run_creps(args) -> int:
+    """A CREPS model: the same continuous image at any size, region and supersampling."""
+    import sys
+
+    import numpy as np
+    import torch
+
+    from ..creps_files import open_creps
+    from ..imaging import grid, to_pil
+    from .options import parse_int_list
+
+    if args.channels or args.resolution:
+        raise AnycostError("--channels and --resolution are for anycost models; CREPS models take --size")
+    if args.n < 1 or args.supersample < 1 or args.tile < 1:
+        raise AnycostError("--n, --supersample and --tile must be at least 1")
+    model = open_creps(args.model, device=args.device)
+    g = model.generator
+    w, h = parse_size(args.size) if args.size else (g.cfg.resolution, g.cfg.resolution)
+    region = None
+    if args.region:
+        region = tuple(parse_int_list(args.region, "--region"))
+        rx, ry, rw, rh = region if len(region) == 4 else (-1, -1, 0, 0)
+        if rw < 1 or rh < 1 or rx < 0 or ry < 0 or rx + rw > w or ry + rh > h:
+            raise AnycostError(f"--region must be X,Y,W,H inside the {w}x{h} image, got {args.region}")
+    with torch.inference_mode():
+        if args.seed is not None:
+            z = torch.cat([torch.randn(1, g.cfg.style_dim, generator=torch.Generator().manual_seed(args.seed + i))
+                           for i in range(args.n)])
+            ws = g.map(z.to(args.device), truncation=args.truncation)
+        else:
+            t = load_latents(args.z or args.w, g.cfg.style_dim).to(args.device)
+            if args.z is not None:
+                ws = g.map(t.reshape(-1, g.cfg.style_dim), truncation=args.truncation)
+            elif t.ndim == 2 or t.shape[1] == 1:
+                ws = t.reshape(len(t), 1, -1).expand(-1, g.cfg.num_ws, -1)
+            elif t.shape[1] == g.cfg.num_ws:
+                ws = t
+            else:
+                raise AnycostError(f"W+ latents of this model have {g.cfg.num_ws} rows, got {t.shape[1]}")
+        out = g.render(ws, (h, w), region=region, supersample=args.supersample, tile=args.tile,
+                       progress=lambda i, n: print(f"\rtile {i}/{n}", end="", file=sys.stderr)).cpu()
+    print("", file=sys.stderr)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.out.suffix.lower() == ".npy":
+        np.save(args.out, out.numpy())                 # the float output, exactly
+    else:
+        pics = [to_pil(x) for x in out]
+        (pics[0] if len(pics) == 1 else grid(pics)).save(args.out)
+    print(f"wrote {args.out} ({len(out)} x {out.shape[-1]}x{out.shape[-2]}px, CREPS model {model.metadata.get('name')})")
     return 0
