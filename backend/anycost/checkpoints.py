@@ -46,29 +46,21 @@ class Model:
 
 # ------------------------------------------------------------------------------ our format
 
-def save_model(path: str | Path, generator: Generator, metadata: dict | None = None,
-               extra_tensors: dict[str, torch.Tensor] | None = None, half: bool = False,
-               encoder: Encoder | None = None) -> Path:
-    """Write a self-describing model file. `half` stores floating tensors as float16."""
-    path = Path(path)
-    meta = dict(metadata or {})
-    meta.update(format=FORMAT_NAME, version=FORMAT_VERSION, generator=generator.cfg.to_dict())
-    meta.pop("encoder", None)
-    tensors = {f"g.{k}": v for k, v in generator.state_dict().items()}
-    if encoder is not None:
-        meta["encoder"] = encoder.cfg.to_dict()
-        tensors.update({f"encoder.{k}": v for k, v in encoder.state_dict().items()})
-    tensors.update(extra_tensors or {})
+def write_container(path: Path, tensors: dict[str, torch.Tensor], meta: dict, half: bool = False) -> Path:
+    """Our file: safetensors with the JSON metadata under "anycost", written atomically (a crash
+    never leaves a half-written model). `half` stores floating tensors as float16."""
+    meta = {**meta, "format": FORMAT_NAME, "version": FORMAT_VERSION}
     tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu()
                for k, v in tensors.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata={"anycost": json.dumps(meta)})
-    tmp.replace(path)  # atomic: a crash never leaves a half-written model
+    tmp.replace(path)
     return path
 
 
-def _load_ours(path: Path) -> Model:
+def read_container(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and metadata of our file, checked to be ours and not newer than this program."""
     try:
         tensors = load_file(str(path))
         with safe_open(str(path), "pt") as f:
@@ -83,6 +75,26 @@ def _load_ours(path: Path) -> Model:
     if int(meta.get("version", 0)) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: format version {meta['version']} is newer than this program "
                               f"understands ({FORMAT_VERSION}); update anycost")
+    return tensors, meta
+
+
+def save_model(path: str | Path, generator: Generator, metadata: dict | None = None,
+               extra_tensors: dict[str, torch.Tensor] | None = None, half: bool = False,
+               encoder: Encoder | None = None) -> Path:
+    """Write a self-describing model file. `half` stores floating tensors as float16."""
+    meta = dict(metadata or {})
+    meta["generator"] = generator.cfg.to_dict()
+    meta.pop("encoder", None)
+    tensors = {f"g.{k}": v for k, v in generator.state_dict().items()}
+    if encoder is not None:
+        meta["encoder"] = encoder.cfg.to_dict()
+        tensors.update({f"encoder.{k}": v for k, v in encoder.state_dict().items()})
+    tensors.update(extra_tensors or {})
+    return write_container(Path(path), tensors, meta, half)
+
+
+def _load_ours(path: Path) -> Model:
+    tensors, meta = read_container(path)
     if "generator" not in meta and "creps" in meta:
         raise CheckpointError(f"{path}: a CREPS model; anycost generators and CREPS models are opened "
                               "differently (anycost.creps_files.load_creps)")

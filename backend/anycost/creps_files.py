@@ -15,9 +15,8 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
-from .checkpoints import FORMAT_NAME, FORMAT_VERSION, _torch_load
+from .checkpoints import _torch_load, read_container, write_container
 from .errors import CheckpointError
 from .models.creps import CrepsConfig, CrepsGenerator
 
@@ -33,28 +32,15 @@ class CrepsModel:
 
 
 def save_creps(path: str | Path, g: CrepsGenerator, metadata: dict | None = None, half: bool = False) -> Path:
-    path = Path(path)
-    meta = {**(metadata or {}), "format": FORMAT_NAME, "version": FORMAT_VERSION, "creps": g.cfg.to_dict()}
-    tensors = {f"creps.{k}": (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu()
-               for k, v in g.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"anycost": json.dumps(meta)})
-    tmp.replace(path)
-    return path
+    tensors = {f"creps.{k}": v for k, v in g.state_dict().items()}
+    return write_container(Path(path), tensors, {**(metadata or {}), "creps": g.cfg.to_dict()}, half)
 
 
 def load_creps(path: str | Path) -> CrepsModel:
     path = Path(path).expanduser()
-    try:
-        tensors = load_file(str(path))
-        with safe_open(str(path), "pt") as f:
-            raw = (f.metadata() or {}).get("anycost")
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable model file ({e})") from None
-    meta = json.loads(raw) if raw else {}
-    if meta.get("format") != FORMAT_NAME or "creps" not in meta:
-        raise CheckpointError(f"{path}: not a CREPS model in our format")
+    tensors, meta = read_container(path)
+    if "creps" not in meta:
+        raise CheckpointError(f"{path}: not a CREPS model (an anycost generator: open it with load_model)")
     g = CrepsGenerator(CrepsConfig.from_dict(meta["creps"]))
     sd = {k[len("creps."):]: v.float() if v.is_floating_point() else v for k, v in tensors.items()
           if k.startswith("creps.")}

@@ -63,9 +63,14 @@ def run(args) -> int:
     env = environment(threads)
     print(f"CPU: {env['cpu']} ({env['logical_cpus']} logical), torch {env['torch']}, threads {threads}")
     print(format_table(rows))
-    out = args.out or Path("bench-results") / f"{spec.replace(':', '-').replace('/', '_')}-{threads}t.json"
+    return save(args.out or Path("bench-results") / f"{spec.replace(':', '-').replace('/', '_')}-{threads}t.json",
+                to_json(rows, env, spec))
+
+
+def save(out: Path, payload: dict) -> int:
+    """Every benchmark saves its figures, and says where."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(to_json(rows, env, spec), indent=2))
+    out.write_text(json.dumps(payload, indent=2))
     print(f"saved {out}")
     return 0
 
@@ -87,11 +92,7 @@ def run_e2e_command(args) -> int:
     print(f"| render {r['size'][0]}x{r['size'][1]} | {r['round_trip_median_ms']} | {r['round_trip_p95_ms']} | "
           f"{r['render_median_ms']} | {r['outside_render_median_ms']} | {r['transport_share']:.0%} | full |")
     name = (args.model or "default").replace("/", "_").replace(":", "-")
-    out = args.out or Path("bench-results") / f"e2e-{Path(name).stem}-{result['threads']}t.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"saved {out}")
-    return 0
+    return save(args.out or Path("bench-results") / f"e2e-{Path(name).stem}-{result['threads']}t.json", result)
 
 
 def run_creps_command(args) -> int:
@@ -107,8 +108,4 @@ def run_creps_command(args) -> int:
     env = environment(threads)
     print(f"CPU: {env['cpu']} ({env['logical_cpus']} logical), torch {env['torch']}, threads {threads}")
     print(format_table(rows))
-    out = args.out or Path("bench-results") / f"{args.creps}-{threads}t.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"environment": env, "rows": rows}, indent=2))
-    print(f"saved {out}")
-    return 0
+    return save(args.out or Path("bench-results") / f"{args.creps}-{threads}t.json", {"environment": env, "rows": rows})
