@@ -167,8 +167,7 @@ class EditDialog:
         self._enable()
 
     def _enable(self) -> None:
-        online = self.connection.connected if hasattr(self, "connection") else False
-        phase = self.controller.phase if hasattr(self, "controller") else IDLE
+        online, phase = self.connection.connected, self.controller.phase
         self.project_button.set_sensitive(online and phase in (IDLE, EDITING))
         self.reset_button.set_sensitive(online and phase == EDITING)
         for scale in self.scales.values():
