@@ -58,7 +58,12 @@ class BackendSocket:
             raise BackendError("closed", "the connection to the backend is closed")
         rid = next(self._ids)
         self._pending[rid] = _Pending(op, on_result, on_error, on_progress)
-        self._sock.send(P.pack(P.request(op, rid, **fields)), zmq.NOBLOCK)
+        try:
+            self._sock.send(P.pack(P.request(op, rid, **fields)), zmq.NOBLOCK)
+        except zmq.ZMQError as e:            # the outgoing queue is full: the backend is not reading
+            del self._pending[rid]
+            on_error(BackendError("unreachable", f"cannot send to {self.address}: {e}"))
+            return rid
         self.drain()
         return rid
 
