@@ -59,17 +59,25 @@ def write_container(path: Path, tensors: dict[str, torch.Tensor], meta: dict, ha
     return path
 
 
-def read_container(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Tensors and metadata of our file, checked to be ours and not newer than this program."""
+def read_metadata(path: Path) -> dict:
+    """The metadata of our file, without reading its tensors."""
     try:
-        tensors = load_file(str(path))
         with safe_open(str(path), "pt") as f:
             raw = (f.metadata() or {}).get("anycost")
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable model file ({e})") from None
     if raw is None:
         raise CheckpointError(f"{path}: a safetensors file without Anycost metadata")
-    meta = json.loads(raw)
+    return json.loads(raw)
+
+
+def read_container(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and metadata of our file, checked to be ours and not newer than this program."""
+    meta = read_metadata(path)
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable model file ({e})") from None
     if meta.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path}: unknown format {meta.get('format')!r}")
     if int(meta.get("version", 0)) > FORMAT_VERSION:

@@ -6,7 +6,6 @@ runs code; the converter does that once, offline, when the user asks, and writes
 daemon only ever loads our format."""
 from __future__ import annotations
 
-import json
 import pickle
 import re
 import sys
@@ -14,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 
-from .checkpoints import _torch_load, read_container, write_container
+from .checkpoints import _torch_load, read_container, read_metadata, write_container
 from .errors import CheckpointError
 from .models.creps import CrepsConfig, CrepsGenerator
 
@@ -67,9 +65,8 @@ def is_creps_spec(spec: str) -> bool:
     if not path.is_file():
         return False
     try:
-        with safe_open(str(path), "pt") as f:
-            return "creps" in json.loads((f.metadata() or {}).get("anycost", "{}"))
-    except (SafetensorError, OSError, ValueError):
+        return "creps" in read_metadata(path)
+    except (CheckpointError, ValueError):       # not our file, or unreadable metadata
         return False
 
 

@@ -81,6 +81,16 @@ def write_vendor(vendor: Path) -> None:
     shutil.copytree(package_dir("anycost_plugin"), shared, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
+def clear_keeping_vendor(dest: Path) -> None:
+    """Empty an installed plug-in folder except its `vendor/`: wheels unpacked by an earlier
+    install stay (re-downloading them may be impossible offline)."""
+    if dest.exists():
+        for item in dest.iterdir():
+            if item.name != "vendor":
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
+    dest.mkdir(parents=True, exist_ok=True)
+
+
 def enable_in_kritarc(kritarc: Path, name: str = KRITA_PLUGIN) -> None:
     """Set `[python] enable_<name>=true` (what the Python Plugin Manager's checkbox writes).
     Edited line by line: kritarc is Qt's INI dialect, which configparser would rewrite."""
@@ -106,23 +116,16 @@ def enable_in_kritarc(kritarc: Path, name: str = KRITA_PLUGIN) -> None:
     kritarc.write_text("\n".join(out) + "\n", encoding="utf-8")
 
 
-def _can_import(python: str, modules=NEEDED) -> tuple[bool, str]:
-    code = "import sys; " + "; ".join(f"import {m}" for m in modules) + "; print('%d.%d' % sys.version_info[:2])"
+def _run_python(python: str, imports: tuple[str, ...] = ()) -> tuple[bool, str]:
+    """Run `python`, importing `imports`: (worked, its X.Y version, or the last line of the error)."""
+    code = "".join(f"import {m}; " for m in imports) + "import sys; print('%d.%d' % sys.version_info[:2])"
     try:
         r = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
     except OSError as e:
         return False, str(e)
-    return r.returncode == 0, (r.stdout.strip() if r.returncode == 0 else r.stderr.strip().splitlines()[-1:] and
-                               r.stderr.strip().splitlines()[-1])
-
-
-def _python_version(python: str) -> str | None:
-    try:
-        r = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                           capture_output=True, text=True, timeout=60)
-        return r.stdout.strip() if r.returncode == 0 else None
-    except OSError:
-        return None
+    if r.returncode == 0:
+        return True, r.stdout.strip()
+    return False, (r.stderr.strip().splitlines() or ["failed"])[-1]
 
 
 def distro_krita_python() -> str | None:
@@ -149,7 +152,8 @@ def vendor_wheels(vendor: Path, python_version: str, platform_tags: list[str]) -
                 z.extractall(vendor)
 
 
-def platform_tags(python_version: str) -> list[str]:
+def platform_tags() -> list[str]:
+    """Wheel platforms for this operating system (the editor runs on the same machine)."""
     if sys.platform == "win32":
         return ["win_amd64"]
     if sys.platform == "darwin":
@@ -165,18 +169,9 @@ def install_krita(pykrita_dir: Path | None = None, kritarc: Path | None = None, 
     src = package_dir(KRITA_PLUGIN)
     dest = pykrita / KRITA_PLUGIN
     report = Report(dest)
-    pykrita.mkdir(parents=True, exist_ok=True)
-    old_vendor = dest / "vendor"
-    keep = tempfile.mkdtemp() if old_vendor.exists() else None   # keep wheels unpacked by an earlier install
-    if keep:
-        shutil.move(str(old_vendor), keep)
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "vendor"))
+    clear_keeping_vendor(dest)
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "vendor"), dirs_exist_ok=True)
     vendor = dest / "vendor"
-    if keep:
-        shutil.move(str(Path(keep) / "vendor"), str(vendor))
-        shutil.rmtree(keep, ignore_errors=True)
     write_vendor(vendor)
     (pykrita / f"{KRITA_PLUGIN}.desktop").write_text(KRITA_DESKTOP, encoding="utf-8")
     report.say(f"copied the plugin to {dest}")
@@ -194,11 +189,12 @@ def _check_dependencies(report: Report, vendor: Path, python: str | None, versio
                         editor: str = "Krita", hint: str = "--krita-python-version 3.10 (Krita 5.2) or 3.13 (Krita 5.3)"
                         ) -> None:
     if python:
-        ok, detail = _can_import(python)
+        ok, detail = _run_python(python, NEEDED)
         if ok:
             report.say(f"{editor}'s Python ({python}, {detail}) imports pyzmq and msgpack")
             return
-        version = _python_version(python) or version
+        runs, own_version = _run_python(python)
+        version = own_version if runs else version
         report.say(f"{editor}'s Python ({python}) cannot import them yet ({detail})")
     if not version:
         report.say(f"{editor}'s Python version is unknown: if the plug-in says pyzmq is missing, run again with "
@@ -208,7 +204,7 @@ def _check_dependencies(report: Report, vendor: Path, python: str | None, versio
         report.say(f"pyzmq and msgpack are already unpacked in {vendor}")
         return
     try:
-        vendor_wheels(vendor, version, platform_tags(version))
+        vendor_wheels(vendor, version, platform_tags())
     except AnycostError as e:
         distro = ("apt install python3-zmq python3-msgpack (Debian/Ubuntu), dnf install python3-zmq "
                   "python3-msgpack (Fedora), or " if python == "/usr/bin/python3" else "")
@@ -240,27 +236,21 @@ def distro_gimp_python() -> str | None:
 
 
 def install_gimp(plug_ins_dir: Path | None = None, gimp_python: str | None = None,
-                 gimp_python_version: str | None = None, check: bool = True) -> Report:
+                 gimp_python_version: str | None = None) -> Report:
     root = (plug_ins_dir or default_gimp_plug_ins_dir()).expanduser()
     dest = root / GIMP_PLUGIN
     report = Report(dest)
     source = package_dir("anycost_gimp")
     script = source / f"{GIMP_PLUGIN}.py"
-    if dest.exists():                          # keep unpacked wheels, replace the rest
-        for item in dest.iterdir():
-            if item.name != "vendor":
-                shutil.rmtree(item) if item.is_dir() else item.unlink()
-    dest.mkdir(parents=True, exist_ok=True)
+    clear_keeping_vendor(dest)
     for module in source.glob("*.py"):       # the plug-in and its GIMP-side modules
         if module.name != "__init__.py":
             shutil.copy2(module, dest / module.name)
     (dest / script.name).chmod(0o755)
     write_vendor(dest / "vendor")
     report.say(f"installed {dest / script.name} (executable)")
-    if check:
-        _check_dependencies(report, dest / "vendor",
-                            gimp_python or (None if gimp_python_version else distro_gimp_python()),
-                            gimp_python_version, editor="GIMP",
-                            hint="--gimp-python-version 3.12 (or the version GIMP's Python reports)")
+    _check_dependencies(report, dest / "vendor", gimp_python or (None if gimp_python_version else distro_gimp_python()),
+                        gimp_python_version, editor="GIMP",
+                        hint="--gimp-python-version 3.12 (or the version GIMP's Python reports)")
     report.say("restart GIMP: Filters ▸ Generative ▸ Anycost Edit…")
     return report

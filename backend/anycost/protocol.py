@@ -7,6 +7,7 @@ GIMP's Python can reuse it without torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import ip_address
 from typing import Any
 
 import msgpack
@@ -105,6 +106,23 @@ def check_envelope(msg: dict) -> tuple[Any, str]:
     if op not in OPS:
         raise ProtocolError(UNKNOWN_OP, f"unknown op {op!r}; known: {', '.join(OPS)}")
     return rid, op
+
+
+# ---------------------------------------------------------------------------- transport
+
+def is_loopback(address: str) -> bool:
+    """tcp to 127.0.0.0/8, ::1 or localhost, or a local transport (ipc, inproc)."""
+    if address.startswith(("ipc://", "inproc://")):
+        return True
+    if not address.startswith("tcp://"):
+        return False
+    host = address[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # ------------------------------------------------------------------------------- images

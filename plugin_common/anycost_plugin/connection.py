@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from anycost import protocol as P
+
 from .launcher import LaunchError, last_lines, start_backend, stop_backend
 from .events import Loop, Signal
 from .settings import Settings
@@ -71,9 +73,6 @@ class Connection:
     @property
     def connected(self) -> bool:
         return self.state == CONNECTED
-
-    def model(self, name: str) -> dict | None:
-        return next((m for m in self.models if m.get("name") == name), None)
 
     # ------------------------------------------------------------------ machinery
 
@@ -149,7 +148,8 @@ class Connection:
                            f"(log: {self.log_path})")
             return
         lost = self.state == CONNECTED
-        if self.settings.autostart and self._loopback() and (self.child is None or self.child.poll() is not None):
+        ours_dead = self.child is None or self.child.poll() is not None
+        if self.settings.autostart and P.is_loopback(self.settings.address) and ours_dead:
             self._launch(restarted=lost)
             return
         self._fail(("Lost the backend" if lost else "No backend answers") + f" at {self.settings.address}; "
@@ -185,7 +185,3 @@ class Connection:
         self._deadline.stop()
         self._set(UNREACHABLE, message)
         self._tick.start(int(self.retry_s * 1000))
-
-    def _loopback(self) -> bool:
-        a = self.settings.address
-        return a.startswith("ipc://") or any(h in a for h in ("://127.", "://localhost", "://[::1]"))

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Protocol
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"      # the backend's default (docs/protocol.md)
+BUDGET_CHOICES = ("auto", "50", "100", "250", "1000")   # the preview-quality menu of both plugins
 
 
 class SettingsStore(Protocol):
@@ -25,6 +26,14 @@ class Settings:
     def budget_ms(self) -> float | None:
         """The fixed budget in ms, or None for "auto"."""
         return None if self.budget == "auto" else float(self.budget)
+
+    def budget_index(self) -> int:
+        """The position of this budget in BUDGET_CHOICES (a hand-set value shows as "auto")."""
+        return BUDGET_CHOICES.index(self.budget) if self.budget in BUDGET_CHOICES else 0
+
+    def model_among(self, names: list[str], default: str) -> str:
+        """The model to preselect: the saved one if the backend serves it, else the backend's default."""
+        return self.model if self.model in names else default
 
     @classmethod
     def load(cls, store: SettingsStore) -> "Settings":
@@ -79,3 +88,7 @@ class MemoryStore:
 
     def write(self, key, value):
         self.values[key] = value
+
+
+def budget_label(choice: str) -> str:
+    return choice if choice == "auto" else f"{choice} ms"

@@ -12,8 +12,8 @@ from gi.repository import GimpUi, GLib, Gtk  # noqa: E402
 
 from anycost_plugin.connection import CONNECTED, Connection  # noqa: E402
 from anycost_plugin.controller import APPLYING, EDITING, IDLE, PROJECTING, EditController, HostError  # noqa: E402
+from anycost_plugin.settings import BUDGET_CHOICES, budget_label  # noqa: E402
 
-BUDGETS = ["auto", "50", "100", "250", "1000"]
 
 
 class EditDialog:
@@ -45,9 +45,9 @@ class EditDialog:
         grid = Gtk.Grid(column_spacing=6, row_spacing=4)
         self.model_box = Gtk.ComboBoxText()
         self.quality = Gtk.ComboBoxText()
-        for b in BUDGETS:
-            self.quality.append_text(b if b == "auto" else f"{b} ms")
-        self.quality.set_active(BUDGETS.index(self.settings.budget) if self.settings.budget in BUDGETS else 0)
+        for b in BUDGET_CHOICES:
+            self.quality.append_text(budget_label(b))
+        self.quality.set_active(self.settings.budget_index())
         self.quality.connect("changed", self._on_quality)
         self.feather = Gtk.SpinButton.new_with_range(0, 512, 1)
         self.feather.set_value(self.settings.feather)
@@ -152,12 +152,12 @@ class EditDialog:
         names = [m["name"] for m in models]
         for n in names:
             self.model_box.append_text(n)
-        want = self.settings.model if self.settings.model in names else default
+        want = self.settings.model_among(names, default)
         if want in names:
             self.model_box.set_active(names.index(want))
 
     def _on_quality(self, combo) -> None:
-        self.settings.budget = BUDGETS[combo.get_active()]
+        self.settings.budget = BUDGET_CHOICES[combo.get_active()]
         self.controller.budget_ms = self.settings.budget_ms()
 
     def _on_phase(self, phase: str, message: str) -> None:

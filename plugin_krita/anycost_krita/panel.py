@@ -9,7 +9,7 @@ import logging
 
 from anycost_plugin.connection import CONNECTED, Connection
 from anycost_plugin.controller import EDITING, IDLE, PROJECTING, EditController, HostError
-from anycost_plugin.settings import Settings
+from anycost_plugin.settings import BUDGET_CHOICES, Settings, budget_label
 
 from .qt import (HORIZONTAL, QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                  QProgressBar, QPushButton, QSlider, QSpinBox, QTimer, QVBoxLayout, QWidget)
@@ -17,7 +17,6 @@ from .qt_loop import QtLoop
 
 log = logging.getLogger("anycost_krita")
 SLIDER_STEPS = 200
-BUDGETS = ["auto", "50", "100", "250", "1000"]
 STATE_COLOURS = {"connected": "#3a3", "unreachable": "#c33"}
 
 
@@ -55,8 +54,8 @@ class AnycostPanel(QWidget):
         self.model_box.currentIndexChanged.connect(self._on_model_chosen)
         form.addRow("Model", self.model_box)
         self.quality = QComboBox()
-        self.quality.addItems([b if b == "auto" else f"{b} ms" for b in BUDGETS])
-        self.quality.setCurrentIndex(BUDGETS.index(self.settings.budget) if self.settings.budget in BUDGETS else 0)
+        self.quality.addItems([budget_label(b) for b in BUDGET_CHOICES])
+        self.quality.setCurrentIndex(self.settings.budget_index())
         self.quality.setToolTip("Preview latency budget: the backend picks the best sub-generator that fits")
         self.quality.currentIndexChanged.connect(self._on_quality)
         form.addRow("Preview", self.quality)
@@ -178,7 +177,7 @@ class AnycostPanel(QWidget):
         self.model_box.clear()
         names = [m["name"] for m in models]
         self.model_box.addItems(names)
-        want = self.settings.model if self.settings.model in names else default
+        want = self.settings.model_among(names, default)
         if want in names:
             self.model_box.setCurrentIndex(names.index(want))
         self.model_box.blockSignals(False)
@@ -188,7 +187,7 @@ class AnycostPanel(QWidget):
         self._save_later()
 
     def _on_quality(self, index: int) -> None:
-        self.settings.budget = BUDGETS[index]
+        self.settings.budget = BUDGET_CHOICES[index]
         self.controller.budget_ms = self.settings.budget_ms()
         self._save_later()
 

@@ -50,6 +50,19 @@ def load_latents(path: Path, style_dim: int):
     return t
 
 
+def write_images(out, path: Path) -> None:
+    """N x 3 x H x W floats -> .npy (the float output, exactly) or .png (a grid when several)."""
+    import numpy as np
+
+    from ..imaging import grid, to_pil
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".npy":
+        np.save(path, out.numpy())
+    else:
+        pics = [to_pil(x) for x in out]
+        (pics[0] if len(pics) == 1 else grid(pics)).save(path)
+
+
 def parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -68,11 +81,9 @@ def run(args) -> int:
         return run_creps(args)
     if args.size or args.region:
         raise AnycostError("--size and --region are for CREPS models; anycost models take --resolution")
-    import numpy as np
     import torch
 
     from ..hub import open_model
-    from ..imaging import grid, to_pil
     from ..models import resolve_channels
 
     if args.n < 1:
@@ -100,12 +111,7 @@ def run(args) -> int:
             images.append(g.synthesis(wplus, noise=args.noise, channels=channels,
                                       target_res=args.resolution, generator=gen).cpu())
     out = torch.cat(images)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if args.out.suffix.lower() == ".npy":
-        np.save(args.out, out.numpy())
-    else:
-        pics = [to_pil(x) for x in out]
-        (pics[0] if len(pics) == 1 else grid(pics)).save(args.out)
+    write_images(out, args.out)
     print(f"wrote {args.out} ({len(out)} x {out.shape[-1]}px, model {model.name})")
     return 0
 
@@ -114,11 +120,9 @@ def run_creps(args) -> int:
     """A CREPS model: the same continuous image at any size, region and supersampling."""
     import sys
 
-    import numpy as np
     import torch
 
     from ..creps_files import open_creps
-    from ..imaging import grid, to_pil
     from .options import parse_int_list
 
     if args.channels or args.resolution:
@@ -152,11 +156,6 @@ def run_creps(args) -> int:
         out = g.render(ws, (h, w), region=region, supersample=args.supersample, tile=args.tile,
                        progress=lambda i, n: print(f"\rtile {i}/{n}", end="", file=sys.stderr)).cpu()
     print("", file=sys.stderr)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if args.out.suffix.lower() == ".npy":
-        np.save(args.out, out.numpy())                 # the float output, exactly
-    else:
-        pics = [to_pil(x) for x in out]
-        (pics[0] if len(pics) == 1 else grid(pics)).save(args.out)
+    write_images(out, args.out)
     print(f"wrote {args.out} ({len(out)} x {out.shape[-1]}x{out.shape[-2]}px, CREPS model {model.metadata.get('name')})")
     return 0

@@ -43,7 +43,8 @@ def run(args) -> int:
     from ..service.engine import Engine
     from ..service.keys import load_server_keys
     from ..service.logs import setup_logging
-    from ..service.server import BindError, Server, is_loopback
+    from ..protocol import is_loopback
+    from ..service.server import BindError, Server
     from ..service.sessions import SessionStore
 
     log_path = setup_logging(state_dir() / "logs", args.verbose)

@@ -13,7 +13,6 @@ import statistics
 import threading
 import time
 from dataclasses import replace
-from ipaddress import ip_address
 
 import zmq
 
@@ -31,21 +30,6 @@ OUTBOX = "inproc://anycost-outbox"
 
 class BindError(Exception):
     pass
-
-
-def is_loopback(address: str) -> bool:
-    """tcp to 127.0.0.0/8, ::1 or localhost, or a local transport (ipc, inproc)."""
-    if address.startswith(("ipc://", "inproc://")):
-        return True
-    if not address.startswith("tcp://"):
-        return False
-    host = address[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Server:
