@@ -92,13 +92,32 @@ def save_model(path: str | Path, generator: Generator, metadata: dict | None = N
     """Write a self-describing model file. `half` stores floating tensors as float16."""
     meta = dict(metadata or {})
     meta["generator"] = generator.cfg.to_dict()
-    meta.pop("encoder", None)
     tensors = {f"g.{k}": v for k, v in generator.state_dict().items()}
-    if encoder is not None:
-        meta["encoder"] = encoder.cfg.to_dict()
-        tensors.update({f"encoder.{k}": v for k, v in encoder.state_dict().items()})
+    tensors.update(encoder_entries(encoder, meta))
     tensors.update(extra_tensors or {})
     return write_container(Path(path), tensors, meta, half)
+
+
+def encoder_entries(encoder: Encoder | None, meta: dict) -> dict[str, torch.Tensor]:
+    """The encoder's tensors (`encoder.*`) for a container; records (or clears) its description in `meta`."""
+    meta.pop("encoder", None)
+    if encoder is None:
+        return {}
+    meta["encoder"] = encoder.cfg.to_dict()
+    return {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
+
+
+def encoder_from_container(tensors: dict[str, torch.Tensor], meta: dict, path) -> Encoder | None:
+    if "encoder" not in meta:
+        return None
+    encoder = Encoder(EncoderConfig.from_dict(meta["encoder"]))
+    e_sd = {k[len("encoder."):]: v.float() if v.is_floating_point() else v
+            for k, v in tensors.items() if k.startswith("encoder.")}
+    try:
+        encoder.load_state_dict(e_sd)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: the encoder does not match its description ({str(e)[:160]})") from None
+    return encoder.eval()
 
 
 def _load_ours(path: Path) -> Model:
@@ -109,16 +128,7 @@ def _load_ours(path: Path) -> Model:
     g = Generator(GeneratorConfig.from_dict(meta["generator"]))
     g_sd = {k[2:]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith("g.")}
     _load_state(g, g_sd, path)
-    encoder = None
-    if "encoder" in meta:
-        encoder = Encoder(EncoderConfig.from_dict(meta["encoder"]))
-        e_sd = {k[len("encoder."):]: v.float() if v.is_floating_point() else v
-                for k, v in tensors.items() if k.startswith("encoder.")}
-        try:
-            encoder.load_state_dict(e_sd)
-        except RuntimeError as e:
-            raise CheckpointError(f"{path}: the encoder does not match its description ({str(e)[:160]})") from None
-        encoder.eval()
+    encoder = encoder_from_container(tensors, meta, path)
     extra = {k: v for k, v in tensors.items() if not k.startswith(("g.", "encoder."))}
     return Model(g.eval(), meta, str(path), extra, encoder)
 

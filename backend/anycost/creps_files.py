@@ -14,9 +14,11 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import _torch_load, read_container, read_metadata, write_container
+from .checkpoints import _torch_load, encoder_entries, encoder_from_container, read_container, read_metadata, \
+    write_container
 from .errors import CheckpointError
 from .models.creps import CrepsConfig, CrepsGenerator
+from .models.encoder import Encoder
 
 # built by upstream but never run, or recomputed by us: dropped by the converter
 _UNUSED = ("synthesis.b4.tores.", "synthesis.decoder_8.", "synthesis.b4.input.coords")
@@ -24,14 +26,26 @@ _UNUSED = ("synthesis.b4.tores.", "synthesis.decoder_8.", "synthesis.b4.input.co
 
 @dataclass
 class CrepsModel:
+    """A loaded CREPS model. A model trained in another model's W space (metadata `w_space`) carries
+    that model's encoder (its W+ guess has one row fewer: see `wplus_from_anycost`) and directions."""
     generator: CrepsGenerator
     metadata: dict = field(default_factory=dict)
     source: str = ""
+    extra_tensors: dict = field(default_factory=dict)  # directions.<name>
+    encoder: Encoder | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metadata.get("name") or Path(self.source).stem
 
 
-def save_creps(path: str | Path, g: CrepsGenerator, metadata: dict | None = None, half: bool = False) -> Path:
+def save_creps(path: str | Path, g: CrepsGenerator, metadata: dict | None = None, half: bool = False,
+               encoder: Encoder | None = None, extra_tensors: dict | None = None) -> Path:
+    meta = {**(metadata or {}), "creps": g.cfg.to_dict()}
     tensors = {f"creps.{k}": v for k, v in g.state_dict().items()}
-    return write_container(Path(path), tensors, {**(metadata or {}), "creps": g.cfg.to_dict()}, half)
+    tensors.update(encoder_entries(encoder, meta))
+    tensors.update(extra_tensors or {})
+    return write_container(Path(path), tensors, meta, half)
 
 
 def load_creps(path: str | Path) -> CrepsModel:
@@ -43,7 +57,8 @@ def load_creps(path: str | Path) -> CrepsModel:
     sd = {k[len("creps."):]: v.float() if v.is_floating_point() else v for k, v in tensors.items()
           if k.startswith("creps.")}
     _load_strict(g, sd, path)
-    return CrepsModel(g.eval(), meta, str(path))
+    extra = {k: v for k, v in tensors.items() if not k.startswith(("creps.", "encoder."))}
+    return CrepsModel(g.eval(), meta, str(path), extra, encoder_from_container(tensors, meta, path))
 
 
 def _load_strict(g: CrepsGenerator, sd: dict, source) -> None:

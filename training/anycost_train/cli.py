@@ -11,6 +11,7 @@ from anycost.cli.options import OneLineErrorParser
 from anycost.errors import AnycostError
 
 from .config import PRESETS, TrainConfig, load_config
+from .creps_training import CREPS_PRESETS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +31,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", type=Path, help="TOML file with any TrainConfig field")
     t.add_argument("--resume", action="store_true", help="continue exactly from OUT/train-state.pt")
     _add_overrides(t)
+
+    c = sub.add_parser("creps", help="train a CREPS generator (any-scale renders), optionally in an anycost "
+                                     "model's W space (--teacher)")
+    c.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples, log, state)")
+    c.add_argument("--preset", choices=list(CREPS_PRESETS), help=", ".join(CREPS_PRESETS))
+    c.add_argument("--config", type=Path, help="TOML file with any CrepsTrainConfig field")
+    c.add_argument("--resume", action="store_true", help="continue exactly from OUT/creps-state.pt")
+    for f in ("arch", "data", "teacher", "device"):
+        c.add_argument(f"--{f}", dest=f, help=f"override `{f}`")
+    for f in ("batch", "iters", "seed", "log_every", "sample_every", "checkpoint_every", "r1_every", "pl_every"):
+        c.add_argument(f"--{f.replace('_', '-')}", dest=f, type=int, help=f"override `{f}`")
+    for f in ("lr", "distill_weight", "adv_weight", "pl_weight", "r1_gamma", "ema_kimg", "mixing"):
+        c.add_argument(f"--{f.replace('_', '-')}", dest=f, type=float, help=f"override `{f}`")
+    c.add_argument("--resolutions", type=lambda v: tuple(int(x) for x in v.split(",")),
+                   help="whole-image training sizes, e.g. 64,32")
 
     e = sub.add_parser("encoder", help="train an encoder for a model (the paper's consistency-aware objective)")
     e.add_argument("--model", type=Path, required=True, help="model file (our format)")
@@ -91,7 +107,7 @@ def main(argv=None) -> int:
         if args.threads:
             import torch
             torch.set_num_threads(args.threads)
-        commands = {"make-dataset": make_dataset_cmd, "train": train_cmd, "bench": bench_cmd,
+        commands = {"make-dataset": make_dataset_cmd, "train": train_cmd, "creps": creps_cmd, "bench": bench_cmd,
                     "encoder": encoder_cmd, "directions": directions_cmd, "report": report_cmd,
                     "release": release_cmd, "model-card": model_card_cmd}
         return commands[args.command](args)
@@ -130,6 +146,30 @@ def train_cmd(args) -> int:
             trainer = Trainer.resumed(args.out, overrides)
         else:
             trainer = Trainer(load_config(args.preset, args.config, overrides), args.out)
+        path = trainer.run()
+    finally:
+        dist.shutdown()
+    if path is not None:
+        print(f"model: {path}")
+    return 0
+
+
+def creps_cmd(args) -> int:
+    import dataclasses
+    import logging
+
+    from . import dist
+    from .creps_training import CrepsTrainConfig, CrepsTrainer, load_creps_config
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    keys = [f.name for f in dataclasses.fields(CrepsTrainConfig)]
+    overrides = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    try:
+        if args.resume:
+            if args.preset or args.config:
+                raise ValueError("--resume continues the run with its own configuration: drop --preset/--config")
+            trainer = CrepsTrainer.resumed(args.out, overrides)
+        else:
+            trainer = CrepsTrainer(load_creps_config(args.preset, args.config, overrides), args.out)
         path = trainer.run()
     finally:
         dist.shutdown()

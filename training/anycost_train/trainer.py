@@ -27,6 +27,7 @@ from .data import ImageFolder, ProceduralFaces
 from .faces import faces_of_latents
 from .discriminator import MultiResDiscriminator
 from .losses import consistency, d_logistic, g_nonsaturating, path_length, r1_penalty
+from .steps import apply_loss, batch_of_step, update_ema
 from .subnets import arch_dim, arch_vector, sample_ratios, widths
 
 log = logging.getLogger("anycost_train")
@@ -117,19 +118,9 @@ class Trainer:
 
     def real_batch(self, step: int) -> torch.Tensor:
         """This rank's images of `step`: a deterministic function of the step (exact resume)."""
-        b = self.tc.batch
-        first = (step * self.world + self.rank) * b
-        if isinstance(self.data, ProceduralFaces):
-            items = [self.data[first + j] for j in range(b)]
-        else:
-            n = len(self.data)
-            items = []
-            for pos in range(first, first + b):
-                epoch, k = divmod(pos, n)
-                perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.tc.data_seed * 7919 + epoch))
-                x = self.data[int(perm[k])]
-                items.append(x.flip(-1) if self.tc.flip and (pos * 2654435761) % 7 < 3 else x)
-        return torch.stack(items).to(self.device)
+        tc = self.tc
+        return batch_of_step(self.data, step, tc.batch, self.rank, self.world, tc.data_seed,
+                             tc.flip).to(self.device)
 
     def latents(self, n: int) -> tuple[torch.Tensor, int | None]:
         if self.rnd.random() < self.tc.mixing:
@@ -225,18 +216,10 @@ class Trainer:
         return torch.autocast("cpu", enabled=False)
 
     def _apply(self, net, opt, loss) -> None:
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        dist.average_gradients(net.parameters())
-        opt.step()
+        apply_loss(net, opt, loss)
 
-    @torch.no_grad()
     def _update_ema(self) -> None:
-        decay = 0.5 ** (self.tc.batch * self.world / (self.tc.ema_kimg * 1000))
-        for p_ema, p in zip(self.g_ema.parameters(), self.g.parameters()):
-            p_ema.copy_(p.lerp(p_ema, decay))
-        for b_ema, b in zip(self.g_ema.buffers(), self.g.buffers()):
-            b_ema.copy_(b)
+        update_ema(self.g_ema, self.g, self.tc.batch * self.world, self.tc.ema_kimg)
 
     # ------------------------------------------------------------------ the run
 

@@ -76,8 +76,10 @@ CREPS_ARCHITECTURES = {
     "creps-ffhq-256": lambda: CrepsConfig(256),
     "creps-ffhq-512": lambda: CrepsConfig(512),
     "creps-ffhq-1024": lambda: CrepsConfig(1024),
-    # sized like the anycost demo model, for the procedural faces on a CPU
+    # the anycost demo model's W space (style 256, 4 mapping layers) at 128 px; the per-pixel
+    # layers are halved from the published (64, 128, 64) / (128, 64): they dominate CPU time
     "creps-demo": lambda: CrepsConfig(128, style_dim=256, n_mlp=4, channel_base=16384, channel_max=256,
+                                      decoder_hidden=(32, 64, 32), head_widths=(64, 32),
                                       extra={"note": "built-in CREPS demo size"}),
 }
 
@@ -270,6 +272,15 @@ class CrepsGenerator(nn.Module):
             w_avg = self.mapping.w_avg
             w = w_avg + truncation * (w - w_avg)
         return w[:, None].expand(-1, self.cfg.num_ws, -1)
+
+    def wplus_from_anycost(self, wplus: torch.Tensor) -> torch.Tensor:
+        """W+ in this model's rows from an anycost generator's W+ of the same resolution (one row
+        fewer: per level, the same conv, conv, toRGB styles; the output head takes the last)."""
+        n = self.cfg.num_ws
+        if wplus.ndim == 3 and wplus.shape[1] == n:
+            return wplus
+        assert wplus.ndim == 3 and wplus.shape[1] == n - 1, (wplus.shape, n)
+        return torch.cat([wplus, wplus[:, -1:]], dim=1)
 
     @torch.no_grad()
     def update_w_avg(self, n: int = 10000, seed: int = 0) -> None:

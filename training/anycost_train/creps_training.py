@@ -1,0 +1,392 @@
+"""`anycost-train creps`: the CREPS generator trained with the CREPS objective (non-saturating
+logistic loss, lazy R1, path length, EMA) against the project's multi-resolution discriminator,
+optionally distilled toward an anycost generator whose mapping network (W space) it shares.
+
+CREPS draws a continuous image, so a training step renders the whole image at a resolution
+sampled from `resolutions` (the pixel-extent grid: a coarse render is the box-downsampled fine
+one), and the discriminator judges it at that resolution. With a `teacher` the mapping network is
+the teacher's, frozen, and every step adds L1 + perceptual distance to the teacher's image of the
+same W+: a latent projected and edited with the anycost model can then be rendered by CREPS at any
+size. Single process or under torchrun; `--resume` continues exactly.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from anycost.creps_files import save_creps
+from anycost.hub import open_model
+from anycost.imaging import grid, to_pil
+from anycost.models.config import GeneratorConfig
+from anycost.models.creps import CrepsConfig, CrepsGenerator, creps_architecture
+from anycost.perceptual import make_perceptual
+from anycost.projection import downsample
+
+from . import dist
+from .data import ImageFolder, ProceduralFaces
+from .discriminator import MultiResDiscriminator
+from .losses import d_logistic, g_nonsaturating, path_length, r1_penalty
+from .steps import apply_loss, batch_of_step, update_ema
+from .trainer import command_line, git_commit, plain_rng_state, set_plain_rng_state
+
+STATE = "creps-state.pt"
+RESUMABLE_CHANGES = ("iters", "log_every", "sample_every", "checkpoint_every")
+
+
+@dataclass
+class CrepsTrainConfig:
+    arch: str = "creps-demo"         # a CREPS architecture name, or "custom" with `generator`
+    generator: dict = dataclasses.field(default_factory=dict)   # CrepsConfig.to_dict() for "custom"
+    data: str = "procedural"         # "procedural" or a folder of images
+    data_seed: int = 0
+    flip: bool = True
+    teacher: str = ""                # anycost model (file or name, e.g. "demo"): share its mapping network, distil toward its images
+    distill_weight: float = 1.0      # weight of L1 + perceptual(CREPS, teacher) when there is a teacher
+    adv_weight: float = 1.0          # weight of the adversarial loss (0: no discriminator at all)
+    resolutions: tuple = ()          # whole-image training sizes sampled per step; () = res, res/2, res/4
+    mixing: float = 0.0              # style mixing in the teacher's W+ (CREPS itself trains without)
+    batch: int = 8
+    iters: int = 1000
+    lr: float = 0.0025               # CREPS' G and D learning rate
+    betas: tuple = (0.0, 0.99)
+    r1_gamma: float = 10.0
+    r1_every: int = 16
+    pl_weight: float = 2.0           # StyleGAN2's path length (CREPS keeps it)
+    pl_every: int = 4
+    ema_kimg: float = 10.0
+    device: str = "cpu"
+    seed: int = 0
+    log_every: int = 10
+    sample_every: int = 200
+    checkpoint_every: int = 200
+
+    def creps_config(self) -> CrepsConfig:
+        return CrepsConfig.from_dict(self.generator) if self.arch == "custom" else creps_architecture(self.arch)
+
+    def training_resolutions(self) -> list[int]:
+        r = self.creps_config().resolution
+        return sorted(self.resolutions or (r, r // 2, r // 4), reverse=True)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["betas"], d["resolutions"] = list(self.betas), list(self.resolutions)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CrepsTrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        if unknown := set(d) - known:
+            raise ValueError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        d = dict(d)
+        for k in ("betas", "resolutions"):
+            if k in d:
+                d[k] = tuple(d[k])
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        cfg = self.creps_config()
+        levels = cfg.levels
+        if any(r not in levels or r < 8 for r in self.training_resolutions()):
+            raise ValueError(f"resolutions must be levels of the {cfg.resolution} px model from 8 up, "
+                             f"got {list(self.resolutions)}")
+        if self.adv_weight < 0 or self.distill_weight < 0:
+            raise ValueError("adv_weight and distill_weight must be >= 0")
+        if self.adv_weight == 0 and not self.teacher:
+            raise ValueError("without a teacher the adversarial loss is the only objective: adv_weight must be > 0")
+        if self.batch < 1 or self.iters < 0:
+            raise ValueError("batch must be >= 1 and iters >= 0")
+
+
+CREPS_PRESETS = {
+    # tests and smoke runs: seconds on a CPU
+    "creps-tiny": {"arch": "custom", "batch": 2, "iters": 4, "log_every": 1, "sample_every": 2,
+                   "checkpoint_every": 2, "r1_every": 2, "pl_every": 2, "resolutions": (16, 8),
+                   "generator": CrepsConfig(16, style_dim=32, n_mlp=2, channel_base=512, channel_max=32, rank=4,
+                                            pixel_dim=8, decoder_hidden=(8, 8, 8), head_widths=(8, 8)).to_dict()},
+    # the built-in CREPS demo: the anycost demo model's W space, distilled on a CPU (no discriminator:
+    # see docs/creps.md for why), at 32 and 64 px whole images
+    "creps-demo": {"arch": "creps-demo", "teacher": "demo", "adv_weight": 0.0,
+                   "pl_weight": 0.0, "mixing": 0.5, "batch": 8, "iters": 4000, "lr": 0.002, "ema_kimg": 2.0,
+                   "resolutions": (64, 32), "log_every": 20, "sample_every": 250, "checkpoint_every": 250},
+}
+
+
+def load_creps_config(preset: str | None, toml_path: Path | None, overrides: dict) -> CrepsTrainConfig:
+    import tomllib
+    values: dict = {}
+    if preset:
+        if preset not in CREPS_PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; known: {', '.join(CREPS_PRESETS)}")
+        values.update(CREPS_PRESETS[preset])
+    if toml_path:
+        with open(toml_path, "rb") as f:
+            values.update(tomllib.load(f))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return CrepsTrainConfig.from_dict(values)
+
+
+def discriminator_config(cfg: CrepsConfig) -> GeneratorConfig:
+    """The discriminator's widths for a CREPS model: StyleGAN2's (half the CREPS line widths)."""
+    channels = {r: max(1, min(cfg.channel_base // (2 * r), cfg.channel_max // 2)) for r in cfg.levels}
+    return GeneratorConfig(resolution=cfg.resolution, channels=channels, style_dim=cfg.style_dim)
+
+
+def teacher_directions(teacher, num_ws: int) -> tuple[list[dict], dict[str, torch.Tensor]]:
+    """The teacher's directions in CREPS rows (a range that ends at the teacher's last row also
+    covers the output head's row), ready to store in the CREPS file."""
+    n = teacher.generator.n_style
+    specs = []
+    for spec in teacher.metadata.get("directions", []):
+        spec = dict(spec)
+        if "rows" in spec and spec["rows"][1] == n:
+            spec["rows"] = [spec["rows"][0], num_ws]
+        specs.append(spec)
+    return specs, {k: v for k, v in teacher.extra_tensors.items() if k.startswith("directions.")}
+
+
+class CrepsTrainer:
+    def __init__(self, tc: CrepsTrainConfig, out: Path, resume: bool = False, progress: bool = True):
+        self.out = Path(out)
+        self.rank, self.world = dist.init(tc.device)
+        state = self._read_state(self.out) if resume else None
+        tc.validate()
+        self.tc, self.device = tc, torch.device(tc.device)
+        self.cfg = tc.creps_config()
+        self.resolutions = tc.training_resolutions()
+        self.progress = progress and self.rank == 0
+        torch.manual_seed(tc.seed)                        # the same initial weights on every rank
+        self.g = CrepsGenerator(self.cfg).to(self.device)
+        self.teacher = self._load_teacher(tc.teacher) if tc.teacher else None
+        self.d = (MultiResDiscriminator(discriminator_config(self.cfg), len(self.cfg.levels) - 1).to(self.device)
+                  if tc.adv_weight > 0 else None)
+        self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False)
+        trainable = [p for p in self.g.parameters() if p.requires_grad]
+        self.g_opt = torch.optim.Adam(trainable, lr=tc.lr, betas=tc.betas)
+        self.d_opt = torch.optim.Adam(self.d.parameters(), lr=tc.lr, betas=tc.betas) if self.d else None
+        self.perceptual = make_perceptual(device=tc.device) if self.teacher is not None else None
+        self.data = (ProceduralFaces(self.cfg.resolution, tc.data_seed) if tc.data == "procedural"
+                     else ImageFolder(tc.data, self.cfg.resolution, flip=False)) if self.d else None
+        self.rnd = random.Random(tc.seed)                # shared by all ranks: same resolution per step
+        self.gen = torch.Generator().manual_seed(tc.seed * 1009 + self.rank)
+        self.step = 0
+        self.mean_path = torch.zeros((), device=self.device)
+        self.history = list(state["history"]) if state is not None else []
+        if state is not None:
+            self._load_state(state)
+        else:
+            dist.broadcast_module(self.g)
+            if self.d:
+                dist.broadcast_module(self.d)
+        self.history.append({"command": command_line(), "commit": git_commit(), "step": self.step})
+        self.sample_z = torch.randn(4, self.cfg.style_dim, generator=torch.Generator().manual_seed(12345))
+
+    def _load_teacher(self, path: str):
+        teacher = open_model(path)
+        tg = teacher.generator
+        if (tg.cfg.style_dim, tg.cfg.n_mlp, tg.cfg.resolution) != (self.cfg.style_dim, self.cfg.n_mlp,
+                                                                   self.cfg.resolution):
+            raise ValueError(f"teacher {path}: style {tg.cfg.style_dim}, {tg.cfg.n_mlp} mapping layers, "
+                             f"{tg.cfg.resolution} px; the CREPS model has {self.cfg.style_dim}, "
+                             f"{self.cfg.n_mlp}, {self.cfg.resolution} px: they must match to share W")
+        tg.to(self.device).eval().requires_grad_(False)
+        # the teacher's mapping network (nn.Sequential: PixelNorm, then the layers) becomes ours, frozen
+        for i in range(self.cfg.n_mlp):
+            getattr(self.g.mapping, f"fc{i}").load_state_dict(tg.style[i + 1].state_dict())
+        self.g.mapping.w_avg.copy_(tg.w_avg)
+        self.g.mapping.requires_grad_(False)
+        return teacher
+
+    # ------------------------------------------------------------------ one iteration
+
+    def latents(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """W+ in CREPS rows, and the teacher's image of it (None without a teacher)."""
+        if self.teacher is None:
+            z = torch.randn(n, self.cfg.style_dim, generator=self.gen).to(self.device)
+            return self.g.map(z), None
+        tg = self.teacher.generator
+        mix = self.rnd.random() < self.tc.mixing
+        z = torch.randn(n, 2 if mix else 1, self.cfg.style_dim, generator=self.gen).to(self.device)
+        k = self.rnd.randint(1, tg.n_style - 1) if mix else None
+        with torch.no_grad():
+            wplus = tg.latent_to_wplus(z, inject_index=k)
+            target = tg.synthesis(wplus)
+        return self.g.wplus_from_anycost(wplus), target
+
+    def render(self, g: CrepsGenerator, ws: torch.Tensor, res: int) -> torch.Tensor:
+        return g.render(ws, (res, res), tile=res)
+
+    def train_step(self) -> dict:
+        tc, b = self.tc, self.tc.batch
+        res = self.rnd.choice(self.resolutions)
+        stats = {"res": res, "d_loss": 0.0}
+        if self.d is not None:
+            real = downsample(batch_of_step(self.data, self.step, b, self.rank, self.world, tc.data_seed, tc.flip)
+                              .to(self.device), res)
+            self.d.requires_grad_(True)
+            with torch.no_grad():
+                fake = self.render(self.g, self.latents(b)[0], res)
+            d_loss = d_logistic(self.d(real), self.d(fake))
+            apply_loss(self.d, self.d_opt, d_loss)
+            stats["d_loss"] = d_loss.item()
+            if self.step % tc.r1_every == 0:
+                real_r = real.detach().requires_grad_(True)
+                pred = self.d(real_r)
+                r1 = r1_penalty(pred, real_r)
+                apply_loss(self.d, self.d_opt, tc.r1_gamma / 2 * r1 * tc.r1_every + 0 * pred[0])
+                stats["r1"] = r1.item()
+            self.d.requires_grad_(False)
+
+        ws, target = self.latents(b)
+        fake = self.render(self.g, ws, res)
+        g_loss = torch.zeros((), device=self.device)
+        if self.d is not None:
+            g_loss = g_loss + tc.adv_weight * g_nonsaturating(self.d(fake))
+        if target is not None:
+            target = downsample(target, res)
+            distill = F.l1_loss(fake, target) + self.perceptual.distance(fake, target).mean()
+            g_loss = g_loss + tc.distill_weight * distill
+            stats["distill"] = distill.item()
+        apply_loss(self.g, self.g_opt, g_loss)
+        stats["g_loss"] = g_loss.item()
+        if tc.pl_weight > 0 and self.step % tc.pl_every == 0:
+            ws_pl = self.latents(max(1, b // 2))[0].detach().requires_grad_(True)
+            pl, self.mean_path = path_length(self.render(self.g, ws_pl, res), ws_pl, self.mean_path)
+            apply_loss(self.g, self.g_opt, tc.pl_weight * tc.pl_every * pl)
+            stats["pl"] = pl.item()
+        update_ema(self.g_ema, self.g, b * self.world, tc.ema_kimg)
+        self.step += 1
+        return stats
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> Path | None:
+        tc = self.tc
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:
+            used = {"perceptual": self.perceptual.name if self.perceptual else None, "world": self.world}
+            (self.out / "config.json").write_text(json.dumps({**tc.to_dict(), "run": used}, indent=2))
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=tc.iters, initial=self.step, desc="creps", unit="it", dynamic_ncols=True)
+        t_last, n_last, path = time.monotonic(), self.step, None
+        while self.step < tc.iters:
+            stats = self.train_step()
+            if bar:
+                bar.update(1)
+                bar.set_postfix(g=f"{stats['g_loss']:.3f}", res=stats["res"])
+            if self.step % tc.log_every == 0 or self.step == tc.iters:
+                now = time.monotonic()
+                stats["img_per_s"] = round((self.step - n_last) * tc.batch * self.world / max(now - t_last, 1e-9), 2)
+                t_last, n_last = now, self.step
+                stats = {k: (dist.mean(v, self.device) if k.endswith(("loss", "distill")) else v)
+                         for k, v in stats.items()}
+                if self.rank == 0:
+                    with open(self.out / "log.jsonl", "a") as f:
+                        f.write(json.dumps({"step": self.step, "time": time.time(), **stats}) + "\n")
+            if self.step % tc.sample_every == 0 or self.step == tc.iters:
+                self.write_samples()
+            if self.step % tc.checkpoint_every == 0 or self.step == tc.iters:
+                path = self.checkpoint()
+        if bar:
+            bar.close()
+        dist.barrier()
+        return path
+
+    @torch.no_grad()
+    def write_samples(self) -> Path | None:
+        """Fixed latents: the teacher's image (when there is one), then CREPS at res/4, res/2, res
+        and 2x res (every tile shown at 2x res, nearest)."""
+        if self.rank != 0:
+            return None
+        big, tiles = 2 * self.cfg.resolution, []
+        for z in self.sample_z:
+            ws, target = self._sample_latent(z[None].to(self.device))
+            if target is not None:
+                tiles.append(to_pil(target[0]).resize((big, big), 0))
+            for r in (self.cfg.resolution // 4, self.cfg.resolution // 2, self.cfg.resolution, big):
+                tiles.append(to_pil(self.g_ema.render(ws, (r, r))[0]).resize((big, big), 0))
+        path = self.out / "samples" / f"creps-{self.step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        grid(tiles, cols=len(tiles) // len(self.sample_z)).save(path)
+        return path
+
+    def _sample_latent(self, z):
+        if self.teacher is None:
+            return self.g_ema.map(z), None
+        tg = self.teacher.generator
+        wplus = tg.latent_to_wplus(z)
+        return self.g_ema.wplus_from_anycost(wplus), tg.synthesis(wplus)
+
+    def checkpoint(self) -> Path | None:
+        """The EMA generator as a CREPS model file (with the teacher's encoder and directions when it
+        shares the teacher's W), and the full state for an exact --resume."""
+        if self.world > 1:
+            torch.save({"gen": self.gen.get_state()}, self.out / f"rng-rank{self.rank}.pt")
+        if self.rank != 0:
+            dist.barrier()
+            return None
+        meta = {"name": f"{self.out.name}-creps",
+                "training": {"stage": "creps", "step": self.step, "images": self.step * self.tc.batch * self.world,
+                             "world": self.world, "config": self.tc.to_dict(),
+                             "perceptual": self.perceptual.name if self.perceptual else None,
+                             "command": self.history[0]["command"], "commit": self.history[0]["commit"],
+                             "history": self.history}}
+        encoder, extra = None, {}
+        if self.teacher is not None:
+            meta["w_space"] = {"model": self.teacher.name, "source": self.tc.teacher}
+            meta["directions"], extra = teacher_directions(self.teacher, self.cfg.num_ws)
+            encoder = self.teacher.encoder
+        path = save_creps(self.out / "checkpoints" / f"creps-{self.step:07d}.safetensors", self.g_ema, meta,
+                          encoder=encoder, extra_tensors=extra)
+        save_creps(self.out / "latest.safetensors", self.g_ema, meta, encoder=encoder, extra_tensors=extra)
+        state = {"step": self.step, "config": self.tc.to_dict(), "g": self.g.state_dict(),
+                 "g_ema": self.g_ema.state_dict(), "g_opt": self.g_opt.state_dict(),
+                 "d": self.d.state_dict() if self.d else None, "d_opt": self.d_opt.state_dict() if self.d else None,
+                 "gen": self.gen.get_state(), "rnd": plain_rng_state(self.rnd),
+                 "mean_path": self.mean_path.cpu(), "history": self.history}
+        tmp = self.out / (STATE + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.out / STATE)
+        dist.barrier()
+        return path
+
+    @classmethod
+    def resumed(cls, out: Path, changes: dict | None = None, progress: bool = True) -> "CrepsTrainer":
+        changes = {k: v for k, v in (changes or {}).items() if v is not None}
+        if unknown := set(changes) - set(RESUMABLE_CHANGES):
+            raise ValueError(f"a resumed run can change only {', '.join(RESUMABLE_CHANGES)}; "
+                             f"not {', '.join(sorted(unknown))}")
+        saved = cls._read_state(Path(out))["config"]
+        return cls(CrepsTrainConfig.from_dict({**saved, **changes}), out, resume=True, progress=progress)
+
+    @staticmethod
+    def _read_state(out: Path) -> dict:
+        path = out / STATE
+        if not path.is_file():
+            raise FileNotFoundError(f"nothing to resume: {path} does not exist")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def _load_state(self, s: dict) -> None:
+        self.step = int(s["step"])
+        self.g.load_state_dict(s["g"])
+        self.g_ema.load_state_dict(s["g_ema"])
+        self.g_opt.load_state_dict(s["g_opt"])
+        if self.d:
+            self.d.load_state_dict(s["d"])
+            self.d_opt.load_state_dict(s["d_opt"])
+        self.gen.set_state(s["gen"])
+        if self.world > 1 and self.rank > 0:
+            self.gen.set_state(torch.load(self.out / f"rng-rank{self.rank}.pt", weights_only=True)["gen"])
+        set_plain_rng_state(self.rnd, s["rnd"])
+        self.mean_path = s["mean_path"].to(self.device)
