@@ -20,6 +20,10 @@ from .errors import CheckpointError
 from .models.creps import CrepsConfig, CrepsGenerator
 from .models.encoder import Encoder
 
+# the built-in CREPS demo model shipped inside the package (trained by `anycost-train creps --preset creps-demo`)
+BUILTIN_CREPS_DEMO_NAME = "creps-demo"
+BUILTIN_CREPS_DEMO = Path(__file__).parent / "data" / "creps-demo.safetensors"
+
 # built by upstream but never run, or recomputed by us: dropped by the converter
 _UNUSED = ("synthesis.b4.tores.", "synthesis.decoder_8.", "synthesis.b4.input.coords")
 
@@ -73,7 +77,9 @@ def _load_strict(g: CrepsGenerator, sd: dict, source) -> None:
 
 
 def is_creps_spec(spec: str) -> bool:
-    """Does this --model name a CREPS model (random:creps-ARCH[:SEED], or a CREPS file)?"""
+    """Does this --model name a CREPS model (creps-demo, random:creps-ARCH[:SEED], or a CREPS file)?"""
+    if spec == BUILTIN_CREPS_DEMO_NAME and not Path(spec).exists():
+        return True
     if spec.startswith("random:"):
         return spec.split(":")[1].startswith("creps")
     path = Path(spec).expanduser()
@@ -86,8 +92,14 @@ def is_creps_spec(spec: str) -> bool:
 
 
 def open_creps(spec: str, device: str = "cpu") -> CrepsModel:
-    """A CREPS model by file, or random:ARCH[:SEED] with untrained weights (timing, tests)."""
-    if spec.startswith("random:"):
+    """A CREPS model by file, the built-in `creps-demo`, or random:ARCH[:SEED] with untrained
+    weights (timing, tests)."""
+    if spec == BUILTIN_CREPS_DEMO_NAME and not Path(spec).exists():
+        if not BUILTIN_CREPS_DEMO.is_file():
+            raise CheckpointError(f"the built-in CREPS demo model is missing from this installation "
+                                  f"({BUILTIN_CREPS_DEMO}); reinstall anycost, or pass a CREPS model file")
+        model = load_creps(BUILTIN_CREPS_DEMO)
+    elif spec.startswith("random:"):
         from .models.creps import creps_architecture
         parts = spec.split(":")
         try:
@@ -99,6 +111,8 @@ def open_creps(spec: str, device: str = "cpu") -> CrepsModel:
     else:
         model = load_creps(spec)
     model.generator.to(device)
+    if model.encoder is not None:
+        model.encoder.to(device)
     return model
 
 

@@ -85,10 +85,11 @@ def from_official_boundaries(path: Path, n_style: int) -> dict[str, Direction]:
 
 
 def fingerprint(g: Generator) -> str:
-    """A short hash of the mapping network: identifies a model for caches."""
+    """A short hash of the mapping network (`style.` in anycost, `mapping.` in CREPS generators):
+    identifies a W space for caches."""
     h = hashlib.sha1()
     for k, v in g.state_dict().items():
-        if k.startswith("style."):
+        if k.startswith(("style.", "mapping.")):
             h.update(k.encode())
             h.update(v.detach().cpu().float().numpy().tobytes())
     return h.hexdigest()[:16]

@@ -106,6 +106,12 @@ def open_model(spec: str, device: str = "cpu") -> Model:
     return model
 
 
+def open_any(spec: str, device: str = "cpu"):
+    """An anycost model (`open_model`) or a CREPS model (`creps_files.open_creps`), by what `spec` names."""
+    from .creps_files import is_creps_spec, open_creps
+    return open_creps(spec, device) if is_creps_spec(spec) else open_model(spec, device)
+
+
 def random_model(spec: str) -> Model:
     """`random:ARCH[:SEED]`: an untrained generator of a named architecture, seeded."""
     parts = spec.split(":")

@@ -63,6 +63,13 @@ def sub_configs(g: Generator) -> list[tuple[float, int]]:
             if (r, k) != (1.0, g.cfg.resolution)]
 
 
+def report_configs(g: Generator) -> list[tuple[float, int]]:
+    """The previews whose fit is reported: each channel ratio at full resolution, each lower
+    resolution at full width."""
+    lower = [k for k in g.cfg.elastic_resolutions if k != g.cfg.resolution]
+    return [(r, g.cfg.resolution) for r in TRAINED_RATIOS[1:]] + [(1.0, k) for k in lower]
+
+
 def initial_wplus(g: Generator, target: torch.Tensor, encoder=None) -> torch.Tensor:
     """The encoder's W+ guess (the paper's instant projection), else the mean w in every row."""
     if encoder is not None:
@@ -72,21 +79,22 @@ def initial_wplus(g: Generator, target: torch.Tensor, encoder=None) -> torch.Ten
 
 
 def project(
-    g: Generator,
+    g: Generator,                               # or a CREPS generator's SquareView
     target: torch.Tensor,                       # [1, 3, R, R] in [-1, 1], R = the model's resolution
     perceptual: Perceptual,
     options: ProjectionOptions = ProjectionOptions(),
     encoder=None,                               # image -> W+ guess; None = start from the mean w
     progress: Callable[[int, int, float, torch.Tensor | None], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    configs: list[tuple[float, int]] | None = None,   # previews kept faithful; default sub_configs(g)
 ) -> ProjectionResult:
     """Optimize W+ so that the full generator and its sub-generators reproduce `target`."""
     res = g.cfg.resolution
     assert target.shape == (1, 3, res, res), (target.shape, res)
     t0 = time.monotonic()
     rng = random.Random(options.seed)
-    configs = sub_configs(g)
-    targets = {k: downsample(target, k) for k in g.cfg.elastic_resolutions}
+    subs = sub_configs(g) if configs is None else configs
+    targets = {k: downsample(target, k) for k in {res, *(k for _, k in subs)}}
     wplus = initial_wplus(g, target, encoder).requires_grad_(True)
     opt = torch.optim.Adam([wplus], lr=options.lr)
 
@@ -100,8 +108,8 @@ def project(
             raise ProjectionCancelled()
         img = g.synthesis(wplus)
         loss = loss_of(img, target)
-        if options.consistency_weight > 0 and configs:
-            ratio, k = rng.choice(configs)
+        if options.consistency_weight > 0 and subs:
+            ratio, k = rng.choice(subs)
             sub = g.synthesis(wplus, channels=ratio, target_res=k)
             loss = loss + options.consistency_weight * loss_of(sub, targets[k])
         # gradient w.r.t. the latent only: the generator's weights need none
@@ -121,18 +129,19 @@ def project(
             break
     wplus = wplus.detach()
     return ProjectionResult(wplus, step, time.monotonic() - t0, stopped,
-                            fit_metrics(g, wplus, target, perceptual))
+                            fit_metrics(g, wplus, target, perceptual, configs))
 
 
 @torch.no_grad()
-def fit_metrics(g: Generator, wplus: torch.Tensor, target: torch.Tensor, perceptual: Perceptual) -> dict:
-    """PSNR (and the perceptual distance) of the full generator and of each preview configuration."""
+def fit_metrics(g: Generator, wplus: torch.Tensor, target: torch.Tensor, perceptual: Perceptual,
+                configs: list[tuple[float, int]] | None = None) -> dict:
+    """PSNR (and the perceptual distance) of the full generator and of each preview configuration
+    (default `report_configs(g)`)."""
     full = g.synthesis(wplus)
     out = {"psnr": round(psnr(full, target), 3),
            perceptual.name: round(perceptual.distance(full, target).item(), 5)}
     per_config = []
-    lower = [k for k in g.cfg.elastic_resolutions if k != g.cfg.resolution]
-    for ratio, k in [(r, g.cfg.resolution) for r in TRAINED_RATIOS[1:]] + [(1.0, k) for k in lower]:
+    for ratio, k in report_configs(g) if configs is None else configs:
         img = g.synthesis(wplus, channels=ratio, target_res=k)
         per_config.append({"ratio": ratio, "resolution": k, "psnr": round(psnr(img, downsample(target, k)), 3)})
     out["configs"] = per_config

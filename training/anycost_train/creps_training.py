@@ -260,7 +260,8 @@ class CrepsTrainer:
         stats["g_loss"] = g_loss.item()
         if tc.pl_weight > 0 and self.step % tc.pl_every == 0:
             ws_pl = self.latents(max(1, b // 2))[0].detach().requires_grad_(True)
-            pl, self.mean_path = path_length(self.render(self.g, ws_pl, res), ws_pl, self.mean_path)
+            pl, self.mean_path = path_length(self.render(self.g, ws_pl, res), ws_pl, self.mean_path,
+                                             generator=self.gen)
             apply_loss(self.g, self.g_opt, tc.pl_weight * tc.pl_every * pl)
             stats["pl"] = pl.item()
         update_ema(self.g_ema, self.g, b * self.world, tc.ema_kimg)
@@ -332,6 +333,8 @@ class CrepsTrainer:
         """The EMA generator as a CREPS model file (with the teacher's encoder and directions when it
         shares the teacher's W), and the full state for an exact --resume."""
         if self.world > 1:
+            value = dist.check_replicas([m for m in (self.g, self.d, self.g_ema) if m is not None])
+            (self.out / f"replica-rank{self.rank}.txt").write_text(f"{self.step} {value!r}\n")
             torch.save({"gen": self.gen.get_state()}, self.out / f"rng-rank{self.rank}.pt")
         if self.rank != 0:
             dist.barrier()

@@ -183,7 +183,7 @@ class Trainer:
             z, k = self.latents(max(1, b // 2))
             wplus = self.g.latent_to_wplus(z, inject_index=k).detach().requires_grad_(True)
             pl, self.mean_path = path_length(self.g.synthesis(wplus, noise="random", generator=self.gen),
-                                             wplus, self.mean_path)
+                                             wplus, self.mean_path, generator=self.gen)
             self._apply(self.g, self.g_opt, tc.pl_weight * tc.pl_every * pl)
             stats["pl"] = pl.item()
 

@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import torch
 
-    from ..hub import DEFAULT_MODEL, open_model
+    from ..hub import DEFAULT_MODEL, open_any
     from ..paths import keys_dir, state_dir
     from ..perceptual import make_perceptual
     from ..service.engine import Engine
@@ -60,7 +60,7 @@ def run(args) -> int:
     specs = args.models or [DEFAULT_MODEL]
     models = {}
     for spec in specs:
-        m = open_model(spec, device=args.device)
+        m = open_any(spec, device=args.device)
         models[m.name if m.name not in models else spec] = m
     engine = Engine(models, SessionStore(state_dir() / "sessions", args.max_sessions),
                     make_perceptual(device=args.device), state_dir(), args.device, args.max_image_pixels,

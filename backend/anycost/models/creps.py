@@ -287,6 +287,17 @@ class CrepsGenerator(nn.Module):
         z = torch.randn(n, self.cfg.style_dim, generator=torch.Generator().manual_seed(seed))
         self.mapping.w_avg.copy_(self.mapping(z.to(self.mapping.w_avg.device)).mean(0))
 
+    # ------------------------------------------------------------------ what editing shares with
+    # anycost.models.Generator (W+ rows, mean w)
+
+    @property
+    def n_style(self) -> int:
+        return self.cfg.num_ws
+
+    @property
+    def w_avg(self) -> torch.Tensor:
+        return self.mapping.w_avg
+
     # ------------------------------------------------------------------ line branch
 
     def prepare(self, ws: torch.Tensor, height: int, width: int, chunk: int = 2048) -> LineCache:
@@ -380,3 +391,26 @@ class CrepsGenerator(nn.Module):
             if progress:
                 progress(i + 1, len(spans))
         return out
+
+
+class SquareView:
+    """A CREPS generator seen the way projection sees an anycost generator: `synthesis(wplus,
+    channels, target_res)` draws the square image (CREPS has no channel sub-networks, so only
+    channels 1.0, at any resolution). A view, because `synthesis` is the generator's submodule."""
+
+    def __init__(self, g: CrepsGenerator):
+        self.g, self.cfg = g, g.cfg
+
+    @property
+    def n_style(self) -> int:
+        return self.g.n_style
+
+    @property
+    def w_avg(self) -> torch.Tensor:
+        return self.g.w_avg
+
+    def synthesis(self, wplus: torch.Tensor, channels: float = 1.0, target_res: int | None = None) -> torch.Tensor:
+        if channels != 1.0:
+            raise ValueError("a CREPS generator has no channel sub-networks (channels must be 1.0)")
+        r = target_res or self.cfg.resolution
+        return self.g.render(wplus, (r, r), tile=r)

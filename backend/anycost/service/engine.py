@@ -13,12 +13,14 @@ from PIL import Image as PILImage
 
 from .. import protocol as P
 from ..checkpoints import Model
+from ..creps_files import CrepsModel
 from ..editing import Direction, apply_edit, from_model_file, from_official_boundaries, pca_directions
 from ..hub import cache_dir
 from ..imaging import from_pil, to_pil
 from ..perceptual import Perceptual
-from ..projection import ProjectionCancelled, ProjectionOptions, project
-from .calibration import SubConfig, calibrate, pick, rank_configs
+from ..projection import ProjectionCancelled, ProjectionOptions
+from .calibration import SubConfig
+from .served import ServedAnycost, ServedCreps, ServedModel
 from .sessions import Session, SessionStore
 
 log = logging.getLogger("anycost.backend")
@@ -26,26 +28,7 @@ log = logging.getLogger("anycost.backend")
 Emit = Callable[[dict], None]
 MAX_STEPS = 2000
 MAX_OUTPUT_PIXELS = 8192 * 8192
-
-
-@dataclass
-class ServedModel:
-    name: str
-    model: Model
-    directions: dict[str, Direction]
-    ranked: list[SubConfig] | None = None        # None until calibrated
-
-    @property
-    def g(self):
-        return self.model.generator
-
-    def describe(self) -> dict:
-        cfg = self.g.cfg
-        return {"name": self.name, "resolution": cfg.resolution, "style_dim": cfg.style_dim,
-                "n_style": cfg.n_style, "untrained": bool(self.model.metadata.get("untrained")),
-                "has_encoder": self.model.encoder is not None,
-                "directions": [d.describe() for d in self.directions.values()],
-                "configs": [c.describe() for c in self.ranked] if self.ranked else None}
+MAX_SUPERSAMPLE = 4
 
 
 @dataclass
@@ -60,7 +43,7 @@ class Job:
 
 
 class Engine:
-    def __init__(self, models: dict[str, Model], sessions: SessionStore, perceptual: Perceptual,
+    def __init__(self, models: dict[str, Model | CrepsModel], sessions: SessionStore, perceptual: Perceptual,
                  state: Path, device: str = "cpu", max_pixels: int = 4096 * 4096,
                  refine_budget_ms: float = 1000.0, default_steps: int = 100):
         self.sessions = sessions
@@ -73,7 +56,8 @@ class Engine:
         self.models: dict[str, ServedModel] = {}
         for name, m in models.items():
             m.generator.to(device).eval().requires_grad_(False)
-            self.models[name] = ServedModel(name, m, load_directions(m))
+            kind = ServedCreps if isinstance(m, CrepsModel) else ServedAnycost
+            self.models[name] = kind(name, m, load_directions(m))
         self.default_model = next(iter(self.models))
         self.ready = threading.Event()
 
@@ -81,8 +65,7 @@ class Engine:
 
     def calibrate_all(self) -> None:
         for sm in self.models.values():
-            latency = calibrate(sm.g, self.state / "calibration", log=log.info)
-            sm.ranked = rank_configs(sm.g, latency, sm.model.metadata)
+            sm.calibrate(self.state, log=log.info)
         self.ready.set()
 
     def served(self, name: str | None) -> ServedModel:
@@ -103,7 +86,7 @@ class Engine:
             raise P.ProtocolError(P.BAD_REQUEST, f"'steps' must be in 0..{MAX_STEPS}, got {steps}")
         time_limit = P.field(msg, "time_limit_s", float, required=False, default=120.0)
         preview_every = max(1, P.field(msg, "preview_every", int, required=False, default=10))
-        res = sm.g.cfg.resolution
+        res = sm.resolution
         crop = decode_image(image).crop((x, y, x + w, y + h)).resize((res, res), PILImage.LANCZOS)
         target = from_pil(crop)[None].to(self.device)
 
@@ -115,15 +98,15 @@ class Engine:
 
         opts = ProjectionOptions(steps=steps, time_limit_s=time_limit, preview_every=preview_every)
         try:
-            result = project(sm.g, target, self.perceptual, opts, encoder=sm.model.encoder, progress=progress,
-                             should_stop=job.cancel.is_set)
+            result = sm.project(target, self.perceptual, opts, progress=progress, should_stop=job.cancel.is_set)
         except ProjectionCancelled:
             raise P.ProtocolError(P.CANCELLED, "projection cancelled") from None
         metrics = dict(result.metrics, steps=result.steps, seconds=round(result.seconds, 3), stopped=result.stopped,
                        perceptual=self.perceptual.name)
         session = self.sessions.create(sm.name, result.wplus, (x, y, w, h), (image.w, image.h), metrics)
-        with torch.inference_mode():
-            recon = sm.g.synthesis(result.wplus.to(self.device))
+        with torch.inference_mode():     # a CREPS model shows it at preview size: a final can be large
+            config = sm.preview_config(self.refine_budget_ms) if sm.kind == "creps" else None
+            recon = sm.draw(result.wplus.to(self.device), config, (w, h))
         return {"session": session.id, "model": sm.name, "region": [x, y, w, h],
                 "reconstruction": encode_image(recon, (w, h)).to_dict(), "metrics": metrics,
                 "directions": [d.describe() for d in sm.directions.values()]}
@@ -158,34 +141,45 @@ class Engine:
             raise P.ProtocolError(P.BAD_REQUEST, "'budget_ms' must be positive")
         size = self.output_size(job.msg, None)
         self.sessions.set_values(s, values)
-        return self._render(sm, s, values, pick(sm.ranked, budget), size, refined=False)
+        return self._render(sm, s, values, sm.preview_config(budget), size, refined=False)
 
     def refine(self, job: Job) -> dict:
         """A better preview of the last edit, sent unasked once the user pauses."""
         s, sm, values = self.session_and_values(job.msg)
         size = self.output_size(job.msg, None)
-        return self._render(sm, s, values, pick(sm.ranked, self.refine_budget_ms), size, refined=True)
+        return self._render(sm, s, values, sm.preview_config(self.refine_budget_ms), size, refined=True)
 
     def render(self, job: Job, emit: Emit) -> dict:
+        """The final image: the full generator (resized to `size`), or a CREPS model drawn at exactly
+        `size`, tile by tile, with `progress` messages ({tile, tiles}) and cancellable between tiles."""
         s, sm, values = self.session_and_values(job.msg)
         size = self.output_size(job.msg, (s.region[2], s.region[3]))
+        supersample = P.field(job.msg, "supersample", int, required=False, default=1)
+        if not 1 <= supersample <= MAX_SUPERSAMPLE:
+            raise P.ProtocolError(P.BAD_REQUEST, f"'supersample' must be in 1..{MAX_SUPERSAMPLE}, got {supersample}")
+        if supersample > 1 and sm.kind != "creps":
+            raise P.ProtocolError(P.BAD_REQUEST, f"'supersample' needs a CREPS model; {sm.name} is an anycost generator")
         self.sessions.set_values(s, values)
-        full = SubConfig(1.0, sm.g.cfg.resolution, 0.0, 0.0)
-        return self._render(sm, s, values, full, size, refined=False)
 
-    def _render(self, sm: ServedModel, s: Session, values: dict, config: SubConfig, size, refined: bool) -> dict:
+        def progress(done: int, total: int) -> None:
+            if job.cancel.is_set():
+                raise P.ProtocolError(P.CANCELLED, "render cancelled")
+            emit(P.reply(job.id, P.PROGRESS, data={"tile": done, "tiles": total}))
+
+        return self._render(sm, s, values, None, size, refined=False, supersample=supersample, progress=progress)
+
+    def _render(self, sm: ServedModel, s: Session, values: dict, config: SubConfig | None, size, refined: bool,
+                supersample: int = 1, progress=None) -> dict:
         t0 = time.perf_counter()
         with torch.inference_mode():
             wplus = apply_edit(s.wplus.to(self.device), sm.directions, values)
-            img = sm.g.synthesis(wplus, channels=config.ratio, target_res=config.resolution)
+            img = sm.draw(wplus, config, size, supersample, progress)
         render_ms = (time.perf_counter() - t0) * 1000
         return {"session": s.id, "image": encode_image(img, size).to_dict(), "render_ms": round(render_ms, 2),
-                "config": {"ratio": config.ratio, "resolution": config.resolution,
-                           "full": (config.ratio, config.resolution) == (1.0, sm.g.cfg.resolution)},
-                "refined": refined, "values": values}
+                "config": sm.describe_config(config, size), "refined": refined, "values": values}
 
 
-def load_directions(m: Model) -> dict[str, Direction]:
+def load_directions(m: Model | CrepsModel) -> dict[str, Direction]:
     """The model's own directions; else an official boundary file placed next to the official
     generator in the model folder (`boundary_<name>.pt`); else PCA directions of W, cached."""
     n_style = m.generator.n_style

@@ -19,7 +19,6 @@ import zmq
 from .. import __version__
 from .. import protocol as P
 from ..bench import p95
-from .calibration import pick
 from .engine import Engine, Job
 
 log = logging.getLogger("anycost.backend")
@@ -301,7 +300,7 @@ class Server:
         if data["config"]["full"] or self.refine_delay_s < 0:
             return
         sm = self.engine.served(self.engine.sessions.get(job.session).model)
-        better = pick(sm.ranked, self.engine.refine_budget_ms)
+        better = sm.preview_config(self.engine.refine_budget_ms)
         if (better.ratio, better.resolution) == (data["config"]["ratio"], data["config"]["resolution"]):
             return
         with self.cond:

@@ -1,0 +1,168 @@
+"""The models a daemon serves, behind one surface: calibrate, project, draw a preview or a final.
+
+- `ServedAnycost`: an anycost generator. Previews are sub-generators (fewer channels, lower
+  resolution) chosen by measured latency; the final is the full generator, resized to the size
+  asked for.
+- `ServedCreps`: a CREPS generator. A preview is the same continuous image drawn at a lower
+  resolution (the largest that fits the budget); the final is drawn at exactly the size asked for,
+  tile by tile with progress, so nothing is resampled.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..bench import cpu_name
+from ..editing import Direction, fingerprint
+from ..models.creps import SquareView
+from ..perceptual import Perceptual
+from ..projection import ProjectionOptions, ProjectionResult, project
+from .calibration import SubConfig, calibrate, pick, rank_configs
+
+Progress = Callable[[int, int], None]
+CREPS_PREVIEW_SIZES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+
+
+@dataclass
+class ServedModel:
+    """What every served model offers the engine."""
+    name: str
+    model: object                                   # checkpoints.Model or creps_files.CrepsModel
+    directions: dict[str, Direction]
+    ranked: list[SubConfig] | None = field(default=None)   # None until calibrated
+    kind = "anycost"
+
+    @property
+    def g(self):
+        return self.model.generator
+
+    @property
+    def resolution(self) -> int:
+        return self.g.cfg.resolution
+
+    @property
+    def n_style(self) -> int:
+        return self.g.n_style
+
+    @property
+    def has_encoder(self) -> bool:
+        return self.model.encoder is not None
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "resolution": self.resolution,
+                "style_dim": self.g.cfg.style_dim, "n_style": self.n_style,
+                "untrained": bool(self.model.metadata.get("untrained")), "has_encoder": self.has_encoder,
+                "any_size": self.kind == "creps", "w_space": (self.model.metadata.get("w_space") or {}).get("model"),
+                "directions": [d.describe() for d in self.directions.values()],
+                "configs": [c.describe() for c in self.ranked] if self.ranked else None}
+
+    def preview_config(self, budget_ms: float) -> SubConfig:
+        return pick(self.ranked, budget_ms)
+
+    def describe_config(self, config: SubConfig | None, size: tuple[int, int] | None) -> dict:
+        """What drew an image (config None: the final render), as `edit`/`render` results say it."""
+        if config is None:
+            return {"ratio": 1.0, "resolution": self.resolution, "full": True}
+        return {"ratio": config.ratio, "resolution": config.resolution,
+                "full": (config.ratio, config.resolution) == (1.0, self.resolution)}
+
+
+class ServedAnycost(ServedModel):
+    kind = "anycost"
+
+    def calibrate(self, state: Path, log=None) -> None:
+        self.ranked = rank_configs(self.g, calibrate(self.g, state / "calibration", log=log), self.model.metadata)
+
+    def project(self, target: torch.Tensor, perceptual: Perceptual, opts: ProjectionOptions,
+                progress=None, should_stop=None) -> ProjectionResult:
+        return project(self.g, target, perceptual, opts, encoder=self.model.encoder, progress=progress,
+                       should_stop=should_stop)
+
+    def draw(self, wplus: torch.Tensor, config: SubConfig | None, size: tuple[int, int] | None,
+             supersample: int = 1, progress: Progress | None = None) -> torch.Tensor:
+        """The sub-generator's image (config None: the full generator); the caller resizes it to `size`."""
+        if config is None:
+            return self.g.synthesis(wplus)
+        return self.g.synthesis(wplus, channels=config.ratio, target_res=config.resolution)
+
+
+class ServedCreps(ServedModel):
+    kind = "creps"
+
+    @property
+    def calibrate(self, state: Path, log=None, repeats: int = 2) -> None:
+        """Median time of a square render at each preview size (cached per machine and model);
+        bigger is better. Sizes past twice the native resolution are not offered as previews."""
+        g = self.g
+        threads, device = torch.get_num_threads(), g.w_avg.device.type
+        key = f"creps-{fingerprint(g)}-{_weights_hash(g)}-{cpu_name().replace(' ', '_').replace('/', '_')}" \
+              f"-{device}-{threads}t"
+        cache = state / "calibration" / f"{key}.json"
+        sizes = [s for s in CREPS_PREVIEW_SIZES if s <= 2 * self.resolution]
+        latency = None
+        if cache.is_file():
+            try:
+                latency = {int(k): float(v) for k, v in json.loads(cache.read_text())["latency"].items()}
+            except (ValueError, KeyError, TypeError, AttributeError):
+                latency = None
+        if latency is None or set(latency) != set(sizes):
+            ws = g.map(torch.zeros(1, g.cfg.style_dim, device=g.w_avg.device))
+            times = {s: [] for s in sizes}
+            with torch.inference_mode():
+                g.render(ws, (sizes[0], sizes[0]))                       # warm-up
+                for _ in range(repeats):
+                    for s in sizes:
+                        t0 = time.perf_counter()
+                        g.render(ws, (s, s))
+                        times[s].append((time.perf_counter() - t0) * 1000)
+            latency = {s: statistics.median(v) for s, v in times.items()}
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps({"latency": {str(k): v for k, v in latency.items()}, "threads": threads}))
+            if log:
+                log(f"calibrated {len(sizes)} CREPS preview sizes of {self.name}")
+        self.ranked = sorted((SubConfig(1.0, s, ms, float(s)) for s, ms in latency.items()),
+                             key=lambda c: (-c.quality, c.latency_ms))
+
+    def project(self, target: torch.Tensor, perceptual: Perceptual, opts: ProjectionOptions,
+                progress=None, should_stop=None) -> ProjectionResult:
+        """The encoder's guess (a W-space-sharing model's encoder speaks anycost rows), then
+        optimization with the image kept faithful at half and quarter resolution too: the previews."""
+        g, enc = self.g, self.model.encoder
+        encoder = (lambda x: g.wplus_from_anycost(enc(x))) if enc is not None else None
+        r = self.resolution
+        configs = [(1.0, r // 2), (1.0, r // 4)] if r >= 32 else []
+        return project(SquareView(g), target, perceptual, opts, encoder=encoder, progress=progress,
+                       should_stop=should_stop, configs=configs)
+
+    def describe_config(self, config: SubConfig | None, size: tuple[int, int] | None) -> dict:
+        w, h = size if size is not None else (self.resolution, self.resolution)
+        if config is None:
+            return {"ratio": 1.0, "resolution": max(w, h), "size": [w, h], "full": True}
+        return {"ratio": 1.0, "resolution": config.resolution, "full": False}
+
+    def draw(self, wplus: torch.Tensor, config: SubConfig | None, size: tuple[int, int] | None,
+             supersample: int = 1, progress: Progress | None = None) -> torch.Tensor:
+        """A preview: the image at `config.resolution` on its longer side, in `size`'s aspect. The
+        final (config None): exactly `size` (w, h), tiled, with progress after each tile."""
+        w, h = size if size is not None else (self.resolution, self.resolution)
+        if config is None:
+            return self.g.render(wplus, (h, w), supersample=supersample, progress=progress)
+        s = config.resolution
+        ph, pw = (s, max(1, round(s * w / h))) if h >= w else (max(1, round(s * h / w)), s)
+        return self.g.render(wplus, (ph, pw))
+
+
+def _weights_hash(g) -> str:
+    """CREPS models sharing a W space share the mapping's fingerprint: the synthesis tells them apart."""
+    import hashlib
+    h = hashlib.sha1()
+    for k, v in g.state_dict().items():
+        if k.startswith("synthesis.") and k.endswith("weight"):
+            h.update(v.detach().cpu().float().numpy().tobytes()[:4096])
+    return h.hexdigest()[:12]
