@@ -197,9 +197,16 @@ class EditController:
             raise HostError("Nothing to apply: project a layer first")
         w, h = self.region[2], self.region[3]
         self._set(APPLYING, "Rendering at full quality…")
+        self.progress.emit(0.0)
         values = dict(self.values)
         self.socket.send("render", {"session": self.session, "values": values, "size": [w, h]},
-                         lambda data: self._on_rendered(data, values, feather), self._on_render_error)
+                         lambda data: self._on_rendered(data, values, feather), self._on_render_error,
+                         self._on_render_progress)
+
+    def _on_render_progress(self, data: dict) -> None:
+        """A model drawn tile by tile (CREPS at the selection's size) reports each tile."""
+        tiles = max(1, int(data.get("tiles") or 1))
+        self.progress.emit(min(1.0, int(data.get("tile", 0)) / tiles))
 
     def _on_rendered(self, data: dict, values: dict, feather: int) -> None:
         if not self._host_alive():

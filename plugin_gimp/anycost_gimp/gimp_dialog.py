@@ -163,7 +163,7 @@ class EditDialog:
     def _on_phase(self, phase: str, message: str) -> None:
         if message or phase == IDLE:
             self._say(message)
-        self.progress.set_visible(phase == PROJECTING)
+        self.progress.set_visible(phase in (PROJECTING, APPLYING))
         self._enable()
 
     def _enable(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from anycost_plugin.connection import CONNECTED, Connection
-from anycost_plugin.controller import EDITING, IDLE, PROJECTING, EditController, HostError
+from anycost_plugin.controller import APPLYING, EDITING, IDLE, PROJECTING, EditController, HostError
 from anycost_plugin.settings import BUDGET_CHOICES, Settings, budget_label
 
 from .qt import (HORIZONTAL, QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
@@ -202,7 +202,7 @@ class AnycostPanel(QWidget):
         if message or phase == IDLE:
             self._say(message, error=self.controller.error)
         self.cancel_button.setVisible(phase == PROJECTING)
-        self.progress.setVisible(phase == PROJECTING)
+        self.progress.setVisible(phase in (PROJECTING, APPLYING))
         self._enable()
 
     def _on_preview(self, info: dict) -> None:

@@ -83,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("--out", type=Path, required=True, help="markdown file; figures go to a folder named like it")
     mc.add_argument("--projections", type=int, default=6)
 
+    cc = sub.add_parser("creps-card", help="a CREPS model's page: sizes, scale consistency, agreement with the "
+                                           "anycost model whose W space it shares")
+    cc.add_argument("--model", required=True, help="CREPS model file (or creps-demo)")
+    cc.add_argument("--out", type=Path, required=True, help="markdown file; figures go to a folder named like it")
+    cc.add_argument("--latents", type=int, default=16, help="random latents for the agreement figures")
+    cc.add_argument("--faces", type=int, default=4, help="held-out faces to project and edit")
+    cc.add_argument("--steps", type=int, default=50, help="projection steps per face")
+
     b = sub.add_parser("bench", help="training throughput (images/s) of each stage on this machine")
     b.add_argument("--preset", choices=list(PRESETS), default="demo")
     b.add_argument("--iters", type=int, default=6, help="timed iterations per stage (after 2 warm-up)")
@@ -109,7 +117,7 @@ def main(argv=None) -> int:
             torch.set_num_threads(args.threads)
         commands = {"make-dataset": make_dataset_cmd, "train": train_cmd, "creps": creps_cmd, "bench": bench_cmd,
                     "encoder": encoder_cmd, "directions": directions_cmd, "report": report_cmd,
-                    "release": release_cmd, "model-card": model_card_cmd}
+                    "release": release_cmd, "model-card": model_card_cmd, "creps-card": creps_card_cmd}
         return commands[args.command](args)
     except (AnycostError, ValueError, FileNotFoundError) as e:
         sys.stderr.write(f"anycost-train: error: {e}\n")
@@ -229,6 +237,12 @@ def release_cmd(args) -> int:
 def model_card_cmd(args) -> int:
     from .model_card import write_model_card
     print(f"wrote {write_model_card(args.model, args.out, args.projections)}")
+    return 0
+
+
+def creps_card_cmd(args) -> int:
+    from .creps_card import write_creps_card
+    print(f"wrote {write_creps_card(args.model, args.out, args.latents, args.faces, args.steps, log_fn=print)}")
     return 0
 
 

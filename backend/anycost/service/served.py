@@ -95,7 +95,6 @@ class ServedAnycost(ServedModel):
 class ServedCreps(ServedModel):
     kind = "creps"
 
-    @property
     def calibrate(self, state: Path, log=None, repeats: int = 2) -> None:
         """Median time of a square render at each preview size (cached per machine and model);
         bigger is better. Sizes past twice the native resolution are not offered as previews."""
@@ -126,8 +125,12 @@ class ServedCreps(ServedModel):
             cache.write_text(json.dumps({"latency": {str(k): v for k, v in latency.items()}, "threads": threads}))
             if log:
                 log(f"calibrated {len(sizes)} CREPS preview sizes of {self.name}")
-        self.ranked = sorted((SubConfig(1.0, s, ms, float(s)) for s, ms in latency.items()),
-                             key=lambda c: (-c.quality, c.latency_ms))
+        # a bigger render is never really faster: a dip is timer noise, so latency is made non-decreasing
+        ranked, slowest = [], 0.0
+        for s in sorted(latency):
+            slowest = max(slowest, latency[s])
+            ranked.append(SubConfig(1.0, s, slowest, float(s)))
+        self.ranked = ranked[::-1]
 
     def project(self, target: torch.Tensor, perceptual: Perceptual, opts: ProjectionOptions,
                 progress=None, should_stop=None) -> ProjectionResult:

@@ -1,0 +1,179 @@
+"""A CREPS model's page under docs/ (`anycost-train creps-card`): the same image at several sizes,
+scale consistency against the anycost generator followed by bicubic upscaling, and, for a model
+trained in an anycost model's W space, how closely the two agree on the same latents (random and
+projected-then-edited ones)."""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from anycost.bench import cpu_name
+from anycost.creps_files import open_creps
+from anycost.editing import apply_edit, from_model_file
+from anycost.hub import open_model
+from anycost.imaging import grid, to_pil
+from anycost.perceptual import make_perceptual
+from anycost.projection import ProjectionOptions, project, psnr
+
+from .faces import faces_of_latents
+from .report import HELD_OUT_SEED
+
+CONSISTENCY_SIZES = (32, 64, 128, 256, 512)
+GRID_SIZES = (32, 64, 128, 256, 512)
+LATENT_SEED = 424242
+
+
+def box_down(img: torch.Tensor, size: int) -> torch.Tensor:
+    return F.avg_pool2d(img, img.shape[-1] // size)
+
+
+def bicubic(img: torch.Tensor, size: int) -> torch.Tensor:
+    return F.interpolate(img, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+def anycost_at(g, wplus: torch.Tensor, size: int) -> torch.Tensor:
+    """What the anycost pipeline shows at `size`: the sub-generator of that resolution when it has
+    one (its previews), else the full output resized bicubically (its finals)."""
+    if size in g.cfg.elastic_resolutions:
+        return g.synthesis(wplus, target_res=size)
+    return bicubic(g.synthesis(wplus), size)
+
+
+@torch.no_grad()
+def scale_consistency(creps, anycost, latents: torch.Tensor) -> list[dict]:
+    """Per size s: PSNR of the 2s image box-downsampled to s against the s image itself, for CREPS
+    and for the anycost pipeline (mean over the latents)."""
+    rows = []
+    for s in CONSISTENCY_SIZES:
+        c_vals, a_vals = [], []
+        for wplus in latents:
+            ws = creps.wplus_from_anycost(wplus)
+            c_vals.append(psnr(box_down(creps.render(ws, (2 * s, 2 * s)), s), creps.render(ws, (s, s))))
+            if anycost is not None:
+                a_vals.append(psnr(box_down(anycost_at(anycost, wplus, 2 * s), s), anycost_at(anycost, wplus, s)))
+        rows.append({"size": s, "creps_psnr": round(statistics.mean(c_vals), 2),
+                     "anycost_psnr": round(statistics.mean(a_vals), 2) if a_vals else None})
+    return rows
+
+
+@torch.no_grad()
+def agreement(creps, anycost, wpluses: list[torch.Tensor], perceptual) -> dict:
+    """PSNR and perceptual distance between CREPS and the anycost generator on the same W+, at the
+    anycost resolution (CREPS drawn there directly)."""
+    r = anycost.cfg.resolution
+    p, d = [], []
+    for wplus in wpluses:
+        a = anycost.synthesis(wplus)
+        c = creps.render(creps.wplus_from_anycost(wplus), (r, r))
+        p.append(psnr(c, a))
+        d.append(perceptual.distance(c.clamp(-1, 1), a.clamp(-1, 1)).item())
+    return {"psnr": round(statistics.mean(p), 2), "psnr_min": round(min(p), 2),
+            "distance": round(statistics.mean(d), 4), "n": len(wpluses)}
+
+
+def projected_and_edited(anycost_model, n: int, steps: int, perceptual) -> list[torch.Tensor]:
+    """Held-out procedural faces projected with the anycost model, then each direction moved +2."""
+    g = anycost_model.generator
+    dirs = from_model_file(anycost_model.metadata, anycost_model.extra_tensors, g.n_style)
+    z = torch.randn(n, g.cfg.style_dim, generator=torch.Generator().manual_seed(HELD_OUT_SEED))
+    faces = faces_of_latents(z, g.cfg.resolution)
+    out = []
+    for face in faces:
+        res = project(g, face[None], perceptual, ProjectionOptions(steps=steps), encoder=anycost_model.encoder)
+        out.append(res.wplus)
+        out += [apply_edit(res.wplus, dirs, {name: 2.0}) for name in list(dirs)[:2]]
+    return out
+
+
+@torch.no_grad()
+def size_strip(creps, wplus: torch.Tensor, show: int = 256) -> Image.Image:
+    """One latent at each of GRID_SIZES, every tile shown at `show` px (nearest: pixels stay pixels)."""
+    ws = creps.wplus_from_anycost(wplus)
+    return grid([to_pil(creps.render(ws, (s, s))[0]).resize((show, show), Image.NEAREST) for s in GRID_SIZES],
+                cols=len(GRID_SIZES))
+
+
+@torch.no_grad()
+def zoom_compare(creps, anycost, wplus: torch.Tensor, final: int = 512, crop: int = 160) -> Image.Image:
+    """The centre crop of a `final` px final: anycost output resized bicubically | CREPS drawn at that size."""
+    a = to_pil(bicubic(anycost.synthesis(wplus), final)[0])
+    c = to_pil(creps.render(creps.wplus_from_anycost(wplus), (final, final))[0])
+    box = ((final - crop) // 2, (final - crop) // 3, (final + crop) // 2, (final - crop) // 3 + crop)
+    return grid([a.crop(box).resize((2 * crop, 2 * crop), Image.NEAREST),
+                 c.crop(box).resize((2 * crop, 2 * crop), Image.NEAREST)], cols=2)
+
+
+def write_creps_card(model_spec: str, out: Path, n_latents: int = 16, n_faces: int = 4, steps: int = 50,
+                     log_fn=print) -> Path:
+    torch.set_grad_enabled(True)
+    t0 = time.time()
+    model = open_creps(model_spec)
+    creps = model.generator
+    w_space = (model.metadata.get("w_space") or {}).get("model")
+    anycost_model = open_model(w_space) if w_space else None
+    anycost = anycost_model.generator if anycost_model else None
+    if anycost is not None:
+        anycost.requires_grad_(False)
+        z = torch.randn(n_latents, creps.cfg.style_dim, generator=torch.Generator().manual_seed(LATENT_SEED))
+        latents = [anycost.latent_to_wplus(zz[None]) for zz in z]
+    else:
+        z = torch.randn(n_latents, creps.cfg.style_dim, generator=torch.Generator().manual_seed(LATENT_SEED))
+        with torch.no_grad():
+            latents = [creps.map(zz[None])[:, :-1] for zz in z]
+    figures = out.with_suffix("")
+    figures.mkdir(parents=True, exist_ok=True)
+    log_fn("scale consistency ...")
+    consistency = scale_consistency(creps, anycost, latents[:8])
+    size_strip(creps, latents[0]).save(figures / "sizes.png")
+    lines = [f"# The CREPS model `{model.name}`", "",
+             f"Regenerate this page: `anycost-train creps-card --model {model_spec} --out {out}`", "",
+             f"Figures made {time.strftime('%Y-%m-%d')} on {cpu_name()} ({torch.get_num_threads()} threads). Training: "
+             f"{(model.metadata.get('training') or {}).get('images', '?')} images, "
+             f"`{(model.metadata.get('training') or {}).get('command', '?')}`.", "",
+             "## One latent at 32, 64, 128, 256 and 512 px", "",
+             "The same continuous image sampled on finer grids (each shown at 256 px, nearest neighbour).", "",
+             "![sizes](" + f"{figures.name}/sizes.png)", "",
+             "## Scale consistency", "",
+             "PSNR (dB) of the image at 2s, box-downsampled to s, against the image drawn at s; mean over "
+             f"{len(latents[:8])} latents. CREPS draws both. The anycost pipeline draws a sub-generator where "
+             "one exists for that size (its previews) and otherwise resizes its full output bicubically "
+             "(its finals). Higher = a small preview shows what the large final will be.", "",
+             "| s | CREPS | anycost + bicubic |", "|---|---|---|"]
+    for r in consistency:
+        lines.append(f"| {r['size']} | {r['creps_psnr']:.2f} | "
+                     f"{'' if r['anycost_psnr'] is None else format(r['anycost_psnr'], '.2f')} |")
+    if anycost is not None:
+        perceptual = make_perceptual()
+        log_fn("agreement on random latents ...")
+        random_agree = agreement(creps, anycost, latents, perceptual)
+        log_fn("projecting held-out faces ...")
+        edited = projected_and_edited(anycost_model, n_faces, steps, perceptual)
+        edited_agree = agreement(creps, anycost, edited, perceptual)
+        zoom_compare(creps, anycost, edited[0]).save(figures / "zoom.png")
+        pairs = []
+        with torch.no_grad():
+            for wplus in edited[:6]:
+                pairs += [to_pil(anycost.synthesis(wplus)[0]),
+                          to_pil(creps.render(creps.wplus_from_anycost(wplus), (anycost.cfg.resolution,) * 2)[0])]
+        grid(pairs, cols=6).save(figures / "pairs.png")
+        lines += ["", f"## Agreement with `{w_space}` (the anycost model whose W space it shares)", "",
+                  f"CREPS drawn at {anycost.cfg.resolution} px against the anycost generator's output for the same "
+                  f"W+. Perceptual distance: {perceptual.name}.", "",
+                  "| latents | n | PSNR mean (dB) | PSNR worst | perceptual distance |", "|---|---|---|---|---|",
+                  f"| random (z ~ N(0, I)) | {random_agree['n']} | {random_agree['psnr']:.2f} | "
+                  f"{random_agree['psnr_min']:.2f} | {random_agree['distance']:.4f} |",
+                  f"| held-out faces projected ({steps} steps), and each moved +2 along two directions | "
+                  f"{edited_agree['n']} | {edited_agree['psnr']:.2f} | {edited_agree['psnr_min']:.2f} | "
+                  f"{edited_agree['distance']:.4f} |", "",
+                  "Pairs (anycost | CREPS) of a projected face and its edits:", "",
+                  f"![pairs]({figures.name}/pairs.png)", "",
+                  "A 512 px final, centre crop: the anycost output resized bicubically | CREPS drawn at 512 px:", "",
+                  f"![zoom]({figures.name}/zoom.png)"]
+    lines += ["", f"Whole page: {time.time() - t0:.0f} s."]
+    out.write_text("\n".join(lines) + "\n")
+    return out
