@@ -32,20 +32,28 @@ def run(args) -> int:
         print(f"{args.name}: {path}")
         return 0
     print(f"model folder: {hub.cache_dir()}")
-    demo = "built in" if hub.BUILTIN_DEMO.is_file() else f"missing ({hub.BUILTIN_DEMO})"
-    print(f"  {DEFAULT_MODEL:34s} {'':11s}  {demo}")
+    from ..creps_files import BUILTIN_CREPS_DEMO, BUILTIN_CREPS_DEMO_NAME
+    from ..models.creps import CREPS_ARCHITECTURES
+    for name, path, what in ((DEFAULT_MODEL, hub.BUILTIN_DEMO, "anycost"),
+                             (BUILTIN_CREPS_DEMO_NAME, BUILTIN_CREPS_DEMO, "CREPS, any output size")):
+        state = f"built in ({what})" if path.is_file() else f"missing ({path})"
+        print(f"  {name:34s} {'':11s}  {state}")
     for e in hub.list_models():
         size = f"{e.bytes / 1e6:8.1f} MB" if e.path else " " * 11
         print(f"  {e.name:34s} {size}  {e.note}")
-    print(f"  {'random:ARCH[:SEED]':34s} {'':11s}  untrained networks; ARCH in {', '.join(ARCHITECTURES)}")
+    print(f"  {'random:ARCH[:SEED]':34s} {'':11s}  untrained networks; ARCH in "
+          f"{', '.join([*ARCHITECTURES, *CREPS_ARCHITECTURES])}")
     return 0
 
 
 def info(spec: str) -> int:
     from .. import hub
     from ..models.macs import count_macs
+    from ..creps_files import is_creps_spec
     from ..service.engine import load_directions
 
+    if is_creps_spec(spec):
+        return creps_info(spec)
     model = hub.open_model(spec)
     cfg = model.generator.cfg
     print(f"model {model.name} ({model.source})")
@@ -60,6 +68,30 @@ def info(spec: str) -> int:
               f"blocks {list(e.blocks)}, input {e.input_size} px)")
     else:
         print("  encoder: no (projection starts from the mean latent)")
+    print("  directions:")
+    for d in load_directions(model).values():
+        print(f"    {d.name:16s} {d.min:g}..{d.max:g}  ({d.source})")
+    if model.metadata.get("untrained"):
+        print("  note: untrained (random weights)")
+    return 0
+
+
+def creps_info(spec: str) -> int:
+    from ..creps_files import open_creps
+    from ..service.engine import load_directions
+
+    model = open_creps(spec)
+    cfg = model.generator.cfg
+    print(f"model {model.name} ({model.source})")
+    print(f"  CREPS generator: trained at {cfg.resolution} px, drawn at any size; style_dim {cfg.style_dim}, "
+          f"n_mlp {cfg.n_mlp}, W+ rows {cfg.num_ws}, "
+          f"{sum(p.numel() for p in model.generator.parameters()) / 1e6:.2f} M parameters")
+    print("  line widths per block: " + ", ".join(f"{r}:{cfg.channels(r)}" for r in cfg.levels)
+          + f"; rank {cfg.rank}, pixel features {cfg.pixel_dim}")
+    w_space = model.metadata.get("w_space")
+    if w_space:
+        print(f"  W space: shared with {w_space['model']} (its encoder and directions)")
+    print(f"  encoder: {'yes' if model.encoder is not None else 'no (projection starts from the mean latent)'}")
     print("  directions:")
     for d in load_directions(model).values():
         print(f"    {d.name:16s} {d.min:g}..{d.max:g}  ({d.source})")
