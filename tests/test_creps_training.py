@@ -94,6 +94,25 @@ def test_distillation_shares_the_teacher_w_space_and_learns(teacher_file, tmp_pa
     assert guess.shape[1] == g.cfg.num_ws - 1 and ws.shape[1] == g.cfg.num_ws and torch.equal(ws[:, -1], ws[:, -2])
 
 
+def test_native_resolution_patch_steps(teacher_file, tmp_path):
+    """A patch step draws only a patch of the native grid; it must be that crop of the whole image
+    (so the teacher's crop is its target), and training on patches alone runs and moves G."""
+    over = {"teacher": str(teacher_file), "adv_weight": 0.0, "pl_weight": 0.0, "iters": 6, "batch": 2,
+            "log_every": 1, "checkpoint_every": 6, "sample_every": 6, "patch": 8, "patch_prob": 1.0}
+    t = CrepsTrainer(load_creps_config("creps-tiny", None, over), tmp_path / "p", progress=False)
+    g = t.g
+    with torch.no_grad():
+        ws = g.map(torch.randn(2, 32))
+        patch = g.pixels(g.prepare(ws, 16, 16), ws, 5, 13, 3, 11)
+        assert torch.allclose(patch, g.render(ws, (16, 16))[:, :, 5:13, 3:11], atol=1e-6)
+    before = [p.detach().clone() for p in g.parameters() if p.requires_grad]
+    t.run()
+    log = [json.loads(line) for line in (tmp_path / "p" / "log.jsonl").read_text().splitlines()]
+    assert {r["res"] for r in log} == {"8@16"} and all(0 < r["distill"] < 10 for r in log)
+    after = [p for p in g.parameters() if p.requires_grad]
+    assert all(not torch.equal(a, b) for a, b in zip(before, after) if b.grad is not None)
+
+
 def load_creps_teacher_direction(path):
     from anycost.checkpoints import load_model
     return load_model(path).extra_tensors["directions.smile"]
@@ -102,6 +121,8 @@ def load_creps_teacher_direction(path):
 def test_cli_and_config_errors(teacher_file, tmp_path):
     r = run_train_cli("creps", "--preset", "creps-tiny", "--adv-weight", "0", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "adv_weight" in r.stderr and "Traceback" not in r.stderr
+    with pytest.raises(ValueError, match="patches need a teacher"):
+        load_creps_config("creps-tiny", None, {"patch": 8, "patch_prob": 0.5})
     r = run_train_cli("creps", "--preset", "creps-tiny", "--resolutions", "12", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "resolutions" in r.stderr
     r = run_train_cli("creps", "--arch", "creps-demo", "--teacher", str(teacher_file), "--iters", "1",
