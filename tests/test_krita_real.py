@@ -55,10 +55,13 @@ def profile(tmp_path):
 
 
 @pytest.mark.slow
-def test_docker_in_real_krita(profile, tmp_path):
+@pytest.mark.parametrize("model", ["demo", "creps-demo"])
+def test_docker_in_real_krita(profile, tmp_path, model):
+    """The whole flow with each built-in model: the anycost demo (final resized to the selection)
+    and the CREPS demo (final drawn at the selection's size)."""
     krita, xvfb = _need("krita"), _need("xvfb-run")
     env, kritarc = profile
-    daemon = Daemon(tmp_path, None)                      # the built-in demo model, as a user gets it
+    daemon = Daemon(tmp_path, None)                      # the built-in models, as a user gets them
     try:
         daemon.wait_ready()
         # the docker's settings, as the user would have saved them (kritarc [anycost])
@@ -69,7 +72,7 @@ def test_docker_in_real_krita(profile, tmp_path):
         (tmp_path / "face.bgra").write_bytes(Image.merge("RGBA", (b, g, r, a)).tobytes())
         out = tmp_path / "result.json"
         env.update(ANYCOST_TEST_OUT=str(out), ANYCOST_TEST_FACE=str(tmp_path / "face.bgra"), ANYCOST_TEST_W=str(W),
-                   ANYCOST_TEST_H=str(H), ANYCOST_TEST_REGION=",".join(map(str, REGION)))
+                   ANYCOST_TEST_H=str(H), ANYCOST_TEST_REGION=",".join(map(str, REGION)), ANYCOST_TEST_MODEL=model)
         log = tmp_path / "krita.log"
         with log.open("w") as f:
             try:
@@ -87,7 +90,8 @@ def test_docker_in_real_krita(profile, tmp_path):
     finally:
         daemon.stop()
     assert res["done"] and res["docker_found"] and res["status"].startswith("Connected")
-    assert res["feather_setting"] == 6 and res["models"] == ["demo"]         # settings read from kritarc
+    assert res["feather_setting"] == 6 and res["models"] == ["demo", "creps-demo"]   # settings read from kritarc
+    assert res["model"] == model
     assert res["preview_after_project"] and res["slider_names"]
     assert res["preview_changed"] and res["source_unchanged_while_editing"]
     assert res["applied_bounds"] == list(REGION)                               # pasted into the selection
@@ -97,5 +101,5 @@ def test_docker_in_real_krita(profile, tmp_path):
     assert "Face" in res["layers_before"] and not any("Anycost" in n for n in res["layers_before"])
     assert res["layers_after_undo"] == res["layers_before"] and res["source_unchanged_after_undo"]   # one undo step
     ms = sorted(res["preview_ms"])
-    print(f"\nslider -> preview on the Krita canvas, demo model, {len(ms)} moves: median {ms[len(ms) // 2]:.0f} ms, "
+    print(f"\nslider -> preview on the Krita canvas, {model} model, {len(ms)} moves: median {ms[len(ms) // 2]:.0f} ms, "
           f"min {ms[0]:.0f}, max {ms[-1]:.0f}; configs {res['preview_configs']}")

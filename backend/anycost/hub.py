@@ -76,6 +76,10 @@ def _read_manifest() -> dict:
 
 def open_model(spec: str, device: str = "cpu") -> Model:
     """Load a model named by path, official name, cache file name or random:ARCH[:SEED]."""
+    from .creps_files import is_creps_spec
+    if is_creps_spec(spec):
+        raise CheckpointError(f"{spec} is a CREPS model: `serve` and `sample` take CREPS models; this command "
+                              "needs an anycost generator (e.g. demo)")
     path = Path(spec).expanduser()
     if spec.startswith("random:"):
         model = random_model(spec)

@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bind", default=os.environ.get("ANYCOST_ADDRESS", DEFAULT_ADDRESS),
                    help=f"ZeroMQ address (default {DEFAULT_ADDRESS}); beyond loopback needs CURVE keys")
     p.add_argument("--model", action="append", dest="models",
-                   help="model to serve (repeatable; the first is the default); default: the built-in demo")
+                   help="model to serve (repeatable; the first is the default); default: the built-in demo "
+                        "and the built-in CREPS demo")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--curve", action="store_true", help="require CURVE keys even on loopback")
     p.add_argument("--max-image-pixels", type=int, default=4096 * 4096, help="largest accepted image")
@@ -37,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import torch
 
-    from ..hub import DEFAULT_MODEL, open_any
+    from ..hub import open_any
     from ..paths import keys_dir, state_dir
     from ..perceptual import make_perceptual
     from ..service.engine import Engine
@@ -57,7 +58,7 @@ def run(args) -> int:
             curve = load_server_keys(keys_dir())
         except AnycostError as e:
             raise AnycostError(f"refusing to listen on {args.bind} without encryption: {e}") from None
-    specs = args.models or [DEFAULT_MODEL]
+    specs = args.models or default_models()
     models = {}
     for spec in specs:
         m = open_any(spec, device=args.device)
@@ -81,3 +82,9 @@ def run(args) -> int:
     return 0
 
 
+def default_models() -> list[str]:
+    """The built-in models: the anycost demo (the default) and, when installed, the CREPS demo that
+    shares its W space (finals at the selection's exact size)."""
+    from ..creps_files import BUILTIN_CREPS_DEMO, BUILTIN_CREPS_DEMO_NAME
+    from ..hub import DEFAULT_MODEL
+    return [DEFAULT_MODEL] + ([BUILTIN_CREPS_DEMO_NAME] if BUILTIN_CREPS_DEMO.is_file() else [])

@@ -104,8 +104,8 @@ class Engine:
         metrics = dict(result.metrics, steps=result.steps, seconds=round(result.seconds, 3), stopped=result.stopped,
                        perceptual=self.perceptual.name)
         session = self.sessions.create(sm.name, result.wplus, (x, y, w, h), (image.w, image.h), metrics)
-        with torch.inference_mode():     # a CREPS model shows it at preview size: a final can be large
-            config = sm.preview_config(self.refine_budget_ms) if sm.kind == "creps" else None
+        with torch.inference_mode():     # an any-size model shows it at preview size: its final can be large
+            config = sm.preview_config(self.refine_budget_ms) if sm.any_size else None
             recon = sm.draw(result.wplus.to(self.device), config, (w, h))
         return {"session": session.id, "model": sm.name, "region": [x, y, w, h],
                 "reconstruction": encode_image(recon, (w, h)).to_dict(), "metrics": metrics,
@@ -157,7 +157,7 @@ class Engine:
         supersample = P.field(job.msg, "supersample", int, required=False, default=1)
         if not 1 <= supersample <= MAX_SUPERSAMPLE:
             raise P.ProtocolError(P.BAD_REQUEST, f"'supersample' must be in 1..{MAX_SUPERSAMPLE}, got {supersample}")
-        if supersample > 1 and sm.kind != "creps":
+        if supersample > 1 and not sm.any_size:
             raise P.ProtocolError(P.BAD_REQUEST, f"'supersample' needs a CREPS model; {sm.name} is an anycost generator")
         self.sessions.set_values(s, values)
 

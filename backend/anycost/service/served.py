@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import time
@@ -37,6 +38,7 @@ class ServedModel:
     directions: dict[str, Direction]
     ranked: list[SubConfig] | None = field(default=None)   # None until calibrated
     kind = "anycost"
+    any_size = False                                # finals drawn at the requested size (no resampling)
 
     @property
     def g(self):
@@ -58,7 +60,7 @@ class ServedModel:
         return {"name": self.name, "kind": self.kind, "resolution": self.resolution,
                 "style_dim": self.g.cfg.style_dim, "n_style": self.n_style,
                 "untrained": bool(self.model.metadata.get("untrained")), "has_encoder": self.has_encoder,
-                "any_size": self.kind == "creps", "w_space": (self.model.metadata.get("w_space") or {}).get("model"),
+                "any_size": self.any_size, "w_space": (self.model.metadata.get("w_space") or {}).get("model"),
                 "directions": [d.describe() for d in self.directions.values()],
                 "configs": [c.describe() for c in self.ranked] if self.ranked else None}
 
@@ -94,6 +96,7 @@ class ServedAnycost(ServedModel):
 
 class ServedCreps(ServedModel):
     kind = "creps"
+    any_size = True
 
     def calibrate(self, state: Path, log=None, repeats: int = 2) -> None:
         """Median time of a square render at each preview size (cached per machine and model);
@@ -163,7 +166,6 @@ class ServedCreps(ServedModel):
 
 def _weights_hash(g) -> str:
     """CREPS models sharing a W space share the mapping's fingerprint: the synthesis tells them apart."""
-    import hashlib
     h = hashlib.sha1()
     for k, v in g.state_dict().items():
         if k.startswith("synthesis.") and k.endswith("weight"):

@@ -48,6 +48,8 @@ def scenario(result):
     result["status"] = panel.status.text()
     result["feather_setting"] = panel.feather.value()
     result["models"] = [panel.model_box.itemText(i) for i in range(panel.model_box.count())]
+    panel.model_box.setCurrentIndex(panel.model_box.findText(ENV["ANYCOST_TEST_MODEL"]))   # as a user picks it
+    result["model"] = panel.model_box.currentText()
 
     panel.project_button.click()
     yield "the projection", lambda: panel.controller.phase == "editing"
