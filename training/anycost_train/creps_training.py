@@ -121,7 +121,7 @@ CREPS_PRESETS = {
     # the built-in CREPS demo: the anycost demo model's W space, distilled on a CPU (no discriminator:
     # see docs/creps.md for why), at 32 and 64 px whole images
     "creps-demo": {"arch": "creps-demo", "teacher": "demo", "adv_weight": 0.0,
-                   "pl_weight": 0.0, "mixing": 0.5, "batch": 8, "iters": 3500, "lr": 0.002, "ema_kimg": 2.0,
+                   "pl_weight": 0.0, "mixing": 0.5, "batch": 8, "iters": 3000, "lr": 0.002, "ema_kimg": 2.0,
                    "resolutions": (64, 32), "patch": 64, "patch_prob": 0.34, "log_every": 20, "sample_every": 250, "checkpoint_every": 250},
 }
 
