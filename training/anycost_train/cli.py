@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a model trained without some technique, measured the same way (repeatable)")
     rl.add_argument("--full-precision", action="store_true", help="keep float32 tensors")
 
+    rc = sub.add_parser("creps-release", help="the same for a CREPS model: agreement with the anycost model whose W "
+                                              "space it shares and scale consistency into the file, half precision")
+    rc.add_argument("--model", type=Path, required=True)
+    rc.add_argument("--out", type=Path, required=True, help="model file to write")
+    rc.add_argument("--name", default="creps-demo", help="the model's name in its metadata")
+    rc.add_argument("--full-precision", action="store_true", help="keep float32 tensors")
+
     mc = sub.add_parser("model-card", help="a model's page: grid, slider strips, projections, consistency table")
     mc.add_argument("--model", type=Path, required=True)
     mc.add_argument("--out", type=Path, required=True, help="markdown file; figures go to a folder named like it")
@@ -117,7 +124,8 @@ def main(argv=None) -> int:
             torch.set_num_threads(args.threads)
         commands = {"make-dataset": make_dataset_cmd, "train": train_cmd, "creps": creps_cmd, "bench": bench_cmd,
                     "encoder": encoder_cmd, "directions": directions_cmd, "report": report_cmd,
-                    "release": release_cmd, "model-card": model_card_cmd, "creps-card": creps_card_cmd}
+                    "release": release_cmd, "model-card": model_card_cmd, "creps-card": creps_card_cmd,
+                    "creps-release": creps_release_cmd}
         return commands[args.command](args)
     except (AnycostError, ValueError, FileNotFoundError) as e:
         sys.stderr.write(f"anycost-train: error: {e}\n")
@@ -231,6 +239,12 @@ def release_cmd(args) -> int:
             raise ValueError(f"--ablation takes LABEL=MODEL, got {item!r}")
         ablations[label] = Path(path)
     release(args.model, args.out, args.name, ablations, half=not args.full_precision)
+    return 0
+
+
+def creps_release_cmd(args) -> int:
+    from .release import release_creps
+    release_creps(args.model, args.out, args.name, half=not args.full_precision)
     return 0
 
 

@@ -90,3 +90,40 @@ def release(model_path: Path, out: Path, name: str, ablations: dict[str, Path] |
                          "that may ship inside the package")
     log_fn(f"wrote {path} ({size / 2 ** 20:.1f} MiB)")
     return path
+
+
+def release_creps(model_path: Path, out: Path, name: str, half: bool = True, n: int = 32, log_fn=print) -> Path:
+    """The same for a CREPS model: its agreement with the anycost model whose W space it shares and
+    its scale consistency measured into the file, the lineage of both, half precision."""
+    from anycost.creps_files import load_creps, save_creps
+    from anycost.hub import open_model
+
+    from .creps_card import LATENT_SEED, agreement, scale_consistency
+    model = load_creps(model_path)
+    g = model.generator
+    w_space = (model.metadata.get("w_space") or {}).get("model")
+    anycost = open_model(w_space) if w_space else None
+    perceptual = make_perceptual()
+    z = torch.randn(n, g.cfg.style_dim, generator=torch.Generator().manual_seed(LATENT_SEED))
+    with torch.no_grad():
+        latents = ([anycost.generator.latent_to_wplus(zz[None]) for zz in z] if anycost
+                   else [g.map(zz[None])[:, :-1] for zz in z])
+    log_fn(f"measuring {model_path} ({n} latents)")
+    figures = {"scale_consistency": scale_consistency(g, anycost.generator if anycost else None, latents[:4]),
+               "measured": {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "samples": n, "seed": LATENT_SEED,
+                            "perceptual": perceptual.name}}
+    if anycost is not None:
+        figures["agreement"] = agreement(g, anycost.generator, latents, perceptual)
+    stages = lineage(model.metadata)
+    if anycost is not None:
+        stages = [dict(s, stage=f"{w_space}: {s['stage']}") for s in anycost.metadata.get("lineage", [])] + stages
+    meta = dict(model.metadata, name=name, figures=figures, lineage=stages)
+    meta.pop("untrained", None)
+    path = save_creps(out, g, meta, half=half, encoder=model.encoder, extra_tensors=model.extra_tensors)
+    size = path.stat().st_size
+    if size > MAX_SHIPPED_BYTES:
+        path.unlink()
+        raise ValueError(f"{out} would be {size / 2 ** 20:.1f} MiB, over the {MAX_SHIPPED_BYTES / 2 ** 20:.0f} MiB "
+                         "that may ship inside the package")
+    log_fn(f"wrote {path} ({size / 2 ** 20:.1f} MiB)")
+    return path
