@@ -63,6 +63,26 @@ def tiny_model_file(tmp_path_factory) -> Path:
     return path
 
 
+def _tiny_creps_config():
+    from anycost.models.creps import CrepsConfig
+    return CrepsConfig(64, style_dim=64, n_mlp=2, channel_base=1024, channel_max=32, rank=4, pixel_dim=8,
+                       decoder_hidden=(8, 8, 8), head_widths=(8, 8))
+
+
+TINY_CREPS = _tiny_creps_config()
+
+
+@pytest.fixture(scope="session")
+def tiny_creps_file(tiny_model_file, tmp_path_factory) -> Path:
+    """Two distillation steps toward the tiny model: a CREPS model file in its W space."""
+    from anycost_train.creps_training import CrepsTrainer, load_creps_config
+    out = tmp_path_factory.mktemp("creps-run")
+    over = {"arch": "custom", "generator": TINY_CREPS.to_dict(), "teacher": str(tiny_model_file), "adv_weight": 0.0,
+            "pl_weight": 0.0, "iters": 2, "resolutions": (16, 8), "checkpoint_every": 2, "sample_every": 2}
+    CrepsTrainer(load_creps_config("creps-tiny", None, over), out, progress=False).run()
+    return out / "latest.safetensors"
+
+
 @pytest.fixture(scope="module")
 def tiny_daemon(tiny_model_file, tmp_path_factory):
     """A real daemon serving the tiny model, shared by a test module."""

@@ -11,23 +11,14 @@ from anycost import protocol as P
 from anycost.client import Client, RemoteError
 from anycost.creps_files import load_creps
 from anycost.imaging import to_pil
-from anycost.models.creps import CrepsConfig
-from anycost_train.creps_training import CrepsTrainer, load_creps_config
 
+from .conftest import TINY_CREPS
 from .daemon_helpers import Daemon, face_image
-
-TINY = CrepsConfig(64, style_dim=64, n_mlp=2, channel_base=1024, channel_max=32, rank=4, pixel_dim=8,
-                   decoder_hidden=(8, 8, 8), head_widths=(8, 8))
 
 
 @pytest.fixture(scope="module")
-def creps_file(tiny_model_file, tmp_path_factory):
-    """Two distillation steps toward the tiny anycost model: a CREPS model file in its W space."""
-    out = tmp_path_factory.mktemp("creps-run")
-    over = {"arch": "custom", "generator": TINY.to_dict(), "teacher": str(tiny_model_file), "adv_weight": 0.0,
-            "pl_weight": 0.0, "iters": 2, "resolutions": (16, 8), "checkpoint_every": 2, "sample_every": 2}
-    CrepsTrainer(load_creps_config("creps-tiny", None, over), out, progress=False).run()
-    return out / "latest.safetensors"
+def creps_file(tiny_creps_file):
+    return tiny_creps_file
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +44,7 @@ def test_models_say_which_kind_and_which_w_space(client, creps_name):
     models = {m["name"]: m for m in client.call("models")["models"]}
     creps, anycost = models[creps_name], models["tiny"]
     assert anycost["kind"] == "anycost" and not anycost["any_size"]
-    assert creps["any_size"] and creps["w_space"] == "tiny" and creps["n_style"] == TINY.num_ws
+    assert creps["any_size"] and creps["w_space"] == "tiny" and creps["n_style"] == TINY_CREPS.num_ws
     sizes = [c["resolution"] for c in creps["configs"]]
     latency = [c["latency_ms"] for c in creps["configs"]]
     assert creps["directions"] and sizes[0] == 128 and sizes == sorted(sizes, reverse=True)   # biggest first

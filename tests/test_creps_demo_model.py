@@ -9,6 +9,7 @@ from anycost.creps_files import BUILTIN_CREPS_DEMO, open_creps
 from anycost.hub import open_model
 from anycost.perceptual import make_perceptual
 from anycost_train.creps_card import LATENT_SEED, agreement
+from anycost_train.creps_training import teacher_directions
 
 from .conftest import run_cli
 from .daemon_helpers import Daemon
@@ -33,9 +34,9 @@ def test_shipped_in_the_demo_models_w_space(creps, demo):
     z = torch.randn(4, g.cfg.style_dim)
     with torch.no_grad():
         assert torch.allclose(g.map(z)[:, 0], demo.generator.mapping(z), atol=1e-3)     # float16 in the file
-    assert creps.encoder is not None and {d["name"] for d in meta["directions"]} == {
-        d["name"] for d in demo.metadata["directions"]}
-    assert max(d["rows"][1] for d in meta["directions"]) == g.cfg.num_ws        # through the head's row
+    assert creps.encoder is not None and meta["directions"] == teacher_directions(demo, g.cfg.num_ws)[0]
+    assert all(torch.equal(creps.extra_tensors[f"directions.{d['name']}"].float(),
+                           demo.extra_tensors[f"directions.{d['name']}"].float()) for d in meta["directions"])
     stages = [s["stage"] for s in meta["lineage"]]
     assert stages[0] == "demo: renderer" and stages[-1] == "creps"
 

@@ -91,7 +91,16 @@ def gimp(tmp_path):
 
 @pytest.fixture
 def daemon(tiny_model_file, tmp_path):
-    d = Daemon(tmp_path, tiny_model_file)
+    yield from _serving(tiny_model_file, tmp_path)
+
+
+@pytest.fixture
+def creps_daemon(tiny_creps_file, tmp_path):
+    yield from _serving(tiny_creps_file, tmp_path)
+
+
+def _serving(model, tmp_path):
+    d = Daemon(tmp_path, model)
     d.wait_ready()
     yield d
     with Client(d.address) as c:
@@ -134,6 +143,15 @@ def test_noninteractive_call_through_the_pdb(gimp, daemon):
     assert res["new_bounds"] == list(REGION)                                 # pasted into the selection
     assert res["alpha_centre"] == 255 and res["alpha_corner"] < 128          # feathered edge
     assert res["differs_from_source"] and res["source_unchanged"]
+
+
+@pytest.mark.slow
+def test_noninteractive_call_with_a_creps_model(gimp, creps_daemon):
+    """A CREPS model (the daemon's only one) draws the final at the selection's size: the same layer."""
+    res = gimp.run("gimp_batch.py", {"address": creps_daemon.address, "edits": "PC1=3"})
+    assert res["status"] == "success", res["message"]
+    assert res["layers"] == ["Anycost edit (PC1 +3.00)", "Face"] and res["new_bounds"] == list(REGION)
+    assert res["alpha_centre"] == 255 and res["differs_from_source"] and res["source_unchanged"]
 
 
 @pytest.mark.slow
