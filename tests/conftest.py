@@ -75,7 +75,8 @@ TINY_CREPS = _tiny_creps_config()
 @pytest.fixture(scope="session")
 def tiny_creps_file(tiny_model_file, tmp_path_factory) -> Path:
     """Two distillation steps toward the tiny model: a CREPS model file in its W space."""
-    from anycost_train.creps_training import CrepsTrainer, load_creps_config
+    from anycost_train.config import load_creps_config
+    from anycost_train.creps_training import CrepsTrainer
     out = tmp_path_factory.mktemp("creps-run")
     over = {"arch": "custom", "generator": TINY_CREPS.to_dict(), "teacher": str(tiny_model_file), "adv_weight": 0.0,
             "pl_weight": 0.0, "iters": 2, "resolutions": (16, 8), "checkpoint_every": 2, "sample_every": 2}

@@ -15,7 +15,8 @@ from anycost.creps_files import load_creps
 from anycost.models import Generator, GeneratorConfig
 from anycost.models.creps import CrepsConfig
 from anycost.models.encoder import Encoder, EncoderConfig
-from anycost_train.creps_training import CrepsTrainer, load_creps_config
+from anycost_train.config import load_creps_config
+from anycost_train.creps_training import CrepsTrainer
 
 from .test_training import run_train_cli
 

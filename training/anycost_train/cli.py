@@ -10,8 +10,7 @@ from pathlib import Path
 from anycost.cli.options import OneLineErrorParser
 from anycost.errors import AnycostError
 
-from .config import PRESETS, TrainConfig, load_config
-from .creps_training import CREPS_PRESETS
+from .config import CREPS_PRESETS, PRESETS, TrainConfig, load_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,44 +147,34 @@ def make_dataset_cmd(args) -> int:
 
 
 def train_cmd(args) -> int:
-    import logging
-
-    from . import dist
     from .trainer import Trainer
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keys = [f.name for f in TrainConfig.__dataclass_fields__.values()]
-    overrides = {k: getattr(args, k) for k in keys if hasattr(args, k) and k not in ("config",)}
-    try:
-        if args.resume:
-            if args.preset or args.config:
-                raise ValueError("--resume continues the run with its own configuration: drop --preset/--config")
-            trainer = Trainer.resumed(args.out, overrides)
-        else:
-            trainer = Trainer(load_config(args.preset, args.config, overrides), args.out)
-        path = trainer.run()
-    finally:
-        dist.shutdown()
-    if path is not None:
-        print(f"model: {path}")
-    return 0
+    return _train(args, Trainer, lambda overrides: load_config(args.preset, args.config, overrides), keys)
 
 
 def creps_cmd(args) -> int:
     import dataclasses
+
+    from .config import CrepsTrainConfig, load_creps_config
+    from .creps_training import CrepsTrainer
+    keys = [f.name for f in dataclasses.fields(CrepsTrainConfig)]
+    return _train(args, CrepsTrainer, lambda overrides: load_creps_config(args.preset, args.config, overrides), keys)
+
+
+def _train(args, trainer_cls, make_config, keys: list[str]) -> int:
+    """A new run from preset/TOML/overrides, or --resume of the run in --out; prints the model file."""
     import logging
 
     from . import dist
-    from .creps_training import CrepsTrainConfig, CrepsTrainer, load_creps_config
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    keys = [f.name for f in dataclasses.fields(CrepsTrainConfig)]
     overrides = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     try:
         if args.resume:
             if args.preset or args.config:
                 raise ValueError("--resume continues the run with its own configuration: drop --preset/--config")
-            trainer = CrepsTrainer.resumed(args.out, overrides)
+            trainer = trainer_cls.resumed(args.out, overrides)
         else:
-            trainer = CrepsTrainer(load_creps_config(args.preset, args.config, overrides), args.out)
+            trainer = trainer_cls(make_config(overrides), args.out)
         path = trainer.run()
     finally:
         dist.shutdown()

@@ -12,6 +12,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from anycost.models.config import ARCHITECTURES, GeneratorConfig, architecture
+from anycost.models.creps import CrepsConfig, creps_architecture
 
 
 @dataclass
@@ -93,16 +94,22 @@ PRESETS = {
 }
 
 
-def load_config(preset: str | None = None, toml_path: Path | None = None, overrides: dict | None = None) -> TrainConfig:
+def merged_options(presets: dict, preset: str | None, toml_path: Path | None, overrides: dict | None) -> dict:
+    """A preset's options, then a TOML file's, then the command line's (those not None)."""
     values: dict = {}
     if preset:
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-        values.update(PRESETS[preset])
+        if preset not in presets:
+            raise ValueError(f"unknown preset {preset!r}; known: {', '.join(presets)}")
+        values.update(presets[preset])
     if toml_path:
         with open(toml_path, "rb") as f:
             values.update(tomllib.load(f))
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return values
+
+
+def load_config(preset: str | None = None, toml_path: Path | None = None, overrides: dict | None = None) -> TrainConfig:
+    values = merged_options(PRESETS, preset, toml_path, overrides)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(values) - known
     if unknown:
@@ -112,3 +119,94 @@ def load_config(preset: str | None = None, toml_path: Path | None = None, overri
     cfg = TrainConfig(**values)
     cfg.validate()
     return cfg
+
+
+# --------------------------------------------------------------------------------- CREPS
+
+@dataclass
+class CrepsTrainConfig:
+    arch: str = "creps-demo"         # a CREPS architecture name, or "custom" with `generator`
+    generator: dict = dataclasses.field(default_factory=dict)   # CrepsConfig.to_dict() for "custom"
+    data: str = "procedural"         # "procedural" or a folder of images
+    data_seed: int = 0
+    flip: bool = True
+    teacher: str = ""                # anycost model (file or name, e.g. "demo"): share its mapping network, distil toward its images
+    distill_weight: float = 1.0      # weight of L1 + perceptual(CREPS, teacher) when there is a teacher
+    adv_weight: float = 1.0          # weight of the adversarial loss (0: no discriminator at all)
+    resolutions: tuple = ()          # whole-image training sizes sampled per step; () = res, res/2, res/4
+    patch: int = 0                   # > 0: with probability patch_prob a step draws a patch x patch region
+    patch_prob: float = 0.0          #   of the native-resolution image instead (distillation only): the
+                                     #   finest detail is taught at the cost of a small image
+    mixing: float = 0.0              # style mixing in the teacher's W+ (CREPS itself trains without)
+    batch: int = 8
+    iters: int = 1000
+    lr: float = 0.0025               # CREPS' G and D learning rate
+    betas: tuple = (0.0, 0.99)
+    r1_gamma: float = 10.0
+    r1_every: int = 16
+    pl_weight: float = 2.0           # StyleGAN2's path length (CREPS keeps it)
+    pl_every: int = 4
+    ema_kimg: float = 10.0
+    device: str = "cpu"
+    seed: int = 0
+    log_every: int = 10
+    sample_every: int = 200
+    checkpoint_every: int = 200
+
+    def creps_config(self) -> CrepsConfig:
+        return CrepsConfig.from_dict(self.generator) if self.arch == "custom" else creps_architecture(self.arch)
+
+    def training_resolutions(self) -> list[int]:
+        r = self.creps_config().resolution
+        return sorted(self.resolutions or (r, r // 2, r // 4), reverse=True)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["betas"], d["resolutions"] = list(self.betas), list(self.resolutions)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CrepsTrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        if unknown := set(d) - known:
+            raise ValueError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        d = dict(d)
+        for k in ("betas", "resolutions"):
+            if k in d:
+                d[k] = tuple(d[k])
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        cfg = self.creps_config()
+        levels = cfg.levels
+        if any(r not in levels or r < 8 for r in self.training_resolutions()):
+            raise ValueError(f"resolutions must be levels of the {cfg.resolution} px model from 8 up, "
+                             f"got {list(self.resolutions)}")
+        if self.adv_weight < 0 or self.distill_weight < 0:
+            raise ValueError("adv_weight and distill_weight must be >= 0")
+        if self.adv_weight == 0 and not self.teacher:
+            raise ValueError("without a teacher the adversarial loss is the only objective: adv_weight must be > 0")
+        if self.batch < 1 or self.iters < 0:
+            raise ValueError("batch must be >= 1 and iters >= 0")
+        if self.patch_prob > 0 and not (self.teacher and 8 <= self.patch <= cfg.resolution):
+            raise ValueError("native-resolution patches need a teacher and 8 <= patch <= the model's resolution")
+
+
+CREPS_PRESETS = {
+    # tests and smoke runs: seconds on a CPU
+    "creps-tiny": {"arch": "custom", "batch": 2, "iters": 4, "log_every": 1, "sample_every": 2,
+                   "checkpoint_every": 2, "r1_every": 2, "pl_every": 2, "resolutions": (16, 8),
+                   "generator": CrepsConfig(16, style_dim=32, n_mlp=2, channel_base=512, channel_max=32, rank=4,
+                                            pixel_dim=8, decoder_hidden=(8, 8, 8), head_widths=(8, 8)).to_dict()},
+    # the built-in CREPS demo: the anycost demo model's W space, distilled on a CPU (no discriminator:
+    # see docs/creps.md for why), at 32 and 64 px whole images
+    "creps-demo": {"arch": "creps-demo", "teacher": "demo", "adv_weight": 0.0,
+                   "pl_weight": 0.0, "mixing": 0.5, "batch": 8, "iters": 2500, "lr": 0.002, "ema_kimg": 2.0,
+                   "resolutions": (64, 32), "patch": 64, "patch_prob": 0.34, "log_every": 20, "sample_every": 250, "checkpoint_every": 250},
+}
+
+
+def load_creps_config(preset: str | None, toml_path: Path | None, overrides: dict) -> CrepsTrainConfig:
+    return CrepsTrainConfig.from_dict(merged_options(CREPS_PRESETS, preset, toml_path, overrides))

@@ -12,11 +12,7 @@ size. Single process or under torchrun; `--resume` continues exactly.
 from __future__ import annotations
 
 import copy
-import dataclasses
-import json
 import random
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,118 +22,19 @@ from anycost.creps_files import save_creps
 from anycost.hub import open_model
 from anycost.imaging import grid, to_pil
 from anycost.models.config import GeneratorConfig
-from anycost.models.creps import CrepsConfig, CrepsGenerator, creps_architecture
+from anycost.models.creps import CrepsConfig, CrepsGenerator
 from anycost.perceptual import make_perceptual
 from anycost.projection import downsample
 
 from . import dist
 from .data import ImageFolder, ProceduralFaces
+from .config import CrepsTrainConfig
 from .discriminator import MultiResDiscriminator
 from .losses import d_logistic, g_nonsaturating, path_length, r1_penalty
+from .run_loop import TrainingRun
 from .steps import apply_loss, batch_of_step, update_ema
-from .trainer import command_line, git_commit, plain_rng_state, set_plain_rng_state
+from .trainer import command_line, git_commit
 
-STATE = "creps-state.pt"
-RESUMABLE_CHANGES = ("iters", "log_every", "sample_every", "checkpoint_every")
-
-
-@dataclass
-class CrepsTrainConfig:
-    arch: str = "creps-demo"         # a CREPS architecture name, or "custom" with `generator`
-    generator: dict = dataclasses.field(default_factory=dict)   # CrepsConfig.to_dict() for "custom"
-    data: str = "procedural"         # "procedural" or a folder of images
-    data_seed: int = 0
-    flip: bool = True
-    teacher: str = ""                # anycost model (file or name, e.g. "demo"): share its mapping network, distil toward its images
-    distill_weight: float = 1.0      # weight of L1 + perceptual(CREPS, teacher) when there is a teacher
-    adv_weight: float = 1.0          # weight of the adversarial loss (0: no discriminator at all)
-    resolutions: tuple = ()          # whole-image training sizes sampled per step; () = res, res/2, res/4
-    patch: int = 0                   # > 0: with probability patch_prob a step draws a patch x patch region
-    patch_prob: float = 0.0          #   of the native-resolution image instead (distillation only): the
-                                     #   finest detail is taught at the cost of a small image
-    mixing: float = 0.0              # style mixing in the teacher's W+ (CREPS itself trains without)
-    batch: int = 8
-    iters: int = 1000
-    lr: float = 0.0025               # CREPS' G and D learning rate
-    betas: tuple = (0.0, 0.99)
-    r1_gamma: float = 10.0
-    r1_every: int = 16
-    pl_weight: float = 2.0           # StyleGAN2's path length (CREPS keeps it)
-    pl_every: int = 4
-    ema_kimg: float = 10.0
-    device: str = "cpu"
-    seed: int = 0
-    log_every: int = 10
-    sample_every: int = 200
-    checkpoint_every: int = 200
-
-    def creps_config(self) -> CrepsConfig:
-        return CrepsConfig.from_dict(self.generator) if self.arch == "custom" else creps_architecture(self.arch)
-
-    def training_resolutions(self) -> list[int]:
-        r = self.creps_config().resolution
-        return sorted(self.resolutions or (r, r // 2, r // 4), reverse=True)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["betas"], d["resolutions"] = list(self.betas), list(self.resolutions)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CrepsTrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        if unknown := set(d) - known:
-            raise ValueError(f"unknown option(s): {', '.join(sorted(unknown))}")
-        d = dict(d)
-        for k in ("betas", "resolutions"):
-            if k in d:
-                d[k] = tuple(d[k])
-        cfg = cls(**d)
-        cfg.validate()
-        return cfg
-
-    def validate(self) -> None:
-        cfg = self.creps_config()
-        levels = cfg.levels
-        if any(r not in levels or r < 8 for r in self.training_resolutions()):
-            raise ValueError(f"resolutions must be levels of the {cfg.resolution} px model from 8 up, "
-                             f"got {list(self.resolutions)}")
-        if self.adv_weight < 0 or self.distill_weight < 0:
-            raise ValueError("adv_weight and distill_weight must be >= 0")
-        if self.adv_weight == 0 and not self.teacher:
-            raise ValueError("without a teacher the adversarial loss is the only objective: adv_weight must be > 0")
-        if self.batch < 1 or self.iters < 0:
-            raise ValueError("batch must be >= 1 and iters >= 0")
-        if self.patch_prob > 0 and not (self.teacher and 8 <= self.patch <= cfg.resolution):
-            raise ValueError("native-resolution patches need a teacher and 8 <= patch <= the model's resolution")
-
-
-CREPS_PRESETS = {
-    # tests and smoke runs: seconds on a CPU
-    "creps-tiny": {"arch": "custom", "batch": 2, "iters": 4, "log_every": 1, "sample_every": 2,
-                   "checkpoint_every": 2, "r1_every": 2, "pl_every": 2, "resolutions": (16, 8),
-                   "generator": CrepsConfig(16, style_dim=32, n_mlp=2, channel_base=512, channel_max=32, rank=4,
-                                            pixel_dim=8, decoder_hidden=(8, 8, 8), head_widths=(8, 8)).to_dict()},
-    # the built-in CREPS demo: the anycost demo model's W space, distilled on a CPU (no discriminator:
-    # see docs/creps.md for why), at 32 and 64 px whole images
-    "creps-demo": {"arch": "creps-demo", "teacher": "demo", "adv_weight": 0.0,
-                   "pl_weight": 0.0, "mixing": 0.5, "batch": 8, "iters": 3000, "lr": 0.002, "ema_kimg": 2.0,
-                   "resolutions": (64, 32), "patch": 64, "patch_prob": 0.34, "log_every": 20, "sample_every": 250, "checkpoint_every": 250},
-}
-
-
-def load_creps_config(preset: str | None, toml_path: Path | None, overrides: dict) -> CrepsTrainConfig:
-    import tomllib
-    values: dict = {}
-    if preset:
-        if preset not in CREPS_PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; known: {', '.join(CREPS_PRESETS)}")
-        values.update(CREPS_PRESETS[preset])
-    if toml_path:
-        with open(toml_path, "rb") as f:
-            values.update(tomllib.load(f))
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return CrepsTrainConfig.from_dict(values)
 
 
 def discriminator_config(cfg: CrepsConfig) -> GeneratorConfig:
@@ -159,11 +56,14 @@ def teacher_directions(teacher, num_ws: int) -> tuple[list[dict], dict[str, torc
     return specs, {k: v for k, v in teacher.extra_tensors.items() if k.startswith("directions.")}
 
 
-class CrepsTrainer:
+class CrepsTrainer(TrainingRun):
+    STATE = "creps-state.pt"
+    label = "creps"
+
     def __init__(self, tc: CrepsTrainConfig, out: Path, resume: bool = False, progress: bool = True):
         self.out = Path(out)
         self.rank, self.world = dist.init(tc.device)
-        state = self._read_state(self.out) if resume else None
+        state = self.read_state(self.out) if resume else None
         tc.validate()
         self.tc, self.device = tc, torch.device(tc.device)
         self.cfg = tc.creps_config()
@@ -291,39 +191,8 @@ class CrepsTrainer:
 
     # ------------------------------------------------------------------ the run
 
-    def run(self) -> Path | None:
-        tc = self.tc
-        self.out.mkdir(parents=True, exist_ok=True)
-        if self.rank == 0:
-            used = {"perceptual": self.perceptual.name if self.perceptual else None, "world": self.world}
-            (self.out / "config.json").write_text(json.dumps({**tc.to_dict(), "run": used}, indent=2))
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-            bar = tqdm(total=tc.iters, initial=self.step, desc="creps", unit="it", dynamic_ncols=True)
-        t_last, n_last, path = time.monotonic(), self.step, None
-        while self.step < tc.iters:
-            stats = self.train_step()
-            if bar:
-                bar.update(1)
-                bar.set_postfix(g=f"{stats['g_loss']:.3f}", res=stats["res"])
-            if self.step % tc.log_every == 0 or self.step == tc.iters:
-                now = time.monotonic()
-                stats["img_per_s"] = round((self.step - n_last) * tc.batch * self.world / max(now - t_last, 1e-9), 2)
-                t_last, n_last = now, self.step
-                stats = {k: (dist.mean(v, self.device) if k.endswith(("loss", "distill")) else v)
-                         for k, v in stats.items()}
-                if self.rank == 0:
-                    with open(self.out / "log.jsonl", "a") as f:
-                        f.write(json.dumps({"step": self.step, "time": time.time(), **stats}) + "\n")
-            if self.step % tc.sample_every == 0 or self.step == tc.iters:
-                self.write_samples()
-            if self.step % tc.checkpoint_every == 0 or self.step == tc.iters:
-                path = self.checkpoint()
-        if bar:
-            bar.close()
-        dist.barrier()
-        return path
+    def run_info(self) -> dict:
+        return {"perceptual": self.perceptual.name if self.perceptual else None, "world": self.world}
 
     @torch.no_grad()
     def write_samples(self) -> Path | None:
@@ -353,10 +222,7 @@ class CrepsTrainer:
     def checkpoint(self) -> Path | None:
         """The EMA generator as a CREPS model file (with the teacher's encoder and directions when it
         shares the teacher's W), and the full state for an exact --resume."""
-        if self.world > 1:
-            value = dist.check_replicas([m for m in (self.g, self.d, self.g_ema) if m is not None])
-            (self.out / f"replica-rank{self.rank}.txt").write_text(f"{self.step} {value!r}\n")
-            torch.save({"gen": self.gen.get_state()}, self.out / f"rng-rank{self.rank}.pt")
+        self.save_replica_files([self.g, self.d, self.g_ema])
         if self.rank != 0:
             dist.barrier()
             return None
@@ -374,43 +240,21 @@ class CrepsTrainer:
         path = save_creps(self.out / "checkpoints" / f"creps-{self.step:07d}.safetensors", self.g_ema, meta,
                           encoder=encoder, extra_tensors=extra)
         save_creps(self.out / "latest.safetensors", self.g_ema, meta, encoder=encoder, extra_tensors=extra)
-        state = {"step": self.step, "config": self.tc.to_dict(), "g": self.g.state_dict(),
-                 "g_ema": self.g_ema.state_dict(), "g_opt": self.g_opt.state_dict(),
-                 "d": self.d.state_dict() if self.d else None, "d_opt": self.d_opt.state_dict() if self.d else None,
-                 "gen": self.gen.get_state(), "rnd": plain_rng_state(self.rnd),
-                 "mean_path": self.mean_path.cpu(), "history": self.history}
-        tmp = self.out / (STATE + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.out / STATE)
+        self.save_state({"g": self.g.state_dict(), "g_ema": self.g_ema.state_dict(), "g_opt": self.g_opt.state_dict(),
+                         "d": self.d.state_dict() if self.d else None,
+                         "d_opt": self.d_opt.state_dict() if self.d else None})
         dist.barrier()
         return path
 
-    @classmethod
-    def resumed(cls, out: Path, changes: dict | None = None, progress: bool = True) -> "CrepsTrainer":
-        changes = {k: v for k, v in (changes or {}).items() if v is not None}
-        if unknown := set(changes) - set(RESUMABLE_CHANGES):
-            raise ValueError(f"a resumed run can change only {', '.join(RESUMABLE_CHANGES)}; "
-                             f"not {', '.join(sorted(unknown))}")
-        saved = cls._read_state(Path(out))["config"]
-        return cls(CrepsTrainConfig.from_dict({**saved, **changes}), out, resume=True, progress=progress)
-
     @staticmethod
-    def _read_state(out: Path) -> dict:
-        path = out / STATE
-        if not path.is_file():
-            raise FileNotFoundError(f"nothing to resume: {path} does not exist")
-        return torch.load(path, map_location="cpu", weights_only=True)
+    def config_from(saved: dict) -> CrepsTrainConfig:
+        return CrepsTrainConfig.from_dict(saved)
 
     def _load_state(self, s: dict) -> None:
-        self.step = int(s["step"])
+        self.restore_loop_state(s)
         self.g.load_state_dict(s["g"])
         self.g_ema.load_state_dict(s["g_ema"])
         self.g_opt.load_state_dict(s["g_opt"])
         if self.d:
             self.d.load_state_dict(s["d"])
             self.d_opt.load_state_dict(s["d_opt"])
-        self.gen.set_state(s["gen"])
-        if self.world > 1 and self.rank > 0:
-            self.gen.set_state(torch.load(self.out / f"rng-rank{self.rank}.pt", weights_only=True)["gen"])
-        set_plain_rng_state(self.rnd, s["rnd"])
-        self.mean_path = s["mean_path"].to(self.device)

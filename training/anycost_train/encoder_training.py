@@ -21,7 +21,8 @@ from anycost.perceptual import make_perceptual
 from anycost.projection import downsample, sub_configs
 
 from .data import ImageFolder, ProceduralFaces
-from .trainer import command_line, git_commit, plain_rng_state, set_plain_rng_state
+from .run_loop import plain_rng_state, set_plain_rng_state
+from .trainer import command_line, git_commit
 
 log = logging.getLogger("anycost_train")
 STATE = "encoder-state.pt"

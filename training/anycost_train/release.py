@@ -83,13 +83,7 @@ def release(model_path: Path, out: Path, name: str, ablations: dict[str, Path] |
     meta = dict(model.metadata, name=name, figures=figures, lineage=lineage(model.metadata))
     meta.pop("untrained", None)
     path = save_model(out, model.generator, meta, model.extra_tensors, encoder=model.encoder, half=half)
-    size = path.stat().st_size
-    if size > MAX_SHIPPED_BYTES:
-        path.unlink()
-        raise ValueError(f"{out} would be {size / 2 ** 20:.1f} MiB, over the {MAX_SHIPPED_BYTES / 2 ** 20:.0f} MiB "
-                         "that may ship inside the package")
-    log_fn(f"wrote {path} ({size / 2 ** 20:.1f} MiB)")
-    return path
+    return _shippable(path, log_fn)
 
 
 def release_creps(model_path: Path, out: Path, name: str, half: bool = True, n: int = 32, log_fn=print) -> Path:
@@ -120,10 +114,15 @@ def release_creps(model_path: Path, out: Path, name: str, half: bool = True, n: 
     meta = dict(model.metadata, name=name, figures=figures, lineage=stages)
     meta.pop("untrained", None)
     path = save_creps(out, g, meta, half=half, encoder=model.encoder, extra_tensors=model.extra_tensors)
+    return _shippable(path, log_fn)
+
+
+def _shippable(path: Path, log_fn) -> Path:
+    """Refuse (and delete) a file too large to ship inside the package."""
     size = path.stat().st_size
     if size > MAX_SHIPPED_BYTES:
         path.unlink()
-        raise ValueError(f"{out} would be {size / 2 ** 20:.1f} MiB, over the {MAX_SHIPPED_BYTES / 2 ** 20:.0f} MiB "
+        raise ValueError(f"{path} would be {size / 2 ** 20:.1f} MiB, over the {MAX_SHIPPED_BYTES / 2 ** 20:.0f} MiB "
                          "that may ship inside the package")
     log_fn(f"wrote {path} ({size / 2 ** 20:.1f} MiB)")
     return path

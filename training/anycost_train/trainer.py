@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,24 +25,20 @@ from .data import ImageFolder, ProceduralFaces
 from .faces import faces_of_latents
 from .discriminator import MultiResDiscriminator
 from .losses import consistency, d_logistic, g_nonsaturating, path_length, r1_penalty
+from .run_loop import TrainingRun
 from .steps import apply_loss, batch_of_step, update_ema
 from .subnets import arch_dim, arch_vector, sample_ratios, widths
 
 log = logging.getLogger("anycost_train")
-STATE = "train-state.pt"
 
 
-# what a resumed run may change; everything else is the run's own
-RESUMABLE_CHANGES = ("iters", "log_every", "sample_every", "checkpoint_every")
-
-
-class Trainer:
+class Trainer(TrainingRun):
     def __init__(self, tc: TrainConfig, out: Path, resume: bool = False, progress: bool = True):
         """Train `tc` into the run folder `out`. With `resume`, `tc` must be the run's own configuration
         (see `Trainer.resumed`), and training continues exactly from `out`'s saved state."""
         self.out = Path(out)
         self.rank, self.world = dist.init(tc.device)
-        state = self._read_state(self.out) if resume else None
+        state = self.read_state(self.out) if resume else None
         self.tc = tc
         self.device = torch.device(tc.device)
         self.gcfg = tc.generator_config()
@@ -223,41 +217,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
 
-    def run(self) -> Path | None:
-        tc = self.tc
-        self.out.mkdir(parents=True, exist_ok=True)
-        if self.rank == 0:   # the options, and which perceptual distance the consistency term uses
-            used = {"perceptual": self.perceptual.name if self.perceptual else None,
-                    "perceptual_warning": self.perceptual.warning if self.perceptual else None, "world": self.world}
-            (self.out / "config.json").write_text(json.dumps({**tc.to_dict(), "run": used}, indent=2))
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-            bar = tqdm(total=tc.iters, initial=self.step, desc=f"{tc.stage}", unit="it", dynamic_ncols=True)
-        t_last, n_last = time.monotonic(), self.step
-        model_path = None
-        while self.step < tc.iters:
-            stats = self.train_step()
-            if bar:
-                bar.update(1)
-                bar.set_postfix(d=f"{stats['d_loss']:.3f}", g=f"{stats['g_loss']:.3f}", res=stats["res"])
-            if self.step % tc.log_every == 0 or self.step == tc.iters:
-                now = time.monotonic()
-                stats["img_per_s"] = round((self.step - n_last) * tc.batch * self.world / max(now - t_last, 1e-9), 2)
-                t_last, n_last = now, self.step
-                stats = {k: (dist.mean(v, self.device) if k.endswith(("loss", "consistency")) else v)
-                         for k, v in stats.items()}
-                if self.rank == 0:
-                    with open(self.out / "log.jsonl", "a") as f:
-                        f.write(json.dumps({"step": self.step, "time": time.time(), **stats}) + "\n")
-            if self.step % tc.sample_every == 0 or self.step == tc.iters:
-                self.write_samples()
-            if self.step % tc.checkpoint_every == 0 or self.step == tc.iters:
-                model_path = self.checkpoint()
-        if bar:
-            bar.close()
-        dist.barrier()
-        return model_path
+    def run_info(self) -> dict:
+        """Which perceptual distance the consistency term used, and how many processes."""
+        return {"perceptual": self.perceptual.name if self.perceptual else None,
+                "perceptual_warning": self.perceptual.warning if self.perceptual else None, "world": self.world}
+
+    @property
+    def label(self) -> str:
+        return self.tc.stage
 
     @torch.no_grad()
     def write_samples(self) -> Path | None:
@@ -279,10 +246,7 @@ class Trainer:
 
     def checkpoint(self) -> Path | None:
         """The EMA generator as a model file, and the full state for an exact --resume."""
-        if self.world > 1:
-            value = dist.check_replicas([self.g, self.d, self.g_ema])
-            (self.out / f"replica-rank{self.rank}.txt").write_text(f"{self.step} {value!r}\n")
-            torch.save({"gen": self.gen.get_state()}, self.out / f"rng-rank{self.rank}.pt")
+        self.save_replica_files([self.g, self.d, self.g_ema])
         if self.rank != 0:
             dist.barrier()
             return None
@@ -295,38 +259,18 @@ class Trainer:
         path = save_model(self.out / "checkpoints" / f"{self.tc.stage}-{self.step:07d}.safetensors", self.g_ema, meta,
                           half=self.tc.half_checkpoints)
         save_model(self.out / "latest.safetensors", self.g_ema, meta, half=self.tc.half_checkpoints)
-        state = {"step": self.step, "config": self.tc.to_dict(), "g": self.g.state_dict(), "d": self.d.state_dict(),
-                 "g_ema": self.g_ema.state_dict(), "g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
-                 "teacher": self.teacher.state_dict() if self.teacher is not None else None,
-                 "gen": self.gen.get_state(), "rnd": plain_rng_state(self.rnd),
-                 "mean_path": self.mean_path.cpu(), "history": self.history}
-        tmp = self.out / (STATE + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.out / STATE)
+        self.save_state({"g": self.g.state_dict(), "d": self.d.state_dict(), "g_ema": self.g_ema.state_dict(),
+                         "g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
+                         "teacher": self.teacher.state_dict() if self.teacher is not None else None})
         dist.barrier()
         return path
 
-    @classmethod
-    def resumed(cls, out: Path, changes: dict | None = None, progress: bool = True) -> "Trainer":
-        """The run in `out`, continued with its own configuration; `changes` may set only
-        RESUMABLE_CHANGES (e.g. more iterations). Values not given keep the run's own."""
-        changes = {k: v for k, v in (changes or {}).items() if v is not None}
-        if unknown := set(changes) - set(RESUMABLE_CHANGES):
-            raise ValueError(f"a resumed run can change only {', '.join(RESUMABLE_CHANGES)}; "
-                             f"not {', '.join(sorted(unknown))}")
-        saved = dict(cls._read_state(Path(out))["config"])
-        saved["betas"] = tuple(saved["betas"])
-        return cls(TrainConfig(**{**saved, **changes}), out, resume=True, progress=progress)
-
     @staticmethod
-    def _read_state(out: Path) -> dict:
-        path = out / STATE
-        if not path.is_file():
-            raise FileNotFoundError(f"nothing to resume: {path} does not exist")
-        return torch.load(path, map_location="cpu", weights_only=True)
+    def config_from(saved: dict) -> TrainConfig:
+        return TrainConfig(**dict(saved, betas=tuple(saved["betas"])))
 
     def _load_state(self, s: dict) -> None:
-        self.step = int(s["step"])
+        self.restore_loop_state(s)
         self.g.load_state_dict(s["g"])
         self.d.load_state_dict(s["d"])
         self.g_ema.load_state_dict(s["g_ema"])
@@ -334,22 +278,6 @@ class Trainer:
             self.teacher.load_state_dict(s["teacher"])
         self.g_opt.load_state_dict(s["g_opt"])
         self.d_opt.load_state_dict(s["d_opt"])
-        self.gen.set_state(s["gen"])
-        if self.world > 1 and self.rank > 0:
-            self.gen.set_state(torch.load(self.out / f"rng-rank{self.rank}.pt", weights_only=True)["gen"])
-        set_plain_rng_state(self.rnd, s["rnd"])
-        self.mean_path = s["mean_path"].to(self.device)
-
-
-def plain_rng_state(rnd: random.Random) -> list:
-    """random.Random's state as lists, which torch.load(weights_only=True) reads back."""
-    version, internal, gauss = rnd.getstate()
-    return [version, list(internal), gauss]
-
-
-def set_plain_rng_state(rnd: random.Random, state) -> None:
-    version, internal, gauss = state
-    rnd.setstate((version, tuple(internal), gauss))
 
 
 def command_line() -> str:

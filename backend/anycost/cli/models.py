@@ -50,7 +50,6 @@ def info(spec: str) -> int:
     from .. import hub
     from ..models.macs import count_macs
     from ..creps_files import is_creps_spec
-    from ..service.engine import load_directions
 
     if is_creps_spec(spec):
         return creps_info(spec)
@@ -68,17 +67,12 @@ def info(spec: str) -> int:
               f"blocks {list(e.blocks)}, input {e.input_size} px)")
     else:
         print("  encoder: no (projection starts from the mean latent)")
-    print("  directions:")
-    for d in load_directions(model).values():
-        print(f"    {d.name:16s} {d.min:g}..{d.max:g}  ({d.source})")
-    if model.metadata.get("untrained"):
-        print("  note: untrained (random weights)")
+    print_directions_and_notes(model)
     return 0
 
 
 def creps_info(spec: str) -> int:
     from ..creps_files import open_creps
-    from ..service.engine import load_directions
 
     model = open_creps(spec)
     cfg = model.generator.cfg
@@ -92,9 +86,14 @@ def creps_info(spec: str) -> int:
     if w_space:
         print(f"  W space: shared with {w_space['model']} (its encoder and directions)")
     print(f"  encoder: {'yes' if model.encoder is not None else 'no (projection starts from the mean latent)'}")
+    print_directions_and_notes(model)
+    return 0
+
+
+def print_directions_and_notes(model) -> None:
+    from ..service.engine import load_directions
     print("  directions:")
     for d in load_directions(model).values():
         print(f"    {d.name:16s} {d.min:g}..{d.max:g}  ({d.source})")
     if model.metadata.get("untrained"):
         print("  note: untrained (random weights)")
-    return 0
