@@ -36,7 +36,6 @@ from .steps import apply_loss, batch_of_step, update_ema
 from .trainer import command_line, git_commit
 
 
-
 def discriminator_config(cfg: CrepsConfig) -> GeneratorConfig:
     """The discriminator's widths for a CREPS model: StyleGAN2's (half the CREPS line widths)."""
     channels = {r: max(1, min(cfg.channel_base // (2 * r), cfg.channel_max // 2)) for r in cfg.levels}
