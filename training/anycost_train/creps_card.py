@@ -100,10 +100,11 @@ def size_strip(creps, wplus: torch.Tensor, show: int = 256) -> Image.Image:
 
 @torch.no_grad()
 def zoom_compare(creps, anycost, wplus: torch.Tensor, final: int = 512, crop: int = 160) -> Image.Image:
-    """The centre crop of a `final` px final: anycost output resized bicubically | CREPS drawn at that size."""
+    """A crop across the face's left edge of a `final` px final: the anycost output resized
+    bicubically | CREPS drawn at that size."""
     a = to_pil(bicubic(anycost.synthesis(wplus), final)[0])
     c = to_pil(creps.render(creps.wplus_from_anycost(wplus), (final, final))[0])
-    box = ((final - crop) // 2, (final - crop) // 3, (final + crop) // 2, (final - crop) // 3 + crop)
+    box = (final // 8, final // 3, final // 8 + crop, final // 3 + crop)
     return grid([a.crop(box).resize((2 * crop, 2 * crop), Image.NEAREST),
                  c.crop(box).resize((2 * crop, 2 * crop), Image.NEAREST)], cols=2)
 
@@ -172,7 +173,8 @@ def write_creps_card(model_spec: str, out: Path, n_latents: int = 16, n_faces: i
                   f"{edited_agree['distance']:.4f} |", "",
                   "Pairs (anycost | CREPS) of a projected face and its edits:", "",
                   f"![pairs]({figures.name}/pairs.png)", "",
-                  "A 512 px final, centre crop: the anycost output resized bicubically | CREPS drawn at 512 px:", "",
+                  "A 512 px final, a crop across the face's edge: the anycost output resized bicubically | "
+                  "CREPS drawn at 512 px:", "",
                   f"![zoom]({figures.name}/zoom.png)"]
     lines += ["", f"Whole page: {time.time() - t0:.0f} s."]
     out.write_text("\n".join(lines) + "\n")
