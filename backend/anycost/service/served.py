@@ -28,6 +28,7 @@ from .calibration import SubConfig, calibrate, pick, rank_configs
 
 Progress = Callable[[int, int], None]
 CREPS_PREVIEW_SIZES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+FINAL_TILE = 256                 # samples per tile side of a CREPS final (bounds its memory)
 
 
 @dataclass
@@ -157,8 +158,9 @@ class ServedCreps(ServedModel):
         """A preview: the image at `config.resolution` on its longer side, in `size`'s aspect. The
         final (config None): exactly `size` (w, h), tiled, with progress after each tile."""
         w, h = size if size is not None else (self.resolution, self.resolution)
-        if config is None:
-            return self.g.render(wplus, (h, w), supersample=supersample, progress=progress)
+        if config is None:        # a tile computes (tile x supersample)^2 samples: keep that near 256^2
+            return self.g.render(wplus, (h, w), supersample=supersample, tile=FINAL_TILE // supersample,
+                                 progress=progress)
         s = config.resolution
         ph, pw = (s, max(1, round(s * w / h))) if h >= w else (max(1, round(s * h / w)), s)
         return self.g.render(wplus, (ph, pw))
