@@ -145,3 +145,27 @@ def test_torchrun_two_processes_keep_replicas_identical(tmp_path):
     sums = [(out / f"replica-rank{k}.txt").read_text().split() for k in range(2)]
     assert sums[0] == sums[1] and sums[0][0] == "2"
     assert load_creps(out / "latest.safetensors").metadata["training"]["images"] == 2 * 2 * 2
+
+
+def test_release_and_card_of_a_distilled_model(teacher_file, tmp_path):
+    """creps-release measures into the file and keeps both lineages; creps-card writes the page."""
+    over = {"teacher": str(teacher_file), "adv_weight": 0.0, "pl_weight": 0.0, "iters": 2, "batch": 2,
+            "checkpoint_every": 2, "sample_every": 2}
+    CrepsTrainer(load_creps_config("creps-tiny", None, over), tmp_path / "r", progress=False).run()
+    shipped = tmp_path / "shipped.safetensors"
+    r = run_train_cli("--threads", "1", "creps-release", "--model", str(tmp_path / "r" / "latest.safetensors"),
+                      "--out", str(shipped), "--name", "tiny-creps")
+    assert r.returncode == 0, r.stderr
+    model = load_creps(shipped)
+    figures = model.metadata["figures"]
+    assert model.metadata["name"] == "tiny-creps" and model.metadata["lineage"][-1]["stage"] == "creps"
+    assert figures["agreement"]["n"] == 32 and [row["size"] for row in figures["scale_consistency"]] == [
+        32, 64, 128, 256, 512]
+    assert all(row["creps_psnr"] > 20 and row["anycost_psnr"] > 0 for row in figures["scale_consistency"])
+    page = tmp_path / "card.md"
+    r = run_train_cli("--threads", "1", "creps-card", "--model", str(shipped), "--out", str(page),
+                      "--latents", "2", "--faces", "1", "--steps", "2")
+    assert r.returncode == 0, r.stderr
+    text = page.read_text()
+    assert "| 512 |" in text and "Agreement with `teacher`" in text
+    assert all((tmp_path / "card" / f).is_file() for f in ("sizes.png", "pairs.png", "zoom.png"))

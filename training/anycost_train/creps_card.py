@@ -15,6 +15,7 @@ from PIL import Image
 from anycost.bench import cpu_name
 from anycost.creps_files import open_creps
 from anycost.editing import apply_edit, from_model_file
+from anycost.errors import CheckpointError
 from anycost.hub import open_model
 from anycost.imaging import grid, to_pil
 from anycost.perceptual import make_perceptual
@@ -42,6 +43,26 @@ def anycost_at(g, wplus: torch.Tensor, size: int) -> torch.Tensor:
     if size in g.cfg.elastic_resolutions:
         return g.synthesis(wplus, target_res=size)
     return bicubic(g.synthesis(wplus), size)
+
+
+def open_w_space(metadata: dict):
+    """The anycost model whose W space a CREPS model shares: as the trainer was given it (a file or a
+    name), else by its name; None when it shares none."""
+    w_space = metadata.get("w_space")
+    if not w_space:
+        return None
+    try:
+        return open_model(w_space.get("source") or w_space["model"])
+    except CheckpointError:
+        return open_model(w_space["model"])
+
+
+@torch.no_grad()
+def random_latents(creps, anycost, n: int, seed: int = LATENT_SEED) -> list[torch.Tensor]:
+    """W+ of n seeded z: through the anycost model's mapping (its rows) when the CREPS model shares
+    its W space, else through the CREPS model's own (every row the same w)."""
+    z = torch.randn(n, creps.cfg.style_dim, generator=torch.Generator().manual_seed(seed))
+    return [anycost.latent_to_wplus(zz[None]) if anycost is not None else creps.map(zz[None]) for zz in z]
 
 
 @torch.no_grad()
@@ -111,21 +132,15 @@ def zoom_compare(creps, anycost, wplus: torch.Tensor, final: int = 512, crop: in
 
 def write_creps_card(model_spec: str, out: Path, n_latents: int = 16, n_faces: int = 4, steps: int = 50,
                      log_fn=print) -> Path:
-    torch.set_grad_enabled(True)
     t0 = time.time()
     model = open_creps(model_spec)
     creps = model.generator
     w_space = (model.metadata.get("w_space") or {}).get("model")
-    anycost_model = open_model(w_space) if w_space else None
+    anycost_model = open_w_space(model.metadata)
     anycost = anycost_model.generator if anycost_model else None
     if anycost is not None:
         anycost.requires_grad_(False)
-        z = torch.randn(n_latents, creps.cfg.style_dim, generator=torch.Generator().manual_seed(LATENT_SEED))
-        latents = [anycost.latent_to_wplus(zz[None]) for zz in z]
-    else:
-        z = torch.randn(n_latents, creps.cfg.style_dim, generator=torch.Generator().manual_seed(LATENT_SEED))
-        with torch.no_grad():
-            latents = [creps.map(zz[None])[:, :-1] for zz in z]
+    latents = random_latents(creps, anycost, n_latents)
     figures = out.with_suffix("")
     figures.mkdir(parents=True, exist_ok=True)
     log_fn("scale consistency ...")

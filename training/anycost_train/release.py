@@ -90,18 +90,14 @@ def release_creps(model_path: Path, out: Path, name: str, half: bool = True, n: 
     """The same for a CREPS model: its agreement with the anycost model whose W space it shares and
     its scale consistency measured into the file, the lineage of both, half precision."""
     from anycost.creps_files import load_creps, save_creps
-    from anycost.hub import open_model
 
-    from .creps_card import LATENT_SEED, agreement, scale_consistency
+    from .creps_card import LATENT_SEED, agreement, open_w_space, random_latents, scale_consistency
     model = load_creps(model_path)
     g = model.generator
     w_space = (model.metadata.get("w_space") or {}).get("model")
-    anycost = open_model(w_space) if w_space else None
+    anycost = open_w_space(model.metadata)
     perceptual = make_perceptual()
-    z = torch.randn(n, g.cfg.style_dim, generator=torch.Generator().manual_seed(LATENT_SEED))
-    with torch.no_grad():
-        latents = ([anycost.generator.latent_to_wplus(zz[None]) for zz in z] if anycost
-                   else [g.map(zz[None])[:, :-1] for zz in z])
+    latents = random_latents(g, anycost.generator if anycost else None, n)
     log_fn(f"measuring {model_path} ({n} latents)")
     figures = {"scale_consistency": scale_consistency(g, anycost.generator if anycost else None, latents[:4]),
                "measured": {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "samples": n, "seed": LATENT_SEED,
