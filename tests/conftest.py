@@ -92,3 +92,11 @@ def tiny_daemon(tiny_model_file, tmp_path_factory):
     d.wait_ready()
     yield d
     assert d.stop() == 0, d.log_text()
+
+
+@pytest.fixture
+def client(daemon):
+    """A client of the module's `daemon` fixture."""
+    from anycost.client import Client
+    with Client(daemon.address) as c:
+        yield c

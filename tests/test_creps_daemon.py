@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from anycost import protocol as P
-from anycost.client import Client, RemoteError
+from anycost.client import RemoteError
 from anycost.creps_files import load_creps
 from anycost.imaging import to_pil
 
@@ -27,12 +27,6 @@ def daemon(tiny_model_file, creps_file, tmp_path_factory):
     d.wait_ready()
     yield d
     assert d.stop() == 0, d.log_text()
-
-
-@pytest.fixture
-def client(daemon):
-    with Client(daemon.address) as c:
-        yield c
 
 
 @pytest.fixture

@@ -22,12 +22,6 @@ def daemon(tiny_model_file, tmp_path_factory):
     assert d.stop() == 0, d.log_text()
 
 
-@pytest.fixture
-def client(daemon):
-    with Client(daemon.address) as c:
-        yield c
-
-
 def open_session(c, **kw) -> dict:
     return c.call("open", image=face_image(), timeout=120, **kw)
 

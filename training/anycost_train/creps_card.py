@@ -69,17 +69,19 @@ def random_latents(creps, anycost, n: int, seed: int = LATENT_SEED) -> list[torc
 def scale_consistency(creps, anycost, latents: torch.Tensor) -> list[dict]:
     """Per size s: PSNR of the 2s image box-downsampled to s against the s image itself, for CREPS
     and for the anycost pipeline (mean over the latents)."""
-    rows = []
-    for s in CONSISTENCY_SIZES:
-        c_vals, a_vals = [], []
-        for wplus in latents:
-            ws = creps.wplus_from_anycost(wplus)
-            c_vals.append(psnr(box_down(creps.render(ws, (2 * s, 2 * s)), s), creps.render(ws, (s, s))))
-            if anycost is not None:
-                a_vals.append(psnr(box_down(anycost_at(anycost, wplus, 2 * s), s), anycost_at(anycost, wplus, s)))
-        rows.append({"size": s, "creps_psnr": round(statistics.mean(c_vals), 2),
-                     "anycost_psnr": round(statistics.mean(a_vals), 2) if a_vals else None})
-    return rows
+    sizes = sorted({*CONSISTENCY_SIZES, *(2 * s for s in CONSISTENCY_SIZES)})
+    c_vals = {s: [] for s in CONSISTENCY_SIZES}
+    a_vals = {s: [] for s in CONSISTENCY_SIZES}
+    for wplus in latents:                   # every size drawn once per latent, each compared with its double
+        ws = creps.wplus_from_anycost(wplus)
+        c_img = {s: creps.render(ws, (s, s)) for s in sizes}
+        a_img = {s: anycost_at(anycost, wplus, s) for s in sizes} if anycost is not None else None
+        for s in CONSISTENCY_SIZES:
+            c_vals[s].append(psnr(box_down(c_img[2 * s], s), c_img[s]))
+            if a_img is not None:
+                a_vals[s].append(psnr(box_down(a_img[2 * s], s), a_img[s]))
+    return [{"size": s, "creps_psnr": round(statistics.mean(c_vals[s]), 2),
+             "anycost_psnr": round(statistics.mean(a_vals[s]), 2) if a_vals[s] else None} for s in CONSISTENCY_SIZES]
 
 
 @torch.no_grad()

@@ -96,14 +96,15 @@ def release_creps(model_path: Path, out: Path, name: str, half: bool = True, n: 
     g = model.generator
     w_space = (model.metadata.get("w_space") or {}).get("model")
     anycost = open_w_space(model.metadata)
+    teacher = anycost.generator if anycost else None
     perceptual = make_perceptual()
-    latents = random_latents(g, anycost.generator if anycost else None, n)
+    latents = random_latents(g, teacher, n)
     log_fn(f"measuring {model_path} ({n} latents)")
-    figures = {"scale_consistency": scale_consistency(g, anycost.generator if anycost else None, latents[:4]),
+    figures = {"scale_consistency": scale_consistency(g, teacher, latents[:4]),
                "measured": {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "samples": n, "seed": LATENT_SEED,
                             "perceptual": perceptual.name}}
     if anycost is not None:
-        figures["agreement"] = agreement(g, anycost.generator, latents, perceptual)
+        figures["agreement"] = agreement(g, teacher, latents, perceptual)
     stages = lineage(model.metadata)
     if anycost is not None:
         stages = [dict(s, stage=f"{w_space}: {s['stage']}") for s in anycost.metadata.get("lineage", [])] + stages

@@ -147,13 +147,13 @@ class Trainer(TrainingRun):
             fake = self.g(z, inject_index=k, channels=chans, target_res=res, noise="random", generator=self.gen)
         with self._autocast():
             d_loss = d_logistic(self.d(real, arch), self.d(fake.float(), arch))
-        self._apply(self.d, self.d_opt, d_loss)
+        apply_loss(self.d, self.d_opt, d_loss)
         stats["d_loss"] = d_loss.item()
         if self.step % tc.r1_every == 0:
             real_r = real.detach().requires_grad_(True)
             pred = self.d(real_r, arch)
             r1 = r1_penalty(pred, real_r)
-            self._apply(self.d, self.d_opt, tc.r1_gamma / 2 * r1 * tc.r1_every + 0 * pred[0])
+            apply_loss(self.d, self.d_opt, tc.r1_gamma / 2 * r1 * tc.r1_every + 0 * pred[0])
             stats["r1"] = r1.item()
 
         # generator
@@ -171,14 +171,14 @@ class Trainer(TrainingRun):
                 c_loss = consistency(fake.float(), full.float(), self.perceptual)
                 g_loss = g_loss + tc.consistency_weight * c_loss
                 stats["consistency"] = c_loss.item()
-        self._apply(self.g, self.g_opt, g_loss)
+        apply_loss(self.g, self.g_opt, g_loss)
         stats["g_loss"] = g_loss.item()
         if tc.pl_weight > 0 and self.step % tc.pl_every == 0:
             z, k = self.latents(max(1, b // 2))
             wplus = self.g.latent_to_wplus(z, inject_index=k).detach().requires_grad_(True)
             pl, self.mean_path = path_length(self.g.synthesis(wplus, noise="random", generator=self.gen),
                                              wplus, self.mean_path, generator=self.gen)
-            self._apply(self.g, self.g_opt, tc.pl_weight * tc.pl_every * pl)
+            apply_loss(self.g, self.g_opt, tc.pl_weight * tc.pl_every * pl)
             stats["pl"] = pl.item()
 
         self._update_ema()
@@ -199,7 +199,7 @@ class Trainer(TrainingRun):
         with self._autocast():
             out = self.g(z.to(self.device), target_res=res, noise="random", generator=self.gen).float()
             loss = F.l1_loss(out, target) + self.perceptual.distance(out, target).mean()
-        self._apply(self.g, self.g_opt, loss)
+        apply_loss(self.g, self.g_opt, loss)
         self._update_ema()
         self.step += 1
         return {"res": res, "channels": sum(self.gcfg.full_channels), "d_loss": 0.0, "g_loss": loss.item()}
@@ -208,9 +208,6 @@ class Trainer(TrainingRun):
         if self.tc.amp and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return torch.autocast("cpu", enabled=False)
-
-    def _apply(self, net, opt, loss) -> None:
-        apply_loss(net, opt, loss)
 
     def _update_ema(self) -> None:
         update_ema(self.g_ema, self.g, self.tc.batch * self.world, self.tc.ema_kimg)

@@ -50,6 +50,12 @@ def load_latents(path: Path, style_dim: int):
     return t
 
 
+def seeded_z(seed: int, n: int, style_dim: int) -> list:
+    """Image i's z [1, style_dim] from seed + i (so an image does not depend on --n)."""
+    import torch
+    return [torch.randn(1, style_dim, generator=torch.Generator().manual_seed(seed + i)) for i in range(n)]
+
+
 def write_images(out, path: Path) -> None:
     """N x 3 x H x W floats -> .npy (the float output, exactly) or .png (a grid when several)."""
     import numpy as np
@@ -95,8 +101,7 @@ def run(args) -> int:
     resolve_channels(g.cfg, channels)
 
     if args.seed is not None:
-        latents = [torch.randn(1, g.cfg.style_dim, generator=torch.Generator().manual_seed(args.seed + i))
-                   for i in range(args.n)]
+        latents = seeded_z(args.seed, args.n, g.cfg.style_dim)
         space, seeds = "z", [args.seed + i for i in range(args.n)]
     else:
         path = args.z or args.w
@@ -140,8 +145,7 @@ def run_creps(args) -> int:
             raise AnycostError(f"--region must be X,Y,W,H inside the {w}x{h} image, got {args.region}")
     with torch.inference_mode():
         if args.seed is not None:
-            z = torch.cat([torch.randn(1, g.cfg.style_dim, generator=torch.Generator().manual_seed(args.seed + i))
-                           for i in range(args.n)])
+            z = torch.cat(seeded_z(args.seed, args.n, g.cfg.style_dim))
             ws = g.map(z.to(args.device), truncation=args.truncation)
         else:
             t = load_latents(args.z or args.w, g.cfg.style_dim).to(args.device)
