@@ -161,14 +161,23 @@ def test_pull_offline_names_the_file_to_place(tmp_path):
 def test_bench_saves_json(official_file, tmp_path):
     out = tmp_path / "bench.json"
     r = run_cli("--threads", "1", "bench", "--model", str(official_file), "--repeat", "1",
-                "--ratios", "1,0.5", "--resolutions", "128,32", "--out", str(out))
+                "--ratios", "1,0.5", "--resolutions", "128,32", "--out", str(out),
+                env={"ANYCOST_STATE_DIR": str(tmp_path / "state")})
     assert r.returncode == 0, r.stderr
     data = json.loads(out.read_text())
-    rows = {(row["ratio"], row["resolution"]): row for row in data["rows"]}
-    assert set(rows) == {(1.0, 128), (1.0, 32), (0.5, 128), (0.5, 32)}
-    assert rows[(1.0, 128)]["speedup"] == 1.0 and rows[(0.5, 32)]["mac_reduction"] > 1
+    rows = {(row["path"], row["ratio"], row["resolution"]): row for row in data["rows"]}
+    assert set(rows) == {(p, r, k) for p in ("fast", "reference") for r in (1.0, 0.5) for k in (128, 32)}
+    for p in ("fast", "reference"):
+        assert rows[(p, 1.0, 128)]["speedup"] == 1.0 and rows[(p, 0.5, 32)]["mac_reduction"] > 1
+    assert rows[("reference", 0.5, 32)]["vs_reference"] == 1.0
+    peak = data["matmul_peak_gmac_per_s"]
+    assert peak > 0 and rows[("fast", 1.0, 128)]["peak_share"] == pytest.approx(
+        rows[("fast", 1.0, 128)]["gmac_per_s"] / peak)
+    assert data["conv_forms"] and list((tmp_path / "state" / "calibration").glob("conv-forms-*.json"))
     assert data["environment"]["threads"] == 1
-    assert "| 0.5 | 32 |" in r.stdout
+    assert "| fast | 0.5 | 32 |" in r.stdout and "GMAC/s" in r.stdout
+    bad = run_cli("bench", "--paths", "quick")
+    assert bad.returncode != 0 and "--paths" in bad.stderr
 
 
 def test_grid_writes_the_paper_figure(tmp_path):

@@ -1,6 +1,8 @@
 """Latency and MACs of every sub-generator (channel ratio x resolution) of a model, batch 1, CPU.
 
-Configurations are timed round-robin (one warm-up call each, then `repeat` rounds), so that a
+Both the fast path (`models.fast`, what the daemon draws with) and the reference
+(`Generator.synthesis`) are timed, and compared with the machine's fp32 matrix-multiply peak
+measured in the same run. Configurations are timed round-robin (one warm-up call each, then `repeat` rounds), so that a
 slow patch of a shared machine spreads over all of them instead of biasing one; the median is
 reported. Thread count is fixed for the run and recorded.
 """
@@ -15,11 +17,14 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .models import TRAINED_RATIOS, Generator
+from .models.conv_forms import FormChooser
+from .models.fast import FastSynthesis
 from .models.macs import count_macs
 
 
 @dataclass
 class BenchRow:
+    path: str             # "fast" (models.fast, what the daemon draws with) or "reference" (Generator.synthesis)
     ratio: float
     resolution: int
     gmacs: float          # true multiply-accumulates, 1e9
@@ -27,7 +32,10 @@ class BenchRow:
     mac_reduction: float  # full-generator MACs / these MACs (true convention)
     median_ms: float
     min_ms: float
-    speedup: float        # full-generator median / this median
+    speedup: float        # full-generator median / this median, same path
+    vs_reference: float   # reference median / this median, same configuration
+    gmac_per_s: float     # true MACs / median time (Winograd does fewer multiplies than it is credited)
+    peak_share: float     # gmac_per_s / the fp32 matrix-multiply peak measured in the same run
     samples: int
 
 
@@ -41,36 +49,67 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def matmul_peak(sizes=(1024, 2048), repeat: int = 5) -> float:
+    """This machine's fp32 matrix-multiply throughput (GMAC/s, best of square products), at the
+    current thread count: the ceiling the generator's convolutions are compared with."""
+    best = 0.0
+    gen = torch.Generator().manual_seed(0)
+    for n in sizes:
+        a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+        a @ b
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            a @ b
+            best = max(best, n ** 3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
 def run_bench(g: Generator, ratios=TRAINED_RATIOS, resolutions=None, repeat: int = 5,
-              impl: str = "auto", seed: int = 0, log=None) -> list[BenchRow]:
+              impl: str = "auto", paths=("fast", "reference"), chooser: FormChooser | None = None,
+              peak: float | None = None, seed: int = 0, log=None) -> list[BenchRow]:
+    """Every (path, ratio, resolution), timed round-robin. `impl` is the reference's modulated-conv
+    form; `chooser` decides (and remembers) the fast path's per-layer forms."""
     cfg = g.cfg
     resolutions = resolutions or cfg.elastic_resolutions
     configs = [(r, res) for r in ratios for res in resolutions]
     if (1.0, cfg.resolution) not in configs:
         configs.insert(0, (1.0, cfg.resolution))     # the reference every speed-up is relative to
     z = torch.randn(1, cfg.style_dim, generator=torch.Generator().manual_seed(seed))
-    times = {c: [] for c in configs}
+    fast = FastSynthesis(g, chooser) if "fast" in paths else None
+    draw = {"fast": lambda w, c: fast(w, channels=c[0], target_res=c[1]),
+            "reference": lambda w, c: g.synthesis(w, channels=c[0], target_res=c[1], impl=impl)}
+    runs = [(p, c) for c in configs for p in paths]
+    times = {k: [] for k in runs}
     with torch.inference_mode():
         wplus = g.latent_to_wplus(z.to(g.w_avg.device))
-        def call(c):
+
+        def call(k):
             t0 = time.perf_counter()
-            g.synthesis(wplus, channels=c[0], target_res=c[1], impl=impl)
+            draw[k[0]](wplus, k[1])
             return (time.perf_counter() - t0) * 1000
-        for c in configs:
-            call(c)                                   # warm-up: allocator, oneDNN primitive caches
-        for k in range(repeat):
-            for c in configs:
-                times[c].append(call(c))
+        t0 = time.perf_counter()
+        for k in runs:
+            call(k)                                   # warm-up: allocator, primitive caches, form choice
+        if log:
+            log(f"warm-up (and choice of conv forms) {time.perf_counter() - t0:.1f} s")
+        for i in range(repeat):
+            for k in runs:
+                times[k].append(call(k))
             if log:
-                log(f"round {k + 1}/{repeat} done")
+                log(f"round {i + 1}/{repeat} done")
+    peak = peak or matmul_peak()
     full_macs = count_macs(cfg, 1.0, cfg.resolution, include_mapping=False).true
-    full_ms = statistics.median(times[(1.0, cfg.resolution)])
     rows = []
-    for r, res in configs:
-        m = count_macs(cfg, r, res, include_mapping=False)
-        med = statistics.median(times[(r, res)])
-        rows.append(BenchRow(r, res, m.true / 1e9, m.paper / 1e9, full_macs / m.true, med,
-                             min(times[(r, res)]), full_ms / med, len(times[(r, res)])))
+    for p in paths:
+        full_ms = statistics.median(times[(p, (1.0, cfg.resolution))])
+        for r, res in configs:
+            m = count_macs(cfg, r, res, include_mapping=False)
+            med = statistics.median(times[(p, (r, res))])
+            ref = statistics.median(times[("reference", (r, res))]) if "reference" in paths else float("nan")
+            rate = m.true / med / 1e6
+            rows.append(BenchRow(p, r, res, m.true / 1e9, m.paper / 1e9, full_macs / m.true, med,
+                                 min(times[(p, (r, res))]), full_ms / med, ref / med, rate, rate / peak,
+                                 len(times[(p, (r, res))])))
     return rows
 
 
@@ -87,13 +126,15 @@ def p95(values) -> float:
 
 
 def format_table(rows: list[BenchRow]) -> str:
-    head = "| ratio | res | GMACs (true) | GMACs (paper conv.) | MAC reduction | median ms | min ms | speed-up |"
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    head = ("| path | ratio | res | GMACs (true) | GMACs (paper conv.) | MAC reduction | median ms | min ms | "
+            "GMAC/s | of peak | speed-up vs full | vs reference |")
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
-        lines.append(f"| {r.ratio:g} | {r.resolution} | {r.gmacs:.2f} | {r.gmacs_paper:.2f} | "
-                     f"{r.mac_reduction:.1f}x | {r.median_ms:.1f} | {r.min_ms:.1f} | {r.speedup:.1f}x |")
+        lines.append(f"| {r.path} | {r.ratio:g} | {r.resolution} | {r.gmacs:.2f} | {r.gmacs_paper:.2f} | "
+                     f"{r.mac_reduction:.1f}x | {r.median_ms:.1f} | {r.min_ms:.1f} | {r.gmac_per_s:.1f} | "
+                     f"{r.peak_share:.0%} | {r.speedup:.1f}x | {r.vs_reference:.2f}x |")
     return "\n".join(lines)
 
 
-def to_json(rows: list[BenchRow], env: dict, model: str) -> dict:
-    return {"model": model, "environment": env, "rows": [asdict(r) for r in rows]}
+def to_json(rows: list[BenchRow], env: dict, model: str, extra: dict | None = None) -> dict:
+    return {"model": model, "environment": env, "rows": [asdict(r) for r in rows], **(extra or {})}

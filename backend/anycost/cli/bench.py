@@ -23,7 +23,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolutions", help="comma-separated (default: the model's last four levels)")
     p.add_argument("--repeat", type=int, default=5, help="timed rounds per configuration (default 5)")
     p.add_argument("--impl", default="auto", choices=["auto", "grouped", "weight", "activation"],
-                   help="modulated-conv form")
+                   help="modulated-conv form of the reference path")
+    p.add_argument("--paths", default="fast,reference",
+                   help="what to time: fast (the daemon's path), reference, or both (default)")
+    p.add_argument("--form", help="force one conv form on every layer of the fast path it applies to "
+                                  "(default: the fastest measured per layer on this machine)")
     p.add_argument("--out", type=Path, help="JSON file (default bench-results/<model>-<threads>t.json)")
     p.add_argument("--e2e", action="store_true",
                    help="instead: edit->preview and render latency through a real daemon over loopback "
@@ -44,11 +48,22 @@ def run(args) -> int:
         return run_creps_command(args)
     import torch
 
-    from ..bench import environment, format_table, run_bench, to_json
+    from ..bench import environment, format_table, matmul_peak, run_bench, to_json
     from ..hub import open_model
+    from ..memory import keep_freed_memory
+    from ..models.conv_forms import FormChooser
+    from ..paths import state_dir
 
     if args.repeat < 1:
         raise AnycostError(f"--repeat must be at least 1, got {args.repeat}")
+    paths = tuple(p.strip() for p in args.paths.split(",") if p.strip())
+    if not paths or any(p not in ("fast", "reference") for p in paths):
+        raise AnycostError(f"--paths takes fast and/or reference, got {args.paths!r}")
+    try:
+        chooser = FormChooser(state_dir() / "calibration", fixed=args.form)
+    except ValueError as e:
+        raise AnycostError(str(e)) from None
+    kept = keep_freed_memory()
     spec = args.model or f"random:{args.arch}"
     model = open_model(spec)
     g = model.generator
@@ -58,13 +73,17 @@ def run(args) -> int:
         g.resolve_target_res(res)
     threads = torch.get_num_threads()
     print(f"model {spec}: {g.cfg.resolution}px, threads {threads}, {args.repeat} rounds", file=sys.stderr)
-    rows = run_bench(g, ratios, resolutions, repeat=args.repeat, impl=args.impl,
-                     log=lambda m: print(m, file=sys.stderr))
-    env = environment(threads)
+    peak = matmul_peak()
+    rows = run_bench(g, ratios, resolutions, repeat=args.repeat, impl=args.impl, paths=paths, chooser=chooser,
+                     peak=peak, log=lambda m: print(m, file=sys.stderr))
+    env = dict(environment(threads), keep_freed_memory=kept)
     print(f"CPU: {env['cpu']} ({env['logical_cpus']} logical), torch {env['torch']}, threads {threads}")
+    print(f"fp32 matrix-multiply peak, this run: {peak:.1f} GMAC/s; freed memory kept in the process: {kept}")
     print(format_table(rows))
+    extra = {"matmul_peak_gmac_per_s": peak, "conv_forms": chooser.report(),
+             "forced_form": args.form, "winograd_available": chooser.winograd}
     return save(args.out or Path("bench-results") / f"{spec.replace(':', '-').replace('/', '_')}-{threads}t.json",
-                to_json(rows, env, spec))
+                to_json(rows, env, spec, extra))
 
 
 def save(out: Path, payload: dict) -> int:

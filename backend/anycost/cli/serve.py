@@ -39,6 +39,7 @@ def run(args) -> int:
     import torch
 
     from ..hub import open_any
+    from ..memory import keep_freed_memory
     from ..paths import keys_dir, state_dir
     from ..perceptual import make_perceptual
     from ..service.engine import Engine
@@ -52,6 +53,7 @@ def run(args) -> int:
     log = logging.getLogger("anycost.backend")
     if args.threads is None:
         torch.set_num_threads(default_threads())
+    keep_freed_memory()                  # big feature maps reused, not page-faulted on every render
     curve = None
     if args.curve or not is_loopback(args.bind):
         try:

@@ -27,11 +27,16 @@ class SubConfig:
                 "quality": self.quality}
 
 
-def calibrate(g: Generator, cache_folder: Path | None, repeats: int = 3, log=None) -> dict[tuple, float]:
-    """Median synthesis latency (ms) of every trained configuration, cached per machine and model."""
+def calibrate(g: Generator, cache_folder: Path | None, repeats: int = 3, log=None,
+              synthesis=None, path: str = "reference") -> dict[tuple, float]:
+    """Median synthesis latency (ms) of every trained configuration, cached per machine and model.
+
+    `synthesis(wplus, channels=, target_res=)` is what the daemon will draw with (default the
+    reference `g.synthesis`); `path` names it in the cache key."""
+    synthesis = synthesis or g.synthesis
     threads = torch.get_num_threads()
     device = g.w_avg.device.type
-    key = f"{fingerprint(g)}-{cpu_name().replace(' ', '_').replace('/', '_')}-{device}-{threads}t"
+    key = f"{fingerprint(g)}-{cpu_name().replace(' ', '_').replace('/', '_')}-{device}-{threads}t-{path}"
     cache = cache_folder / f"{key}.json" if cache_folder else None
     if cache is not None and cache.is_file():
         try:
@@ -44,11 +49,11 @@ def calibrate(g: Generator, cache_folder: Path | None, repeats: int = 3, log=Non
     times = {c: [] for c in configs}
     with torch.inference_mode():
         for c in configs:
-            g.synthesis(wplus, channels=c[0], target_res=c[1])    # warm-up
+            synthesis(wplus, channels=c[0], target_res=c[1])      # warm-up (and the fast path's tuning)
         for _ in range(repeats):
             for c in configs:
                 t0 = time.perf_counter()
-                g.synthesis(wplus, channels=c[0], target_res=c[1])
+                synthesis(wplus, channels=c[0], target_res=c[1])
                 times[c].append((time.perf_counter() - t0) * 1000)
     latency = {c: statistics.median(v) for c, v in times.items()}
     if cache is not None:

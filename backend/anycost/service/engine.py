@@ -174,7 +174,7 @@ class Engine:
         with torch.inference_mode():
             wplus = apply_edit(s.wplus.to(self.device), sm.directions, values)
             # without a size, a CREPS preview still takes the selection's aspect
-            img = sm.draw(wplus, config, size or (s.region[2], s.region[3]), supersample, progress)
+            img = sm.draw(wplus, config, size or (s.region[2], s.region[3]), supersample, progress, session=s.id)
         render_ms = (time.perf_counter() - t0) * 1000
         return {"session": s.id, "image": encode_image(img, size).to_dict(), "render_ms": round(render_ms, 2),
                 "config": sm.describe_config(config, size), "refined": refined, "values": values}

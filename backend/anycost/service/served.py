@@ -13,6 +13,7 @@ import hashlib
 import json
 import statistics
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -21,7 +22,9 @@ import torch
 
 from ..bench import cpu_name
 from ..editing import Direction, fingerprint
+from ..models.conv_forms import FormChooser
 from ..models.creps import SquareView
+from ..models.fast import FastSynthesis, LastRender
 from ..perceptual import Perceptual
 from ..projection import ProjectionOptions, ProjectionResult, project
 from .calibration import SubConfig, calibrate, pick, rank_configs
@@ -77,10 +80,35 @@ class ServedModel:
 
 
 class ServedAnycost(ServedModel):
+    """Draws with the batch-1 fast path on the CPU (`models.fast`), the reference elsewhere.
+
+    The fast path keeps the last render of recent sessions per configuration (`LastRender`), so an edit
+    whose directions leave the first W+ rows alone does not recompute the levels that read them."""
     kind = "anycost"
+    fast: FastSynthesis | None = None
+    last_renders: OrderedDict | None = None
+    KEPT_RENDERS = 8                     # (session, configuration) pairs
 
     def calibrate(self, state: Path, log=None) -> None:
-        self.ranked = rank_configs(self.g, calibrate(self.g, state / "calibration", log=log), self.model.metadata)
+        if self.g.w_avg.device.type == "cpu":
+            self.fast = FastSynthesis(self.g, FormChooser(state / "calibration"))
+            self.last_renders = OrderedDict()
+        latency = calibrate(self.g, state / "calibration", log=log, synthesis=self.synthesis,
+                            path="fast" if self.fast else "reference")
+        self.ranked = rank_configs(self.g, latency, self.model.metadata)
+
+    def synthesis(self, wplus: torch.Tensor, channels=None, target_res=None,
+                  session: str | None = None) -> torch.Tensor:
+        if self.fast is None or wplus.shape[0] != 1:
+            return self.g.synthesis(wplus, channels=channels, target_res=target_res)
+        reuse = None
+        if session is not None:
+            key = (session, channels, target_res)      # previews and refined previews alternate
+            reuse = self.last_renders.pop(key, None) or LastRender()
+            self.last_renders[key] = reuse                          # most recent last
+            while len(self.last_renders) > self.KEPT_RENDERS:
+                self.last_renders.popitem(last=False)
+        return self.fast(wplus, channels=channels, target_res=target_res, reuse=reuse)
 
     def project(self, target: torch.Tensor, perceptual: Perceptual, opts: ProjectionOptions,
                 progress=None, should_stop=None) -> ProjectionResult:
@@ -88,11 +116,11 @@ class ServedAnycost(ServedModel):
                        should_stop=should_stop)
 
     def draw(self, wplus: torch.Tensor, config: SubConfig | None, size: tuple[int, int] | None,
-             supersample: int = 1, progress: Progress | None = None) -> torch.Tensor:
+             supersample: int = 1, progress: Progress | None = None, session: str | None = None) -> torch.Tensor:
         """The sub-generator's image (config None: the full generator); the caller resizes it to `size`."""
         if config is None:
-            return self.g.synthesis(wplus)
-        return self.g.synthesis(wplus, channels=config.ratio, target_res=config.resolution)
+            return self.synthesis(wplus, session=session)
+        return self.synthesis(wplus, channels=config.ratio, target_res=config.resolution, session=session)
 
 
 class ServedCreps(ServedModel):
@@ -154,7 +182,7 @@ class ServedCreps(ServedModel):
         return {"ratio": 1.0, "resolution": config.resolution, "full": False}
 
     def draw(self, wplus: torch.Tensor, config: SubConfig | None, size: tuple[int, int] | None,
-             supersample: int = 1, progress: Progress | None = None) -> torch.Tensor:
+             supersample: int = 1, progress: Progress | None = None, session: str | None = None) -> torch.Tensor:
         """A preview: the image at `config.resolution` on its longer side, in `size`'s aspect. The
         final (config None): exactly `size` (w, h), tiled, with progress after each tile."""
         w, h = size if size is not None else (self.resolution, self.resolution)

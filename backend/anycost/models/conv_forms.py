@@ -1,0 +1,174 @@
+"""The ways one batch-1 modulated 3x3 convolution can be computed, and the choice between them.
+
+Every form computes the same function (up to float rounding; `tests/test_fast_synthesis.py`):
+
+* stride-1 layers: ``dense`` (oneDNN direct convolution of the modulated weight), ``winograd``
+  (NNPACK's Winograd/FFT convolution of the modulated weight: fewer multiplies, more memory
+  traffic, so it wins on large feature maps only), ``dense-amod`` (scale the input by the styles,
+  convolve with the unmodulated weight, scale the output: no per-call weight pass, wins on tiny
+  feature maps with wide weights), ``gemm-amod`` (the same as one matrix product with the
+  unfolded input: BLAS reads the stored weight as it is).
+* upsampling layers (transposed conv, stride 2, then the 4x4 blur): ``transpose-blur`` (as the
+  reference: two passes), ``fold-amod`` (the transposed conv as one matrix product of the stored
+  weight with the style-scaled input, scattered by col2im: oneDNN's transposed conv is slow on
+  small maps), ``polyphase`` / ``polyphase-winograd`` (the blur folded into the
+  kernel, 6x6 at the output rate, split into its four 3x3 phases at the input rate: one stride-1
+  convolution with 4x the outputs, then a pixel shuffle; no blur pass).
+
+Which form is fastest depends on the layer's size and the CPU, so it is measured on the machine
+(`FormChooser`) and remembered per machine and thread count.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+CONV_FORMS = ("dense", "winograd", "dense-amod", "gemm-amod")
+UP_FORMS = ("transpose-blur", "fold-amod", "polyphase", "polyphase-winograd")
+
+
+def winograd_available() -> bool:
+    """NNPACK is in this torch build and initialised (asking is what initialises it)."""
+    try:
+        return bool(torch.backends.nnpack.is_available())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def conv3x3(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, winograd: bool) -> torch.Tensor:
+    """Stride-1, padding-1 convolution; `winograd` routes it through NNPACK (fp32, NCHW only)."""
+    if winograd:
+        if bias is None:
+            bias = x.new_zeros(w.shape[0])
+        return torch._nnpack_spatial_convolution(x, w, bias, [1, 1])
+    return F.conv2d(x, w, bias, padding=1)
+
+
+def upsample_kernel(w: torch.Tensor, blur: torch.Tensor) -> torch.Tensor:
+    """Transposed-conv kernel w [O, I, 3, 3] followed by the blur, as one 6x6 transposed-conv kernel.
+
+    conv_transpose(x, w, stride 2) then the blur (pad 1, 4x4) equals
+    conv_transpose(x, C, stride 2, padding 2) with C the full 2-D convolution of w and the blur.
+    """
+    o, i, k, _ = w.shape
+    kb = blur.shape[0]
+    c = w.new_zeros(o, i, k + kb - 1, k + kb - 1)
+    for a in range(kb):
+        for b in range(kb):
+            c[:, :, a:a + k, b:b + k] += w * float(blur[a, b])
+    return c
+
+
+def polyphase_weight(c: torch.Tensor) -> torch.Tensor:
+    """6x6 transposed-conv kernel (stride 2, padding 2) -> [4*O, I, 3, 3] stride-1 conv weight.
+
+    Output channel o*4 + a*2 + b holds phase (a, b) of output channel o, the order pixel_shuffle(2)
+    expects: y[2i+a, 2j+b] = sum over 3x3 neighbours of x, with taps C[a::2, b::2] flipped.
+    """
+    o, i = c.shape[:2]
+    phases = [c[:, :, a::2, b::2].flip([2, 3]) for a in range(2) for b in range(2)]
+    return torch.stack(phases, dim=1).reshape(4 * o, i, 3, 3).contiguous()
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """What the speed of a layer depends on."""
+    up: bool
+    in_ch: int
+    out_ch: int
+    res: int           # output resolution
+
+    def key(self) -> str:
+        return f"{'up' if self.up else 'conv'}-{self.in_ch}-{self.out_ch}-{self.res}"
+
+
+def machine_key() -> str:
+    from ..bench import cpu_name
+    cpu = cpu_name().replace(" ", "_").replace("/", "_")
+    return f"{cpu}-{torch.get_num_threads()}t-torch{torch.__version__.split('+')[0]}"
+
+
+class FormChooser:
+    """Times every form of a layer shape once on this machine and keeps the fastest.
+
+    `folder` (optional) keeps the choices across runs, one JSON file per machine and thread
+    count; `fixed` forces one form for every layer it applies to (tests, benchmarks)."""
+
+    def __init__(self, folder: Path | None = None, fixed: str | None = None, repeats: int = 3):
+        if fixed is not None and fixed not in CONV_FORMS + UP_FORMS:
+            raise ValueError(f"unknown conv form {fixed!r}; choose from {CONV_FORMS + UP_FORMS}")
+        self.fixed = fixed
+        self.repeats = repeats
+        self.folder = folder
+        self.winograd = winograd_available()
+        self._choices: dict[str, str] = {}
+        self._timings: dict[str, dict[str, float]] = {}
+        self._loaded_key = None
+
+    def candidates(self, shape: LayerShape) -> tuple[str, ...]:
+        forms = UP_FORMS if shape.up else CONV_FORMS
+        return tuple(f for f in forms if self.winograd or "winograd" not in f)
+
+    def choose(self, shape: LayerShape, time_form) -> str:
+        """`time_form(form) -> ms` runs the layer once in that form (the caller owns the weights)."""
+        cands = self.candidates(shape)
+        if self.fixed is not None:
+            return self.fixed if self.fixed in cands else cands[0]
+        self._load()
+        key = shape.key()
+        if key not in self._choices:
+            timings = {}
+            for form in cands:
+                time_form(form)                                          # warm-up
+                timings[form] = statistics.median(time_form(form) for _ in range(self.repeats))
+            self._timings[key] = timings
+            self._choices[key] = min(timings, key=timings.get)
+            self._save()
+        return self._choices[key]
+
+    def report(self) -> dict[str, dict]:
+        """Per layer shape: the chosen form and, when measured in this process, every form's ms."""
+        return {k: {"form": f, "ms": self._timings.get(k)} for k, f in sorted(self._choices.items())}
+
+    # ------------------------------------------------------------------ persistence
+
+    def _path(self) -> Path | None:
+        # the forms' names are part of the file name: a release adding a form measures again
+        forms = hashlib.sha1(",".join(CONV_FORMS + UP_FORMS).encode()).hexdigest()[:8]
+        return self.folder / f"conv-forms-{machine_key()}-{forms}.json" if self.folder else None
+
+    def _load(self) -> None:
+        path = self._path()
+        if path is None or self._loaded_key == path.name:
+            return
+        self._loaded_key = path.name
+        if path.is_file():
+            try:
+                saved = json.loads(path.read_text())["choices"]
+                self._choices.update({k: v for k, v in saved.items() if isinstance(v, str)
+                                      and v in CONV_FORMS + UP_FORMS
+                                      and (self.winograd or "winograd" not in v)})
+            except (ValueError, KeyError, TypeError, AttributeError):
+                pass  # a damaged file is measured again
+
+    def _save(self) -> None:
+        path = self._path()
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"machine": machine_key(), "choices": self._choices}, indent=1))
+        tmp.replace(path)
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000

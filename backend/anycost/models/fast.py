@@ -1,0 +1,286 @@
+"""Batch-1 inference path of the Anycost generator: the same network as `Generator.synthesis`,
+computed with less work per call. Used by the daemon and the benchmarks; `synthesis` stays the
+reference that training, tests and every other batch size use.
+
+What it does differently (each exact up to float rounding, tested against the reference):
+* weights prepared once per layer and width: sliced, equalised-LR scale applied, contiguous, the
+  demodulation's sum of squares over the kernel taps precomputed ([O, I], a mat-vec per call);
+* the sqrt(2) gain of every leaky ReLU folded into the next layer's modulated weights, the bias into
+  the convolution, the noise added and the ReLU applied in place: one pass over the feature map
+  instead of four fresh tensors (at 1024 px, each fresh tensor costs page faults);
+* the convolution form of every layer chosen by measurement (`conv_forms`), e.g. Winograd on large
+  maps and the blur folded into the upsampling kernel;
+* the RGB skip upsampled by one strided transposed conv instead of zero insertion + FIR.
+Only the stored ("const") or no ("zero") noise is supported: random noise is a training feature.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .channels import ChannelSpec, resolve_channels
+from .conv_forms import FormChooser, LayerShape, conv3x3, polyphase_weight, timed, upsample_kernel
+from .generator import Generator
+from .layers import StyledConv, ToRGB
+
+GAIN = math.sqrt(2.0)   # the leaky ReLU's gain, applied by the next layer
+
+
+class _Styles:
+    """The per-layer affine map W -> input-channel styles, with its constants applied once."""
+
+    def __init__(self, modulation, in_ch: int):
+        self.weight = (modulation.weight[:in_ch] * modulation.scale).contiguous()
+        self.bias = (modulation.bias[:in_ch] * modulation.lr_mul).contiguous()
+
+    def __call__(self, w_row: torch.Tensor) -> torch.Tensor:
+        return F.linear(w_row, self.weight, self.bias)[0]          # [I]
+
+
+class FastStyledConv:
+    """One modulated 3x3 conv (+ upsampling) -> bias, noise, leaky ReLU (gain left to the next layer)."""
+
+    def __init__(self, layer: StyledConv, in_ch: int, out_ch: int, res: int, gain_in: float,
+                 noise: torch.Tensor | None):
+        conv = layer.conv
+        self.shape = LayerShape(conv.upsample, in_ch, out_ch, res)
+        self.styles = _Styles(conv.modulation, in_ch)
+        self.w = (conv.weight[0, :out_ch, :in_ch] * conv.scale).contiguous()      # [O, I, 3, 3]
+        self.wsq = self.w.square().sum(dim=(2, 3))                                  # [O, I]
+        self.gain_in = gain_in
+        self.bias = layer.activate.bias[:out_ch].contiguous()
+        self.noise = None if noise is None else (layer.noise.weight * noise).contiguous()   # [1, 1, H, W]
+        self.blur = conv.blur.kernel if conv.upsample else None
+        self.form = None
+        self._prepared = {}
+
+    def set_form(self, form: str) -> None:
+        """Prepare the weights the form needs (kept, so switching back is free)."""
+        if form not in self._prepared:
+            if form.startswith("polyphase"):
+                self._prepared[form] = (polyphase_weight(upsample_kernel(self.w, self.blur)),
+                                        self.bias.repeat_interleave(4))
+            elif form in ("transpose-blur", "fold-amod"):
+                o, i = self.w.shape[:2]
+                blur = self.blur.flip([0, 1])[None, None].expand(o, 1, 4, 4).contiguous()
+                cols = self.w.permute(0, 2, 3, 1).reshape(o * 9, i).contiguous()   # rows (o, ky, kx)
+                self._prepared[form] = (blur, cols)
+            elif form == "gemm-amod":
+                self._prepared[form] = (self.w.reshape(self.w.shape[0], -1),)
+            else:
+                self._prepared[form] = ()
+        self.form = form
+
+    def __call__(self, x: torch.Tensor, w_row: torch.Tensor) -> torch.Tensor:
+        s = self.styles(w_row)
+        d = torch.rsqrt(self.wsq @ s.square() + 1e-8)                               # demodulation [O]
+        s = s * self.gain_in
+        form = self.form
+        if form == "dense-amod":
+            y = F.conv2d(x * s[None, :, None, None], self.w, padding=1)
+            y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])
+        elif form in ("dense", "winograd"):
+            wm = self.w * (d[:, None] * s[None, :])[:, :, None, None]
+            y = conv3x3(x, wm, self.bias, winograd=form == "winograd")
+        elif form == "gemm-amod":
+            (w2,) = self._prepared[form]
+            h, w = x.shape[2:]
+            y = (w2 @ F.unfold(x * s[None, :, None, None], 3, padding=1)[0]).view(1, -1, h, w)
+            y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])
+        elif form == "transpose-blur":
+            wm = self.w * (d[:, None] * s[None, :])[:, :, None, None]
+            y = F.conv_transpose2d(x, wm.transpose(0, 1), stride=2)
+            blur = self._prepared[form][0]
+            y = F.conv2d(y, blur, self.bias, padding=1, groups=y.shape[1])
+        elif form == "fold-amod":
+            blur, cols = self._prepared[form]
+            h, w = x.shape[2:]
+            y = cols @ (x[0] * s[:, None, None]).reshape(-1, h * w)                 # [O*9, H*W]
+            y = F.fold(y[None], (2 * h + 1, 2 * w + 1), 3, stride=2)               # conv_transpose
+            y = F.conv2d(y, blur, None, padding=1, groups=y.shape[1])
+            y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])
+        else:  # polyphase, polyphase-winograd
+            p, bias4 = self._prepared[form]
+            pm = p * (d.repeat_interleave(4)[:, None] * s[None, :])[:, :, None, None]
+            y = conv3x3(x, pm, bias4, winograd=form == "polyphase-winograd")
+            return self._epilogue(y, shuffled=True)
+        return self._epilogue(y)
+
+    def _epilogue(self, y: torch.Tensor, shuffled: bool = False) -> torch.Tensor:
+        """Noise, then leaky ReLU, in place. `shuffled`: y holds the four phases [1, 4*O, H, W];
+        the first pass reads them through a strided view and writes the [1, O, 2H, 2W] image
+        (pixel_shuffle without its own pass)."""
+        if shuffled:
+            _, c4, h, w = y.shape
+            phases = y.view(c4 // 4, 2, 2, h, w).permute(0, 3, 1, 4, 2)         # [O, H, 2, W, 2]
+            out = torch.empty(c4 // 4, h, 2, w, 2, dtype=y.dtype, device=y.device)
+            if self.noise is not None:
+                torch.add(phases, self.noise.view(1, h, 2, w, 2), out=out)
+            else:
+                out.copy_(phases)
+            y = out.view(1, c4 // 4, 2 * h, 2 * w)
+        elif self.noise is not None:
+            y.add_(self.noise)
+        return F.leaky_relu_(y, 0.2)
+
+    def input_like(self, w_row: torch.Tensor) -> torch.Tensor:
+        r = self.shape.res // 2 if self.shape.up else self.shape.res
+        return torch.randn(1, self.shape.in_ch, r, r, dtype=w_row.dtype, device=w_row.device)
+
+
+class FastToRGB:
+    """1x1 modulated conv to RGB + bias, plus the skip image upsampled by a strided transposed conv."""
+
+    def __init__(self, layer: ToRGB, in_ch: int, gain_in: float):
+        conv = layer.conv
+        self.styles = _Styles(conv.modulation, in_ch)
+        self.w = (conv.weight[0, :, :in_ch] * conv.scale).contiguous()              # [3, I, 1, 1]
+        self.gain_in = gain_in
+        self.bias = layer.bias.reshape(-1).contiguous()
+        # upfirdn2d(up=2, pad=(2, 1)) with a symmetric-or-not kernel K == conv_transpose(K, stride 2, pad 1)
+        self.up = layer.upsample.kernel[None, None].expand(3, 1, 4, 4).contiguous() \
+            if hasattr(layer, "upsample") else None
+
+    def __call__(self, x: torch.Tensor, w_row: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
+        s = self.styles(w_row) * self.gain_in
+        y = F.conv2d(x, self.w * s[None, :, None, None], self.bias)
+        if skip is not None:
+            y.add_(F.conv_transpose2d(skip, self.up, stride=2, padding=1, groups=3))
+        return y
+
+
+class FastSynthesis:
+    """`Generator.synthesis` at batch 1 with prepared layers; one instance serves every
+    sub-generator of one model (prepared layers are shared between configurations)."""
+
+    def __init__(self, g: Generator, chooser: FormChooser | None = None, noise: str = "const"):
+        if noise not in ("const", "zero"):
+            raise ValueError(f"the fast path supports noise 'const' or 'zero', got {noise!r}")
+        self.g = g
+        self.cfg = g.cfg
+        self.chooser = chooser or FormChooser()
+        self.noise = noise
+        self._convs: dict[tuple, FastStyledConv] = {}
+        self._rgbs: dict[tuple, FastToRGB] = {}
+        self._input: dict[int, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ preparation
+
+    def _conv(self, index: int, in_ch: int, out_ch: int, res: int) -> FastStyledConv:
+        """Styled conv number `index` in W+ order (0 = conv1) at these widths, prepared and tuned."""
+        key = (index, in_ch, out_ch)
+        if key not in self._convs:
+            layer = self.g.conv1 if index == 0 else self.g.convs[index - 1]
+            buf = getattr(self.g.noises, f"noise_{index}")
+            with torch.inference_mode():
+                fc = FastStyledConv(layer, in_ch, out_ch, res, 1.0 if index == 0 else GAIN,
+                                    None if self.noise == "zero" else buf)
+                w_row = self.g.w_avg[None]
+                x = fc.input_like(w_row)
+
+                def run(form):
+                    fc.set_form(form)
+                    return timed(lambda: fc(x, w_row))
+                fc.set_form(self.chooser.choose(fc.shape, run))
+            self._convs[key] = fc
+        return self._convs[key]
+
+    def _rgb(self, index: int, in_ch: int) -> FastToRGB:
+        key = (index, in_ch)
+        if key not in self._rgbs:
+            layer = self.g.to_rgb1 if index == 0 else self.g.to_rgbs[index - 1]
+            with torch.inference_mode():
+                self._rgbs[key] = FastToRGB(layer, in_ch, GAIN)
+        return self._rgbs[key]
+
+    def _const(self, width: int) -> torch.Tensor:
+        if width not in self._input:
+            self._input[width] = self.g.input.input[:, :width].detach().contiguous()
+        return self._input[width]
+
+    def plan(self, widths: Sequence[int], target: int) -> list:
+        """The prepared layers of one sub-generator: (conv, conv | None, rgb, rows) per level."""
+        levels = [r for r in self.cfg.levels if r <= target]
+        out = [(self._conv(0, widths[0], widths[1], 4), None, self._rgb(0, widths[1]), (0, 1))]
+        for j, res in enumerate(levels[1:]):
+            i = 2 * j + 1
+            up = self._conv(i, widths[i], widths[i + 1], res)
+            conv = self._conv(i + 1, widths[i + 1], widths[i + 2], res)
+            out.append((up, conv, self._rgb(j + 1, widths[i + 2]), (i, i + 1, i + 2)))
+        return out
+
+    # ------------------------------------------------------------------ running
+
+    def __call__(self, wplus: torch.Tensor, channels: ChannelSpec = None, target_res: int | None = None,
+                 reuse: "LastRender | None" = None) -> torch.Tensor:
+        """W+ [1, n_style, D] -> image [1, 3, R, R], as `Generator.synthesis` with the same arguments.
+
+        `reuse`: the previous render of the same session (updated here). Levels that read only W+
+        rows equal to that render's are not run again: their output is taken from it."""
+        assert wplus.shape == (1, self.g.n_style, self.cfg.style_dim), wplus.shape
+        widths = resolve_channels(self.cfg, channels) or self.cfg.full_channels
+        target = self.g.resolve_target_res(target_res)
+        plan = self.plan(widths, target)
+        start = reuse.levels_valid(wplus, (tuple(widths), target)) if reuse is not None else 0
+        with torch.inference_mode():
+            x, skip = reuse.levels[start - 1] if start else (self._const(widths[0]), None)
+            outputs = []
+            for first, second, rgb, rows in plan[start:]:
+                if second is None:                       # the 4x4 level: conv1, to_rgb1
+                    x = first(x, wplus[:, rows[0]])
+                    skip = rgb(x, wplus[:, rows[1]], None)
+                else:
+                    x = first(x, wplus[:, rows[0]])
+                    x = second(x, wplus[:, rows[1]])
+                    skip = rgb(x, wplus[:, rows[2]], skip)
+                outputs.append((x, skip))
+            if reuse is not None:
+                reuse.store(wplus, (tuple(widths), target), start, outputs, [p[3] for p in plan])
+        return skip
+
+    def forms(self) -> dict[str, str]:
+        """Chosen form of every prepared layer, by layer shape (for reports)."""
+        return {c.shape.key(): c.form for c in self._convs.values()}
+
+
+class LastRender:
+    """One session's previous render, level by level, for `FastSynthesis(reuse=)`.
+
+    A slider edit moves a range of W+ rows; levels that read only rows before the first moved one
+    come out the same, so the next render starts after them. Levels are kept up to `max_bytes`
+    of feature maps (the largest levels of a full render are not worth their memory).
+    """
+
+    def __init__(self, max_bytes: int = 64 << 20):
+        self.max_bytes = max_bytes
+        self.key = None
+        self.wplus: torch.Tensor | None = None
+        self.levels: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.level_rows: list[tuple] = []
+        self.reused = 0                                  # levels taken from the previous render, last call
+
+    def levels_valid(self, wplus: torch.Tensor, key) -> int:
+        """How many leading levels of the previous render this W+ would compute identically."""
+        self.reused = 0
+        if key != self.key or self.wplus is None:
+            return 0
+        moved = (wplus[0] != self.wplus[0]).any(dim=1).nonzero()
+        first = int(moved[0]) if len(moved) else wplus.shape[1]
+        n = 0
+        while n < len(self.levels) and max(self.level_rows[n]) < first:
+            n += 1
+        self.reused = n
+        return n
+
+    def store(self, wplus: torch.Tensor, key, start: int, outputs: list, level_rows: list) -> None:
+        levels = self.levels[:start] + outputs
+        kept, total = [], 0
+        for x, skip in levels:
+            total += x.numel() * x.element_size() + skip.numel() * skip.element_size()
+            if total > self.max_bytes:
+                break
+            kept.append((x, skip))
+        self.key, self.wplus, self.levels, self.level_rows = key, wplus.detach().clone(), kept, level_rows

@@ -1,0 +1,143 @@
+"""The batch-1 fast path (models.fast) computes what Generator.synthesis computes, in every form."""
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from anycost.memory import keep_freed_memory
+from anycost.models import Generator, GeneratorConfig, uniform_channels
+from anycost.models.conv_forms import (CONV_FORMS, UP_FORMS, FormChooser, LayerShape, polyphase_weight,
+                                       upsample_kernel, winograd_available)
+from anycost.models.fast import FastSynthesis
+from anycost.models.ops import make_blur_kernel, upfirdn2d
+
+TOL = 1e-3          # the issue's bound on any fast path against the fp32 reference
+
+
+@pytest.fixture(scope="module")
+def g():
+    """Config-f's shape (a clamped plateau, then halving), small; biases and noise away from zero."""
+    torch.manual_seed(0)
+    gen = Generator(GeneratorConfig.from_multiplier(128, 0.25, 128, style_dim=64, n_mlp=2)).eval()
+    with torch.no_grad():
+        for name, p in gen.named_parameters():
+            if name.endswith("bias") or name.endswith("noise.weight"):
+                p.add_(0.2 * torch.randn_like(p))
+    gen.update_w_avg(200)
+    return gen
+
+
+@pytest.fixture(scope="module")
+def wplus(g):
+    z = torch.randn(1, g.cfg.style_dim, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        return g.latent_to_wplus(z, truncation=0.7) + 0.3 * torch.randn(1, g.n_style, g.cfg.style_dim)
+
+
+CONFIGS = [(None, None), (0.5, 64), (0.25, 32), (0.75, 128)]
+
+
+@pytest.mark.parametrize("form", [None, *CONV_FORMS, *UP_FORMS])
+def test_every_form_matches_the_reference(g, wplus, form):
+    if form is not None and "winograd" in form and not winograd_available():
+        pytest.skip("NNPACK is not in this torch build")
+    fast = FastSynthesis(g, FormChooser(fixed=form))
+    with torch.inference_mode():
+        for ratio, res in CONFIGS:
+            ref = g.synthesis(wplus, channels=ratio, target_res=res)
+            out = fast(wplus, channels=ratio, target_res=res)
+            assert out.shape == ref.shape
+            err = (out - ref).abs().max().item()
+            assert err < TOL, (form, ratio, res, err)
+            assert ref.abs().max().item() > 0.5       # a real image, not a near-zero one
+
+
+def test_zero_noise_and_per_layer_widths_match(g, wplus):
+    fast = FastSynthesis(g, FormChooser(fixed="polyphase"), noise="zero")
+    widths = uniform_channels(g.cfg, 0.5)
+    widths[3] = widths[3] - 3                    # non-uniform: one layer narrower than its neighbours
+    with torch.inference_mode():
+        ref = g.synthesis(wplus, noise="zero", channels=widths)
+        assert (fast(wplus, channels=widths) - ref).abs().max().item() < TOL
+    with pytest.raises(ValueError, match="noise"):
+        FastSynthesis(g, noise="random")
+
+
+def test_the_demo_model_matches(wplus):
+    from anycost.hub import open_model
+    demo = open_model("demo").generator
+    z = torch.randn(1, demo.cfg.style_dim, generator=torch.Generator().manual_seed(2))
+    fast = FastSynthesis(demo, FormChooser())
+    with torch.inference_mode():
+        w = demo.latent_to_wplus(z)
+        for ratio, res in [(None, None), (0.25, 64)]:
+            err = (fast(w, channels=ratio, target_res=res) - demo.synthesis(w, channels=ratio, target_res=res)).abs()
+            assert err.max().item() < TOL
+    assert set(fast.forms().values()) <= set(CONV_FORMS + UP_FORMS)
+
+
+def test_blur_folded_into_the_upsampling_kernel():
+    """conv_transpose (stride 2) then the blur == one 6x6 transposed conv == four 3x3 phases."""
+    torch.manual_seed(3)
+    x, w = torch.randn(1, 5, 6, 6), torch.randn(4, 5, 3, 3)
+    blur = make_blur_kernel([1, 3, 3, 1], 4.0)
+    ref = upfirdn2d(F.conv_transpose2d(x, w.transpose(0, 1), stride=2), blur, pad=(1, 1))
+    c = upsample_kernel(w, blur)
+    assert c.shape == (4, 5, 6, 6)
+    one = F.conv_transpose2d(x, c.transpose(0, 1), stride=2, padding=2)
+    four = F.pixel_shuffle(F.conv2d(x, polyphase_weight(c), padding=1), 2)
+    assert (one - ref).abs().max() < 1e-4 and (four - ref).abs().max() < 1e-4
+
+
+def test_form_choice_is_measured_once_and_remembered(tmp_path):
+    shape = LayerShape(False, 8, 8, 16)
+    calls = []
+
+    def time_form(form):
+        calls.append(form)
+        return {"dense": 3.0, "dense-amod": 1.0}.get(form, 2.0)
+
+    first = FormChooser(tmp_path)
+    assert first.choose(shape, time_form) == "dense-amod"
+    assert set(calls) == set(first.candidates(shape))
+    saved = list(tmp_path.glob("conv-forms-*.json"))
+    assert len(saved) == 1 and json.loads(saved[0].read_text())["choices"] == {shape.key(): "dense-amod"}
+    calls.clear()
+    assert FormChooser(tmp_path).choose(shape, time_form) == "dense-amod" and calls == []
+    saved[0].write_text("{not json")
+    assert FormChooser(tmp_path).choose(shape, time_form) == "dense-amod" and calls   # measured again
+    assert FormChooser(fixed="polyphase").choose(LayerShape(True, 8, 8, 16), time_form) == "polyphase"
+    with pytest.raises(ValueError, match="unknown conv form"):
+        FormChooser(fixed="fft")
+
+
+def test_freed_memory_is_kept_on_glibc():
+    import platform
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    assert keep_freed_memory() is True
+
+
+def test_an_edit_of_later_rows_reuses_the_first_levels(g, wplus):
+    from anycost.models.fast import LastRender
+    fast, reuse = FastSynthesis(g, FormChooser()), LastRender()
+    with torch.inference_mode():
+        fast(wplus, channels=0.5, target_res=64, reuse=reuse)
+        assert reuse.reused == 0 and len(reuse.levels) == 5          # 4..64 px
+        edited = wplus.clone()
+        edited[:, 5:] += 0.5                          # row 5 is read by the 16 px level's rgb and the 32 px conv
+        out = fast(edited, channels=0.5, target_res=64, reuse=reuse)
+        assert reuse.reused == 2                                      # the 4 and 8 px levels (rows 0..3) kept
+        ref = g.synthesis(edited, channels=0.5, target_res=64)
+        assert (out - ref).abs().max().item() < TOL
+        assert torch.equal(fast(edited, channels=0.5, target_res=64, reuse=reuse), out) and reuse.reused == 5
+        fast(edited, channels=0.25, target_res=64, reuse=reuse)      # another configuration: nothing reused
+        assert reuse.reused == 0
+        edited[:, 0] += 0.1
+        out = fast(edited, channels=0.25, target_res=64, reuse=reuse)
+        assert reuse.reused == 0
+        assert (out - g.synthesis(edited, channels=0.25, target_res=64)).abs().max().item() < TOL
+        small = LastRender(max_bytes=1)                               # nothing fits: nothing kept
+        fast(wplus, reuse=small)
+        assert small.levels == [] and fast(wplus, reuse=small) is not None and small.reused == 0
