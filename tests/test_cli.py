@@ -180,6 +180,18 @@ def test_bench_saves_json(official_file, tmp_path):
     assert bad.returncode != 0 and "--paths" in bad.stderr
 
 
+def test_bench_reuse_rows(official_file, tmp_path):
+    out = tmp_path / "reuse.json"
+    r = run_cli("--threads", "1", "bench", "--model", str(official_file), "--ratios", "0.5", "--resolutions", "64",
+                "--reuse-rows", "0,7", "--repeat", "3", "--out", str(out),
+                env={"ANYCOST_STATE_DIR": str(tmp_path / "state")})
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["levels_reused"] for row in rows] == [0, 3]        # rows 0..5 feed the 4, 8, 16 px levels
+    assert all(row["reuse_median_ms"] > 0 and row["fresh_median_ms"] > 0 for row in rows)
+    assert "| 0.5x@64 | 7.. | 3 |" in r.stdout
+
+
 def test_grid_writes_the_paper_figure(tmp_path):
     r = run_cli("grid", "--model", "random:demo-128", "--out", str(tmp_path / "grid.png"))
     assert r.returncode == 0, r.stderr

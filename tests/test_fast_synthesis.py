@@ -141,3 +141,33 @@ def test_an_edit_of_later_rows_reuses_the_first_levels(g, wplus):
         small = LastRender(max_bytes=1)                               # nothing fits: nothing kept
         fast(wplus, reuse=small)
         assert small.levels == [] and fast(wplus, reuse=small) is not None and small.reused == 0
+
+
+def test_per_layer_search_meets_a_budget_and_is_cached(g, tmp_path, monkeypatch):
+    from anycost.models.channels import layer_widths
+    from anycost.service import layer_search
+    fast = FastSynthesis(g, FormChooser())
+    wide = layer_search.search(g, fast, 64, budget_ms=1e6, latents=2)
+    assert wide.fits and set(wide.ratios) == {1.0} and 0 < wide.psnr < 100
+    budget = 0.5 * wide.latency_ms
+    found = layer_search.cached_search(g, fast, "g", 64, budget, tmp_path)
+    assert found.widths == layer_widths(g.cfg, found.ratios)
+    assert found.fits == (found.latency_ms <= budget)
+    assert found.fits or set(found.ratios[:10]) == {0.25}               # else narrowed as far as it goes
+    assert min(found.ratios[:10]) < 1.0 and set(found.ratios[10:]) == {1.0}   # 128 px level not run
+    assert 0 < found.psnr < 100
+    monkeypatch.setattr(layer_search, "search", lambda *a, **k: pytest.fail("not read from the cache"))
+    assert layer_search.cached_search(g, fast, "g", 64, budget, tmp_path) == found
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_own_winograd_is_a_3x3_convolution(m):
+    from anycost.models.conv_forms import WinogradWeight
+    torch.manual_seed(4)
+    w = torch.randn(6, 5, 3, 3) / 4
+    for h, wd in [(4, 4), (8, 8), (6, 10)]:                  # incl. sizes that are not a multiple of m
+        x = torch.randn(1, 5, h, wd)
+        ref = F.conv2d(x, w, padding=1)
+        assert (WinogradWeight(w, m)(x) - ref).abs().max() < 1e-4 * ref.abs().max()
+    with pytest.raises(ValueError, match="Winograd tile"):
+        WinogradWeight(w, 3)

@@ -18,7 +18,7 @@ import torch
 
 from .models import TRAINED_RATIOS, Generator
 from .models.conv_forms import FormChooser
-from .models.fast import FastSynthesis
+from .models.fast import FastSynthesis, LastRender
 from .models.macs import count_macs
 
 
@@ -111,6 +111,34 @@ def run_bench(g: Generator, ratios=TRAINED_RATIOS, resolutions=None, repeat: int
                                  min(times[(p, (r, res))]), full_ms / med, ref / med, rate, rate / peak,
                                  len(times[(p, (r, res))])))
     return rows
+
+
+def reuse_bench(g: Generator, ratio: float, resolution: int, first_rows, repeat: int = 10,
+                chooser: FormChooser | None = None, seed: int = 0) -> list[dict]:
+    """Fast path with and without the previous render's levels, for edits that move W+ rows from
+    `first_row` on (a slider whose direction leaves the first rows alone)."""
+    fast = FastSynthesis(g, chooser)
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    with torch.inference_mode():
+        wplus = g.latent_to_wplus(torch.randn(1, g.cfg.style_dim, generator=gen))
+        step = torch.randn(1, 1, g.cfg.style_dim, generator=gen)
+        for first in first_rows:
+            times = {"reuse": [], "fresh": []}
+            reuse = LastRender()
+            fast(wplus, ratio, resolution, reuse=reuse)
+            for i in range(repeat + 1):
+                edited = wplus.clone()
+                edited[:, first:] += 0.1 * (i + 1) * step
+                for mode in ("reuse", "fresh"):
+                    t0 = time.perf_counter()
+                    fast(edited, ratio, resolution, reuse=reuse if mode == "reuse" else None)
+                    if i:                                    # the first round is a warm-up
+                        times[mode].append((time.perf_counter() - t0) * 1000)
+            out.append({"ratio": ratio, "resolution": resolution, "first_row": first,
+                        "levels_reused": reuse.reused, "reuse_median_ms": statistics.median(times["reuse"]),
+                        "fresh_median_ms": statistics.median(times["fresh"])})
+    return out
 
 
 def environment(threads: int) -> dict:

@@ -28,6 +28,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="what to time: fast (the daemon's path), reference, or both (default)")
     p.add_argument("--form", help="force one conv form on every layer of the fast path it applies to "
                                   "(default: the fastest measured per layer on this machine)")
+    p.add_argument("--reuse-rows", metavar="ROWS",
+                   help="instead: the fast path with and without the previous render's levels, for edits "
+                        "moving W+ rows from each given row on (at --ratios/--resolutions' first values)")
+    p.add_argument("--layer-search", metavar="BUDGETS",
+                   help="instead: per-layer channel configurations found on this machine for each latency "
+                        "budget (ms) at each of --resolutions (default: the two lowest elastic ones), "
+                        "against the best uniform configuration within the same budget")
     p.add_argument("--out", type=Path, help="JSON file (default bench-results/<model>-<threads>t.json)")
     p.add_argument("--e2e", action="store_true",
                    help="instead: edit->preview and render latency through a real daemon over loopback "
@@ -64,6 +71,10 @@ def run(args) -> int:
     except ValueError as e:
         raise AnycostError(str(e)) from None
     kept = keep_freed_memory()
+    if args.reuse_rows:
+        return run_reuse_command(args, chooser)
+    if args.layer_search:
+        return run_layer_search_command(args, chooser)
     spec = args.model or f"random:{args.arch}"
     model = open_model(spec)
     g = model.generator
@@ -128,3 +139,78 @@ def run_creps_command(args) -> int:
     print(f"CPU: {env['cpu']} ({env['logical_cpus']} logical), torch {env['torch']}, threads {threads}")
     print(format_table(rows))
     return save(args.out or Path("bench-results") / f"{args.creps}-{threads}t.json", {"environment": env, "rows": rows})
+
+
+def run_reuse_command(args, chooser) -> int:
+    import torch
+
+    from ..bench import environment, reuse_bench
+    from ..hub import open_model
+
+    spec = args.model or f"random:{args.arch}"
+    g = open_model(spec).generator
+    ratio = parse_float_list(args.ratios, "--ratios")[0]
+    res = parse_int_list(args.resolutions, "--resolutions")[0] if args.resolutions else g.cfg.resolution
+    g.resolve_target_res(res)
+    rows = parse_int_list(args.reuse_rows, "--reuse-rows")
+    if any(not 0 <= r < g.n_style for r in rows):
+        raise AnycostError(f"--reuse-rows must be in 0..{g.n_style - 1}")
+    result = reuse_bench(g, ratio, res, rows, repeat=max(args.repeat, 3), chooser=chooser)
+    print("| config | edit moves rows | levels reused | with reuse ms | without ms |")
+    print("|---|---|---|---|---|")
+    for r in result:
+        print(f"| {r['ratio']:g}x@{r['resolution']} | {r['first_row']}.. | {r['levels_reused']} | "
+              f"{r['reuse_median_ms']:.1f} | {r['fresh_median_ms']:.1f} |")
+    threads = torch.get_num_threads()
+    return save(args.out or Path("bench-results") / f"reuse-{spec.replace(':', '-').replace('/', '_')}-{threads}t.json",
+                {"model": spec, "environment": environment(threads), "rows": result})
+
+
+def run_layer_search_command(args, chooser) -> int:
+    import torch
+
+    from ..bench import environment
+    from ..editing import fingerprint
+    from ..hub import open_model
+    from ..models import uniform_channels
+    from ..models.fast import FastSynthesis
+    from ..paths import state_dir
+    from ..service.layer_search import cached_search, fidelity, latency
+
+    spec = args.model or f"random:{args.arch}"
+    g = open_model(spec).generator
+    budgets = parse_float_list(args.layer_search, "--layer-search")
+    resolutions = (parse_int_list(args.resolutions, "--resolutions") if args.resolutions
+                   else sorted(g.cfg.elastic_resolutions)[:2])
+    for res in resolutions:
+        g.resolve_target_res(res)
+    fast = FastSynthesis(g, chooser)
+    log = (lambda m: print(m, file=sys.stderr))
+    rows = []
+    for res in resolutions:
+        for budget in budgets:
+            found = cached_search(g, fast, fingerprint(g), res, budget, state_dir() / "calibration", log=log)
+            # the best uniform ratio at this resolution that fits, measured the same way
+            uniform = None
+            gen = torch.Generator().manual_seed(0)
+            with torch.inference_mode():
+                ws = [g.latent_to_wplus(torch.randn(1, g.cfg.style_dim, generator=gen)) for _ in range(4)]
+                refs = [torch.nn.functional.adaptive_avg_pool2d(fast(w).clamp(-1, 1), res) for w in ws]
+                for ratio in sorted(TRAINED_RATIOS, reverse=True):
+                    widths = uniform_channels(g.cfg, ratio)
+                    ms = latency(fast, ws[0], widths, res)
+                    if ms <= budget:
+                        uniform = {"ratio": ratio, "latency_ms": ms, "psnr": fidelity(fast, ws, refs, widths, res)}
+                        break
+            rows.append({"per_layer": found.__dict__, "uniform": uniform})
+    print("| budget ms | res | per-layer ratios (by level) | ms | PSNR dB | best uniform that fits | ms | PSNR dB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        f, u = r["per_layer"], r["uniform"]
+        by_level = ",".join(f"{x:g}" for x in f["ratios"][1:2 * len([k for k in g.cfg.levels if k <= f["resolution"]]):2])
+        ucol = f"x{u['ratio']:g} | {u['latency_ms']:.1f} | {u['psnr']:.2f}" if u else "none | - | -"
+        print(f"| {f['budget_ms']:g} | {f['resolution']} | {by_level}{'' if f['fits'] else ' (does not fit)'} | "
+              f"{f['latency_ms']:.1f} | {f['psnr']:.2f} | {ucol} |")
+    threads = torch.get_num_threads()
+    return save(args.out or Path("bench-results") / f"layers-{spec.replace(':', '-').replace('/', '_')}-{threads}t.json",
+                {"model": spec, "environment": environment(threads), "rows": rows})

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from .channels import ChannelSpec, resolve_channels
-from .conv_forms import FormChooser, LayerShape, conv3x3, polyphase_weight, timed, upsample_kernel
+from .conv_forms import (FormChooser, LayerShape, WinogradWeight, conv3x3, polyphase_weight, timed,
+                         upsample_kernel)
 from .generator import Generator
 from .layers import StyledConv, ToRGB
 
@@ -58,9 +59,12 @@ class FastStyledConv:
         self._prepared = {}
 
     def set_form(self, form: str) -> None:
-        """Prepare the weights the form needs (kept, so switching back is free)."""
+        """Prepare the weights the form needs (only this form's are kept)."""
         if form not in self._prepared:
-            if form.startswith("polyphase"):
+            self._prepared.clear()
+            if form.startswith("wino"):
+                self._prepared[form] = (WinogradWeight(self.w, 2 if form == "wino2-amod" else 4),)
+            elif form.startswith("polyphase"):
                 self._prepared[form] = (polyphase_weight(upsample_kernel(self.w, self.blur)),
                                         self.bias.repeat_interleave(4))
             elif form in ("transpose-blur", "fold-amod"):
@@ -85,6 +89,12 @@ class FastStyledConv:
         elif form in ("dense", "winograd"):
             wm = self.w * (d[:, None] * s[None, :])[:, :, None, None]
             y = conv3x3(x, wm, self.bias, winograd=form == "winograd")
+        elif form in ("wino2-amod", "wino4-amod"):
+            y = self._prepared[form][0](x * s[None, :, None, None])
+            y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])
+        elif form in ("wino2-amod", "wino4-amod"):
+            y = self._prepared[form][0](x * s[None, :, None, None])
+            y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])
         elif form == "gemm-amod":
             (w2,) = self._prepared[form]
             h, w = x.shape[2:]
