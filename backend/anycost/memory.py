@@ -4,7 +4,9 @@ glibc hands blocks above its mmap threshold (32 MiB at most by default) straight
 kernel when freed; the next render asks for them again and takes a page fault per 4 KiB touched.
 A 1024 px feature map of 32 channels is 128 MiB: on the development VM, four fresh ones cost more
 than the arithmetic on them (docs/benchmarks.md). Raising the thresholds keeps such blocks in the
-heap for reuse. Process-wide, so only the daemon and the benchmarks call it.
+heap for reuse. One arena for every thread: glibc's per-thread arenas are capped at 64 MiB and
+serve larger blocks by mmap whatever the threshold, and the daemon renders on a worker thread.
+Process-wide, so only the daemon and the benchmarks call it, before starting threads.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import sys
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 
 
 def keep_freed_memory(limit: int = 1 << 30) -> bool:
@@ -27,4 +30,5 @@ def keep_freed_memory(limit: int = 1 << 30) -> bool:
     except (OSError, AttributeError):
         return False        # not glibc (e.g. musl): nothing to tune
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    return bool(mallopt(M_MMAP_THRESHOLD, limit)) and bool(mallopt(M_TRIM_THRESHOLD, 2 * limit))
+    return all(bool(mallopt(option, value)) for option, value in
+               ((M_ARENA_MAX, 1), (M_MMAP_THRESHOLD, limit), (M_TRIM_THRESHOLD, 2 * limit)))
