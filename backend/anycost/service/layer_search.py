@@ -11,6 +11,7 @@ paper's consistency figures measure). Results are cached per machine, model and 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -41,7 +42,7 @@ def fidelity(fast: FastSynthesis, wpluses: list[torch.Tensor], refs: list[torch.
     for w, ref in zip(wpluses, refs):
         out = fast(w, channels=widths, target_res=res)
         mse = (out.clamp(-1, 1) - ref).square().mean().item() / 4.0       # images in [-1, 1]
-        scores.append(10 * torch.log10(torch.tensor(1.0 / max(mse, 1e-10))).item())
+        scores.append(10 * math.log10(1.0 / max(mse, 1e-10)))
     return statistics.mean(scores)
 
 

@@ -87,7 +87,7 @@ class ServedAnycost(ServedModel):
     kind = "anycost"
     fast: FastSynthesis | None = None
     last_renders: OrderedDict | None = None
-    KEPT_RENDERS = 8                     # (session, configuration) pairs
+    KEPT_RENDERS = 4                     # (session, configuration) pairs, each at most 64 MiB
 
     def calibrate(self, state: Path, log=None) -> None:
         if self.g.w_avg.device.type == "cpu":
