@@ -172,10 +172,9 @@ def run_layer_search_command(args, chooser) -> int:
     from ..bench import environment
     from ..editing import fingerprint
     from ..hub import open_model
-    from ..models import uniform_channels
     from ..models.fast import FastSynthesis
     from ..paths import state_dir
-    from ..service.layer_search import cached_search, fidelity, latency
+    from ..service.layer_search import best_uniform, cached_search, make_probe
 
     spec = args.model or f"random:{args.arch}"
     g = open_model(spec).generator
@@ -185,24 +184,14 @@ def run_layer_search_command(args, chooser) -> int:
     for res in resolutions:
         g.resolve_target_res(res)
     fast = FastSynthesis(g, chooser)
+    probe = make_probe(g, fast)                   # the same latents and full renders for every search
     log = (lambda m: print(m, file=sys.stderr))
     rows = []
     for res in resolutions:
         for budget in budgets:
-            found = cached_search(g, fast, fingerprint(g), res, budget, state_dir() / "calibration", log=log)
-            # the best uniform ratio at this resolution that fits, measured the same way
-            uniform = None
-            gen = torch.Generator().manual_seed(0)
-            with torch.inference_mode():
-                ws = [g.latent_to_wplus(torch.randn(1, g.cfg.style_dim, generator=gen)) for _ in range(4)]
-                refs = [torch.nn.functional.adaptive_avg_pool2d(fast(w).clamp(-1, 1), res) for w in ws]
-                for ratio in sorted(TRAINED_RATIOS, reverse=True):
-                    widths = uniform_channels(g.cfg, ratio)
-                    ms = latency(fast, ws[0], widths, res)
-                    if ms <= budget:
-                        uniform = {"ratio": ratio, "latency_ms": ms, "psnr": fidelity(fast, ws, refs, widths, res)}
-                        break
-            rows.append({"per_layer": found.__dict__, "uniform": uniform})
+            found = cached_search(g, fast, fingerprint(g), res, budget, state_dir() / "calibration",
+                                  probe=probe, log=log)
+            rows.append({"per_layer": found.__dict__, "uniform": best_uniform(g, fast, probe, res, budget)})
     print("| budget ms | res | per-layer ratios (by level) | ms | PSNR dB | best uniform that fits | ms | PSNR dB |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

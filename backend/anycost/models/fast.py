@@ -239,13 +239,10 @@ class FastSynthesis:
             x, skip = reuse.levels[start - 1] if start else (self._const(widths[0]), None)
             outputs = []
             for first, second, rgb, rows in plan[start:]:
-                if second is None:                       # the 4x4 level: conv1, to_rgb1
-                    x = first(x, wplus[:, rows[0]])
-                    skip = rgb(x, wplus[:, rows[1]], None)
-                else:
-                    x = first(x, wplus[:, rows[0]])
+                x = first(x, wplus[:, rows[0]])
+                if second is not None:                   # every level but the 4x4 one (conv1 only)
                     x = second(x, wplus[:, rows[1]])
-                    skip = rgb(x, wplus[:, rows[2]], skip)
+                skip = rgb(x, wplus[:, rows[-1]], skip)  # skip is None at the 4x4 level
                 outputs.append((x, skip))
             if reuse is not None:
                 reuse.store(wplus, (tuple(widths), target), start, outputs, [p[3] for p in plan])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from ..models import TRAINED_RATIOS, Generator
-from ..models.channels import layer_widths
-from ..models.conv_forms import machine_key
+from ..models.channels import layer_widths, uniform_channels
+from ..models.conv_forms import machine_key, timed
 from ..models.fast import FastSynthesis
 
 
@@ -37,6 +36,23 @@ class LayerConfig:
     fits: bool
 
 
+@dataclass
+class Probe:
+    """Seeded latents and the full generator's images of them, rendered once per model."""
+    wpluses: list[torch.Tensor]
+    fulls: list[torch.Tensor]
+
+    def references(self, res: int) -> list[torch.Tensor]:
+        return [F.adaptive_avg_pool2d(f, res) for f in self.fulls]
+
+
+def make_probe(g: Generator, fast: FastSynthesis, latents: int = 4, seed: int = 0) -> Probe:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.inference_mode():
+        wpluses = [g.latent_to_wplus(torch.randn(1, g.cfg.style_dim, generator=gen)) for _ in range(latents)]
+        return Probe(wpluses, [fast(w).clamp(-1, 1) for w in wpluses])
+
+
 def fidelity(fast: FastSynthesis, wpluses: list[torch.Tensor], refs: list[torch.Tensor], widths, res: int) -> float:
     scores = []
     for w, ref in zip(wpluses, refs):
@@ -48,26 +64,32 @@ def fidelity(fast: FastSynthesis, wpluses: list[torch.Tensor], refs: list[torch.
 
 def latency(fast: FastSynthesis, wplus: torch.Tensor, widths, res: int, repeat: int = 3) -> float:
     fast(wplus, channels=widths, target_res=res)
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fast(wplus, channels=widths, target_res=res)
-        ts.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(ts)
+    return statistics.median(timed(lambda: fast(wplus, channels=widths, target_res=res)) for _ in range(repeat))
+
+
+def best_uniform(g: Generator, fast: FastSynthesis, probe: Probe, res: int, budget_ms: float) -> dict | None:
+    """The widest uniform trained ratio at `res` whose measured latency fits, measured as `search` does."""
+    refs = probe.references(res)
+    with torch.inference_mode():
+        for ratio in sorted(TRAINED_RATIOS, reverse=True):
+            widths = uniform_channels(g.cfg, ratio)
+            ms = latency(fast, probe.wpluses[0], widths, res)
+            if ms <= budget_ms:
+                return {"ratio": ratio, "latency_ms": ms, "psnr": fidelity(fast, probe.wpluses, refs, widths, res)}
+    return None
 
 
 def search(g: Generator, fast: FastSynthesis, resolution: int, budget_ms: float, latents: int = 4,
-           seed: int = 0, log=None) -> LayerConfig:
+           probe: Probe | None = None, log=None) -> LayerConfig:
     cfg = g.cfg
     g.resolve_target_res(resolution)
     steps = sorted(TRAINED_RATIOS, reverse=True)                  # 1, 0.75, 0.5, 0.25
     levels = [r for r in cfg.levels if r <= resolution]
     # channel entries per level: the 4 px level owns entries 0 (input) and 1; level k the next two
     groups = [[0, 1]] + [[2 * k, 2 * k + 1] for k in range(1, len(levels))]
-    gen = torch.Generator().manual_seed(seed)
+    probe = probe or make_probe(g, fast, latents)
+    wpluses, refs = probe.wpluses, probe.references(resolution)
     with torch.inference_mode():
-        wpluses = [g.latent_to_wplus(torch.randn(1, cfg.style_dim, generator=gen)) for _ in range(latents)]
-        refs = [F.adaptive_avg_pool2d(fast(w).clamp(-1, 1), resolution) for w in wpluses]
         level_of = [0] * len(groups)
         ratios = [1.0] * cfg.n_channel_entries
         current = latency(fast, wpluses[0], layer_widths(cfg, ratios), resolution)
@@ -97,14 +119,14 @@ def search(g: Generator, fast: FastSynthesis, resolution: int, budget_ms: float,
 
 
 def cached_search(g: Generator, fast: FastSynthesis, model_key: str, resolution: int, budget_ms: float,
-                  folder: Path | None, log=None) -> LayerConfig:
+                  folder: Path | None, probe: Probe | None = None, log=None) -> LayerConfig:
     path = folder / f"layers-{model_key}-{machine_key()}-{resolution}-{budget_ms:g}ms.json" if folder else None
     if path is not None and path.is_file():
         try:
             return LayerConfig(**json.loads(path.read_text()))
         except (ValueError, TypeError):
             pass                                                       # damaged: searched again
-    found = search(g, fast, resolution, budget_ms, log=log)
+    found = search(g, fast, resolution, budget_ms, probe=probe, log=log)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(found)))
