@@ -28,7 +28,7 @@ if ! "$VPY" -c "import torch, torchvision" >/dev/null 2>&1; then
 fi
 stamp=.venv/.anycost-installed
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "setup: installing anycost-editor (editable) and test tools"
-    pip_install -e ".[test]"
+    echo "setup: installing anycost-editor (editable), face alignment and test tools"
+    pip_install -e ".[test,faces]"
     touch "$stamp"
 fi

@@ -31,12 +31,16 @@ OFFICIAL_BASE_URL = "https://hanlab18.mit.edu/projects/anycost-gan/files"
 BUILTIN_DEMO = Path(__file__).parent / "data" / f"demo{SUFFIX}"
 
 
+FFHQ = {"name": "ffhq"}   # FFHQ's own crop rule, unchanged
+
+
 @dataclass(frozen=True)
 class OfficialModel:
     name: str
     resolution: int
     description: str
     sha256: str | None = None   # not published upstream; checked when known (--sha256), recorded on pull
+    alignment: dict | None = None   # the crop rule of its training data (anycost.faces.recipes); None: none
 
     @property
     def filename(self) -> str:
@@ -44,9 +48,10 @@ class OfficialModel:
 
 
 OFFICIAL_MODELS = {m.name: m for m in [
-    OfficialModel("anycost-ffhq-config-f", 1024, "Anycost GAN, FFHQ faces, uniform channels"),
-    OfficialModel("anycost-ffhq-config-f-flexible", 1024, "Anycost GAN, FFHQ faces, per-layer channels"),
-    OfficialModel("stylegan2-ffhq-config-f", 1024, "StyleGAN2 FFHQ (not trained for sub-generators)"),
+    OfficialModel("anycost-ffhq-config-f", 1024, "Anycost GAN, FFHQ faces, uniform channels", alignment=FFHQ),
+    OfficialModel("anycost-ffhq-config-f-flexible", 1024, "Anycost GAN, FFHQ faces, per-layer channels",
+                  alignment=FFHQ),
+    OfficialModel("stylegan2-ffhq-config-f", 1024, "StyleGAN2 FFHQ (not trained for sub-generators)", alignment=FFHQ),
     OfficialModel("anycost-car-config-f", 512, "Anycost GAN, LSUN cars"),
 ]}
 
@@ -104,6 +109,9 @@ def open_model(spec: str, device: str = "cpu") -> Model:
     else:
         raise CheckpointError(f"unknown model {spec!r}: not a file, not an official name "
                               f"({', '.join(OFFICIAL_MODELS)}), not in {cache_dir()}")
+    official = OFFICIAL_MODELS.get(model.name)
+    if official is not None and official.alignment and "alignment" not in model.metadata:
+        model.metadata["alignment"] = official.alignment
     model.generator.to(device)
     if model.encoder is not None:
         model.encoder.to(device)

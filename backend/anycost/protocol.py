@@ -27,9 +27,13 @@ CANCELLED = "cancelled"         # stopped by a `cancel` request
 VERSION_MISMATCH = "version"
 TOO_LARGE = "too_large"         # image or message over the configured limits
 BUSY = "busy"                   # the queue is full
+NO_FACE = "no_face"             # alignment asked for, but no usable face: none, too small, profile
+UNAVAILABLE = "unavailable"     # an optional part (face alignment) is not installed
 INTERNAL = "internal"
 ERROR_CODES = (BAD_REQUEST, UNKNOWN_OP, NOT_FOUND, SUPERSEDED, CANCELLED, VERSION_MISMATCH, TOO_LARGE,
-               BUSY, INTERNAL)
+               BUSY, NO_FACE, UNAVAILABLE, INTERNAL)
+
+ALIGN_MODES = ("none", "auto")   # `open`: a plain crop of the region, or the model's face alignment
 
 IMAGE_MODES = {"RGB8": 3, "RGBA8": 4}
 

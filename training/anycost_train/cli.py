@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--faces", type=int, default=4, help="held-out faces to project and edit")
     cc.add_argument("--steps", type=int, default=50, help="projection steps per face")
 
+    al = sub.add_parser("alignment", help="fit the face-alignment recipe of a model trained on procedural faces "
+                                          "and write it into the model file")
+    al.add_argument("--model", type=Path, required=True)
+    al.add_argument("--samples", type=int, default=2000, help="random faces the recipe is fitted to")
+
     b = sub.add_parser("bench", help="training throughput (images/s) of each stage on this machine")
     b.add_argument("--preset", choices=list(PRESETS), default="demo")
     b.add_argument("--iters", type=int, default=6, help="timed iterations per stage (after 2 warm-up)")
@@ -124,7 +129,7 @@ def main(argv=None) -> int:
         commands = {"make-dataset": make_dataset_cmd, "train": train_cmd, "creps": creps_cmd, "bench": bench_cmd,
                     "encoder": encoder_cmd, "directions": directions_cmd, "report": report_cmd,
                     "release": release_cmd, "model-card": model_card_cmd, "creps-card": creps_card_cmd,
-                    "creps-release": creps_release_cmd}
+                    "creps-release": creps_release_cmd, "alignment": alignment_cmd}
         return commands[args.command](args)
     except (AnycostError, ValueError, FileNotFoundError) as e:
         sys.stderr.write(f"anycost-train: error: {e}\n")
@@ -288,3 +293,16 @@ def bench_cmd(args) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def alignment_cmd(args) -> int:
+    from anycost.checkpoints import read_container, write_container
+
+    from .alignment_fit import fit_recipe
+    recipe, spread = fit_recipe(args.samples)
+    tensors, meta = read_container(args.model)
+    meta["alignment"] = {**recipe.to_dict(), "fitted": spread}
+    write_container(args.model, tensors, meta)
+    print(json.dumps(meta["alignment"]))
+    print(f"wrote the alignment recipe into {args.model}")
+    return 0

@@ -179,6 +179,27 @@ def draw_face(p: FaceParams, resolution: int) -> Image.Image:
     return img.filter(ImageFilter.GaussianBlur(0.6 * u)).resize((resolution, resolution), Image.LANCZOS)
 
 
+def landmarks(p: FaceParams, resolution: int):
+    """Where `draw_face` puts the eye centres, nose tip and mouth corners, in pixels of its image
+    ([5, 2]: left eye, right eye, nose tip, mouth left, mouth right, as image left/right): the ground
+    truth for face alignment."""
+    import math
+
+    import numpy as np
+    cx, cy = 128 + 10 * p.yaw, 124
+    fw, fh = 58 * p.face_width * p.scale, 74 * p.face_height * p.scale
+    eye_y, eye_dx = cy - fh * 0.12, fw * 0.42
+    mw, mx, my = fw * 0.42 * (1 + 0.15 * max(p.smile, 0)), cx + 5 * p.yaw, cy + fh * 0.55
+    corner_y = my - 14 * p.smile / 2
+    pts = np.array([[cx - eye_dx + 4 * p.yaw, eye_y], [cx + eye_dx + 4 * p.yaw, eye_y],
+                    [cx + 6 * p.yaw, cy + fh * 0.29], [mx - mw, corner_y], [mx + mw, corner_y]])
+    a = math.radians(p.roll)       # Image.rotate turns counter-clockwise on screen (y grows downwards)
+    d = pts - [cx, cy]
+    rotated = np.stack([cx + d[:, 0] * math.cos(a) + d[:, 1] * math.sin(a),
+                        cy - d[:, 0] * math.sin(a) + d[:, 1] * math.cos(a)], axis=1)
+    return rotated * resolution / 256
+
+
 def labels(seed: int) -> dict:
     """The labels of `seed`'s face, without drawing it."""
     return sample_params(random.Random(seed)).labels()

@@ -11,10 +11,15 @@ from typing import Callable
 import torch
 from PIL import Image as PILImage
 
+import numpy as np
+
 from .. import protocol as P
 from ..checkpoints import Model
 from ..creps_files import CrepsModel
 from ..editing import Direction, apply_edit, from_model_file, from_official_boundaries, pca_directions
+from ..faces.detection import FaceDetector, FacesUnavailable
+from ..faces.photo import AlignedFace, Blend, FaceError, align_photo
+from ..faces.recipes import model_recipe
 from ..hub import cache_dir
 from ..imaging import from_pil, to_pil
 from ..perceptual import Perceptual
@@ -29,6 +34,7 @@ Emit = Callable[[dict], None]
 MAX_STEPS = 2000
 MAX_OUTPUT_PIXELS = 8192 * 8192
 MAX_SUPERSAMPLE = 4
+KEPT_BLENDS = 8          # sessions whose face mask and warp grid stay in memory
 
 
 @dataclass
@@ -60,6 +66,8 @@ class Engine:
             self.models[name] = kind(name, m, load_directions(m))
         self.default_model = next(iter(self.models))
         self.ready = threading.Event()
+        self._detector: FaceDetector | None = None       # made on first use, on the worker thread
+        self._blends: dict[str, Blend] = {}               # session id -> Blend, most recent last
 
     # ------------------------------------------------------------------ start-up
 
@@ -86,8 +94,19 @@ class Engine:
             raise P.ProtocolError(P.BAD_REQUEST, f"'steps' must be in 0..{MAX_STEPS}, got {steps}")
         time_limit = P.field(msg, "time_limit_s", float, required=False, default=120.0)
         preview_every = max(1, P.field(msg, "preview_every", int, required=False, default=10))
+        align = P.field(msg, "align", str, required=False, default="none")
+        if align not in P.ALIGN_MODES:
+            raise P.ProtocolError(P.BAD_REQUEST, f"'align' must be one of {', '.join(P.ALIGN_MODES)}, got {align!r}")
+        face_index = P.field(msg, "face", int, required=False)
+        photo = decode_image(image)
+        recipe = model_recipe(sm.model.metadata) if align == "auto" else None
+        aligned = self.align(np.asarray(photo), recipe, sm.resolution, (x, y, w, h), face_index) if recipe else None
         res = sm.resolution
-        crop = decode_image(image).crop((x, y, x + w, y + h)).resize((res, res), PILImage.LANCZOS)
+        if aligned is None:
+            crop = photo.crop((x, y, x + w, y + h)).resize((res, res), PILImage.LANCZOS)
+        else:
+            crop = PILImage.fromarray(aligned.crop)
+            x, y, w, h = aligned.rect
         target = from_pil(crop)[None].to(self.device)
 
         def progress(step, total, loss, img):
@@ -103,13 +122,30 @@ class Engine:
             raise P.ProtocolError(P.CANCELLED, "projection cancelled") from None
         metrics = dict(result.metrics, steps=result.steps, seconds=round(result.seconds, 3), stopped=result.stopped,
                        perceptual=self.perceptual.name)
-        session = self.sessions.create(sm.name, result.wplus, (x, y, w, h), (image.w, image.h), metrics)
+        original = None if aligned is None else np.ascontiguousarray(np.asarray(photo)[y:y + h, x:x + w])
+        session = self.sessions.create(sm.name, result.wplus, (x, y, w, h), (image.w, image.h), metrics,
+                                       align=None if aligned is None else aligned.record(), original=original)
         with torch.inference_mode():     # an any-size model shows it at preview size: its final can be large
             config = sm.preview_config(self.refine_budget_ms) if sm.any_size else None
-            recon = sm.draw(result.wplus.to(self.device), config, (w, h))
-        return {"session": session.id, "model": sm.name, "region": [x, y, w, h],
-                "reconstruction": encode_image(recon, (w, h)).to_dict(), "metrics": metrics,
-                "directions": [d.describe() for d in sm.directions.values()]}
+            recon = self.draw(sm, session, result.wplus.to(self.device), config, (w, h))
+        reply = {"session": session.id, "model": sm.name, "region": [x, y, w, h],
+                 "reconstruction": recon.to_dict(), "metrics": metrics,
+                 "directions": [d.describe() for d in sm.directions.values()], "alignment": None}
+        if aligned is not None:
+            reply["alignment"] = aligned.describe()
+        elif align == "auto":
+            reply["alignment_note"] = f"model {sm.name} declares no face alignment: the region was projected as is"
+        return reply
+
+    def align(self, photo: np.ndarray, recipe, resolution: int, bounds, face: int | None) -> AlignedFace:
+        try:
+            if self._detector is None:
+                self._detector = FaceDetector()
+            return align_photo(photo, recipe, resolution, self._detector, bounds, face)
+        except FacesUnavailable as e:
+            raise P.ProtocolError(P.UNAVAILABLE, str(e)) from None
+        except FaceError as e:
+            raise P.ProtocolError(P.NO_FACE, str(e)) from None
 
     def session_and_values(self, msg: dict) -> tuple[Session, ServedModel, dict]:
         s = self.sessions.get(P.field(msg, "session", str))
@@ -173,11 +209,31 @@ class Engine:
         t0 = time.perf_counter()
         with torch.inference_mode():
             wplus = apply_edit(s.wplus.to(self.device), sm.directions, values)
+            image = self.draw(sm, s, wplus, config, size, supersample, progress)
+        render_ms = (time.perf_counter() - t0) * 1000
+        return {"session": s.id, "image": image.to_dict(), "render_ms": round(render_ms, 2),
+                "config": sm.describe_config(config, size), "refined": refined, "values": values}
+
+    def draw(self, sm: ServedModel, s: Session, wplus: torch.Tensor, config: SubConfig | None, size,
+             supersample: int = 1, progress=None) -> P.Image:
+        """The session's image: a plain crop's render resized to `size` (default the region's), or an
+        aligned face's render put back into the photo's region (`size` does not apply)."""
+        if s.align is None:
             # without a size, a CREPS preview still takes the selection's aspect
             img = sm.draw(wplus, config, size or (s.region[2], s.region[3]), supersample, progress, session=s.id)
-        render_ms = (time.perf_counter() - t0) * 1000
-        return {"session": s.id, "image": encode_image(img, size).to_dict(), "render_ms": round(render_ms, 2),
-                "config": sm.describe_config(config, size), "refined": refined, "values": values}
+            return encode_image(img, size)
+        blend = self.blend(s)
+        side = max(1, round(blend.face.alignment.face_side))    # an any-size model draws the face at photo scale
+        img = sm.draw(wplus, config, (side, side), supersample, progress, session=s.id)
+        out = blend(img)
+        return P.Image(out.shape[1], out.shape[0], "RGB8", out.tobytes())
+
+    def blend(self, s: Session) -> Blend:
+        blend = self._blends.pop(s.id, None) or Blend(AlignedFace.from_record(s.align), s.original)
+        self._blends[s.id] = blend
+        while len(self._blends) > KEPT_BLENDS:
+            self._blends.pop(next(iter(self._blends)))
+        return blend
 
 
 def load_directions(m: Model | CrepsModel) -> dict[str, Direction]:

@@ -65,6 +65,7 @@ class ServedModel:
                 "style_dim": self.g.cfg.style_dim, "n_style": self.n_style,
                 "untrained": bool(self.model.metadata.get("untrained")), "has_encoder": self.has_encoder,
                 "any_size": self.any_size, "w_space": (self.model.metadata.get("w_space") or {}).get("model"),
+                "alignment": (self.model.metadata.get("alignment") or {}).get("name"),
                 "directions": [d.describe() for d in self.directions.values()],
                 "configs": [c.describe() for c in self.ranked] if self.ranked else None}
 

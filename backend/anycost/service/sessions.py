@@ -1,7 +1,8 @@
 """Editing sessions, kept on disk so that a restarted daemon resumes them.
 
-Each session is `<id>.json` (model, region, slider values, fit figures) plus `<id>.safetensors`
-(the projected W+). The number of sessions is bounded; the least recently used is evicted and its
+Each session is `<id>.json` (model, region, slider values, fit figures, the face alignment) plus
+`<id>.safetensors` (the projected W+) and, for an aligned face, `<id>.npy` (the photo's pixels under
+the region, which renders are blended into). The number of sessions is bounded; the least recently used is evicted and its
 id remembered, so a client asking for it gets a clear "evicted" answer.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -31,11 +33,14 @@ class Session:
     metrics: dict = field(default_factory=dict)
     created: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.time)
+    align: dict | None = None         # anycost.faces.photo.AlignedFace.record(); None: a plain crop
     wplus: torch.Tensor | None = field(default=None, repr=False)   # [1, n_style, D], never edited in place
+    original: np.ndarray | None = field(default=None, repr=False)  # uint8 [h, w, 3] under `region` (aligned)
 
     def meta(self) -> dict:
         d = asdict(self)
         d.pop("wplus")
+        d.pop("original")
         return d
 
 
@@ -50,11 +55,14 @@ class SessionStore:
 
     # ---------------------------------------------------------------- public
 
-    def create(self, model: str, wplus: torch.Tensor, region, image_size, metrics: dict) -> Session:
-        s = Session(secrets.token_hex(8), model, list(region), list(image_size), {}, metrics,
-                    wplus=wplus.detach().cpu().contiguous())
+    def create(self, model: str, wplus: torch.Tensor, region, image_size, metrics: dict, align: dict | None = None,
+               original: np.ndarray | None = None) -> Session:
+        s = Session(secrets.token_hex(8), model, list(region), list(image_size), {}, metrics, align=align,
+                    wplus=wplus.detach().cpu().contiguous(), original=original)
         with self._lock:
             save_file({"wplus": s.wplus}, str(self._path(s.id, ".safetensors")))
+            if original is not None:
+                np.save(self._path(s.id, ".npy"), original, allow_pickle=False)
             self._write_meta(s)
             self._cache[s.id] = s
             self._evict_over_limit()
@@ -103,7 +111,14 @@ class SessionStore:
                                                    f"{self.max_sessions} most recently used); project again")
             raise P.ProtocolError(P.NOT_FOUND, f"unknown session {sid!r}")
         meta = json.loads(meta_path.read_text())
-        return Session(**meta, wplus=load_file(str(w_path))["wplus"])
+        original = None
+        if meta.get("align") is not None:
+            try:
+                original = np.load(self._path(sid, ".npy"), allow_pickle=False)
+            except (OSError, ValueError):
+                raise P.ProtocolError(P.NOT_FOUND, f"session {sid}: its photo pixels are missing or damaged; "
+                                                   "project again") from None
+        return Session(**meta, wplus=load_file(str(w_path))["wplus"], original=original)
 
     def _ids_on_disk(self) -> list[str]:
         return [p.stem for p in self.folder.glob("*.json")]
@@ -131,5 +146,5 @@ class SessionStore:
 
     def _delete(self, sid: str) -> None:
         self._cache.pop(sid, None)
-        for suffix in (".json", ".safetensors"):
+        for suffix in (".json", ".safetensors", ".npy"):
             self._path(sid, suffix).unlink(missing_ok=True)
