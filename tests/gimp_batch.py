@@ -50,6 +50,8 @@ try:
     region_src = b"".join(source[((RY + r) * W + RX) * 4:((RY + r) * W + RX + RW) * 4] for r in range(RH))
     res["differs_from_source"] = px != region_src
     res["source_unchanged"] = pixels(face, W, H) == source
+    with open(P["out"] + ".applied", "wb") as f:          # the new layer, all of it (RGBA)
+        f.write(pixels(new, new.get_width(), new.get_height()))
     res["done"] = True
 except Exception:
     import traceback

@@ -32,7 +32,7 @@ class MemoryHost:
 
     def __init__(self, rgba: bytes, w: int, h: int, region=None):
         self.rgba, self.w, self.h = rgba, w, h
-        self.region = region or (0, 0, w, h)
+        self.source_region = self.region = region or (0, 0, w, h)
         self.preview: bytes | None = None
         self.previews = 0
         self.applied: list[tuple] = []
@@ -41,9 +41,9 @@ class MemoryHost:
 
 
     def source(self):
-        x, y, w, h = self.region
+        x, y, w, h = self.source_region
         rows = [self.rgba[((y + r) * self.w + x) * 4:((y + r) * self.w + x + w) * 4] for r in range(h)]
-        return {"w": w, "h": h, "mode": "RGBA8", "data": b"".join(rows)}, self.region
+        return {"w": w, "h": h, "mode": "RGBA8", "data": b"".join(rows)}, self.source_region
 
     def show_preview(self, rgb, w, h):
         assert len(rgb) == w * h * 3 and (w, h) == self.region[2:]
@@ -57,7 +57,7 @@ class MemoryHost:
 
     def apply(self, rgb, w, h, feather, name):
         self.preview = None
-        self.applied.append((rgb, w, h, feather, name))
+        self.applied.append((rgb, w, h, feather, name, self.region))
 
     def alive(self):
         return self.open

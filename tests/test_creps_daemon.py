@@ -126,7 +126,7 @@ def test_the_plugin_applies_a_creps_final_at_the_selection_size_with_progress(da
         ctl.progress.connect(fractions.append)
         ctl.apply(feather=0)
         pump(lambda: ctl.phase == IDLE, 120, "apply")
-        rgb, w, h, feather, label = host.applied[-1]
+        rgb, w, h, feather, label, _ = host.applied[-1]
         assert (w, h) == (600, 300) and len(rgb) == 600 * 300 * 3
         assert fractions == pytest.approx([i / 6 for i in range(7)])
     finally:

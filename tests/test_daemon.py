@@ -282,3 +282,10 @@ def test_demo_runs_the_whole_loop(tiny_model_file, tmp_path):
     import json
     report = json.loads((out / "report.json").read_text())
     assert len(report["previews"]) == 16 and report["final"]["render_ms"] > 0
+
+
+def test_align_auto_on_a_model_without_alignment_projects_the_region_as_is(client):
+    r = client.call("open", image=face_image(), align="auto", steps=0, timeout=120)
+    assert r["alignment"] is None and "declares no face alignment" in r["alignment_note"]
+    assert r["region"] == [0, 0, 96, 80]
+    client.call("close", session=r["session"])

@@ -35,8 +35,8 @@ def test_edit_region_renders_and_closes_its_session(daemon, tmp_path):
         with pytest.raises(EditError, match="has no direction nope"):
             edit_region(c, img["data"], 70, 60, {"nope": 1.0}, steps=2)
         progress = []
-        out = edit_region(c, img["data"], 70, 60, {names[0]: 2.0}, steps=3, on_progress=progress.append)
-        plain = edit_region(c, img["data"], 70, 60, {}, steps=3)
+        out, rect = edit_region(c, img["data"], 70, 60, {names[0]: 2.0}, steps=3, on_progress=progress.append)
+        plain, _ = edit_region(c, img["data"], 70, 60, {}, steps=3)
         assert c.call("stats")["sessions"] == 0
-    assert len(out) == len(plain) == 70 * 60 * 3 and progress
+    assert len(out) == len(plain) == 70 * 60 * 3 and progress and rect == (0, 0, 70, 60)
     assert out != plain                                 # the edit changed the picture

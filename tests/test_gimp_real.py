@@ -13,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -75,6 +76,10 @@ class Gimp3:
         assert out.is_file(), f"GIMP wrote no result (rc {run.returncode}):\n{run.stderr[-3000:]}"
         res = json.loads(out.read_text())
         out.unlink()
+        applied = self.work / "result.json.applied"
+        if applied.is_file():
+            res["applied_rgba"] = applied.read_bytes()
+            applied.unlink()
         assert "error" not in res, res["error"]
         return res
 
@@ -152,6 +157,31 @@ def test_noninteractive_call_with_a_creps_model(gimp, creps_daemon):
     assert res["status"] == "success", res["message"]
     assert res["layers"] == ["Anycost edit (PC1 +3.00)", "Face"] and res["new_bounds"] == list(REGION)
     assert res["alpha_centre"] == 255 and res["differs_from_source"] and res["source_unchanged"]
+
+
+@pytest.mark.slow
+def test_noninteractive_call_aligns_the_face_of_a_photo(gimp, tmp_path):
+    """The built-in demo model declares a face alignment: on a photograph the plug-in's new layer
+    covers the face's surroundings only, and wherever the face mask is 0 its pixels are the photo's."""
+    from .test_faces import _require_mediapipe
+    from .test_krita_real import PHOTO_REGION, photo_mask_outside
+    _require_mediapipe()
+    from skimage import data
+    photo = data.astronaut()
+    rgba = np.concatenate([photo, np.full(photo.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    (gimp.work / "photo.rgba").write_bytes(np.ascontiguousarray(rgba).tobytes())
+    for d in _serving(None, tmp_path):
+        res = gimp.run("gimp_batch.py", {"address": d.address, "edits": "smile=2", "w": 512, "h": 512,
+                                         "region": PHOTO_REGION, "face": str(gimp.inside / "photo.rgba")})
+    assert res["status"] == "success", res["message"]
+    assert res["layers"] == ["Anycost edit (smile +2.00)", "Face"] and res["source_unchanged"]
+    x, y, w, h = res["new_bounds"]
+    rx, ry, rw, rh = PHOTO_REGION
+    assert rx <= x and ry <= y and x + w <= rx + rw and y + h <= ry + rh and w * h < rw * rh // 2
+    rgb = np.frombuffer(res["applied_rgba"], np.uint8).reshape(h, w, 4)[..., :3]
+    outside = photo_mask_outside(photo, [x, y, w, h])
+    assert outside.any() and np.array_equal(rgb[outside], photo[y:y + h, x:x + w][outside])
+    assert not np.array_equal(rgb[~outside], photo[y:y + h, x:x + w][~outside])
 
 
 @pytest.mark.slow

@@ -113,7 +113,7 @@ def test_project_edit_latest_wins_apply(connection, daemon):
     assert ctl.edits_sent < 20 and host.preview != reconstruction
     ctl.apply(feather=8)
     pump(lambda: ctl.phase == IDLE, 60, "apply")
-    rgb, w, h, feather, label = host.applied[-1]
+    rgb, w, h, feather, label, _ = host.applied[-1]
     assert (w, h, feather) == (64, 60, 8) and len(rgb) == 64 * 60 * 3 and name in label
     assert host.preview is None and ctl.session is None
     with Client(daemon.address) as c:                   # the session was closed on the backend

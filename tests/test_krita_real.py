@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -21,6 +22,7 @@ from .daemon_helpers import FACE, Daemon
 
 DRIVER = Path(__file__).with_name("krita_driver")
 W, H, REGION = 96, 80, (12, 6, 72, 68)
+PHOTO_REGION = (110, 0, 280, 300)          # the astronaut's head and some background around it
 
 
 def _need(tool: str) -> str:
@@ -54,25 +56,42 @@ def profile(tmp_path):
     return env, kritarc
 
 
+def astronaut_bgra() -> tuple[bytes, np.ndarray]:
+    from skimage import data
+    rgb = data.astronaut()
+    bgra = np.concatenate([rgb[..., ::-1], np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    return np.ascontiguousarray(bgra).tobytes(), rgb
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["demo", "creps-demo"])
-def test_docker_in_real_krita(profile, tmp_path, model):
+@pytest.mark.parametrize("model, aligned", [("demo", False), ("creps-demo", False), ("demo", True)])
+def test_docker_in_real_krita(profile, tmp_path, model, aligned):
     """The whole flow with each built-in model: the anycost demo (final resized to the selection)
-    and the CREPS demo (final drawn at the selection's size)."""
+    and the CREPS demo (final drawn at the selection's size); and on a photograph with the face
+    found and aligned: the edit lands around the face only, the rest of the photo untouched."""
     krita, xvfb = _need("krita"), _need("xvfb-run")
+    if aligned:
+        from .test_faces import _require_mediapipe
+        _require_mediapipe()
     env, kritarc = profile
+    w, h, region = (512, 512, PHOTO_REGION) if aligned else (W, H, REGION)
     daemon = Daemon(tmp_path, None)                      # the built-in models, as a user gets them
     try:
         daemon.wait_ready()
         # the docker's settings, as the user would have saved them (kritarc [anycost])
         with kritarc.open("a") as f:
-            f.write(f"\n[anycost]\naddress={daemon.address}\nautostart=false\nfeather=6\nsteps=5\n")
-        face = Image.open(FACE).convert("RGBA").resize((W, H))
-        r, g, b, a = face.split()
-        (tmp_path / "face.bgra").write_bytes(Image.merge("RGBA", (b, g, r, a)).tobytes())
+            f.write(f"\n[anycost]\naddress={daemon.address}\nautostart=false\nfeather=6\nsteps=5\n"
+                    f"align_faces={'true' if aligned else 'false'}\n")
+        if aligned:
+            bgra, photo = astronaut_bgra()
+        else:
+            face = Image.open(FACE).convert("RGBA").resize((W, H))
+            r, g, b, a = face.split()
+            bgra = Image.merge("RGBA", (b, g, r, a)).tobytes()
+        (tmp_path / "face.bgra").write_bytes(bgra)
         out = tmp_path / "result.json"
-        env.update(ANYCOST_TEST_OUT=str(out), ANYCOST_TEST_FACE=str(tmp_path / "face.bgra"), ANYCOST_TEST_W=str(W),
-                   ANYCOST_TEST_H=str(H), ANYCOST_TEST_REGION=",".join(map(str, REGION)), ANYCOST_TEST_MODEL=model)
+        env.update(ANYCOST_TEST_OUT=str(out), ANYCOST_TEST_FACE=str(tmp_path / "face.bgra"), ANYCOST_TEST_W=str(w),
+                   ANYCOST_TEST_H=str(h), ANYCOST_TEST_REGION=",".join(map(str, region)), ANYCOST_TEST_MODEL=model)
         log = tmp_path / "krita.log"
         with log.open("w") as f:
             try:
@@ -94,7 +113,13 @@ def test_docker_in_real_krita(profile, tmp_path, model):
     assert res["model"] == model
     assert res["preview_after_project"] and res["slider_names"]
     assert res["preview_changed"] and res["source_unchanged_while_editing"]
-    assert res["applied_bounds"] == list(REGION)                               # pasted into the selection
+    if aligned:        # the face's surroundings inside the selection; outside the face mask, the photo as it was
+        x, y, rw, rh = res["region"]
+        assert res["applied_bounds"] == res["region"] and rw * rh < region[2] * region[3] // 2
+        assert region[0] <= x and region[1] <= y and x + rw <= region[0] + region[2] and y + rh <= region[1] + region[3]
+        assert_outside_mask_untouched(photo, res, tmp_path)
+    else:
+        assert res["applied_bounds"] == list(region)                           # pasted into the selection
     assert res["applied_alpha_centre"] == 255 and res["applied_alpha_corner"] < 128   # feathered edge
     assert res["applied_differs_from_source"] and res["source_unchanged_after_apply"]
     assert "Anycost preview" not in res["layers_after_apply"]
@@ -103,3 +128,31 @@ def test_docker_in_real_krita(profile, tmp_path, model):
     ms = sorted(res["preview_ms"])
     print(f"\nslider -> preview on the Krita canvas, {model} model, {len(ms)} moves: median {ms[len(ms) // 2]:.0f} ms, "
           f"min {ms[0]:.0f}, max {ms[-1]:.0f}; configs {res['preview_configs']}")
+
+
+def photo_mask_outside(photo: np.ndarray, region: list) -> np.ndarray:
+    """Where the face mask of the demo model's alignment of `photo` (found again, in PHOTO_REGION)
+    is 0, over `region`, which must be the rectangle the backend returned."""
+    from anycost.faces.blending import face_mask
+    from anycost.faces.detection import FaceDetector
+    from anycost.faces.photo import align_photo
+    from anycost.faces.recipes import model_recipe
+    from anycost.hub import open_model
+    detector = FaceDetector()
+    try:
+        aligned = align_photo(photo, model_recipe(open_model("demo").metadata), 128, detector, PHOTO_REGION)
+    finally:
+        detector.close()
+    assert list(aligned.rect) == list(region)
+    return face_mask(aligned.alignment, aligned.recipe, aligned.rect) == 0
+
+
+def assert_outside_mask_untouched(photo: np.ndarray, res: dict, tmp_path: Path) -> None:
+    """The applied layer's colours equal the photo's wherever the face mask is 0 (so the layer,
+    whatever its alpha, changes nothing there)."""
+    x, y, w, h = res["region"]
+    px = np.frombuffer((tmp_path / "result.json.applied").read_bytes(), np.uint8).reshape(h, w, 4)
+    rgb = px[..., 2::-1]
+    outside = photo_mask_outside(photo, res["region"])
+    assert outside.any() and np.array_equal(rgb[outside], photo[y:y + h, x:x + w][outside])
+    assert not np.array_equal(rgb[~outside], photo[y:y + h, x:x + w][~outside])

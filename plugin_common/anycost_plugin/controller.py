@@ -20,8 +20,14 @@ class HostError(Exception):
 
 
 class Host(Protocol):
+    """`source_region`: the document rectangle projected (the selection's bounds or the layer);
+    `region`: where previews and Apply write, which the controller narrows to the part the backend
+    may change (an aligned face's surroundings)."""
+    source_region: tuple[int, int, int, int]
+    region: tuple[int, int, int, int]
+
     def source(self) -> tuple[dict, tuple[int, int, int, int]]:
-        """The pixels to project (a protocol Image map, RGBA8) and their region in the document."""
+        """The pixels to project (a protocol Image map, RGBA8) of `source_region`, and that region."""
     def show_preview(self, rgb: bytes, w: int, h: int) -> None: ...
     def remove_preview(self) -> None: ...
     def apply(self, rgb: bytes, w: int, h: int, feather: int, name: str) -> None: ...
@@ -31,10 +37,12 @@ class Host(Protocol):
 class EditController:
     """Signals: `changed(phase, message)`, `progress(0..1)` during projection,
     `directions_changed(directions)` (the session's protocol Direction records),
-    `preview_shown({"config", "render_ms", "refined", "values"})`."""
+    `preview_shown({"config", "render_ms", "refined", "values"})`, `faces_found(faces, chosen)` after
+    an aligned projection (the backend's face records, largest first; [] when not aligned)."""
 
     def __init__(self):
         self.changed, self.progress, self.directions_changed, self.preview_shown = Signal(), Signal(), Signal(), Signal()
+        self.faces_found = Signal()
         self.socket: BackendSocket | None = None
         self.host: Host | None = None
         self.phase, self.message, self.error = IDLE, "", False
@@ -87,17 +95,24 @@ class EditController:
 
     # ------------------------------------------------------------------ project
 
-    def project(self, host: Host, model: str = "", steps: int = 100) -> None:
+    def project(self, host: Host, model: str = "", steps: int = 100, align: bool = False,
+                face: int | None = None) -> None:
+        """Project the host's source. `align`: find the face and align it as the model was trained
+        (a model that declares no alignment projects the region as it is); `face`: which face when
+        there are several (0 = the largest, the default)."""
         if self.socket is None:
             raise HostError("Not connected to the backend")
         if self.phase == PROJECTING:
             raise HostError("A projection is already running")
         self.discard()
         image, region = host.source()        # raises HostError with the reason
+        host.region = region
         self.host, self.region = host, region
-        fields = {"image": image, "steps": steps, "preview_every": 10}
+        fields = {"image": image, "steps": steps, "preview_every": 10, "align": "auto" if align else "none"}
         if model:
             fields["model"] = model
+        if align and face is not None:
+            fields["face"] = face
         self._set(PROJECTING, f"Projecting {region[2]}×{region[3]} px…")
         self.progress.emit(0.0)
         self._open_id = self.socket.send("open", fields, self._on_opened, self._on_open_error, self._on_open_progress)
@@ -116,6 +131,13 @@ class EditController:
     def _on_opened(self, data: dict) -> None:
         self._open_id = None
         self.session = data["session"]
+        x, y = self.region[:2]
+        rx, ry, rw, rh = data.get("region") or (0, 0, self.region[2], self.region[3])
+        self.region = (x + rx, y + ry, rw, rh)     # an aligned face: only its surroundings change
+        if self.host is not None:
+            self.host.region = self.region
+        aligned = data.get("alignment") or {}
+        self.faces_found.emit(list(aligned.get("faces") or []), int(aligned.get("face") or 0))
         self.directions = list(data.get("directions") or [])
         self.values = {d["name"]: float(d.get("default", 0.0)) for d in self.directions}
         self._sent_values = dict(self.values)
@@ -124,12 +146,23 @@ class EditController:
         if self._host_alive():
             self._show(data["reconstruction"])
         psnr = (data.get("metrics") or {}).get("psnr")
-        self._set(EDITING, "Projected" + (f" (PSNR {psnr:.1f} dB)" if isinstance(psnr, (int, float)) else ""))
+        what = "Projected" + (f" (PSNR {psnr:.1f} dB)" if isinstance(psnr, (int, float)) else "")
+        if aligned:
+            n = len(aligned.get("faces") or [])
+            what += f"; face {int(aligned.get('face') or 0) + 1} of {n}, aligned" if n > 1 else "; face aligned"
+        elif data.get("alignment_note"):
+            what += f"; {data['alignment_note']}"
+        self._set(EDITING, what)
 
     def _on_open_error(self, err: BackendError) -> None:
         self._open_id = None
         self.progress.emit(0.0)
-        self._fail("Projection cancelled" if err.code == "cancelled" else f"Projection failed: {err.message}", IDLE)
+        if err.code == "cancelled":
+            self._fail("Projection cancelled", IDLE)
+        elif err.code == "no_face":
+            self._fail(f"No usable face: {err.message}", IDLE)
+        else:
+            self._fail(f"Projection failed: {err.message}", IDLE)
 
     # ------------------------------------------------------------------ edit
 

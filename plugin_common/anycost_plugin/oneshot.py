@@ -58,23 +58,30 @@ def connect(address: str, executable: str | None, log_path: Path, start_timeout_
 
 
 def edit_region(client: Client, rgba: bytes, w: int, h: int, edits: dict[str, float], model: str = "",
-                steps: int = 100, on_progress=None) -> bytes:
-    """RGBA8 pixels of a w x h region -> the edited region rendered at full quality, RGB8."""
-    fields = {"image": {"w": w, "h": h, "mode": "RGBA8", "data": rgba}, "steps": steps}
+                steps: int = 100, on_progress=None, align: bool = False,
+                face: int | None = None) -> tuple[bytes, tuple[int, int, int, int]]:
+    """RGBA8 pixels of a w x h region -> the edited result rendered at full quality (RGB8) and
+    where it goes in the region ([x, y, w, h]: all of it, or with `align` the aligned face's
+    surroundings, the photo blended in around the face)."""
+    fields = {"image": {"w": w, "h": h, "mode": "RGBA8", "data": rgba}, "steps": steps,
+              "align": "auto" if align else "none"}
     if model:
         fields["model"] = model
+    if align and face is not None:
+        fields["face"] = face
     try:
         opened = client.call("open", timeout=600, on_progress=on_progress, **fields)
     except RemoteError as e:
-        raise EditError(f"projection failed: {e.message}") from None
+        raise EditError(f"{'no usable face' if e.code == 'no_face' else 'projection failed'}: {e.message}") from None
     session = opened["session"]
+    rect = tuple(opened.get("region") or (0, 0, w, h))
     try:
         known = {d["name"] for d in opened.get("directions", [])}
         unknown = sorted(set(edits) - known)
         if unknown:
             raise EditError(f"this model has no direction {', '.join(unknown)}; it has: {', '.join(sorted(known))}")
         try:
-            out = client.call("render", timeout=600, session=session, values=edits, size=[w, h])["image"]
+            out = client.call("render", timeout=600, session=session, values=edits, size=list(rect[2:]))["image"]
         except RemoteError as e:
             raise EditError(f"render failed: {e.message}") from None
     finally:
@@ -82,4 +89,4 @@ def edit_region(client: Client, rgba: bytes, w: int, h: int, edits: dict[str, fl
             client.call("close", timeout=10, session=session)
         except (RemoteError, BackendTimeout):
             pass
-    return out["data"]
+    return out["data"], rect

@@ -22,6 +22,7 @@ class Settings:
     feather: int = 16                     # px of soft edge when Apply pastes the result back
     steps: int = 100                      # projection optimization steps
     model: str = ""                       # "" = the backend's default
+    align_faces: bool = True              # find and align the face (models that declare an alignment)
 
     def budget_ms(self) -> float | None:
         """The fixed budget in ms, or None for "auto"."""

@@ -59,7 +59,7 @@ def edit(procedure, run_mode, image, drawables, config):
         GimpUi.init(PROC)
         settings = Settings(address=get("backend") or DEFAULT_ADDRESS, executable=get("executable") or "",
                             autostart=bool(get("executable")), feather=get("feather"), steps=get("steps"),
-                            model=get("model") or "")
+                            model=get("model") or "", align_faces=bool(get("align")))
         if not EditDialog(host, settings, GLibLoop(), log_dir).run():
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
@@ -69,12 +69,15 @@ def edit(procedure, run_mode, image, drawables, config):
         Gimp.progress_init("Anycost: projecting…")
         with connect(get("backend") or DEFAULT_ADDRESS, get("executable") or None, log_dir / "anycost-backend.log") as c:
             image_map, (x, y, w, h) = host.source()
-            rgb = edit_region(c, image_map["data"], w, h, edits, model=get("model") or "", steps=get("steps"),
-                              on_progress=lambda m: Gimp.progress_update(
-                                  m["data"]["step"] / max(1, m["data"]["steps"])) if "data" in m else None)
+            rgb, (rx, ry, rw, rh) = edit_region(
+                c, image_map["data"], w, h, edits, model=get("model") or "", steps=get("steps"),
+                on_progress=lambda m: Gimp.progress_update(
+                    m["data"]["step"] / max(1, m["data"]["steps"])) if "data" in m else None,
+                align=bool(get("align")), face=get("face"))
     except EditError as e:
         return fail(procedure, f"Anycost: {e}")
-    host.apply(rgb, w, h, get("feather"), edit_name(edits))
+    host.region = (x + rx, y + ry, rw, rh)       # an aligned face: only its surroundings
+    host.apply(rgb, rw, rh, get("feather"), edit_name(edits))
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
@@ -102,6 +105,10 @@ class AnycostEdit(Gimp.PlugIn):
         proc.add_string_argument("model", "Model", "a model the backend serves ('' = its default)", "", rw)
         proc.add_int_argument("steps", "Projection steps", "latent optimization steps", 0, 2000, 100, rw)
         proc.add_int_argument("feather", "Feather", "soft edge of the pasted result, px", 0, 512, 16, rw)
+        proc.add_boolean_argument("align", "Align the face", "find the face, crop it as the model was trained and "
+                                  "blend the edit back (models that declare no alignment: the region as it is)",
+                                  True, rw)
+        proc.add_int_argument("face", "Face", "which face when there are several, 0 = the largest", 0, 255, 0, rw)
         proc.add_string_argument("backend", "Backend", "anycost-backend address", DEFAULT_ADDRESS, rw)
         proc.add_string_argument("executable", "Backend executable",
                                  "started when no backend answers ('' = never start one)", "anycost-backend", rw)

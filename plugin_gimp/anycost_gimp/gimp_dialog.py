@@ -29,6 +29,7 @@ class EditDialog:
         self.controller.changed.connect(self._on_phase)
         self.controller.progress.connect(self.progress.set_fraction)
         self.controller.directions_changed.connect(self._build_scales)
+        self.controller.faces_found.connect(self._show_faces)
         self.connection.start()
 
     # ------------------------------------------------------------------ widgets
@@ -51,10 +52,20 @@ class EditDialog:
         self.quality.connect("changed", self._on_quality)
         self.feather = Gtk.SpinButton.new_with_range(0, 512, 1)
         self.feather.set_value(self.settings.feather)
+        self.align = Gtk.CheckButton(label="Find and align the face")
+        self.align.set_active(self.settings.align_faces)
+        self.align.set_tooltip_text("Crop the face the way the model was trained, then blend the edit back into "
+                                    "the photo; off: project the layer or selection as it is")
+        self.face_box = Gtk.ComboBoxText()
+        self.face_box.set_tooltip_text("Several faces were found: the one to edit (projects again)")
+        self._face_handler = self.face_box.connect("changed", self._on_face_chosen)
+        self.face_label = Gtk.Label(label="Face", xalign=0)
         for row, (label, widget) in enumerate((("Model", self.model_box), ("Preview", self.quality),
-                                                ("Feather (px)", self.feather))):
+                                                ("Feather (px)", self.feather), ("", self.align))):
             grid.attach(Gtk.Label(label=label, xalign=0), 0, row, 1, 1)
             grid.attach(widget, 1, row, 1, 1)
+        grid.attach(self.face_label, 0, 4, 1, 1)
+        grid.attach(self.face_box, 1, 4, 1, 1)
         box.pack_start(grid, False, False, 0)
         row = Gtk.Box(spacing=6)
         self.project_button = Gtk.Button(label="Project")
@@ -91,12 +102,34 @@ class EditDialog:
 
     # ------------------------------------------------------------------ actions
 
-    def project(self) -> None:
+    def project(self, face: int | None = None) -> None:
+        if face is None:
+            self._show_faces([], 0)
         try:
             self.controller.attach(self.connection.socket)
-            self.controller.project(self.host, model=self.model_box.get_active_text() or "", steps=self.settings.steps)
+            self.controller.project(self.host, model=self.model_box.get_active_text() or "", steps=self.settings.steps,
+                                    align=self.align.get_active(), face=face)
         except HostError as e:
             self._say(str(e))
+
+    def _show_faces(self, faces: list, chosen: int) -> None:
+        """The face menu, shown when a projection found more than one face."""
+        self.face_box.handler_block(self._face_handler)
+        self.face_box.remove_all()
+        for i, f in enumerate(faces):
+            w, h = f["box"][2:]
+            self.face_box.append_text(f"{i + 1}: {w:.0f}×{h:.0f} px" + (" (largest)" if i == 0 else ""))
+        if faces:
+            self.face_box.set_active(chosen)
+        self.face_box.handler_unblock(self._face_handler)
+        for widget in (self.face_box, self.face_label):
+            widget.set_visible(len(faces) > 1)
+            widget.set_no_show_all(len(faces) <= 1)
+
+    def _on_face_chosen(self, combo) -> None:
+        index = combo.get_active()
+        if index >= 0 and self.controller.phase in (IDLE, EDITING):
+            self.project(face=index)
 
     def set_value(self, name: str, value: float) -> None:
         try:

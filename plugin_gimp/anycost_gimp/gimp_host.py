@@ -32,18 +32,18 @@ class GimpHost:
         x1, y1, x2, y2 = max(x1, ox), max(y1, oy), min(x2, ox + lw), min(y2, oy + lh)
         if x2 - x1 < 8 or y2 - y1 < 8:
             raise HostError("The layer (or selection) is empty or smaller than 8×8 px")
-        self.region = (x1, y1, x2 - x1, y2 - y1)
+        self.source_region = self.region = (x1, y1, x2 - x1, y2 - y1)   # region: where previews and Apply go
         self._offsets = (ox, oy)
 
     def alive(self) -> bool:
         return self.image.is_valid() and self.layer.is_valid()
 
     def source(self):
-        x, y, w, h = self.region
+        x, y, w, h = self.source_region
         ox, oy = self._offsets
         data = bytes(self.layer.get_buffer().get(Gegl.Rectangle.new(x - ox, y - oy, w, h), 1.0, FORMAT,
                                                  Gegl.AbyssPolicy.CLAMP))
-        return {"w": w, "h": h, "mode": "RGBA8", "data": data}, self.region
+        return {"w": w, "h": h, "mode": "RGBA8", "data": data}, self.source_region
 
     def _new_layer(self, name: str, rgba: bytes):
         x, y, w, h = self.region

@@ -22,7 +22,7 @@ class KritaHost:
         self.doc, self.node = doc, node
         self._doc_id = _uid(doc.rootNode())
         self._preview = None
-        self.region = self._region()
+        self.source_region = self.region = self._region()   # region: where previews and Apply go
 
     @classmethod
     def from_active(cls) -> "KritaHost":
@@ -57,9 +57,9 @@ class KritaHost:
         return any(_uid(d.rootNode()) == self._doc_id for d in Krita.instance().documents())
 
     def source(self):
-        x, y, w, h = self.region
+        x, y, w, h = self.source_region
         data = bytes(self.node.projectionPixelData(x, y, w, h))
-        return {"w": w, "h": h, "mode": "RGBA8", "data": bgra_to_rgba(data)}, self.region
+        return {"w": w, "h": h, "mode": "RGBA8", "data": bgra_to_rgba(data)}, self.source_region
 
     def show_preview(self, rgb: bytes, w: int, h: int) -> None:
         layer = self._preview_layer()

@@ -36,6 +36,7 @@ class AnycostPanel(QWidget):
         self.controller.progress.connect(lambda f: self.progress.setValue(int(f * 100)))
         self.controller.directions_changed.connect(self._build_sliders)
         self.controller.preview_shown.connect(self._on_preview)
+        self.controller.faces_found.connect(self._show_faces)
         self._watch = QTimer(self)                  # ends the session if its document was closed
         self._watch.timeout.connect(self._check_document)
         self._watch.start(1000)
@@ -59,12 +60,24 @@ class AnycostPanel(QWidget):
         self.quality.setToolTip("Preview latency budget: the backend picks the best sub-generator that fits")
         self.quality.currentIndexChanged.connect(self._on_quality)
         form.addRow("Preview", self.quality)
+        self.align = QCheckBox("Find and align the face")
+        self.align.setChecked(self.settings.align_faces)
+        self.align.setToolTip("Crop the face the way the model was trained, then blend the edit back into the "
+                              "photo; off: project the layer or selection as it is")
+        self.align.toggled.connect(self._on_align)
+        form.addRow("", self.align)
+        self.face_box = QComboBox()
+        self.face_box.setToolTip("Several faces were found: the one to edit (projects again)")
+        self.face_box.activated.connect(self._on_face_chosen)
+        form.addRow("Face", self.face_box)
+        self._face_row_label = form.labelForField(self.face_box)
+        self._show_faces([], 0)
         v.addLayout(form)
 
         row = QHBoxLayout()
         self.project_button = QPushButton("Project")
         self.project_button.setToolTip("Invert the active layer (or the selection's bounds) into the model")
-        self.project_button.clicked.connect(self.project)
+        self.project_button.clicked.connect(lambda: self.project())   # not clicked(bool)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(lambda: self.controller.cancel_projection())
         row.addWidget(self.project_button)
@@ -114,11 +127,14 @@ class AnycostPanel(QWidget):
 
     # ------------------------------------------------------------------ actions
 
-    def project(self) -> None:
+    def project(self, face: int | None = None) -> None:
         def start():
             host = self.host_factory()
             self.controller.attach(self.connection.socket)
-            self.controller.project(host, model=self.model_box.currentText() or "", steps=self.settings.steps)
+            self.controller.project(host, model=self.model_box.currentText() or "", steps=self.settings.steps,
+                                    align=self.align.isChecked(), face=face)
+        if face is None:
+            self._show_faces([], 0)
         self._guarded("project", start)
 
     def apply(self) -> None:
@@ -186,6 +202,26 @@ class AnycostPanel(QWidget):
         self.settings.model = self.model_box.currentText()
         self._save_later()
 
+    def _on_align(self, checked: bool) -> None:
+        self.settings.align_faces = bool(checked)
+        self._save_later()
+
+    def _show_faces(self, faces: list, chosen: int) -> None:
+        """The face menu, shown when a projection found more than one face."""
+        self.face_box.clear()
+        for i, f in enumerate(faces):
+            w, h = f["box"][2:]
+            self.face_box.addItem(f"{i + 1}: {w:.0f}×{h:.0f} px" + (" (largest)" if i == 0 else ""))
+        if faces:
+            self.face_box.setCurrentIndex(chosen)
+        for widget in (self.face_box, self._face_row_label):
+            if widget is not None:
+                widget.setVisible(len(faces) > 1)
+
+    def _on_face_chosen(self, index: int) -> None:
+        if index >= 0 and self.controller.phase in (IDLE, EDITING):
+            self.project(face=index)
+
     def _on_quality(self, index: int) -> None:
         self.settings.budget = BUDGET_CHOICES[index]
         self.controller.budget_ms = self.settings.budget_ms()
@@ -222,6 +258,7 @@ class AnycostPanel(QWidget):
         for slider, _, _ in self.sliders.values():
             slider.setEnabled(editing)
         self.model_box.setEnabled(phase == IDLE)
+        self.face_box.setEnabled(online and phase in (IDLE, EDITING))
 
     def _check_document(self) -> None:
         c = self.controller

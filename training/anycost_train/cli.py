@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--model", type=Path, required=True)
     al.add_argument("--samples", type=int, default=2000, help="random faces the recipe is fitted to")
 
+    aa = sub.add_parser("alignment-accuracy", help="landmark error of the face alignment on procedural faces "
+                                                   "placed at random scales, turns and positions (docs/faces.md)")
+    aa.add_argument("--faces", type=int, default=200)
+    aa.add_argument("--seed", type=int, default=0)
+    aa.add_argument("--out", type=Path, default=Path("bench-results/alignment-accuracy.json"))
+
     b = sub.add_parser("bench", help="training throughput (images/s) of each stage on this machine")
     b.add_argument("--preset", choices=list(PRESETS), default="demo")
     b.add_argument("--iters", type=int, default=6, help="timed iterations per stage (after 2 warm-up)")
@@ -129,7 +135,8 @@ def main(argv=None) -> int:
         commands = {"make-dataset": make_dataset_cmd, "train": train_cmd, "creps": creps_cmd, "bench": bench_cmd,
                     "encoder": encoder_cmd, "directions": directions_cmd, "report": report_cmd,
                     "release": release_cmd, "model-card": model_card_cmd, "creps-card": creps_card_cmd,
-                    "creps-release": creps_release_cmd, "alignment": alignment_cmd}
+                    "creps-release": creps_release_cmd, "alignment": alignment_cmd,
+                    "alignment-accuracy": alignment_accuracy_cmd}
         return commands[args.command](args)
     except (AnycostError, ValueError, FileNotFoundError) as e:
         sys.stderr.write(f"anycost-train: error: {e}\n")
@@ -305,4 +312,32 @@ def alignment_cmd(args) -> int:
     write_container(args.model, tensors, meta)
     print(json.dumps(meta["alignment"]))
     print(f"wrote the alignment recipe into {args.model}")
+    return 0
+
+
+def alignment_accuracy_cmd(args) -> int:
+    import platform
+
+    from anycost.faces.detection import FaceDetector
+    from anycost.faces.recipes import Recipe, model_recipe
+    from anycost.hub import open_model
+
+    from .alignment_accuracy import alignment_errors
+    detector = FaceDetector()
+    t0 = time.time()
+    runs = {"demo recipe, 128 px crop": (model_recipe(open_model("demo").metadata), 128),
+            "FFHQ recipe, 1024 px crop": (Recipe(), 1024)}
+    results = {}
+    for name, (recipe, res) in runs.items():
+        r = alignment_errors(recipe, res, detector, args.faces, args.seed)
+        results[name] = r
+        print(f"{name}: {r['found']}/{r['faces']} faces found; landmark error mean {r['mean_px']} px, median "
+              f"{r['median_px']}, 90th percentile {r['p90_px']}, max {r['max_px']} "
+              f"({100 * r['mean_share_of_crop']:.2f} % of the crop)")
+    detector.close()
+    out = {"command": "anycost-train " + " ".join(sys.argv[1:]), "machine": platform.processor() or platform.machine(),
+           "date": time.strftime("%Y-%m-%d %H:%M"), "seconds": round(time.time() - t0, 1), "results": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1))
+    print(f"wrote {args.out}")
     return 0

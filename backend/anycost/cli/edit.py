@@ -1,4 +1,7 @@
-"""anycost-backend edit: apply direction values to a latent file and render it."""
+"""anycost-backend edit: apply direction values to a latent file and render it.
+
+A latent projected with `project --align auto` has its alignment beside it (LATENT.json): the
+render is then blended back into the photo and the whole photo written."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels", help="uniform ratio or per-layer widths (default: full)")
     p.add_argument("--resolution", type=int, help="stop at this resolution (default: full)")
     p.add_argument("--size", help="W,H of the output (default: the generator's)")
+    p.add_argument("--photo", type=Path, help="the photo to blend an aligned face's render into (default: "
+                                              "the one named in LATENT.json)")
+    p.add_argument("--crop-only", action="store_true", help="write the model's image alone, not blended into "
+                                                            "the photo")
     p.add_argument("--out", type=Path, required=True, help="OUT.png")
 
 
@@ -44,6 +51,8 @@ def run(args) -> int:
     from ..imaging import to_pil
     from ..models import resolve_channels
     from ..service.engine import load_directions
+    from .alignment_files import load_alignment, write_composited
+    from .project import read_image
 
     values = parse_values(args.set)
     try:
@@ -73,8 +82,18 @@ def run(args) -> int:
             assert len(size) == 2 and min(size) > 0
         except (ValueError, AssertionError):
             raise AnycostError(f"--size takes W,H positive integers, got {args.size!r}") from None
+    aligned = None if args.crop_only else load_alignment(args.latent)
+    if aligned is not None and size:
+        raise AnycostError("--size does not apply when the render is blended into the photo (add --crop-only)")
     with torch.inference_mode():
         img = g.synthesis(apply_edit(t, dirs, values), channels=channels, target_res=args.resolution)
+    if aligned is not None:
+        face, photo = aligned
+        write_composited(args.out, read_image(args.photo or photo), face, img)
+        x, y, w, h = face.rect
+        print(f"wrote {args.out} (the photo with {w}x{h} px at {x},{y} edited; "
+              f"{', '.join(f'{k}={v:g}' for k, v in values.items()) or 'no edit'})")
+        return 0
     pil = to_pil(img[0])
     if size:
         from PIL import Image

@@ -1,4 +1,7 @@
-"""anycost-backend project: image -> W+ latent file, no editor or daemon needed."""
+"""anycost-backend project: image -> W+ latent file, no editor or daemon needed.
+
+With --align auto the face's alignment is saved beside the latent (LATENT.json), so that `edit`
+puts its render back into the photo."""
 from __future__ import annotations
 
 import argparse
@@ -14,11 +17,17 @@ HELP = "project an image (or a region of it) into a model's W+ and save the late
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", type=Path)
     p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--region", help="X,Y,W,H in pixels (default: the whole image)")
+    p.add_argument("--region", help="X,Y,W,H in pixels (default: the whole image); with --align auto, where "
+                                    "faces are looked for and what an edit may change")
+    p.add_argument("--align", choices=["none", "auto"], default="none",
+                   help="auto: find the face and crop it the way the model was trained (models that declare "
+                        "no alignment: a plain crop); none: project the region as it is")
+    p.add_argument("--face", type=int, help="with --align auto: which face, 0 = the largest (default)")
     p.add_argument("--steps", type=int, default=100, help="optimization steps after the encoder's guess")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the sub-generator consistency term")
     p.add_argument("--out", type=Path, required=True, help="LATENT.npy: W+ [1, n_style, style_dim] float32")
-    p.add_argument("--reconstruction", type=Path, help="also write the reconstruction (PNG)")
+    p.add_argument("--reconstruction", type=Path, help="also write the reconstruction (PNG; aligned: the "
+                                                        "whole photo with the reconstructed face blended in)")
 
 
 def parse_region(text: str | None, width: int, height: int) -> tuple[int, int, int, int]:
@@ -54,24 +63,41 @@ def run(args) -> int:
     from ..perceptual import make_perceptual
     from ..projection import ProjectionOptions, project
     from ..imaging import from_pil
-    from ..service.engine import encode_image
+    from ..faces.recipes import model_recipe
+    from .alignment_files import align_for_cli, save_alignment, write_composited
 
     if args.out.suffix.lower() != ".npy":
         raise AnycostError(f"--out must end in .npy, got {args.out}")
     if args.steps < 0:
         raise AnycostError("--steps must be >= 0")
+    if args.face is not None and args.align != "auto":
+        raise AnycostError("--face needs --align auto")
     img = read_image(args.image)
     x, y, w, h = parse_region(args.region, img.width, img.height)
     model = open_model(args.model)
     g = model.generator.eval().requires_grad_(False)
     res = g.cfg.resolution
-    target = from_pil(img.crop((x, y, x + w, y + h)).resize((res, res), Image.LANCZOS))[None]
+    recipe = model_recipe(model.metadata) if args.align == "auto" else None
+    aligned = None
+    if recipe is not None:
+        aligned = align_for_cli(np.asarray(img), recipe, res, (x, y, w, h), args.face)
+        crop = Image.fromarray(aligned.crop)
+        d = aligned.describe()
+        print(f"face {d['face']} of {len(d['faces'])}: {d['face_px']:.0f} px across, turned {d['roll']:+.1f} degrees; "
+              f"an edit may change {d['region'][2]}x{d['region'][3]} px at {d['region'][0]},{d['region'][1]}")
+    else:
+        if args.align == "auto":
+            print(f"model {model.name} declares no face alignment: projecting the region as it is")
+        crop = img.crop((x, y, x + w, y + h)).resize((res, res), Image.LANCZOS)
+    target = from_pil(crop)[None]
     perceptual = make_perceptual()
     r = project(g, target, perceptual, ProjectionOptions(steps=args.steps, consistency_weight=args.alpha),
                 encoder=model.encoder,
                 progress=lambda s, n, loss, _: print(f"step {s}/{n} loss {loss:.4f}", flush=True) if s % 25 == 0 else None)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, r.wplus.cpu().numpy().astype(np.float32))
+    if aligned is not None:
+        save_alignment(args.out, args.image, aligned)
     m = r.metrics
     print(f"fit: PSNR {m['psnr']:.2f} dB, {perceptual.name} {m[perceptual.name]:.4f}"
           + ("" if perceptual.name.startswith("lpips") else " (LPIPS weights not present)")
@@ -80,8 +106,13 @@ def run(args) -> int:
     print("previews: " + ", ".join(f"{c['ratio']:g}x@{c['resolution']} {c['psnr']:.2f} dB" for c in m["configs"]))
     if args.reconstruction:
         import torch
+        from ..service.engine import encode_image
         with torch.inference_mode():
-            rec = encode_image(g.synthesis(r.wplus), (w, h))
-        Image.frombytes("RGB", (rec.w, rec.h), rec.data).save(args.reconstruction)
-    print(f"wrote {args.out}")
+            rec = g.synthesis(r.wplus)
+        if aligned is not None:
+            write_composited(args.reconstruction, img, aligned, rec)
+        else:
+            pil = encode_image(rec, (w, h))
+            Image.frombytes("RGB", (pil.w, pil.h), pil.data).save(args.reconstruction)
+    print(f"wrote {args.out}" + (f" and {args.out.with_suffix('.json')}" if aligned is not None else ""))
     return 0

@@ -11,9 +11,13 @@ is given to the mesh at a size it was trained for.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import threading
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -28,6 +32,7 @@ NOSE_TIP, MOUTH_LEFT, MOUTH_RIGHT = 1, 61, 291
 LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 33, 263
 MESH_INPUT = 384          # side of the square a face's neighbourhood is resized to for the mesh
 NEIGHBOURHOOD = 2.2       # that square's side, in detector boxes
+TILE = 512                # photos of twice this or more are also searched tile by tile (small faces)
 
 
 class FacesUnavailable(AnycostError):
@@ -66,9 +71,38 @@ def five_points(mesh: np.ndarray) -> np.ndarray:
                      mesh[NOSE_TIP, :2], mesh[MOUTH_LEFT, :2], mesh[MOUTH_RIGHT, :2]])
 
 
+WARM_UP_FACE = Path(__file__).resolve().parents[1] / "data" / "demo-face.png"
+
+
+@contextlib.contextmanager
+def _native_stderr_quiet():
+    """mediapipe's C++ side prints start-up notices (TFLite, absl) straight to file descriptor 2."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@contextlib.contextmanager
+def _protobuf_quiet():
+    """mediapipe 0.10.14 calls a protobuf API that protobuf 4.25 marks deprecated, on every image."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module="google.protobuf")
+        yield
+
+
 def _mediapipe():
     try:
-        import mediapipe as mp
+        with _protobuf_quiet():
+            import mediapipe as mp
         return mp.solutions.face_detection, mp.solutions.face_mesh
     except ImportError as e:
         raise FacesUnavailable(str(e)) from None
@@ -83,11 +117,16 @@ class FaceDetector:
     def __init__(self, min_confidence: float = 0.5, max_faces: int = 16):
         detection, mesh = _mediapipe()
         self.max_faces = max_faces
-        self._detectors = [detection.FaceDetection(model_selection=m, min_detection_confidence=min_confidence)
-                           for m in (1, 0)]       # full range (to 5 m), then short range (close-ups)
-        self._mesh = mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False,
-                                   min_detection_confidence=min_confidence)
         self._lock = threading.Lock()
+        with _native_stderr_quiet():     # graphs print notices as they start: start them now, quietly
+            self._detectors = [detection.FaceDetection(model_selection=m, min_detection_confidence=min_confidence)
+                               for m in (1, 0)]       # full range (to 5 m), then short range (close-ups)
+            self._mesh = mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False,
+                                       min_detection_confidence=min_confidence)
+            face = np.asarray(Image.open(WARM_UP_FACE).convert("RGB").resize((MESH_INPUT, MESH_INPUT)))
+            with _protobuf_quiet():
+                for graph in (*self._detectors, self._mesh):
+                    graph.process(face)
 
     def close(self) -> None:
         for g in (*self._detectors, self._mesh):
@@ -97,15 +136,26 @@ class FaceDetector:
         """Faces in a uint8 [H, W, 3] photo, largest first."""
         assert photo.ndim == 3 and photo.shape[2] == 3 and photo.dtype == np.uint8, (photo.shape, photo.dtype)
         photo = np.ascontiguousarray(photo)
-        with self._lock:
-            boxes = []
-            for detector in self._detectors:
-                boxes = _boxes(detector.process(photo), photo.shape)
-                if boxes:
-                    break
+        with self._lock, _protobuf_quiet():
+            boxes = self._find(photo)
             faces = [f for f in (self._landmarks(photo, b, s) for b, s in _suppress(boxes)) if f is not None]
+        faces = [f for f, _ in _suppress([(f, f.score) for f in faces], box=lambda f: f.box, overlap=0.5)]
         faces.sort(key=lambda f: -f.size)
         return faces[: self.max_faces]
+
+    def _find(self, photo: np.ndarray) -> list:
+        """Detector boxes: the whole photo, and for a large photo also overlapping tiles (the full-range
+        detector sees a 192 px copy, where a small face is a few pixels); else the short-range one."""
+        h, w = photo.shape[:2]
+        full_range, short_range = self._detectors
+        boxes = _boxes(full_range, photo)
+        if max(h, w) >= 2 * TILE:
+            stride = TILE * 3 // 4
+            for y in _starts(h, stride):
+                for x in _starts(w, stride):
+                    tile = np.ascontiguousarray(photo[y:y + TILE, x:x + TILE])
+                    boxes += _boxes(full_range, tile, (x, y))
+        return boxes or _boxes(short_range, photo)
 
     def _landmarks(self, photo: np.ndarray, box, score: float) -> DetectedFace | None:
         h, w = photo.shape[:2]
@@ -130,21 +180,29 @@ class FaceDetector:
                             five_points(mesh), mesh, score)
 
 
-def _boxes(result, shape) -> list[tuple[tuple[float, float, float, float], float]]:
-    h, w = shape[:2]
+def _starts(length: int, stride: int) -> list[int]:
+    """Tile origins along one side: every `stride`, the last tile flush with the end."""
+    if length <= TILE:
+        return [0]
+    return sorted({*range(0, length - TILE, stride), length - TILE})
+
+
+def _boxes(detector, image: np.ndarray, origin=(0, 0)) -> list[tuple[tuple[float, float, float, float], float]]:
+    """(box in photo pixels, score) of each face the detector finds in `image`, placed at `origin`."""
+    h, w = image.shape[:2]
     out = []
-    for d in result.detections or []:
+    for d in detector.process(image).detections or []:
         b = d.location_data.relative_bounding_box
-        out.append(((b.xmin * w, b.ymin * h, b.width * w, b.height * h), float(d.score[0])))
+        out.append(((origin[0] + b.xmin * w, origin[1] + b.ymin * h, b.width * w, b.height * h), float(d.score[0])))
     return out
 
 
-def _suppress(boxes, overlap: float = 0.3):
-    """Non-maximum suppression: the most confident of overlapping boxes."""
+def _suppress(items, box=lambda b: b, overlap: float = 0.3):
+    """Non-maximum suppression of (item, score) pairs: the most confident of overlapping boxes."""
     kept = []
-    for box, score in sorted(boxes, key=lambda b: -b[1]):
-        if all(_iou(box, k) < overlap for k, _ in kept):
-            kept.append((box, score))
+    for item, score in sorted(items, key=lambda b: -b[1]):
+        if all(_iou(box(item), box(k)) < overlap for k, _ in kept):
+            kept.append((item, score))
     return kept
 
 

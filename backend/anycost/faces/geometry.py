@@ -45,8 +45,8 @@ class Alignment:
 
     @property
     def roll_degrees(self) -> float:
-        """How far the face is turned in the picture plane (0: upright)."""
-        return float(np.degrees(np.arctan2(-self.matrix[0, 1], self.matrix[0, 0])))
+        """How far the face is turned in the picture plane: the eye line's angle, clockwise on screen."""
+        return float(np.degrees(np.arctan2(self.matrix[0, 1], self.matrix[0, 0])))
 
     def to_crop(self, points: np.ndarray) -> np.ndarray:
         return apply(self.matrix, points)

@@ -19,7 +19,9 @@ from .geometry import Alignment, Rect, back_grid, warp_back, warp_to_crop
 from .recipes import Recipe
 
 MAX_YAW = 40.0            # degrees: more turned than this is a profile the recipe cannot frame
-MIN_UPSCALE_SIDE = 0.25   # the face's crop must span at least this share of the model's resolution
+# The face's crop must span max(MIN_FACE_PX, resolution / MAX_UPSCALE) photo pixels: below that the
+# landmarks are a few pixels apart and the model sees mostly interpolation.
+MIN_FACE_PX, MAX_UPSCALE = 64, 8
 
 
 class FaceError(AnycostError):
@@ -38,7 +40,8 @@ class AlignedFace:
     def describe(self) -> dict:
         """For the user (protocol replies, CLI): the faces found, which one, where, how large."""
         return {"faces": [f.describe() for f in self.faces], "face": self.index, "region": list(self.rect),
-                "face_px": round(self.alignment.face_side, 1), "roll": round(self.alignment.roll_degrees, 1)}
+                "face_px": round(self.alignment.face_side, 1), "roll": round(self.alignment.roll_degrees, 1),
+                **self.alignment.to_dict()}
 
     def record(self) -> dict:
         """What a session keeps to put renders back (JSON)."""
@@ -74,8 +77,14 @@ def align_photo(photo: np.ndarray, recipe: Recipe, resolution: int, detector: Fa
     (an index into the largest-first list; default 0). Raises FaceError with what to do instead."""
     h, w = photo.shape[:2]
     bx, by, bw, bh = bounds or (0, 0, w, h)
-    found = detector.detect(photo[by:by + bh, bx:bx + bw])
-    faces = [_moved(f, bx, by) for f in found]
+    faces = [_moved(f, bx, by) for f in detector.detect(photo[by:by + bh, bx:bx + bw])]
+    return choose_face(photo, faces, recipe, resolution, (bx, by, bw, bh), face)
+
+
+def choose_face(photo: np.ndarray, faces: list[DetectedFace], recipe: Recipe, resolution: int, bounds: Rect,
+                face: int | None = None) -> AlignedFace:
+    """Align face `face` of the detected `faces` (largest first), if it suits the model."""
+    bx, by, bw, bh = bounds
     if not faces:
         raise FaceError(f"no face found in the {bw}x{bh} px area; select a square around the face and project "
                         "with alignment off")
@@ -88,11 +97,11 @@ def align_photo(photo: np.ndarray, recipe: Recipe, resolution: int, detector: Fa
         raise FaceError(f"the face is in profile (turned {abs(chosen.yaw_degrees):.0f} degrees; at most {MAX_YAW:.0f} "
                         f"can be aligned){others} project a square selection with alignment off)")
     alignment = Alignment.from_landmarks(chosen.points, recipe, resolution)
-    need = max(16.0, MIN_UPSCALE_SIDE * resolution)
+    need = max(MIN_FACE_PX, resolution / MAX_UPSCALE)
     if alignment.face_side < need:
         raise FaceError(f"the face is too small for this {resolution} px model: its crop spans "
                         f"{alignment.face_side:.0f} px, at least {need:.0f} px are needed{others} use a larger photo)")
-    rect = mask_rect(alignment, recipe, (bx, by, bw, bh))
+    rect = mask_rect(alignment, recipe, bounds)
     if rect is None:
         raise FaceError("the face lies outside the selected area")
     return AlignedFace(alignment, recipe, rect, faces, index, warp_to_crop(photo, alignment))

@@ -55,6 +55,7 @@ def scenario(result):
     yield "the projection", lambda: panel.controller.phase == "editing"
     preview = find(doc, "Anycost preview")
     result["preview_after_project"] = preview is not None and preview.locked()
+    result["region"] = list(panel.controller.region)     # the selection, or an aligned face's surroundings
     reconstruction = bytes(preview.pixelData(rx, ry, rw, rh))
     result["slider_names"] = list(panel.sliders)
     name = next(iter(panel.sliders))
@@ -96,6 +97,8 @@ def scenario(result):
     result["applied_alpha_centre"] = px[((rh // 2) * rw + rw // 2) * 4 + 3]
     result["applied_alpha_corner"] = px[3]
     result["applied_differs_from_source"] = px != bytes(face.pixelData(rx, ry, rw, rh))
+    with open(ENV["ANYCOST_TEST_OUT"] + ".applied", "wb") as f:     # the applied layer over `region`, BGRA
+        f.write(bytes(applied.pixelData(*result["region"])))
     result["layers_after_apply"] = layers(doc)
     result["source_unchanged_after_apply"] = bytes(face.pixelData(0, 0, w, h)) == source
 

@@ -1,0 +1,126 @@
+"""Aligned sessions through a real daemon: project a photo's face, preview and apply back into it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from anycost import protocol as P
+from anycost.client import Client, RemoteError
+from anycost.faces.blending import face_mask
+from anycost.faces.geometry import Alignment
+from anycost.faces.recipes import model_recipe
+
+from .daemon_helpers import Daemon
+from .test_faces import _require_mediapipe
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    _require_mediapipe()
+    d = Daemon(tmp_path_factory.mktemp("faces-daemon"), None)     # the built-in demo model
+    d.wait_ready()
+    yield d
+    d.stop()
+
+
+@pytest.fixture()
+def client(daemon):
+    with Client(daemon.address) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    """The astronaut with a margin on the left and below: the face is not at the image's centre."""
+    from skimage import data
+    canvas = np.full((600, 700, 3), 200, np.uint8)
+    canvas[40:552, 150:662] = data.astronaut()
+    return canvas
+
+
+def image_of(a: np.ndarray, mode: str = "RGB8") -> dict:
+    if mode == "RGBA8":
+        a = np.concatenate([a, np.full(a.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    return P.Image(a.shape[1], a.shape[0], mode, np.ascontiguousarray(a).tobytes()).to_dict()
+
+
+def pixels(img: dict) -> np.ndarray:
+    return np.frombuffer(img["data"], np.uint8).reshape(img["h"], img["w"], 3)
+
+
+def test_aligned_session_previews_and_applies_into_the_photo(client, photo):
+    from anycost.hub import open_model
+    recipe = model_recipe(open_model("demo").metadata)
+    r = client.call("open", image=image_of(photo, "RGBA8"), align="auto", steps=5, timeout=120)
+    a = r["alignment"]
+    assert a["face"] == 0 and len(a["faces"]) == 1 and a["face_px"] > 100
+    x, y, w, h = r["region"]
+    assert a["region"] == r["region"] and 150 < x and x + w < 662 and w < 300 and h < 300
+    mask = face_mask(Alignment.from_dict(a), recipe, (x, y, w, h))
+    outside = mask == 0
+    assert outside.any() and (mask == 1).any()
+    original = photo[y:y + h, x:x + w]
+    rec = pixels(r["reconstruction"])
+    assert rec.shape == (h, w, 3) and np.array_equal(rec[outside], original[outside])
+
+    values = {"smile": 2.5, "age": -1.0}
+    preview = client.call("edit", session=r["session"], values=values, budget_ms=1.0)   # the cheapest preview
+    assert not preview["config"]["full"]
+    final = client.call("render", session=r["session"], values=values)
+    assert final["config"]["full"]
+    for img in (preview["image"], final["image"]):
+        out = pixels(img)
+        assert out.shape == (h, w, 3)
+        assert np.array_equal(out[outside], original[outside])        # bit for bit outside the mask
+        assert np.abs(out[mask == 1].astype(int) - original[mask == 1]).mean() > 5   # the face did change
+    # what the user saw while dragging is what Apply gives, up to the preview's lower detail
+    diff = np.abs(pixels(preview["image"]).astype(int) - pixels(final["image"]).astype(int))[mask == 1].mean()
+    assert diff < 20, diff
+    client.call("close", session=r["session"])
+
+
+def test_region_limits_the_search_and_the_change(client, photo):
+    r = client.call("open", image=image_of(photo), region=[300, 80, 250, 250], align="auto", steps=0, timeout=120)
+    x, y, w, h = r["region"]
+    assert x >= 300 and y >= 80 and x + w <= 550 and y + h <= 330
+
+
+def test_face_choice_and_errors(client, photo):
+    two = np.full((700, 1300, 3), 90, np.uint8)
+    two[:600, :700] = photo
+    two[300:660, 850:1210] = np.asarray(Image.fromarray(photo[40:552, 150:662]).resize((360, 360)))
+    first = client.call("open", image=image_of(two), align="auto", steps=0, timeout=120)
+    assert len(first["alignment"]["faces"]) == 2 and first["region"][0] < 700
+    second = client.call("open", image=image_of(two), align="auto", face=1, steps=0, timeout=120)
+    assert second["alignment"]["face"] == 1 and second["region"][0] > 800
+    with pytest.raises(RemoteError) as e:
+        client.call("open", image=image_of(two), align="auto", face=3, steps=0)
+    assert e.value.code == P.NO_FACE and "2 face(s) were found" in str(e.value)
+    with pytest.raises(RemoteError) as e:
+        client.call("open", image=image_of(np.full((200, 300, 3), 30, np.uint8)), align="auto", steps=0)
+    assert e.value.code == P.NO_FACE and "no face found" in str(e.value)
+    with pytest.raises(RemoteError) as e:
+        client.call("open", image=image_of(photo), align="sideways", steps=0)
+    assert e.value.code == P.BAD_REQUEST
+    assert client.call("models")["models"][0]["alignment"] == "ffhq"       # the daemon still serves
+
+
+def test_an_aligned_session_survives_a_daemon_restart(tmp_path, photo):
+    _require_mediapipe()
+    d = Daemon(tmp_path, None)
+    d.wait_ready()
+    try:
+        with Client(d.address) as c:
+            r = c.call("open", image=image_of(photo), align="auto", steps=0, timeout=120)
+            before = c.call("render", session=r["session"], values={"smile": 1.0})
+    finally:
+        d.stop()
+    d = Daemon(tmp_path, None, port=int(d.address.rsplit(":", 1)[1]))
+    d.wait_ready()
+    try:
+        with Client(d.address) as c:
+            after = c.call("render", session=r["session"], values={"smile": 1.0})
+    finally:
+        d.stop()
+    assert after["image"] == before["image"]

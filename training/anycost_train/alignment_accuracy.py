@@ -1,0 +1,77 @@
+"""How far the detected alignment is from the true one, on procedural faces with known landmarks.
+
+Each face is painted by the renderer, then scaled, turned and placed at random in a larger canvas
+(a photo of its own background); the detector aligns it, and the five true landmarks are mapped
+through both the detected alignment and the alignment made from the true landmarks. The error is
+their distance in pixels of the aligned crop.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from anycost.faces.geometry import Alignment
+from anycost.faces.photo import FaceError, align_photo
+from anycost.faces.recipes import Recipe
+
+from .faces import draw_face, landmarks, sample_params
+
+CANVAS = (960, 720)
+FACE_PX = 256
+
+
+@dataclass
+class PlacedFace:
+    photo: np.ndarray          # uint8 [H, W, 3]
+    points: np.ndarray         # [5, 2] true landmarks in the photo
+    scale: float
+    degrees: float
+
+
+def placed_face(seed: int, scale_range=(0.6, 2.2), max_degrees: float = 30.0) -> PlacedFace:
+    """A procedural face at a random scale, rotation and position in a CANVAS-sized photo."""
+    rng = random.Random(seed)
+    p = sample_params(rng)
+    face = draw_face(p, FACE_PX)
+    scale, degrees = rng.uniform(*scale_range), rng.uniform(-max_degrees, max_degrees)
+    side = FACE_PX * scale
+    # the face's square, turned: keep all of it inside the canvas
+    reach = side * (abs(math.cos(math.radians(degrees))) + abs(math.sin(math.radians(degrees)))) / 2
+    cx, cy = rng.uniform(reach, CANVAS[0] - reach), rng.uniform(reach, CANVAS[1] - reach)
+    a = math.radians(degrees)
+    # photo = centre + scale * R(a) (face - FACE_PX/2); Pillow wants photo -> face
+    cos, sin = math.cos(a) / scale, math.sin(a) / scale
+    inv = (cos, sin, FACE_PX / 2 - cos * cx - sin * cy, -sin, cos, FACE_PX / 2 + sin * cx - cos * cy)
+    corner = face.getpixel((2, 2))
+    background = Image.new("RGB", CANVAS, tuple(int(v * 0.8) for v in corner))
+    mask = Image.new("L", face.size, 255).transform(CANVAS, Image.AFFINE, inv, resample=Image.BILINEAR)
+    layer = face.transform(CANVAS, Image.AFFINE, inv, resample=Image.BICUBIC)
+    photo = Image.composite(layer, background, mask)
+    pts = landmarks(p, FACE_PX) - FACE_PX / 2
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    return PlacedFace(np.asarray(photo), pts @ rot.T * scale + [cx, cy], scale, degrees)
+
+
+def alignment_errors(recipe: Recipe, resolution: int, detector, n: int, seed: int = 0) -> dict:
+    """Per face: mean landmark error (crop pixels) of the detected alignment; plus the misses."""
+    errors, misses = [], []
+    for i in range(n):
+        f = placed_face(seed + i)
+        try:
+            got = align_photo(f.photo, recipe, resolution, detector)
+        except FaceError as e:
+            misses.append({"seed": seed + i, "why": str(e)})
+            continue
+        truth = Alignment.from_landmarks(f.points, recipe, resolution)
+        errors.append(float(np.linalg.norm(got.alignment.to_crop(f.points) - truth.to_crop(f.points), axis=1).mean()))
+    e = np.array(errors)
+    return {"recipe": recipe.to_dict(), "resolution": resolution, "faces": n, "found": len(errors),
+            "mean_px": round(float(e.mean()), 3) if len(e) else None,
+            "median_px": round(float(np.median(e)), 3) if len(e) else None,
+            "p90_px": round(float(np.percentile(e, 90)), 3) if len(e) else None,
+            "max_px": round(float(e.max()), 3) if len(e) else None,
+            "mean_share_of_crop": round(float(e.mean()) / resolution, 5) if len(e) else None, "misses": misses}
