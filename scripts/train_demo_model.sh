@@ -46,6 +46,8 @@ release() {
     "${TRAIN[@]}" release --model "$RUNS/demo-enc/model-dirs.safetensors" --out backend/anycost/data/demo.safetensors \
         --ablation "without consistency loss and conditioned D=$RUNS/demo-ablation/latest.safetensors" \
         --ablation "warm start only=$RUNS/demo-warm/latest.safetensors"
+    # the face-crop rule of the procedural faces, for photos (docs/faces.md)
+    "${TRAIN[@]}" alignment --model backend/anycost/data/demo.safetensors
 }
 docs() {
     "${TRAIN[@]}" model-card --model backend/anycost/data/demo.safetensors --out docs/demo-model.md

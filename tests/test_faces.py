@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from .conftest import REPO, run_cli
 
 def _require_mediapipe():
     try:
-        import mediapipe  # noqa: F401
+        __import__("mediapipe")
     except ImportError:
         if os.environ.get("ANYCOST_REQUIRE_FACES"):
             pytest.fail("mediapipe (the [faces] extra) is required here but not installed")
@@ -267,3 +268,26 @@ def test_without_mediapipe_the_message_says_how_to_install(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                        env=dict(os.environ, PYTHONPATH=str(tmp_path / "block")))
     assert "FacesUnavailable" in r.stdout and "pip install 'anycost-editor[faces]'" in r.stdout, r.stdout + r.stderr
+
+
+def test_fitted_recipe_frames_the_renderers_faces_and_is_written_into_a_model(tiny_model_file, tmp_path):
+    import shutil
+
+    from anycost.checkpoints import load_model
+    from anycost_train.alignment_fit import fit_recipe
+    from anycost_train.faces import landmarks, sample_params
+    import random
+    recipe, spread = fit_recipe(samples=300, seed=1)
+    assert spread["scale_iqr"][0] < recipe.scale < spread["scale_iqr"][1]
+    # a median face of the renderer comes out where the renderer draws it: near the identity
+    p = sample_params(random.Random(7))
+    a = Alignment.from_landmarks(landmarks(p, 256), recipe, 256)
+    assert 0.8 < a.photo_px_per_crop_px < 1.25 and np.abs(a.corners()[0]).max() < 40
+    model = tmp_path / "m.safetensors"
+    shutil.copy(tiny_model_file, model)
+    train = Path(sys.executable).with_name("anycost-train")
+    r = subprocess.run([str(train), "alignment", "--model", str(model), "--samples", "200"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    got = model_recipe(load_model(model).metadata)
+    assert got is not None and abs(got.scale - recipe.scale) < 0.1

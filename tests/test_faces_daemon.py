@@ -124,3 +124,48 @@ def test_an_aligned_session_survives_a_daemon_restart(tmp_path, photo):
     finally:
         d.stop()
     assert after["image"] == before["image"]
+
+
+def test_krita_panel_aligns_offers_the_faces_and_applies_around_the_chosen_one(daemon, photo, tmp_path):
+    """The docker's panel (PyQt offscreen, an in-memory document) on a photo with two faces."""
+    from anycost_krita.panel import AnycostPanel
+    from anycost_plugin.controller import EDITING, IDLE
+    from anycost_plugin.settings import MemoryStore
+
+    from .krita_helpers import MemoryHost, pump
+    two = np.full((700, 1300, 3), 90, np.uint8)
+    two[:600, :700] = photo
+    two[300:660, 850:1210] = np.asarray(Image.fromarray(photo[40:552, 150:662]).resize((360, 360)))
+    rgba = np.concatenate([two, np.full(two.shape[:2] + (1,), 255, np.uint8)], axis=2).tobytes()
+    hosts = []
+
+    def active_layer():
+        hosts.append(MemoryHost(rgba, 1300, 700, (20, 20, 1260, 660)))    # a selection inside the layer
+        return hosts[-1]
+
+    store = MemoryStore({"address": daemon.address, "autostart": "false", "steps": "0"})
+    panel = AnycostPanel(store, active_layer, log_dir=tmp_path)
+    try:
+        pump(lambda: panel.connection.connected, 30, "connected")
+        assert panel.align.isChecked() and panel.face_box.isHidden()
+        panel.project_button.click()
+        pump(lambda: panel.controller.phase == EDITING, 120, "projection")
+        assert "face 1 of 2" in panel.message.text()
+        assert not panel.face_box.isHidden() and panel.face_box.count() == 2
+        x, y, w, h = hosts[-1].region                       # narrowed to the largest face's surroundings
+        assert hosts[-1].source_region == (20, 20, 1260, 660) and x < 700 and w * h < 300 * 300
+        assert len(hosts[-1].preview) == w * h * 3
+        panel.face_box.setCurrentIndex(1)
+        panel.face_box.activated.emit(1)                    # the user picks the other face: projects again
+        pump(lambda: panel.controller.phase == EDITING and hosts[-1].region[0] > 800, 120, "second face")
+        panel.apply_button.click()
+        pump(lambda: panel.controller.phase == IDLE and hosts[-1].applied, 60, "apply")
+        rgb, w, h, _, _, region = hosts[-1].applied[-1]
+        assert region == hosts[-1].region and (w, h) == region[2:] and region[0] > 800
+        panel.align.setChecked(False)                       # off: the selection as it is, saved
+        assert store.values["align_faces"] in ("False", "false", "0")
+        panel.project_button.click()
+        pump(lambda: panel.controller.phase == EDITING, 120, "plain projection")
+        assert hosts[-1].region == (20, 20, 1260, 660) and panel.face_box.isHidden()
+    finally:
+        panel.shutdown()

@@ -291,6 +291,12 @@ class EditController:
         self.host.show_preview(rgb, w, h)
 
 
+def face_menu(faces: list) -> list[str]:
+    """The Face menu's entries for the backend's face records (largest first)."""
+    return [f"{i + 1}: {f['box'][2]:.0f}×{f['box'][3]:.0f} px" + (" (largest)" if i == 0 else "")
+            for i, f in enumerate(faces)]
+
+
 def edit_name(values: dict) -> str:
     """The applied layer's name: what was changed."""
     changed = ", ".join(f"{k} {v:+.2f}" for k, v in values.items() if abs(v) > 1e-6)

@@ -11,7 +11,8 @@ gi.require_version("Gtk", "3.0")
 from gi.repository import GimpUi, GLib, Gtk  # noqa: E402
 
 from anycost_plugin.connection import CONNECTED, Connection  # noqa: E402
-from anycost_plugin.controller import APPLYING, EDITING, IDLE, PROJECTING, EditController, HostError  # noqa: E402
+from anycost_plugin.controller import (APPLYING, EDITING, IDLE, PROJECTING, EditController, HostError,  # noqa: E402
+                                      face_menu)
 from anycost_plugin.settings import BUDGET_CHOICES, budget_label  # noqa: E402
 
 
@@ -116,9 +117,8 @@ class EditDialog:
         """The face menu, shown when a projection found more than one face."""
         self.face_box.handler_block(self._face_handler)
         self.face_box.remove_all()
-        for i, f in enumerate(faces):
-            w, h = f["box"][2:]
-            self.face_box.append_text(f"{i + 1}: {w:.0f}×{h:.0f} px" + (" (largest)" if i == 0 else ""))
+        for label in face_menu(faces):
+            self.face_box.append_text(label)
         if faces:
             self.face_box.set_active(chosen)
         self.face_box.handler_unblock(self._face_handler)

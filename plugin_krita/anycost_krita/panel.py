@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from anycost_plugin.connection import CONNECTED, Connection
-from anycost_plugin.controller import APPLYING, EDITING, IDLE, PROJECTING, EditController, HostError
+from anycost_plugin.controller import APPLYING, EDITING, IDLE, PROJECTING, EditController, HostError, face_menu
 from anycost_plugin.settings import BUDGET_CHOICES, Settings, budget_label
 
 from .qt import (HORIZONTAL, QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
@@ -209,9 +209,7 @@ class AnycostPanel(QWidget):
     def _show_faces(self, faces: list, chosen: int) -> None:
         """The face menu, shown when a projection found more than one face."""
         self.face_box.clear()
-        for i, f in enumerate(faces):
-            w, h = f["box"][2:]
-            self.face_box.addItem(f"{i + 1}: {w:.0f}×{h:.0f} px" + (" (largest)" if i == 0 else ""))
+        self.face_box.addItems(face_menu(faces))
         if faces:
             self.face_box.setCurrentIndex(chosen)
         for widget in (self.face_box, self._face_row_label):

@@ -37,15 +37,23 @@ def face_mask(alignment: Alignment, recipe: Recipe, rect: Rect) -> np.ndarray:
     return (t * t * (3 - 2 * t)).reshape(h, w).astype(np.float32)      # smoothstep
 
 
-def to_uint8_hwc(img: torch.Tensor) -> np.ndarray:
-    """[3, h, w] in [-1, 1] -> uint8 [h, w, 3]."""
-    return ((img.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+def to_255(img: torch.Tensor) -> torch.Tensor:
+    """[3, h, w] in [-1, 1] -> float [3, h, w] of whole numbers 0..255 (the 8-bit values)."""
+    return ((img.detach().float().clamp(-1, 1) + 1) * 127.5).round()
+
+
+def blend_255(original: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    """original + mask * (edited - original) for float [3, h, w] 0..255 images (whole numbers) and a
+    [h, w] mask -> uint8 [h, w, 3]. Where the mask is 0 the sum adds exactly 0.0 to a whole number:
+    the original's value, bit for bit."""
+    out = torch.addcmul(original, mask[None], edited - original).round_()
+    return out.to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
 def composite(original: np.ndarray, edited: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """original + mask * (edited - original), uint8; exactly `original` where the mask is 0."""
+    """Two uint8 [h, w, 3] images blended by a [h, w] mask; exactly `original` where the mask is 0."""
     assert original.shape == edited.shape and original.shape[:2] == mask.shape, \
         (original.shape, edited.shape, mask.shape)
-    a = original.astype(np.float32)
-    blended = np.rint(a + mask[..., None] * (edited.astype(np.float32) - a)).astype(np.uint8)
-    return np.where(mask[..., None] > 0, blended, original)
+    def chw(a):
+        return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float()
+    return blend_255(chw(original), chw(edited), torch.from_numpy(mask).float())

@@ -177,6 +177,8 @@ class Engine:
             raise P.ProtocolError(P.BAD_REQUEST, "'budget_ms' must be positive")
         size = self.output_size(job.msg, None)
         self.sessions.set_values(s, values)
+        if s.align is not None:       # the face is blended back after the render: that time is the budget's too
+            budget = max(1.0, budget - self.blend(s).last_ms)
         return self._render(sm, s, values, sm.preview_config(budget), size, refined=False)
 
     def refine(self, job: Job) -> dict:
