@@ -169,3 +169,21 @@ def test_krita_panel_aligns_offers_the_faces_and_applies_around_the_chosen_one(d
         assert hosts[-1].region == (20, 20, 1260, 660) and panel.face_box.isHidden()
     finally:
         panel.shutdown()
+
+
+def test_an_any_size_model_draws_the_face_at_its_size_in_the_photo(client, photo):
+    """The CREPS demo shares the demo's faces and declares the same rule: its final is drawn at the
+    face's own size in the photo, then blended back the same way."""
+    r = client.call("open", image=image_of(photo), model="creps-demo", align="auto", steps=0, timeout=120)
+    assert r["alignment"] is not None
+    x, y, w, h = r["region"]
+    final = client.call("render", session=r["session"], values={"smile": 2.0}, timeout=120)
+    assert final["config"]["full"] and final["config"]["resolution"] == round(r["alignment"]["face_px"])
+    out = pixels(final["image"])
+    assert out.shape == (h, w, 3)
+    from anycost.hub import open_any
+    recipe = model_recipe(open_any("creps-demo").metadata)
+    mask = face_mask(Alignment.from_dict(r["alignment"]), recipe, (x, y, w, h))
+    original = photo[y:y + h, x:x + w]
+    assert np.array_equal(out[mask == 0], original[mask == 0])
+    client.call("close", session=r["session"])

@@ -213,8 +213,9 @@ class Engine:
             wplus = apply_edit(s.wplus.to(self.device), sm.directions, values)
             image = self.draw(sm, s, wplus, config, size, supersample, progress)
         render_ms = (time.perf_counter() - t0) * 1000
+        drawn = self.face_size(s) if s.align is not None else size
         return {"session": s.id, "image": image.to_dict(), "render_ms": round(render_ms, 2),
-                "config": sm.describe_config(config, size), "refined": refined, "values": values}
+                "config": sm.describe_config(config, drawn), "refined": refined, "values": values}
 
     def draw(self, sm: ServedModel, s: Session, wplus: torch.Tensor, config: SubConfig | None, size,
              supersample: int = 1, progress=None) -> P.Image:
@@ -224,11 +225,14 @@ class Engine:
             # without a size, a CREPS preview still takes the selection's aspect
             img = sm.draw(wplus, config, size or (s.region[2], s.region[3]), supersample, progress, session=s.id)
             return encode_image(img, size)
-        blend = self.blend(s)
-        side = max(1, round(blend.face.alignment.face_side))    # an any-size model draws the face at photo scale
-        img = sm.draw(wplus, config, (side, side), supersample, progress, session=s.id)
-        out = blend(img)
+        img = sm.draw(wplus, config, self.face_size(s), supersample, progress, session=s.id)
+        out = self.blend(s)(img)
         return P.Image(out.shape[1], out.shape[0], "RGB8", out.tobytes())
+
+    def face_size(self, s: Session) -> tuple[int, int]:
+        """An aligned face's square at its size in the photo: what an any-size model draws."""
+        side = max(1, round(self.blend(s).face.alignment.face_side))
+        return side, side
 
     def blend(self, s: Session) -> Blend:
         blend = self._blends.pop(s.id, None) or Blend(AlignedFace.from_record(s.align), s.original)
