@@ -52,7 +52,9 @@ def pixels(img: dict) -> np.ndarray:
 def test_aligned_session_previews_and_applies_into_the_photo(client, photo):
     from anycost.hub import open_model
     recipe = model_recipe(open_model("demo").metadata)
-    r = client.call("open", image=image_of(photo, "RGBA8"), align="auto", steps=5, timeout=120)
+    progress = []
+    r = client.call("open", image=image_of(photo, "RGBA8"), align="auto", steps=5, timeout=120,
+                    on_progress=progress.append)
     a = r["alignment"]
     assert a["face"] == 0 and len(a["faces"]) == 1 and a["face_px"] > 100
     x, y, w, h = r["region"]
@@ -63,6 +65,9 @@ def test_aligned_session_previews_and_applies_into_the_photo(client, photo):
     original = photo[y:y + h, x:x + w]
     rec = pixels(r["reconstruction"])
     assert rec.shape == (h, w, 3) and np.array_equal(rec[outside], original[outside])
+    shown = [m["data"] for m in progress if "preview" in m["data"]]     # during the projection: blended too
+    assert shown and all(d["region"] == r["region"] for d in shown)
+    assert np.array_equal(pixels(shown[-1]["preview"])[outside], original[outside])
 
     values = {"smile": 2.5, "age": -1.0}
     preview = client.call("edit", session=r["session"], values=values, budget_ms=1.0)   # the cheapest preview

@@ -47,7 +47,8 @@ class EditController:
         self.host: Host | None = None
         self.phase, self.message, self.error = IDLE, "", False
         self.session: str | None = None
-        self.region = None
+        self.region = None                    # where previews and Apply go (narrowed for an aligned face)
+        self.source_region = None             # what was projected
         self.directions: list[dict] = []
         self.values: dict[str, float] = {}
         self.budget_ms: float | None = None   # None: auto
@@ -107,7 +108,7 @@ class EditController:
         self.discard()
         image, region = host.source()        # raises HostError with the reason
         host.region = region
-        self.host, self.region = host, region
+        self.host, self.region, self.source_region = host, region, region
         fields = {"image": image, "steps": steps, "preview_every": 10, "align": "auto" if align else "none"}
         if model:
             fields["model"] = model
@@ -117,6 +118,13 @@ class EditController:
         self.progress.emit(0.0)
         self._open_id = self.socket.send("open", fields, self._on_opened, self._on_open_error, self._on_open_progress)
 
+    def _narrow(self, rect) -> None:
+        """Previews and Apply go to `rect` of the projected source (an aligned face's surroundings)."""
+        x, y = self.source_region[:2]
+        self.region = (x + rect[0], y + rect[1], rect[2], rect[3])
+        if self.host is not None:
+            self.host.region = self.region
+
     def cancel_projection(self) -> None:
         if self.phase == PROJECTING and self._open_id is not None and self.socket:
             self.socket.send("cancel", {"target": self._open_id}, lambda d: None, lambda e: None)
@@ -124,6 +132,8 @@ class EditController:
     def _on_open_progress(self, data: dict) -> None:
         steps = max(1, int(data.get("steps") or 1))
         self.progress.emit(min(1.0, int(data.get("step", 0)) / steps))
+        if data.get("region") and self.host is not None:     # an aligned face: its region, already blended
+            self._narrow(data["region"])
         preview = data.get("preview")
         if preview and self._host_alive():   # the current reconstruction, at model resolution
             self._show(preview, resize=True)
@@ -131,11 +141,7 @@ class EditController:
     def _on_opened(self, data: dict) -> None:
         self._open_id = None
         self.session = data["session"]
-        x, y = self.region[:2]
-        rx, ry, rw, rh = data.get("region") or (0, 0, self.region[2], self.region[3])
-        self.region = (x + rx, y + ry, rw, rh)     # an aligned face: only its surroundings change
-        if self.host is not None:
-            self.host.region = self.region
+        self._narrow(data.get("region") or (0, 0, self.source_region[2], self.source_region[3]))
         aligned = data.get("alignment") or {}
         self.faces_found.emit(list(aligned.get("faces") or []), int(aligned.get("face") or 0))
         self.directions = list(data.get("directions") or [])

@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from PIL import Image as PILImage
-
-import numpy as np
 
 from .. import protocol as P
 from ..checkpoints import Model
@@ -102,17 +101,24 @@ class Engine:
         recipe = model_recipe(sm.model.metadata) if align == "auto" else None
         aligned = self.align(np.asarray(photo), recipe, sm.resolution, (x, y, w, h), face_index) if recipe else None
         res = sm.resolution
+        original = blend = None
         if aligned is None:
             crop = photo.crop((x, y, x + w, y + h)).resize((res, res), PILImage.LANCZOS)
         else:
             crop = PILImage.fromarray(aligned.crop)
             x, y, w, h = aligned.rect
+            original = np.ascontiguousarray(np.asarray(photo)[y:y + h, x:x + w])
+            blend = Blend(aligned, original)
         target = from_pil(crop)[None].to(self.device)
 
         def progress(step, total, loss, img):
             out = {"step": step, "steps": total, "loss": round(loss, 5)}
-            if img is not None:
+            if img is not None and blend is None:     # the reconstruction so far, at model resolution
                 out["preview"] = encode_image(img).to_dict()
+            elif img is not None:                     # an aligned face: already blended into its region
+                px = blend(img)
+                out["preview"] = P.Image(px.shape[1], px.shape[0], "RGB8", px.tobytes()).to_dict()
+                out["region"] = [x, y, w, h]
             emit(P.reply(job.id, P.PROGRESS, data=out))
 
         opts = ProjectionOptions(steps=steps, time_limit_s=time_limit, preview_every=preview_every)
@@ -122,9 +128,10 @@ class Engine:
             raise P.ProtocolError(P.CANCELLED, "projection cancelled") from None
         metrics = dict(result.metrics, steps=result.steps, seconds=round(result.seconds, 3), stopped=result.stopped,
                        perceptual=self.perceptual.name)
-        original = None if aligned is None else np.ascontiguousarray(np.asarray(photo)[y:y + h, x:x + w])
         session = self.sessions.create(sm.name, result.wplus, (x, y, w, h), (image.w, image.h), metrics,
                                        align=None if aligned is None else aligned.record(), original=original)
+        if blend is not None:
+            self._keep_blend(session.id, blend)
         with torch.inference_mode():     # an any-size model shows it at preview size: its final can be large
             config = sm.preview_config(self.refine_budget_ms) if sm.any_size else None
             recon = self.draw(sm, session, result.wplus.to(self.device), config, (w, h))
@@ -235,8 +242,11 @@ class Engine:
         return side, side
 
     def blend(self, s: Session) -> Blend:
-        blend = self._blends.pop(s.id, None) or Blend(AlignedFace.from_record(s.align), s.original)
-        self._blends[s.id] = blend
+        return self._keep_blend(s.id, self._blends.pop(s.id, None) or Blend(AlignedFace.from_record(s.align),
+                                                                            s.original))
+
+    def _keep_blend(self, sid: str, blend: Blend) -> Blend:
+        self._blends[sid] = blend                     # most recently used last
         while len(self._blends) > KEPT_BLENDS:
             self._blends.pop(next(iter(self._blends)))
         return blend
