@@ -33,6 +33,7 @@ LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 33, 263
 MESH_INPUT = 384          # side of the square a face's neighbourhood is resized to for the mesh
 NEIGHBOURHOOD = 2.2       # that square's side, in detector boxes
 TILE = 512                # photos of twice this or more are also searched tile by tile (small faces)
+TILED_SIDE = 2048         # ... in a copy reduced to at most this long
 
 
 class FacesUnavailable(AnycostError):
@@ -150,11 +151,15 @@ class FaceDetector:
         full_range, short_range = self._detectors
         boxes = _boxes(full_range, photo)
         if max(h, w) >= 2 * TILE:
+            # tiles of a copy at most TILED_SIDE long: the search time stays bounded on huge photos
+            k = min(1.0, TILED_SIDE / max(h, w))
+            small = photo if k == 1.0 else np.asarray(Image.fromarray(photo).resize((round(w * k), round(h * k)),
+                                                                                    Image.BILINEAR))
             stride = TILE * 3 // 4
-            for y in _starts(h, stride):
-                for x in _starts(w, stride):
-                    tile = np.ascontiguousarray(photo[y:y + TILE, x:x + TILE])
-                    boxes += _boxes(full_range, tile, (x, y))
+            for y in _starts(small.shape[0], stride):
+                for x in _starts(small.shape[1], stride):
+                    tile = np.ascontiguousarray(small[y:y + TILE, x:x + TILE])
+                    boxes += [(tuple(v / k for v in b), sc) for b, sc in _boxes(full_range, tile, (x, y))]
         return boxes or _boxes(short_range, photo)
 
     def _landmarks(self, photo: np.ndarray, box, score: float) -> DetectedFace | None:
