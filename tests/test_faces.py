@@ -244,6 +244,9 @@ def test_project_align_auto_then_edit_writes_the_composited_photo(astronaut, tmp
     assert not np.array_equal(edited, astronaut)
     rec = np.asarray(Image.open(tmp_path / "rec.png"))
     assert rec.shape == astronaut.shape and np.array_equal(rec[keep], astronaut[keep])
+    Image.fromarray(astronaut[:400]).save(tmp_path / "other.png")
+    r = run_cli("edit", str(latent), "--photo", str(tmp_path / "other.png"), "--out", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "projected from a 512x512 px one" in r.stderr
     r = run_cli("edit", str(latent), "--crop-only", "--out", str(tmp_path / "crop.png"))
     assert r.returncode == 0 and Image.open(tmp_path / "crop.png").size == (128, 128)
 

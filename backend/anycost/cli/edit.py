@@ -88,8 +88,8 @@ def run(args) -> int:
     with torch.inference_mode():
         img = g.synthesis(apply_edit(t, dirs, values), channels=channels, target_res=args.resolution)
     if aligned is not None:
-        face, photo = aligned
-        write_composited(args.out, read_image(args.photo or photo), face, img)
+        face, photo, photo_size = aligned
+        write_composited(args.out, read_image(args.photo or photo), face, img, photo_size)
         x, y, w, h = face.rect
         print(f"wrote {args.out} (the photo with {w}x{h} px at {x},{y} edited; "
               f"{', '.join(f'{k}={v:g}' for k, v in values.items()) or 'no edit'})")

@@ -97,7 +97,7 @@ def run(args) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, r.wplus.cpu().numpy().astype(np.float32))
     if aligned is not None:
-        save_alignment(args.out, args.image, aligned)
+        save_alignment(args.out, args.image, img.size, aligned)
     m = r.metrics
     print(f"fit: PSNR {m['psnr']:.2f} dB, {perceptual.name} {m[perceptual.name]:.4f}"
           + ("" if perceptual.name.startswith("lpips") else " (LPIPS weights not present)")
