@@ -54,6 +54,8 @@ try:
     d.project_button.clicked()
     pump(lambda: d.controller.phase == "editing", "the projection")
     res["layers_editing"] = names(image)
+    res["align_checked"] = d.align.get_active()
+    res["face_row_visible"] = d.face_box.get_visible()     # one face (here: a model without alignment)
     preview = image.get_layers()[0]
     before = pixels(preview, RW, RH)
     name, scale = next(iter(d.scales.items()))

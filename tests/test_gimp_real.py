@@ -189,6 +189,7 @@ def test_interactive_dialog(gimp, daemon, display):
     res = gimp.run("gimp_dialog_batch.py", {"address": daemon.address}, display=display)
     assert res["done"] and res["status"].startswith("Connected")
     assert res["layers_editing"] == ["Anycost preview", "Face"]            # the live preview layer
+    assert res["align_checked"] and not res["face_row_visible"]
     assert res["preview_changed"] and res["edits_sent"] < 10                # latest wins: drags coalesce
     assert res["applied"] and res["layers_after_ok"][1:] == ["Face"]
     assert res["layers_after_ok"][0].startswith("Anycost edit (")          # OK: the result, no preview

@@ -83,6 +83,7 @@ class EditDialog:
         self.message = Gtk.Label(label="", xalign=0)
         self.message.set_line_wrap(True)
         box.pack_start(self.message, False, False, 0)
+        self._show_faces([], 0)          # the Face row appears only when a projection finds several
         self._enable()
 
     def _build_scales(self, directions: list) -> None:
