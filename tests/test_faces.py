@@ -22,9 +22,10 @@ from .conftest import REPO, run_cli
 
 
 def _require_mediapipe():
-    try:
-        __import__("mediapipe")
-    except ImportError:
+    """Skip (fail in CI) without mediapipe. Not imported here: only anycost.faces imports it, keeping
+    the environment clean (see detection._environment_kept)."""
+    import importlib.util
+    if importlib.util.find_spec("mediapipe") is None:
         if os.environ.get("ANYCOST_REQUIRE_FACES"):
             pytest.fail("mediapipe (the [faces] extra) is required here but not installed")
         pytest.skip("mediapipe (the [faces] extra) is not installed")
@@ -34,7 +35,9 @@ def _require_mediapipe():
 def detector():
     _require_mediapipe()
     from anycost.faces.detection import FaceDetector
+    before = dict(os.environ)
     d = FaceDetector()
+    assert dict(os.environ) == before        # OpenCV's Qt variables must not leak into programs we start
     yield d
     d.close()
 

@@ -298,10 +298,6 @@ def bench_cmd(args) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def alignment_cmd(args) -> int:
     from anycost.checkpoints import read_container, write_container
 
@@ -341,3 +337,7 @@ def alignment_accuracy_cmd(args) -> int:
     args.out.write_text(json.dumps(out, indent=1))
     print(f"wrote {args.out}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

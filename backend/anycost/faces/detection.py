@@ -100,9 +100,25 @@ def _protobuf_quiet():
         yield
 
 
+@contextlib.contextmanager
+def _environment_kept():
+    """OpenCV (a mediapipe dependency) sets QT_QPA_PLATFORM_PLUGIN_PATH and QT_QPA_FONTDIR to its own
+    Qt plugins when imported; a Qt program started from this process afterwards (Krita, in the tests)
+    would load them and abort. The import must leave the environment as it found it."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        for key, value in saved.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+
+
 def _mediapipe():
     try:
-        with _protobuf_quiet():
+        with _protobuf_quiet(), _environment_kept():
             import mediapipe as mp
         return mp.solutions.face_detection, mp.solutions.face_mesh
     except ImportError as e:
