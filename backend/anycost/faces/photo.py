@@ -2,8 +2,8 @@
 
 `align_photo` finds the faces, picks one (the largest unless told), checks it suits the model and
 returns an `AlignedFace`: the crop, the transform, and the photo rectangle an edit may change.
-`AlignedFace.composite` warps a render (any preview size, or the final) back over that rectangle
-and blends it in with the soft face mask.
+`Blend` warps a render (any preview size, or the final) back over that rectangle and blends it
+in with the soft face mask.
 """
 from __future__ import annotations
 
