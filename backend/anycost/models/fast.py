@@ -92,9 +92,6 @@ class FastStyledConv:
         elif form in ("wino2-amod", "wino4-amod"):
             y = self._prepared[form][0](x * s[None, :, None, None])
             y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])
-        elif form in ("wino2-amod", "wino4-amod"):
-            y = self._prepared[form][0](x * s[None, :, None, None])
-            y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])
         elif form == "gemm-amod":
             (w2,) = self._prepared[form]
             h, w = x.shape[2:]
