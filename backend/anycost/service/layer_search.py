@@ -11,7 +11,6 @@ paper's consistency figures measure). Results are cached per machine, model and 
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +22,9 @@ from ..models import TRAINED_RATIOS, Generator
 from ..models.channels import layer_widths, uniform_channels
 from ..models.conv_forms import machine_key, timed
 from ..models.fast import FastSynthesis
+from ..projection import psnr
+
+MAX_PSNR = 100.0
 
 
 @dataclass
@@ -54,12 +56,9 @@ def make_probe(g: Generator, fast: FastSynthesis, latents: int = 4, seed: int = 
 
 
 def fidelity(fast: FastSynthesis, wpluses: list[torch.Tensor], refs: list[torch.Tensor], widths, res: int) -> float:
-    scores = []
-    for w, ref in zip(wpluses, refs):
-        out = fast(w, channels=widths, target_res=res)
-        mse = (out.clamp(-1, 1) - ref).square().mean().item() / 4.0       # images in [-1, 1]
-        scores.append(10 * math.log10(1.0 / max(mse, 1e-10)))
-    return statistics.mean(scores)
+    """Mean PSNR against the references, each at most MAX_PSNR (an exact match is not infinitely better)."""
+    return statistics.mean(min(psnr(fast(w, channels=widths, target_res=res), ref), MAX_PSNR)
+                           for w, ref in zip(wpluses, refs))
 
 
 def latency(fast: FastSynthesis, wplus: torch.Tensor, widths, res: int, repeat: int = 3) -> float:
