@@ -8,10 +8,14 @@ import torch
 from PIL import Image
 
 
+def to_255(img: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> float of whole numbers 0..255: the 8-bit values, same shape."""
+    return ((img.detach().float().clamp(-1, 1) + 1) * 127.5).round()
+
+
 def to_uint8(img: torch.Tensor) -> np.ndarray:
     """[3, H, W] or [N, 3, H, W] in [-1, 1] -> uint8 HWC (or NHWC)."""
-    x = ((img.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
-    return x.movedim(-3, -1).numpy()
+    return to_255(img).to(torch.uint8).cpu().movedim(-3, -1).numpy()
 
 
 def to_pil(img: torch.Tensor) -> Image.Image:

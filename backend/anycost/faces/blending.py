@@ -37,11 +37,6 @@ def face_mask(alignment: Alignment, recipe: Recipe, rect: Rect) -> np.ndarray:
     return (t * t * (3 - 2 * t)).reshape(h, w).astype(np.float32)      # smoothstep
 
 
-def to_255(img: torch.Tensor) -> torch.Tensor:
-    """[3, h, w] in [-1, 1] -> float [3, h, w] of whole numbers 0..255 (the 8-bit values)."""
-    return ((img.detach().float().clamp(-1, 1) + 1) * 127.5).round()
-
-
 def blend_255(original: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
     """original + mask * (edited - original) for float [3, h, w] 0..255 images (whole numbers) and a
     [h, w] mask -> uint8 [h, w, 3]. Where the mask is 0 the sum adds exactly 0.0 to a whole number:

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from ..errors import AnycostError
-from .blending import blend_255, face_mask, mask_rect, to_255
+from ..imaging import to_255
+from .blending import blend_255, face_mask, mask_rect
 from .detection import DetectedFace, FaceDetector
 from .geometry import Alignment, Rect, back_grid, warp_back, warp_to_crop
 from .recipes import Recipe

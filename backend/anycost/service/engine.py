@@ -99,7 +99,8 @@ class Engine:
         face_index = P.field(msg, "face", int, required=False)
         photo = decode_image(image)
         recipe = model_recipe(sm.model.metadata) if align == "auto" else None
-        aligned = self.align(np.asarray(photo), recipe, sm.resolution, (x, y, w, h), face_index) if recipe else None
+        photo_px = np.asarray(photo) if recipe else None
+        aligned = self.align(photo_px, recipe, sm.resolution, (x, y, w, h), face_index) if recipe else None
         res = sm.resolution
         original = blend = None
         if aligned is None:
@@ -107,7 +108,7 @@ class Engine:
         else:
             crop = PILImage.fromarray(aligned.crop)
             x, y, w, h = aligned.rect
-            original = np.ascontiguousarray(np.asarray(photo)[y:y + h, x:x + w])
+            original = np.ascontiguousarray(photo_px[y:y + h, x:x + w])
             blend = Blend(aligned, original)
         target = from_pil(crop)[None].to(self.device)
 
@@ -116,8 +117,7 @@ class Engine:
             if img is not None and blend is None:     # the reconstruction so far, at model resolution
                 out["preview"] = encode_image(img).to_dict()
             elif img is not None:                     # an aligned face: already blended into its region
-                px = blend(img)
-                out["preview"] = P.Image(px.shape[1], px.shape[0], "RGB8", px.tobytes()).to_dict()
+                out["preview"] = encode_pixels(blend(img)).to_dict()
                 out["region"] = [x, y, w, h]
             emit(P.reply(job.id, P.PROGRESS, data=out))
 
@@ -233,8 +233,7 @@ class Engine:
             img = sm.draw(wplus, config, size or (s.region[2], s.region[3]), supersample, progress, session=s.id)
             return encode_image(img, size)
         img = sm.draw(wplus, config, self.face_size(s), supersample, progress, session=s.id)
-        out = self.blend(s)(img)
-        return P.Image(out.shape[1], out.shape[0], "RGB8", out.tobytes())
+        return encode_pixels(self.blend(s)(img))
 
     def face_size(self, s: Session) -> tuple[int, int]:
         """An aligned face's square at its size in the photo: what an any-size model draws."""
@@ -268,6 +267,11 @@ def load_directions(m: Model | CrepsModel) -> dict[str, Direction]:
 def decode_image(image: P.Image) -> PILImage.Image:
     mode = "RGBA" if image.mode == "RGBA8" else "RGB"
     return PILImage.frombytes(mode, (image.w, image.h), image.data).convert("RGB")
+
+
+def encode_pixels(px: np.ndarray) -> P.Image:
+    """uint8 [h, w, 3] -> RGB8."""
+    return P.Image(px.shape[1], px.shape[0], "RGB8", np.ascontiguousarray(px).tobytes())
 
 
 def encode_image(img: torch.Tensor, size: tuple[int, int] | None = None) -> P.Image:
