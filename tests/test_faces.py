@@ -48,20 +48,6 @@ def astronaut() -> np.ndarray:
     return data.astronaut()
 
 
-def similarity(photo: np.ndarray, scale: float, degrees: float, canvas: tuple[int, int], centre) -> tuple:
-    """`photo` scaled, turned (counter-clockwise on screen) and centred at `centre` of a grey canvas;
-    returns the new photo and the [2, 3] map of old photo coordinates to new ones."""
-    a = math.radians(degrees)
-    h, w = photo.shape[:2]
-    fwd = scale * np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
-    t = np.asarray(centre, dtype=np.float64) - fwd @ np.array([w / 2, h / 2])
-    inv = np.linalg.inv(fwd)
-    ti = -inv @ t
-    out = Image.fromarray(photo).transform(canvas, Image.AFFINE, (*inv[0], ti[0], *inv[1], ti[1]),
-                                           resample=Image.BICUBIC, fillcolor=(128, 128, 128))
-    return np.asarray(out), np.concatenate([fwd, t[:, None]], axis=1)
-
-
 # ------------------------------------------------------------------ geometry and blending, no detector
 
 def test_alignment_maps_landmarks_the_way_the_ffhq_rule_says():
@@ -155,7 +141,9 @@ def test_astronaut_landmarks_land_where_the_recipe_puts_them(astronaut, detector
 
 
 def test_turned_and_scaled_photo_gives_the_same_crop(astronaut, detector):
-    moved, fwd = similarity(astronaut, 1.6, 25.0, (1200, 1000), (640, 470))
+    from anycost_train.alignment_accuracy import turn_and_place
+    moved, fwd = turn_and_place(Image.fromarray(astronaut), 1.6, -25.0, (1200, 1000), (640, 470),
+                                (128, 128, 128))                 # turned 25 degrees counter-clockwise
     base = align_photo(astronaut, Recipe(), 256, detector)
     turned = align_photo(moved, Recipe(), 256, detector)
     assert abs(turned.alignment.roll_degrees - base.alignment.roll_degrees + 25) < 2    # counter-clockwise

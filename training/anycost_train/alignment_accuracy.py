@@ -32,6 +32,22 @@ class PlacedFace:
     degrees: float
 
 
+def turn_and_place(image: Image.Image, scale: float, degrees: float, canvas: tuple[int, int], centre,
+                   background) -> tuple[np.ndarray, np.ndarray]:
+    """`image` scaled, turned `degrees` clockwise on screen and centred at `centre` of a `canvas`-sized
+    photo filled with `background`; returns the photo (uint8) and the [2, 3] map from image to photo
+    coordinates."""
+    a = math.radians(degrees)
+    linear = scale * np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    shift = np.asarray(centre, dtype=np.float64) - linear @ (np.array(image.size) / 2)
+    inv = np.linalg.inv(linear)
+    coeffs = (*inv[0], -inv[0] @ shift, *inv[1], -inv[1] @ shift)        # Pillow maps photo -> image
+    mask = Image.new("L", image.size, 255).transform(canvas, Image.AFFINE, coeffs, resample=Image.BILINEAR)
+    layer = image.convert("RGB").transform(canvas, Image.AFFINE, coeffs, resample=Image.BICUBIC)
+    photo = Image.composite(layer, Image.new("RGB", canvas, tuple(background)), mask)
+    return np.asarray(photo), np.concatenate([linear, shift[:, None]], axis=1)
+
+
 def placed_face(seed: int, scale_range=(0.6, 2.2), max_degrees: float = 30.0) -> PlacedFace:
     """A procedural face at a random scale, rotation and position in a CANVAS-sized photo."""
     rng = random.Random(seed)
@@ -42,18 +58,9 @@ def placed_face(seed: int, scale_range=(0.6, 2.2), max_degrees: float = 30.0) ->
     # the face's square, turned: keep all of it inside the canvas
     reach = side * (abs(math.cos(math.radians(degrees))) + abs(math.sin(math.radians(degrees)))) / 2
     cx, cy = rng.uniform(reach, CANVAS[0] - reach), rng.uniform(reach, CANVAS[1] - reach)
-    a = math.radians(degrees)
-    # photo = centre + scale * R(a) (face - FACE_PX/2); Pillow wants photo -> face
-    cos, sin = math.cos(a) / scale, math.sin(a) / scale
-    inv = (cos, sin, FACE_PX / 2 - cos * cx - sin * cy, -sin, cos, FACE_PX / 2 + sin * cx - cos * cy)
-    corner = face.getpixel((2, 2))
-    background = Image.new("RGB", CANVAS, tuple(int(v * 0.8) for v in corner))
-    mask = Image.new("L", face.size, 255).transform(CANVAS, Image.AFFINE, inv, resample=Image.BILINEAR)
-    layer = face.transform(CANVAS, Image.AFFINE, inv, resample=Image.BICUBIC)
-    photo = Image.composite(layer, background, mask)
-    pts = landmarks(p, FACE_PX) - FACE_PX / 2
-    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-    return PlacedFace(np.asarray(photo), pts @ rot.T * scale + [cx, cy], scale, degrees)
+    background = tuple(int(v * 0.8) for v in face.getpixel((2, 2)))
+    photo, fwd = turn_and_place(face, scale, degrees, CANVAS, (cx, cy), background)
+    return PlacedFace(photo, landmarks(p, FACE_PX) @ fwd[:, :2].T + fwd[:, 2], scale, degrees)
 
 
 def alignment_errors(recipe: Recipe, resolution: int, detector, n: int, seed: int = 0) -> dict:
