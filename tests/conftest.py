@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,17 @@ def official_file(official_fixture, tmp_path_factory) -> Path:
 def _isolated_cache(tmp_path, monkeypatch):
     """Never read or write the user's real model folder."""
     monkeypatch.setenv("ANYCOST_CACHE_DIR", str(tmp_path / "model-cache"))
+
+
+@pytest.fixture(autouse=True)
+def runtime_dir(monkeypatch):
+    """A runtime folder of the test's own (short: a Unix socket path holds about 100 bytes), so
+    default endpoints never meet a real daemon or anything an earlier run left behind."""
+    folder = Path(tempfile.mkdtemp(prefix="acrt-", dir="/tmp" if os.name == "posix" else None))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
+    monkeypatch.delenv("ANYCOST_ADDRESS", raising=False)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -22,16 +22,19 @@ def face_image(w: int = 96, h: int = 80, mode: str = "RGB8") -> dict:
 
 
 class Daemon:
-    def __init__(self, root: Path, model: Path | str | None, *extra: str, port: int | None = None):
-        """model None: the daemon's default (the built-in demo model)."""
+    def __init__(self, root: Path, model: Path | str | None, *extra: str, port: int | None = None,
+                 address: str | None = None):
+        """model None: the daemon's default (the built-in demo model). On loopback TCP (which the
+        GIMP root reaches too) unless `address` is given."""
         self.root = root
-        self.address = f"tcp://127.0.0.1:{port or free_port()}"
+        self.address = address or f"tcp://127.0.0.1:{port or free_port()}"
         self.env = dict(os.environ, ANYCOST_STATE_DIR=str(root / "state"), ANYCOST_CACHE_DIR=str(root / "cache"),
                         ANYCOST_CONFIG_DIR=str(root / "config"))
         self.args = [str(CLI), "--threads", "1", "serve", "--bind", self.address,
                      *(["--model", str(model)] if model is not None else []),
                      "--steps", "5", "--refine-delay", "0.2", *extra]
-        self.log = open(root / f"daemon-{self.address.rsplit(':', 1)[1]}.log", "ab")
+        self.log_path = root / f"daemon-{abs(hash(self.address))}.log"
+        self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
 
     def wait_ready(self, timeout: float = 120) -> dict:
@@ -45,5 +48,6 @@ class Daemon:
         return code
 
     def log_text(self) -> str:
-        self.log.flush()
-        return (self.root / f"daemon-{self.address.rsplit(':', 1)[1]}.log").read_text(errors="replace")
+        if not self.log.closed:
+            self.log.flush()
+        return self.log_path.read_text(errors="replace")

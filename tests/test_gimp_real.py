@@ -121,15 +121,20 @@ def display(gimp):
         _unavailable("Xvfb not found (apt install xvfb)")
     number = 90 + os.getpid() % 100
     proc = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-ac"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # On a machine where no X server ever ran, /tmp/.X11-unix appears only when Xvfb makes it:
+    # bind it into the root once the display's socket is there, not before.
+    socket = Path(f"/tmp/.X11-unix/X{number}")
+    deadline = time.monotonic() + 30
+    while not socket.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"Xvfb :{number} did not start: {proc.communicate()[1].decode(errors='replace')[-1000:]}")
+        time.sleep(0.05)
     sockets = gimp.root / "tmp/.X11-unix"
     sockets.mkdir(exist_ok=True)
-    subprocess.run(["mount", "--bind", "/tmp/.X11-unix", str(sockets)], check=True)
+    subprocess.run(["mount", "--bind", str(socket.parent), str(sockets)], check=True)
     try:
-        for _ in range(100):
-            if Path(f"/tmp/.X11-unix/X{number}").exists():
-                break
-            time.sleep(0.05)
         yield f":{number}"
     finally:
         subprocess.run(["umount", str(sockets)])

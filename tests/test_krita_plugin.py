@@ -8,6 +8,7 @@ import signal
 
 import pytest
 
+from anycost import protocol as P
 from anycost.client import Client
 from anycost.launcher import free_port
 
@@ -74,13 +75,14 @@ def test_autostart_then_restart_after_the_backend_dies(tmp_path, tiny_model_file
     exe = tmp_path / "backend.sh"
     exe.write_text(f"#!/bin/sh\nexec {CLI} --threads 1 \"$@\" --model {tiny_model_file}\n")
     exe.chmod(0o755)
-    c = Connection(Settings(address=f"tcp://127.0.0.1:{free_port()}", executable=str(exe)), QtLoop(), log_dir=tmp_path,
-                   hello_timeout_s=0.5, heartbeat_s=0.5)
+    # no address set: the default endpoint, this user's private socket, on which the child is started
+    c = Connection(Settings(executable=str(exe)), QtLoop(), log_dir=tmp_path, hello_timeout_s=0.5, heartbeat_s=0.5)
     states = []
     c.state_changed.connect(lambda s, m: states.append((s, m)))
     c.start()
     pump(lambda: c.state == CONNECTED, 120, "started backend")
     assert STARTING in [s for s, _ in states] and "started by Krita" in c.message
+    assert c.address == P.default_address() and c.address.startswith("ipc://") and c.address in c.message
     first = c.child.pid
     os.kill(first, signal.SIGKILL)                      # the backend crashes
     pump(lambda: c.state != CONNECTED, 20, "loss noticed")
@@ -260,3 +262,51 @@ def test_panel_drives_the_whole_flow(daemon, tmp_path):
         assert "tcp://" in panel.message.text() and store.values["address"] == daemon.address
     finally:
         panel.shutdown()
+
+
+class RecordingSocket:
+    """Stands in for BackendSocket: records each request; the test answers them in any order."""
+
+    def __init__(self):
+        from anycost_plugin.events import Signal
+        self.refined, self.failed = Signal(), Signal()
+        self.sent: list[tuple] = []
+
+    def send(self, op, fields, on_result, on_error, on_progress=None) -> int:
+        self.sent.append((op, fields, on_result, on_error))
+        return len(self.sent)
+
+    def forget(self, rid):
+        pass
+
+    def last(self, op):
+        return next(s for s in reversed(self.sent) if s[0] == op)
+
+
+def test_a_reply_older_than_the_newest_edit_is_never_shown():
+    """An edit of an earlier session answered late (e.g. by a restarted backend that found it in its
+    queue) must not paint over the current session's preview."""
+    w, h = 8, 6
+    sock, ctl, host = RecordingSocket(), EditController(), face_host(w, h)
+    ctl.attach(sock)
+
+    def opened(sid, fill):
+        sock.last("open")[2]({"session": sid, "region": [0, 0, w, h], "directions": [
+            {"name": "PC1", "min": -3.0, "max": 3.0, "default": 0.0}],
+            "reconstruction": {"w": w, "h": h, "mode": "RGB8", "data": bytes([fill]) * (w * h * 3)}})
+
+    ctl.project(host, steps=1)
+    opened("a" * 32, 10)
+    ctl.set_value("PC1", 1.0)
+    old_edit = sock.last("edit")
+    ctl.discard()
+    ctl.project(host, steps=1)
+    opened("b" * 32, 20)
+    assert host.preview == bytes([20]) * (w * h * 3)
+    old_edit[2]({"image": {"w": w, "h": h, "mode": "RGB8", "data": bytes([99]) * (w * h * 3)}, "values": {"PC1": 1.0}})
+    assert host.preview == bytes([20]) * (w * h * 3)              # the old session's image was ignored
+    ctl.set_value("PC1", 2.0)
+    new_edit = sock.last("edit")
+    assert new_edit is not old_edit and new_edit[1]["session"] == "b" * 32
+    new_edit[2]({"image": {"w": w, "h": h, "mode": "RGB8", "data": bytes([30]) * (w * h * 3)}, "values": {"PC1": 2.0}})
+    assert host.preview == bytes([30]) * (w * h * 3)

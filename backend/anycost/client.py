@@ -13,8 +13,6 @@ import zmq
 
 from . import protocol as P
 
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
-
 
 class RemoteError(Exception):
     """The backend answered a request with an `error` reply."""
@@ -30,9 +28,12 @@ class BackendTimeout(Exception):
 
 
 class Client:
-    def __init__(self, address: str = DEFAULT_ADDRESS, context: zmq.Context | None = None,
+    def __init__(self, address: str | None = None, context: zmq.Context | None = None,
                  curve_server_key: bytes | None = None, curve_keypair: tuple[bytes, bytes] | None = None):
-        self.address = address
+        """`address` None: the default endpoint (`protocol.default_address`). An `ipc://` socket in a
+        folder that is not private to this user is refused (EndpointError) before connecting."""
+        self.address = address = address or P.default_address()
+        P.check_endpoint(address)
         self._ctx = context or zmq.Context.instance()
         self.socket = self._ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)

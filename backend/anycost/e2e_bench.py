@@ -10,7 +10,7 @@ from pathlib import Path
 from . import protocol as P
 from .bench import p95
 from .client import Client
-from .launcher import free_port, start_daemon, wait_ready
+from .launcher import private_address, start_daemon, wait_ready
 
 FACE = Path(__file__).parent / "data" / "demo-face.png"
 
@@ -27,7 +27,7 @@ def run_e2e(model: str | None, threads: int | None, budgets=(50, 100, 250), n: i
             log=print, log_file=None) -> dict:
     from PIL import Image
 
-    address = f"tcp://127.0.0.1:{free_port()}"
+    address = private_address("bench")         # the editors' default transport
     args = ["--refine-delay", "-1"] + (["--model", model] if model else [])
     proc = start_daemon(address, args, threads=threads, log_file=log_file)
     try:

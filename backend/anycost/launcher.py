@@ -1,12 +1,14 @@
 """Start a daemon as a child process and wait until it serves (used by `demo`, `bench --e2e`, tests)."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from . import protocol as P
 from .client import BackendTimeout, Client
 
 
@@ -14,6 +16,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def private_address(name: str) -> str:
+    """An endpoint for a daemon of our own: a Unix socket `<name>-<pid>.sock` in this user's
+    private runtime folder, or a free loopback port where there are no Unix sockets (Windows)."""
+    folder = P.runtime_dir()
+    if folder is None:
+        return f"tcp://127.0.0.1:{free_port()}"
+    return f"ipc://{folder / f'{name}-{os.getpid()}.sock'}"
 
 
 def backend_executable() -> str:

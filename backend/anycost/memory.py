@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 M_TRIM_THRESHOLD = -1
@@ -21,14 +22,38 @@ M_ARENA_MAX = -8
 
 def keep_freed_memory(limit: int = 1 << 30) -> bool:
     """Blocks up to `limit` bytes come from (and return to) the heap; True if glibc took it."""
-    if not sys.platform.startswith("linux"):
-        return False
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:
         return False        # not glibc (e.g. musl): nothing to tune
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     return all(bool(mallopt(option, value)) for option, value in
                ((M_ARENA_MAX, 1), (M_MMAP_THRESHOLD, limit), (M_TRIM_THRESHOLD, 2 * limit)))
+
+
+def _libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def give_back_freed_memory() -> bool:
+    """Return the heap's free pages to the kernel (glibc's malloc_trim): after a job far larger than
+    the previews, whose freed blocks `keep_freed_memory` would otherwise keep for good."""
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is None:
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    return bool(trim(0))
+
+
+def rss_bytes() -> int | None:
+    """This process's resident memory (Linux), None elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None

@@ -6,13 +6,24 @@ GIMP's Python can reuse it without torch.
 """
 from __future__ import annotations
 
+import math
+import os
+import re
+import stat
+import sys
+import tempfile
 from dataclasses import dataclass
 from ipaddress import ip_address
+from pathlib import Path
 from typing import Any
 
 import msgpack
 
 VERSION = 1
+TCP_DEFAULT = "tcp://127.0.0.1:5557"     # the default endpoint where `ipc://` is not available (Windows)
+SOCKET_NAME = "backend.sock"
+# Session ids are 128 random bits in hex: knowing one is the right to use the session.
+SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
 # Request ops, and the reply types a request can receive.
 OPS = ("hello", "models", "open", "edit", "render", "cancel", "close", "stats", "shutdown")
@@ -97,22 +108,122 @@ def field(msg: dict, name: str, kind, required: bool = True, default=None):
     return value
 
 
+def request_id(msg: Any) -> int | str | None:
+    """The id a reply echoes: an integer (not a boolean) or a string; None when there is none."""
+    rid = msg.get("id") if isinstance(msg, dict) else None
+    return rid if isinstance(rid, (int, str)) and not isinstance(rid, bool) else None
+
+
 def check_envelope(msg: dict) -> tuple[Any, str]:
-    """Version, id and op of a request; raises ProtocolError with the right code."""
-    rid = msg.get("id")
-    if not isinstance(rid, (int, str)) or isinstance(rid, bool):
+    """Version, id and op of a request; raises ProtocolError with the right code. `v` must be the
+    integer 1 (not 1.0, not true); `id` an integer or a string (not a boolean)."""
+    rid = request_id(msg)
+    if rid is None:
         raise ProtocolError(BAD_REQUEST, "field 'id' must be an integer or a string")
     v = msg.get("v")
-    if v != VERSION:
+    if type(v) is not int or v != VERSION:
         raise ProtocolError(VERSION_MISMATCH, f"protocol version {v!r} is not supported; this backend "
-                                              f"speaks version {VERSION}")
+                                              f"speaks version {VERSION} (the integer)")
     op = field(msg, "op", str)
     if op not in OPS:
         raise ProtocolError(UNKNOWN_OP, f"unknown op {op!r}; known: {', '.join(OPS)}")
+    check_finite(msg)
     return rid, op
 
 
+def check_finite(msg: dict) -> None:
+    """Reject a request holding NaN or an infinity anywhere (walked without recursion, so a deeply
+    nested message cannot exhaust the stack)."""
+    stack: list[tuple[str, Any]] = [("", msg)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise ProtocolError(BAD_REQUEST, f"'{path}' is {value!r}: numbers must be finite")
+        elif isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
+
+
+def session_id(msg: dict, name: str = "session") -> str:
+    """A session id field, checked to have the form this backend issues before anything uses it."""
+    sid = field(msg, name, str)
+    if not SESSION_ID.fullmatch(sid):
+        shown = sid if len(sid) <= 40 else sid[:40] + "…"
+        raise ProtocolError(BAD_REQUEST, f"{shown!r} is not a session id (32 hex digits, as `open` returns)")
+    return sid
+
+
 # ---------------------------------------------------------------------------- transport
+
+def default_address() -> str:
+    """Where the daemon listens unless told otherwise: `ANYCOST_ADDRESS`, else on Linux and macOS a
+    Unix socket in the user's private runtime folder (only this user can reach it), else loopback
+    TCP (Windows)."""
+    env = os.environ.get("ANYCOST_ADDRESS")
+    if env:
+        return env
+    folder = runtime_dir()
+    return TCP_DEFAULT if folder is None else f"ipc://{folder / SOCKET_NAME}"
+
+
+def runtime_dir() -> Path | None:
+    """The user's private folder for the daemon's socket: `$XDG_RUNTIME_DIR/anycost`, else
+    `anycost-<uid>` in the temporary folder (per user on macOS); None where Unix sockets are not
+    available (Windows)."""
+    if sys.platform == "win32" or not hasattr(os, "getuid"):
+        return None
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base and os.path.isdir(base):
+        return Path(base) / "anycost"
+    return Path(tempfile.gettempdir()) / f"anycost-{os.getuid()}"
+
+
+class EndpointError(ValueError):
+    """An `ipc://` endpoint whose folder another user could reach or control, or a path too long."""
+
+
+def ipc_path(address: str) -> Path | None:
+    return Path(address[len("ipc://"):]) if address.startswith("ipc://") else None
+
+
+def check_private_folder(folder: Path, create: bool = False) -> None:
+    """The socket's folder must be a real folder (not a link) owned by this user, with no access
+    for anyone else; `create` makes it (mode 0700) when missing; a missing one passes otherwise.
+    Raises EndpointError: a folder another user made could hold their socket, listening in our place."""
+    if create:
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as e:
+            raise EndpointError(f"cannot create the socket folder {folder}: {e}") from None
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
+        return                                   # nothing listens there yet: connecting is harmless
+    except OSError as e:
+        raise EndpointError(f"cannot use the socket folder {folder}: {e}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise EndpointError(f"{folder} is not a folder (a link or a file): refusing to use it for the socket")
+    if st.st_uid != os.getuid():
+        raise EndpointError(f"the socket folder {folder} belongs to user id {st.st_uid}, not to you "
+                            f"({os.getuid()}): refusing to use it; remove it or set another address")
+    if st.st_mode & 0o077:
+        if not create:
+            raise EndpointError(f"the socket folder {folder} is open to other users "
+                                f"(mode {stat.S_IMODE(st.st_mode):o}); `chmod 700 {folder}`")
+        os.chmod(folder, 0o700)
+
+
+def check_endpoint(address: str, create: bool = False) -> None:
+    """For an `ipc://` address, check (or with `create`, make) its private folder; others pass."""
+    path = ipc_path(address)
+    if path is None:
+        return
+    if len(os.fsencode(str(path))) > 100:       # sockaddr_un holds 104-108 bytes with the NUL
+        raise EndpointError(f"the socket path {path} is too long for a Unix socket (100 bytes at most)")
+    check_private_folder(path.parent, create=create)
+
 
 def is_loopback(address: str) -> bool:
     """tcp to 127.0.0.0/8, ::1 or localhost, or a local transport (ipc, inproc)."""

@@ -55,8 +55,9 @@ class Connection:
     def start(self) -> None:
         """(Re)connect with the current settings."""
         self._tick.stop()
-        self._new_socket()
-        self._set(CONNECTING, f"Connecting to {self.settings.address}…")
+        if not self._new_socket():
+            return
+        self._set(CONNECTING, f"Connecting to {self.address}…")
         self._hello(self.hello_timeout_s)
 
     def stop(self) -> None:
@@ -71,6 +72,10 @@ class Connection:
         self._set(DISCONNECTED, "Disconnected")
 
     @property
+    def address(self) -> str:
+        return self.settings.endpoint()
+
+    @property
     def connected(self) -> bool:
         return self.state == CONNECTED
 
@@ -81,11 +86,18 @@ class Connection:
             self.state, self.message = state, message
             self.state_changed.emit(state, message)
 
-    def _new_socket(self) -> None:
+    def _new_socket(self) -> bool:
+        """A fresh socket; False (and the reason shown) when the address must not be used."""
         if self.socket:
             self.socket.close()
-        self.socket = BackendSocket(self.settings.address, self.loop)
+            self.socket = None
         self._hello_id = None
+        try:
+            self.socket = BackendSocket(self.address, self.loop)
+        except P.EndpointError as e:
+            self._fail(str(e))
+            return False
+        return True
 
     def _hello(self, timeout_s: float) -> None:
         if self._hello_id is not None:
@@ -110,7 +122,7 @@ class Connection:
     def _on_models(self, data: dict) -> None:
         self.models = list(data.get("models") or [])
         self.default_model = data.get("default_model") or ""
-        self._set(CONNECTED, f"Connected to {self.settings.address}"
+        self._set(CONNECTED, f"Connected to {self.address}"
                              + (" (started by Krita)" if self.child is not None else ""))
         self.models_changed.emit(self.models, self.default_model)
         self._tick.start(int(self.heartbeat_s * 1000))
@@ -149,20 +161,21 @@ class Connection:
             return
         lost = self.state == CONNECTED
         ours_dead = self.child is None or self.child.poll() is not None
-        if self.settings.autostart and P.is_loopback(self.settings.address) and ours_dead:
+        if self.settings.autostart and P.is_loopback(self.address) and ours_dead:
             self._launch(restarted=lost)
             return
-        self._fail(("Lost the backend" if lost else "No backend answers") + f" at {self.settings.address}; "
+        self._fail(("Lost the backend" if lost else "No backend answers") + f" at {self.address}; "
                    + ("retrying…" if not self.settings.autostart else "it is not on this machine, retrying…"))
 
     def _launch(self, restarted: bool) -> None:
         try:
-            self.child = start_backend(self.settings.executable, self.settings.address, self.log_path)
+            self.child = start_backend(self.settings.executable, self.address, self.log_path)
         except LaunchError as e:
             self._fail(str(e))
             return
         self._started_at = time.monotonic()
-        self._new_socket()                    # a fresh socket: nothing stale queued for the new backend
+        if not self._new_socket():            # a fresh socket: nothing stale queued for the new backend
+            return
         self._set(STARTING, ("Lost the backend; restarting it…" if restarted else "Starting the backend…"))
         self._hello(self._start_left())
         self._tick.start(1000)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from anycost import protocol as P
 from anycost.client import BackendTimeout, Client, RemoteError
 
 from .launcher import LaunchError, start_backend
@@ -30,8 +31,13 @@ def parse_edits(text: str) -> dict[str, float]:
 
 
 def connect(address: str, executable: str | None, log_path: Path, start_timeout_s: float = 180.0) -> Client:
-    """A client of a ready backend at `address`; starts `executable` there when none answers."""
-    client = Client(address)
+    """A client of a ready backend at `address` ("" = the default endpoint); starts `executable`
+    there when none answers."""
+    address = address or P.default_address()
+    try:
+        client = Client(address)
+    except P.EndpointError as e:
+        raise EditError(str(e)) from None
     try:
         client.call("hello", timeout=2.0)
     except BackendTimeout:

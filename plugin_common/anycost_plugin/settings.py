@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Protocol
 
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"      # the backend's default (docs/protocol.md)
+from anycost import protocol as P             # the backend's own module (vendored by install-plugin)
+
 BUDGET_CHOICES = ("auto", "50", "100", "250", "1000")   # the preview-quality menu of both plugins
 
 
@@ -15,7 +16,7 @@ class SettingsStore(Protocol):
 
 @dataclass
 class Settings:
-    address: str = DEFAULT_ADDRESS
+    address: str = ""                     # "" = the backend's default endpoint (this user's private socket)
     executable: str = "anycost-backend"   # started when no backend answers (a path, or a name on PATH)
     autostart: bool = True
     budget: str = "auto"                  # preview latency budget: "auto" or milliseconds
@@ -23,6 +24,10 @@ class Settings:
     steps: int = 100                      # projection optimization steps
     model: str = ""                       # "" = the backend's default
     align_faces: bool = True              # find and align the face (models that declare an alignment)
+
+    def endpoint(self) -> str:
+        """The address to connect to (and to start a backend on): the set one, else the default."""
+        return self.address or P.default_address()
 
     def budget_ms(self) -> float | None:
         """The fixed budget in ms, or None for "auto"."""
@@ -70,7 +75,7 @@ class Settings:
             problems.append(("feather", "the feather must be 0..512 px"))
         if not 0 <= self.steps <= 2000:
             problems.append(("steps", "projection steps must be 0..2000"))
-        if not self.address.startswith(("tcp://", "ipc://")):
+        if self.address and not self.address.startswith(("tcp://", "ipc://")):
             problems.append(("address", f"the backend address must start with tcp:// or ipc://, not {self.address!r}"))
         for name, message in problems:
             if not repair:

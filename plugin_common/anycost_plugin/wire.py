@@ -42,6 +42,7 @@ class BackendSocket:
     def __init__(self, address: str, loop: Loop, context: zmq.Context | None = None):
         self.refined, self.failed = Signal(), Signal()
         self.address = address
+        P.check_endpoint(address)            # EndpointError: a socket folder another user controls
         self._sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.connect(address)

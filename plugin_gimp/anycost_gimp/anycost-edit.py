@@ -17,7 +17,6 @@ gi.require_version("Gimp", "3.0")
 from gi.repository import Gimp, GLib, GObject  # noqa: E402
 
 PROC = "python-fu-anycost-edit"
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
 
 
 def fail(procedure, message):
@@ -57,7 +56,7 @@ def edit(procedure, run_mode, image, drawables, config):
         from gimp_dialog import EditDialog
         from glib_loop import GLibLoop
         GimpUi.init(PROC)
-        settings = Settings(address=get("backend") or DEFAULT_ADDRESS, executable=get("executable") or "",
+        settings = Settings(address=get("backend") or "", executable=get("executable") or "",
                             autostart=bool(get("executable")), feather=get("feather"), steps=get("steps"),
                             model=get("model") or "", align_faces=bool(get("align")))
         if not EditDialog(host, settings, GLibLoop(), log_dir).run():
@@ -67,7 +66,7 @@ def edit(procedure, run_mode, image, drawables, config):
     try:
         edits = parse_edits(get("edits") or "")
         Gimp.progress_init("Anycost: projecting…")
-        with connect(get("backend") or DEFAULT_ADDRESS, get("executable") or None, log_dir / "anycost-backend.log") as c:
+        with connect(get("backend") or "", get("executable") or None, log_dir / "anycost-backend.log") as c:
             image_map, (x, y, w, h) = host.source()
             rgb, (rx, ry, rw, rh) = edit_region(
                 c, image_map["data"], w, h, edits, model=get("model") or "", steps=get("steps"),
@@ -109,7 +108,8 @@ class AnycostEdit(Gimp.PlugIn):
                                   "blend the edit back (models that declare no alignment: the region as it is)",
                                   True, rw)
         proc.add_int_argument("face", "Face", "which face when there are several, 0 = the largest", 0, 255, 0, rw)
-        proc.add_string_argument("backend", "Backend", "anycost-backend address", DEFAULT_ADDRESS, rw)
+        proc.add_string_argument("backend", "Backend", "anycost-backend address ('' = this user's private "
+                                 "socket, where `anycost-backend serve` listens by default)", "", rw)
         proc.add_string_argument("executable", "Backend executable",
                                  "started when no backend answers ('' = never start one)", "anycost-backend", rw)
         return proc

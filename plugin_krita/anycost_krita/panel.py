@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from anycost import protocol as P
 from anycost_plugin.connection import CONNECTED, Connection
 from anycost_plugin.controller import APPLYING, EDITING, IDLE, PROJECTING, EditController, HostError, face_menu
 from anycost_plugin.settings import BUDGET_CHOICES, Settings, budget_label
@@ -113,6 +114,7 @@ class AnycostPanel(QWidget):
         self.feather.valueChanged.connect(self._save_later)
         settings.addRow("Feather", self.feather)
         self.address = QLineEdit(self.settings.address)
+        self.address.setPlaceholderText(P.default_address())      # empty: the default endpoint
         self.executable = QLineEdit(self.settings.executable)
         self.autostart = QCheckBox("Start the backend when none answers")
         self.autostart.setChecked(self.settings.autostart)

@@ -32,7 +32,7 @@ def run(args) -> int:
 
     from .. import protocol as P
     from ..client import Client, RemoteError
-    from ..launcher import free_port, start_daemon, wait_ready
+    from ..launcher import private_address, start_daemon, wait_ready
 
     try:
         src = Image.open(args.image).convert("RGB")
@@ -40,7 +40,7 @@ def run(args) -> int:
         raise AnycostError(f"cannot read {args.image}: {e}") from None
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    address = args.address or f"tcp://127.0.0.1:{free_port()}"
+    address = args.address or private_address("demo")
     proc = None
     if args.address is None:
         serve_args = ["--model", args.model] if args.model else []

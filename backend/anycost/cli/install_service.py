@@ -8,15 +8,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..client import DEFAULT_ADDRESS
-
 NAME = "install-service"
 HELP = "write a systemd --user unit for the daemon and print how to enable it"
 UNIT = "anycost-backend.service"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bind", default=DEFAULT_ADDRESS)
+    p.add_argument("--bind", help="as for `serve`; default: the daemon's own default, this user's private "
+                                  "socket, which the editors' plugins also find by default")
     p.add_argument("--model", action="append", dest="models", help="as for `serve` (repeatable)")
     p.add_argument("--unit-dir", type=Path, help="default: $XDG_CONFIG_HOME/systemd/user")
 
@@ -43,7 +42,7 @@ WantedBy=default.target
 def run(args) -> int:
     exe = shutil.which("anycost-backend") or str(Path(sys.executable).with_name("anycost-backend"))
     exe = str(Path(exe).resolve())
-    extra = ["--bind", args.bind]
+    extra = ["--bind", args.bind] if args.bind else []
     for m in args.models or []:
         extra += ["--model", m]
     folder = args.unit_dir or Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "systemd" / "user"

@@ -6,7 +6,7 @@ import logging
 import os
 import signal
 
-from ..client import DEFAULT_ADDRESS
+from .. import protocol as P
 from ..errors import AnycostError
 
 NAME = "serve"
@@ -21,8 +21,10 @@ def default_threads() -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bind", default=os.environ.get("ANYCOST_ADDRESS", DEFAULT_ADDRESS),
-                   help=f"ZeroMQ address (default {DEFAULT_ADDRESS}); beyond loopback needs CURVE keys")
+    p.add_argument("--bind", default=P.default_address(),
+                   help="ZeroMQ address (default: ANYCOST_ADDRESS, else this user's private socket, "
+                        f"{P.default_address()}; {P.TCP_DEFAULT} where there are no Unix sockets); "
+                        "beyond loopback needs CURVE keys")
     p.add_argument("--model", action="append", dest="models",
                    help="model to serve (repeatable; the first is the default); default: the built-in demo "
                         "and the built-in CREPS demo")

@@ -4,14 +4,17 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..client import DEFAULT_ADDRESS, BackendTimeout, Client, RemoteError
+from .. import protocol as P
+from ..client import BackendTimeout, Client, RemoteError
 
 NAME = "status"
 HELP = "tell whether a daemon answers on the address and what it serves (exit 1 if none)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--address", default=os.environ.get("ANYCOST_ADDRESS", DEFAULT_ADDRESS))
+    p.add_argument("--address", default=P.default_address(),
+                   help="the daemon's address (default: ANYCOST_ADDRESS, else this user's private socket, "
+                        f"{P.default_address()})")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer")
     p.add_argument("--curve", action="store_true", help="connect with this machine's CURVE client keys")
 

@@ -32,6 +32,8 @@ log = logging.getLogger("anycost.backend")
 Emit = Callable[[dict], None]
 MAX_STEPS = 2000
 MAX_OUTPUT_PIXELS = 8192 * 8192
+MAX_OUTPUT_SIDE = 16384  # with the area bound: no 1 x 67M strip that only the resampler would choke on
+MAX_TIME_LIMIT_S = 3600.0
 MAX_SUPERSAMPLE = 4
 KEPT_BLENDS = 8          # sessions whose face mask and warp grid stay in memory
 
@@ -76,7 +78,7 @@ class Engine:
         self.ready.set()
 
     def served(self, name: str | None) -> ServedModel:
-        sm = self.models.get(name or self.default_model)
+        sm = self.models.get(self.default_model if name is None else name)
         if sm is None:
             raise P.ProtocolError(P.NOT_FOUND, f"model {name!r} is not served; served: {', '.join(self.models)}")
         return sm
@@ -92,6 +94,8 @@ class Engine:
         if not 0 <= steps <= MAX_STEPS:
             raise P.ProtocolError(P.BAD_REQUEST, f"'steps' must be in 0..{MAX_STEPS}, got {steps}")
         time_limit = P.field(msg, "time_limit_s", float, required=False, default=120.0)
+        if not 0 < time_limit <= MAX_TIME_LIMIT_S:
+            raise P.ProtocolError(P.BAD_REQUEST, f"'time_limit_s' must be in (0, {MAX_TIME_LIMIT_S:g}], got {time_limit}")
         preview_every = max(1, P.field(msg, "preview_every", int, required=False, default=10))
         align = P.field(msg, "align", str, required=False, default="none")
         if align not in P.ALIGN_MODES:
@@ -155,7 +159,7 @@ class Engine:
             raise P.ProtocolError(P.NO_FACE, str(e)) from None
 
     def session_and_values(self, msg: dict) -> tuple[Session, ServedModel, dict]:
-        s = self.sessions.get(P.field(msg, "session", str))
+        s = self.sessions.get(P.session_id(msg))
         sm = self.served(s.model)
         values = P.field(msg, "values", dict, required=False, default={})
         clean = {}
@@ -173,8 +177,9 @@ class Engine:
             return default
         if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
             raise P.ProtocolError(P.BAD_REQUEST, "'size' must be [w, h] positive integers")
-        if size[0] * size[1] > MAX_OUTPUT_PIXELS:
-            raise P.ProtocolError(P.TOO_LARGE, f"'size' {size} is over {MAX_OUTPUT_PIXELS} pixels")
+        if max(size) > MAX_OUTPUT_SIDE or size[0] * size[1] > MAX_OUTPUT_PIXELS:
+            raise P.ProtocolError(P.TOO_LARGE, f"'size' {size} is over the limit ({MAX_OUTPUT_SIDE} px a side, "
+                                               f"{MAX_OUTPUT_PIXELS} pixels in all)")
         return size[0], size[1]
 
     def edit(self, job: Job, emit: Emit) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import statistics
 import threading
 import time
@@ -19,12 +20,18 @@ import zmq
 from .. import __version__
 from .. import protocol as P
 from ..bench import p95
+from ..memory import give_back_freed_memory, rss_bytes
 from .engine import Engine, Job
 
 log = logging.getLogger("anycost.backend")
 
 COMPUTE_OPS = {"open": "open", "edit": "edit", "render": "render"}
 OUTBOX = "inproc://anycost-outbox"
+# A job that leaves the process this much larger than before it (an 8192 px render) has its freed
+# memory given back once the worker is idle: at these delays, since the reply's buffers are freed
+# only when the socket has written them. Previews stay far below it and keep their memory.
+TRIM_ABOVE_BYTES = 256 << 20
+TRIM_DELAYS_S = (0.3, 1.5, 4.0)
 
 
 class BindError(Exception):
@@ -52,8 +59,11 @@ class Server:
         # figures for `stats`
         self.counts = collections.Counter()
         self.errors = collections.Counter()
+        self._count_lock = threading.Lock()        # errors are counted by the I/O thread and the worker
+        self._trims: list[float] = []              # monotonic times of the next memory give-backs
         self.edit_ms = collections.deque(maxlen=1000)
         self._auth = None
+        self._socket_file = None                   # (path, inode) of an ipc:// socket we bound
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -61,7 +71,8 @@ class Server:
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
-        self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)   # a reconnecting client keeps its identity
+        # ROUTER_HANDOVER stays off: a second connection that claims a routing id already in use
+        # is ignored, so no client can take over another's replies by copying its id.
         if self.curve:
             from zmq.auth.thread import ThreadAuthenticator
             self._auth = ThreadAuthenticator(self.ctx)
@@ -71,15 +82,48 @@ class Server:
             self.router.curve_publickey = self.curve["public"]
             self.router.curve_secretkey = self.curve["secret"]
         try:
-            self.router.bind(self.bind)
+            if P.ipc_path(self.bind) is not None:
+                self._bind_ipc()
+            else:
+                self.router.bind(self.bind)
         except zmq.ZMQError as e:
             self.router.close(0)
             if e.errno == zmq.EADDRINUSE:
-                raise BindError(f"{self.bind} is already in use (another anycost-backend? "
-                                f"`anycost-backend status --address {self.bind}` tells)") from None
+                raise self._in_use() from None
             raise BindError(f"cannot bind {self.bind}: {e}") from None
+        except (BindError, P.EndpointError) as e:
+            self.router.close(0)
+            raise BindError(str(e)) from None
         self.outbox = self.ctx.socket(zmq.PULL)
         self.outbox.bind(OUTBOX)
+
+    def _in_use(self) -> BindError:
+        return BindError(f"{self.bind} is already in use (another anycost-backend? "
+                         f"`anycost-backend status --address {self.bind}` tells)")
+
+    def _bind_ipc(self) -> None:
+        """A Unix socket in a folder only this user can enter, the socket itself 0600. Binding
+        replaces any socket file there, so first make sure no daemon still answers on it."""
+        P.check_endpoint(self.bind, create=True)
+        if P.ipc_path(self.bind).exists() and _answers(self.ctx, self.bind):
+            raise self._in_use()
+        old = os.umask(0o177)
+        try:
+            self.router.bind(self.bind)
+        finally:
+            os.umask(old)
+        self._socket_file = (P.ipc_path(self.bind), os.stat(P.ipc_path(self.bind)).st_ino)
+
+    def _remove_socket_file(self) -> None:
+        """On exit, the socket file goes too, unless another daemon has bound that path since."""
+        if self._socket_file is None:
+            return
+        path, inode = self._socket_file
+        try:
+            if os.stat(path).st_ino == inode:
+                path.unlink()
+        except OSError:
+            pass
 
     def serve_forever(self) -> None:
         worker = threading.Thread(target=self._worker, name="anycost-worker", daemon=True)
@@ -112,6 +156,7 @@ class Server:
             worker.join(timeout=10)
             self._flush_outbox()
             self.router.close(0)
+            self._remove_socket_file()
             self.outbox.close(0)
             if self._auth:
                 self._auth.stop()
@@ -132,6 +177,15 @@ class Server:
     def _send(self, identity: bytes, msg: dict) -> None:
         self.router.send_multipart([identity, P.pack(msg)])
 
+    def _count_error(self, code: str) -> None:
+        with self._count_lock:
+            self.errors[code] += 1
+
+    def _send_error(self, identity: bytes, rid, code: str, message: str) -> None:
+        """Every error reply the I/O thread sends goes through here, so `stats` counts them all."""
+        self._count_error(code)
+        self._send(identity, P.error_reply(rid, code, message))
+
     def _handle(self, frames: list[bytes]) -> None:
         identity, payload = frames[0], frames[1:]
         rid = None
@@ -139,7 +193,7 @@ class Server:
             if len(payload) != 1:
                 raise P.ProtocolError(P.BAD_REQUEST, f"expected one frame per message, got {len(payload)}")
             msg = P.unpack(payload[0])
-            rid = msg.get("id") if isinstance(msg.get("id"), (int, str)) else None
+            rid = P.request_id(msg)
             rid, op = P.check_envelope(msg)
             self.counts[op] += 1
             if op in COMPUTE_OPS:
@@ -148,12 +202,10 @@ class Server:
                 return
             self._send(identity, P.reply(rid, P.RESULT, op=op, data=getattr(self, f"_op_{op}")(identity, msg)))
         except P.ProtocolError as e:
-            self.errors[e.code] += 1
-            self._send(identity, P.error_reply(rid, e.code, e.message))
+            self._send_error(identity, rid, e.code, e.message)
         except Exception as e:  # a bug must not take the daemon down for everyone
             log.exception("internal error")
-            self.errors[P.INTERNAL] += 1
-            self._send(identity, P.error_reply(rid, P.INTERNAL, f"{type(e).__name__}: {e}"))
+            self._send_error(identity, rid, P.INTERNAL, f"{type(e).__name__}: {e}")
 
     def _op_hello(self, identity, msg) -> dict:
         e = self.engine
@@ -177,8 +229,10 @@ class Server:
         with self.cond:
             queued = sum(len(q) for q in self.queues.values())
             running = self.running.op if self.running else None
+        with self._count_lock:
+            errors = dict(self.errors)
         return {"uptime_s": round(time.time() - self.started, 1), "requests": dict(self.counts),
-                "errors": dict(self.errors), "queued": queued, "running": running,
+                "errors": errors, "queued": queued, "running": running,
                 "sessions": self.engine.sessions.count(),
                 "edit_render_ms": {"n": len(ms), "median": round(statistics.median(ms), 2) if ms else None,
                                    "p95": round(p95(ms), 2) if ms else None}}
@@ -190,7 +244,7 @@ class Server:
             for job in list(q):
                 if job.id == target:
                     q.remove(job)
-                    self._send(identity, P.error_reply(job.id, P.CANCELLED, "cancelled before it started"))
+                    self._send_error(identity, job.id, P.CANCELLED, "cancelled before it started")
                     return {"target": target, "state": "pending", "cancelled": True}
             if self.running is not None and self.running.identity == identity and self.running.id == target:
                 self.running.cancel.set()
@@ -198,7 +252,7 @@ class Server:
         return {"target": target, "state": "unknown", "cancelled": False}
 
     def _op_close(self, identity, msg) -> dict:
-        sid = P.field(msg, "session", str)
+        sid = P.session_id(msg)
         with self.cond:
             self.refine_due.pop(sid, None)
         self.engine.sessions.close(sid)
@@ -217,9 +271,8 @@ class Server:
                 for ident, q in self.queues.items():      # latest wins: drop older edits of this session
                     for old in [j for j in q if j.op == "edit" and j.session == job.session]:
                         q.remove(old)
-                        self.errors[P.SUPERSEDED] += 1
-                        self._send(ident, P.error_reply(old.id, P.SUPERSEDED,
-                                                        f"replaced by request {job.id!r} of the same session"))
+                        self._send_error(ident, old.id, P.SUPERSEDED,
+                                         f"replaced by request {job.id!r} of the same session")
             self.queues.setdefault(job.identity, collections.deque()).append(job)
             self.cond.notify_all()
 
@@ -260,19 +313,35 @@ class Server:
                         job, wait = self._due_refine()
                         refine = job is not None
                         if job is None:
-                            self.cond.wait(min(wait, 0.5) if wait is not None else 0.5)
+                            self._maybe_trim()
+                            waits = [0.5] + ([wait] if wait is not None else []) + \
+                                    [t - time.monotonic() for t in self._trims[:1]]
+                            self.cond.wait(max(0.0, min(waits)))
                             continue
                     self.running = job
+                before = rss_bytes()
                 try:
                     self._execute(job, refine, push)
                 finally:
                     with self.cond:
                         self.running = None
+                after = rss_bytes()
+                if before is not None and after is not None and after - before > TRIM_ABOVE_BYTES:
+                    done = time.monotonic()
+                    self._trims = [done + d for d in TRIM_DELAYS_S]
         except Exception:
             log.exception("worker stopped by an error")
             self.stopping.set()
         finally:
             push.close()
+
+    def _maybe_trim(self) -> None:
+        """Give freed memory back once each due time of the last big job has passed (worker idle)."""
+        if self._trims and self._trims[0] <= time.monotonic():
+            while self._trims and self._trims[0] <= time.monotonic():
+                self._trims.pop(0)
+            give_back_freed_memory()
+            log.debug("gave freed memory back: RSS now %s", rss_bytes())
 
     def _execute(self, job: Job, refine: bool, push) -> None:
         def emit(msg: dict) -> None:
@@ -289,11 +358,11 @@ class Server:
                 self._maybe_schedule_refine(job, data)
             emit(P.reply(job.id, P.RESULT, op=job.op, data=data))
         except P.ProtocolError as e:
-            self.errors[e.code] += 1
+            self._count_error(e.code)
             emit(P.error_reply(job.id, e.code, e.message))
         except Exception as e:
             log.exception("internal error in %s", job.op)
-            self.errors[P.INTERNAL] += 1
+            self._count_error(P.INTERNAL)
             emit(P.error_reply(job.id, P.INTERNAL, f"{type(e).__name__}: {e}"))
 
     def _maybe_schedule_refine(self, job: Job, data: dict) -> None:
@@ -306,3 +375,15 @@ class Server:
         with self.cond:
             if not any(j.op == "edit" and j.session == job.session for q in self.queues.values() for j in q):
                 self.refine_due[job.session] = (time.monotonic() + self.refine_delay_s, replace(job))
+
+
+def _answers(ctx: zmq.Context, address: str, timeout_ms: int = 500) -> bool:
+    """Whether a daemon replies to `hello` on `address` (used before taking over a socket file)."""
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(address)
+        sock.send(P.pack(P.request("hello", 0)))
+        return bool(sock.poll(timeout_ms))
+    finally:
+        sock.close(0)

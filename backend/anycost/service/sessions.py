@@ -4,6 +4,10 @@ Each session is `<id>.json` (model, region, slider values, fit figures, the face
 `<id>.safetensors` (the projected W+) and, for an aligned face, `<id>.npy` (the photo's pixels under
 the region, which renders are blended into). The number of sessions is bounded; the least recently used is evicted and its
 id remembered, so a client asking for it gets a clear "evicted" answer.
+
+An id is 128 random bits (32 hex digits): whoever knows it may use the session. No path is ever
+built from an id that does not have that form, and the folder is private to the user (0700): it
+holds the photos' pixels.
 """
 from __future__ import annotations
 
@@ -47,7 +51,8 @@ class Session:
 class SessionStore:
     def __init__(self, folder: Path, max_sessions: int = 64):
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.folder.chmod(0o700)
         self.max_sessions = max_sessions
         self._lock = threading.Lock()
         self._cache: dict[str, Session] = {}
@@ -57,7 +62,7 @@ class SessionStore:
 
     def create(self, model: str, wplus: torch.Tensor, region, image_size, metrics: dict, align: dict | None = None,
                original: np.ndarray | None = None) -> Session:
-        s = Session(secrets.token_hex(8), model, list(region), list(image_size), {}, metrics, align=align,
+        s = Session(secrets.token_hex(16), model, list(region), list(image_size), {}, metrics, align=align,
                     wplus=wplus.detach().cpu().contiguous(), original=original)
         with self._lock:
             save_file({"wplus": s.wplus}, str(self._path(s.id, ".safetensors")))
@@ -94,8 +99,8 @@ class SessionStore:
     # --------------------------------------------------------------- private
 
     def _path(self, sid: str, suffix: str) -> Path:
-        if not sid.isalnum():
-            raise P.ProtocolError(P.BAD_REQUEST, "session ids are alphanumeric")
+        if not P.SESSION_ID.fullmatch(sid):
+            raise P.ProtocolError(P.BAD_REQUEST, f"{sid[:40]!r} is not a session id")
         return self.folder / f"{sid}{suffix}"
 
     def _write_meta(self, s: Session) -> None:
@@ -121,7 +126,7 @@ class SessionStore:
         return Session(**meta, wplus=load_file(str(w_path))["wplus"], original=original)
 
     def _ids_on_disk(self) -> list[str]:
-        return [p.stem for p in self.folder.glob("*.json")]
+        return [p.stem for p in self.folder.glob("*.json") if P.SESSION_ID.fullmatch(p.stem)]
 
     def _evict_over_limit(self) -> None:
         ids = self._ids_on_disk()
