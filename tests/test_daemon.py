@@ -159,7 +159,8 @@ BAD = [
     (lambda: P.pack(P.request("open", 5, image=face_image(600, 600))), P.TOO_LARGE),
     (lambda: P.pack(P.request("open", 5, image=face_image(), region=[50, 50, 100, 10])), P.BAD_REQUEST),
     (lambda: P.pack(P.request("open", 5, image=face_image(), model="nope")), P.NOT_FOUND),
-    (lambda: P.pack(P.request("edit", 5, session="doesnotexist", values={})), P.NOT_FOUND),
+    (lambda: P.pack(P.request("edit", 5, session="0" * 32, values={})), P.NOT_FOUND),
+    (lambda: P.pack(P.request("edit", 5, session="doesnotexist", values={})), P.BAD_REQUEST),
     (lambda: P.pack(P.request("edit", 5, session=17)), P.BAD_REQUEST),
     (lambda: P.pack(P.request("cancel", 5)), P.BAD_REQUEST),
 ]

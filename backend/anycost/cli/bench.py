@@ -40,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="instead: edit->preview and render latency through a real daemon over loopback "
                         "(budgets 50/100/250 ms; --model or the default model)")
     p.add_argument("--n", type=int, default=40, help="edits per budget with --e2e")
+    p.add_argument("--memory", action="store_true",
+                   help="instead: the daemon's resident memory before, at its peak and 5 s after an 8192 px "
+                        "edit and render, and preview latency around it, as shipped and with --keep-memory")
     p.add_argument("--creps", metavar="ARCH", help="instead: time and peak memory of a CREPS architecture "
                                                   "(creps-demo, creps-ffhq-256/512/1024; random weights) against "
                                                   "output size, tiled and untiled")
@@ -51,6 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     if args.e2e:
         return run_e2e_command(args)
+    if args.memory:
+        return run_memory_command(args)
     if args.creps:
         return run_creps_command(args)
     import torch
@@ -123,6 +128,25 @@ def run_e2e_command(args) -> int:
           f"{r['render_median_ms']} | {r['outside_render_median_ms']} | {r['transport_share']:.0%} | full |")
     name = (args.model or "default").replace("/", "_").replace(":", "-")
     return save(args.out or Path("bench-results") / f"e2e-{Path(name).stem}-{result['threads']}t.json", result)
+
+
+def run_memory_command(args) -> int:
+    from ..bench import environment
+    from ..memory_bench import run_memory
+
+    if not sys.platform.startswith("linux"):
+        raise AnycostError("bench --memory reads /proc: Linux only")
+    result = run_memory(args.model, args.threads, log=lambda m: print(m, file=sys.stderr))
+    result["environment"] = environment(args.threads or 0)
+    print(f"CPU: {result['environment']['cpu']}, model {result['runs'][0]['model']}, output {result['side']}² px")
+    print("| daemon | RSS before MB | peak MB | 5 s after MB | preview ms before | first after | after |")
+    print("|---|---|---|---|---|---|---|")
+    for r in result["runs"]:
+        print(f"| {'--keep-memory' if r['keep_memory'] else 'as shipped'} | {r['rss_before_mb']} | {r['rss_peak_mb']} | "
+              f"{r['rss_5s_after_mb']} | {r['preview_ms_before']} | {r['preview_ms_first_after']} | "
+              f"{r['preview_ms_after']} |")
+    name = (args.model or "default").replace("/", "_").replace(":", "-")
+    return save(args.out or Path("bench-results") / f"memory-{Path(name).stem}.json", result)
 
 
 def run_creps_command(args) -> int:

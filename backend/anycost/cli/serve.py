@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refine-budget-ms", type=float, default=1000.0,
                    help="latency budget of the refined preview sent after a pause")
     p.add_argument("--refine-delay", type=float, default=0.35, help="seconds of quiet before refining (-1 = never)")
+    p.add_argument("--keep-memory", action="store_true",
+                   help="keep freed memory even after jobs far larger than a preview (by default it is given "
+                        "back; this is for measuring the difference: bench --memory)")
     p.add_argument("--verbose", action="store_true")
 
 
@@ -73,7 +76,7 @@ def run(args) -> int:
                     make_perceptual(device=args.device), state_dir(), args.device, args.max_image_pixels,
                     args.refine_budget_ms, args.steps)
     server = Server(engine, args.bind, curve=curve, refine_delay_s=args.refine_delay,
-                    threads=torch.get_num_threads())
+                    threads=torch.get_num_threads(), give_back_memory=not args.keep_memory)
     try:
         server.open_socket()
     except BindError as e:

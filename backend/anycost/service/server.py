@@ -29,9 +29,11 @@ COMPUTE_OPS = {"open": "open", "edit": "edit", "render": "render"}
 OUTBOX = "inproc://anycost-outbox"
 # A job that leaves the process this much larger than before it (an 8192 px render) has its freed
 # memory given back once the worker is idle: at these delays, since the reply's buffers are freed
-# only when the socket has written them. Previews stay far below it and keep their memory.
+# only when the socket has written them. Previews (edits up to PREVIEW_PIXELS, refined ones too)
+# keep their memory whatever its size: that reuse is what keep_freed_memory is for.
 TRIM_ABOVE_BYTES = 256 << 20
 TRIM_DELAYS_S = (0.3, 1.5, 4.0)
+PREVIEW_PIXELS = 2048 * 2048
 
 
 class BindError(Exception):
@@ -40,7 +42,8 @@ class BindError(Exception):
 
 class Server:
     def __init__(self, engine: Engine, bind: str, curve: dict | None = None, max_queue: int = 256,
-                 refine_delay_s: float = 0.35, max_message_bytes: int | None = None, threads: int = 1):
+                 refine_delay_s: float = 0.35, max_message_bytes: int | None = None, threads: int = 1,
+                 give_back_memory: bool = True):
         self.engine = engine
         self.bind = bind
         self.curve = curve
@@ -61,6 +64,7 @@ class Server:
         self.errors = collections.Counter()
         self._count_lock = threading.Lock()        # errors are counted by the I/O thread and the worker
         self._trims: list[float] = []              # monotonic times of the next memory give-backs
+        self.give_back_memory = give_back_memory
         self.edit_ms = collections.deque(maxlen=1000)
         self._auth = None
         self._socket_file = None                   # (path, inode) of an ipc:// socket we bound
@@ -321,12 +325,14 @@ class Server:
                     self.running = job
                 before = rss_bytes()
                 try:
-                    self._execute(job, refine, push)
+                    pixels = self._execute(job, refine, push)
                 finally:
                     with self.cond:
                         self.running = None
                 after = rss_bytes()
-                if before is not None and after is not None and after - before > TRIM_ABOVE_BYTES:
+                preview = job.op == "edit" and pixels <= PREVIEW_PIXELS
+                if self.give_back_memory and not preview and before is not None and after is not None \
+                        and after - before > TRIM_ABOVE_BYTES:
                     done = time.monotonic()
                     self._trims = [done + d for d in TRIM_DELAYS_S]
         except Exception:
@@ -343,7 +349,8 @@ class Server:
             give_back_freed_memory()
             log.debug("gave freed memory back: RSS now %s", rss_bytes())
 
-    def _execute(self, job: Job, refine: bool, push) -> None:
+    def _execute(self, job: Job, refine: bool, push) -> int:
+        """Run one job and send its replies; returns the pixels of the image it sent (0: none)."""
         def emit(msg: dict) -> None:
             push.send_multipart([job.identity, P.pack(msg)])
 
@@ -351,12 +358,13 @@ class Server:
             if refine:
                 data = self.engine.refine(job)
                 emit(P.reply(job.id, P.REFINED, op="edit", data=data))
-                return
+                return _pixels(data)
             data = getattr(self.engine, COMPUTE_OPS[job.op])(job, emit)
             if job.op == "edit":
                 self.edit_ms.append(data["render_ms"])
                 self._maybe_schedule_refine(job, data)
             emit(P.reply(job.id, P.RESULT, op=job.op, data=data))
+            return _pixels(data)
         except P.ProtocolError as e:
             self._count_error(e.code)
             emit(P.error_reply(job.id, e.code, e.message))
@@ -364,6 +372,7 @@ class Server:
             log.exception("internal error in %s", job.op)
             self._count_error(P.INTERNAL)
             emit(P.error_reply(job.id, P.INTERNAL, f"{type(e).__name__}: {e}"))
+        return 0
 
     def _maybe_schedule_refine(self, job: Job, data: dict) -> None:
         if data["config"]["full"] or self.refine_delay_s < 0:
@@ -375,6 +384,11 @@ class Server:
         with self.cond:
             if not any(j.op == "edit" and j.session == job.session for q in self.queues.values() for j in q):
                 self.refine_due[job.session] = (time.monotonic() + self.refine_delay_s, replace(job))
+
+
+def _pixels(data: dict) -> int:
+    image = data.get("image") or data.get("reconstruction") or {}
+    return int(image.get("w", 0)) * int(image.get("h", 0))
 
 
 def _answers(ctx: zmq.Context, address: str, timeout_ms: int = 500) -> bool:
