@@ -137,7 +137,8 @@ def run_memory_command(args) -> int:
     if not sys.platform.startswith("linux"):
         raise AnycostError("bench --memory reads /proc: Linux only")
     result = run_memory(args.model, args.threads, log=lambda m: print(m, file=sys.stderr))
-    result["environment"] = environment(args.threads or 0)
+    from .serve import default_threads
+    result["environment"] = environment(args.threads or default_threads())
     print(f"CPU: {result['environment']['cpu']}, model {result['runs'][0]['model']}, output {result['side']}² px")
     print("| daemon | RSS before MB | peak MB | 5 s after MB | preview ms before | first after | after |")
     print("|---|---|---|---|---|---|---|")
