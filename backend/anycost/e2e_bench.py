@@ -58,6 +58,7 @@ def run_e2e(model: str | None, threads: int | None, budgets=(50, 100, 250), n: i
                 render.append(r["render_ms"])
             out["render"] = dict(_summary(rtt, render), size=[r["image"]["w"], r["image"]["h"]])
             log(f"full render: {out['render']}")
+            c.call("close", session=sid)
             c.call("shutdown")
         proc.wait(timeout=30)
         return out

@@ -83,6 +83,7 @@ def measure(model: str | None, threads: int | None, keep_memory: bool, side: int
             out["preview_ms_first_after"] = round(after_ms[0], 2)
             out["preview_ms_after"] = round(statistics.median(after_ms[1:]), 2)
             out["model"] = c.call("models")["models"][0]["name"]
+            c.call("close", session=sid)
             c.call("shutdown")
         proc.wait(timeout=60)
         log(f"{'--keep-memory' if keep_memory else 'as shipped'}: {out}")
