@@ -208,11 +208,9 @@ def check_private_folder(folder: Path, create: bool = False) -> None:
     if st.st_uid != os.getuid():
         raise EndpointError(f"the socket folder {folder} belongs to user id {st.st_uid}, not to you "
                             f"({os.getuid()}): refusing to use it; remove it or set another address")
-    if st.st_mode & 0o077:
-        if not create:
-            raise EndpointError(f"the socket folder {folder} is open to other users "
-                                f"(mode {stat.S_IMODE(st.st_mode):o}); `chmod 700 {folder}`")
-        os.chmod(folder, 0o700)
+    if st.st_mode & 0o077:     # never made so by us (mkdir 0700): others may have put files in it
+        raise EndpointError(f"the socket folder {folder} is open to other users "
+                            f"(mode {stat.S_IMODE(st.st_mode):o}): check what is in it, then `chmod 700 {folder}`")
 
 
 def check_endpoint(address: str, create: bool = False) -> None:
