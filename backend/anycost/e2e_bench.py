@@ -10,7 +10,7 @@ from pathlib import Path
 from . import protocol as P
 from .bench import p95
 from .client import Client
-from .launcher import private_address, start_daemon, wait_ready
+from .launcher import free_port, private_address, start_daemon, wait_ready
 
 FACE = Path(__file__).parent / "data" / "demo-face.png"
 
@@ -24,10 +24,11 @@ def _summary(rtt: list[float], render: list[float]) -> dict:
 
 
 def run_e2e(model: str | None, threads: int | None, budgets=(50, 100, 250), n: int = 40, renders: int = 5,
-            log=print, log_file=None) -> dict:
+            log=print, log_file=None, tcp: bool = False) -> dict:
     from PIL import Image
 
-    address = private_address("bench")         # the editors' default transport
+    # the editors' default transport (a Unix socket), or loopback TCP
+    address = f"tcp://127.0.0.1:{free_port()}" if tcp else private_address("bench")
     args = ["--refine-delay", "-1"] + (["--model", model] if model else [])
     proc = start_daemon(address, args, threads=threads, log_file=log_file)
     try:
@@ -37,7 +38,8 @@ def run_e2e(model: str | None, threads: int | None, budgets=(50, 100, 250), n: i
             s = c.call("open", image=P.Image(img.width, img.height, "RGB8", img.tobytes()).to_dict(), steps=5,
                        timeout=600)
             sid, name = s["session"], s["directions"][0]["name"]
-            out = {"model": c.call("models")["models"][0]["name"], "threads": hello["threads"], "budgets": {}}
+            out = {"model": c.call("models")["models"][0]["name"], "threads": hello["threads"], "budgets": {},
+                   "transport": address.split("://")[0]}
             for budget in budgets:
                 rtt, render, configs = [], [], {}
                 for i in range(n):

@@ -40,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="instead: edit->preview and render latency through a real daemon over loopback "
                         "(budgets 50/100/250 ms; --model or the default model)")
     p.add_argument("--n", type=int, default=40, help="edits per budget with --e2e")
+    p.add_argument("--tcp", action="store_true", help="with --e2e: over loopback TCP instead of the default "
+                                                      "transport (a Unix socket where there is one)")
     p.add_argument("--memory", action="store_true",
                    help="instead: the daemon's resident memory before, at its peak and 5 s after an 8192 px "
                         "edit and render, and preview latency around it, as shipped and with --keep-memory")
@@ -114,9 +116,10 @@ def run_e2e_command(args) -> int:
     from ..bench import environment
     from ..e2e_bench import run_e2e
 
-    result = run_e2e(args.model, args.threads, n=args.n, log=lambda m: print(m, file=sys.stderr))
+    result = run_e2e(args.model, args.threads, n=args.n, log=lambda m: print(m, file=sys.stderr), tcp=args.tcp)
     result["environment"] = environment(result["threads"])
-    print(f"CPU: {result['environment']['cpu']}, daemon threads {result['threads']}, model {result['model']}")
+    print(f"CPU: {result['environment']['cpu']}, daemon threads {result['threads']}, model {result['model']}, "
+          f"transport {result['transport']}")
     print("| request | round trip median ms | p95 ms | render median ms | outside render ms | share | served by |")
     print("|---|---|---|---|---|---|---|")
     for budget, r in result["budgets"].items():
@@ -127,7 +130,8 @@ def run_e2e_command(args) -> int:
     print(f"| render {r['size'][0]}x{r['size'][1]} | {r['round_trip_median_ms']} | {r['round_trip_p95_ms']} | "
           f"{r['render_median_ms']} | {r['outside_render_median_ms']} | {r['transport_share']:.0%} | full |")
     name = (args.model or "default").replace("/", "_").replace(":", "-")
-    return save(args.out or Path("bench-results") / f"e2e-{Path(name).stem}-{result['threads']}t.json", result)
+    return save(args.out or Path("bench-results") / f"e2e-{Path(name).stem}-{result['threads']}t-{result['transport']}.json",
+                result)
 
 
 def run_memory_command(args) -> int:
