@@ -18,6 +18,7 @@ import zmq
 
 from anycost import protocol as P
 from anycost.client import BackendTimeout, Client, RemoteError
+from anycost.memory import process_memory_mb as _rss_mb
 
 from .conftest import CLI, run_cli
 from .daemon_helpers import Daemon, face_image
@@ -251,13 +252,6 @@ def test_a_socket_folder_another_user_could_control_is_refused(tmp_path, runtime
 
 
 # ------------------------------------------------------------------------------------ memory
-
-def _rss_mb(pid: int, field: str = "VmRSS") -> float:
-    """Resident memory now (VmRSS) or at its highest so far (VmHWM), MiB."""
-    with open(f"/proc/{pid}/status") as f:
-        fields = dict(line.split(":", 1) for line in f)
-    return int(fields[field].split()[0]) / 1024
-
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RSS from /proc, glibc's malloc_trim")
 def test_memory_of_a_huge_render_is_given_back(tiny_model_file, tmp_path):

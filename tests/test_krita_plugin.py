@@ -265,22 +265,28 @@ def test_panel_drives_the_whole_flow(daemon, tmp_path):
 
 
 class RecordingSocket:
-    """Stands in for BackendSocket: records each request; the test answers them in any order."""
+    """Stands in for BackendSocket: records each request; the test answers them in any order. As
+    the real socket does, it drops the replies of a request that was forgotten."""
 
     def __init__(self):
         from anycost_plugin.events import Signal
         self.refined, self.failed = Signal(), Signal()
         self.sent: list[tuple] = []
+        self.forgotten: set[int] = set()
 
     def send(self, op, fields, on_result, on_error, on_progress=None) -> int:
         self.sent.append((op, fields, on_result, on_error))
         return len(self.sent)
 
     def forget(self, rid):
-        pass
+        self.forgotten.add(rid)
 
-    def last(self, op):
-        return next(s for s in reversed(self.sent) if s[0] == op)
+    def answer(self, rid, data):
+        if rid not in self.forgotten:
+            self.sent[rid - 1][2](data)
+
+    def last(self, op) -> int:
+        return next(i + 1 for i in range(len(self.sent) - 1, -1, -1) if self.sent[i][0] == op)
 
 
 def test_a_reply_older_than_the_newest_edit_is_never_shown():
@@ -291,7 +297,7 @@ def test_a_reply_older_than_the_newest_edit_is_never_shown():
     ctl.attach(sock)
 
     def opened(sid, fill):
-        sock.last("open")[2]({"session": sid, "region": [0, 0, w, h], "directions": [
+        sock.answer(sock.last("open"), {"session": sid, "region": [0, 0, w, h], "directions": [
             {"name": "PC1", "min": -3.0, "max": 3.0, "default": 0.0}],
             "reconstruction": {"w": w, "h": h, "mode": "RGB8", "data": bytes([fill]) * (w * h * 3)}})
 
@@ -303,10 +309,12 @@ def test_a_reply_older_than_the_newest_edit_is_never_shown():
     ctl.project(host, steps=1)
     opened("b" * 32, 20)
     assert host.preview == bytes([20]) * (w * h * 3)
-    old_edit[2]({"image": {"w": w, "h": h, "mode": "RGB8", "data": bytes([99]) * (w * h * 3)}, "values": {"PC1": 1.0}})
+    sock.answer(old_edit, {"image": {"w": w, "h": h, "mode": "RGB8", "data": bytes([99]) * (w * h * 3)},
+                           "values": {"PC1": 1.0}})
     assert host.preview == bytes([20]) * (w * h * 3)              # the old session's image was ignored
     ctl.set_value("PC1", 2.0)
     new_edit = sock.last("edit")
-    assert new_edit is not old_edit and new_edit[1]["session"] == "b" * 32
-    new_edit[2]({"image": {"w": w, "h": h, "mode": "RGB8", "data": bytes([30]) * (w * h * 3)}, "values": {"PC1": 2.0}})
+    assert new_edit != old_edit and sock.sent[new_edit - 1][1]["session"] == "b" * 32
+    sock.answer(new_edit, {"image": {"w": w, "h": h, "mode": "RGB8", "data": bytes([30]) * (w * h * 3)},
+                           "values": {"PC1": 2.0}})
     assert host.preview == bytes([30]) * (w * h * 3)

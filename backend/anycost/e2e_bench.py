@@ -23,21 +23,25 @@ def _summary(rtt: list[float], render: list[float]) -> dict:
             "transport_share": round(statistics.median(outside) / statistics.median(rtt), 3)}
 
 
-def run_e2e(model: str | None, threads: int | None, budgets=(50, 100, 250), n: int = 40, renders: int = 5,
-            log=print, log_file=None, tcp: bool = False) -> dict:
+def open_face_session(c: Client) -> tuple[str, str]:
+    """Project the shipped portrait (5 steps); the session and its first direction's name."""
     from PIL import Image
 
+    img = Image.open(FACE).convert("RGB")
+    s = c.call("open", image=P.Image(img.width, img.height, "RGB8", img.tobytes()).to_dict(), steps=5, timeout=600)
+    return s["session"], s["directions"][0]["name"]
+
+
+def run_e2e(model: str | None, threads: int | None, budgets=(50, 100, 250), n: int = 40, renders: int = 5,
+            log=print, log_file=None, tcp: bool = False) -> dict:
     # the editors' default transport (a Unix socket), or loopback TCP
     address = f"tcp://127.0.0.1:{free_port()}" if tcp else private_address("bench")
     args = ["--refine-delay", "-1"] + (["--model", model] if model else [])
     proc = start_daemon(address, args, threads=threads, log_file=log_file)
     try:
         hello = wait_ready(address, proc)
-        img = Image.open(FACE).convert("RGB")
         with Client(address) as c:
-            s = c.call("open", image=P.Image(img.width, img.height, "RGB8", img.tobytes()).to_dict(), steps=5,
-                       timeout=600)
-            sid, name = s["session"], s["directions"][0]["name"]
+            sid, name = open_face_session(c)
             out = {"model": c.call("models")["models"][0]["name"], "threads": hello["threads"], "budgets": {},
                    "transport": address.split("://")[0]}
             for budget in budgets:

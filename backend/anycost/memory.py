@@ -50,6 +50,13 @@ def give_back_freed_memory() -> bool:
     return bool(trim(0))
 
 
+def process_memory_mb(pid: int, field: str = "VmRSS") -> float:
+    """Another process's resident memory now (VmRSS) or at its highest so far (VmHWM), MiB (Linux)."""
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return int(fields[field].split()[0]) / 1024
+
+
 def rss_bytes() -> int | None:
     """This process's resident memory (Linux), None elsewhere."""
     try:

@@ -7,19 +7,11 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from pathlib import Path
 
-from . import protocol as P
 from .client import Client
+from .e2e_bench import open_face_session
 from .launcher import private_address, start_daemon, wait_ready
-
-FACE = Path(__file__).parent / "data" / "demo-face.png"
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        fields = dict(line.split(":", 1) for line in f)
-    return int(fields["VmRSS"].split()[0]) / 1024
+from .memory import process_memory_mb as rss_mb
 
 
 class Sampler:
@@ -52,18 +44,13 @@ def _previews(c: Client, sid: str, name: str, n: int) -> list[float]:
 
 def measure(model: str | None, threads: int | None, keep_memory: bool, side: int = 8192, n: int = 15,
             log=print) -> dict:
-    from PIL import Image
-
     args = ["--refine-delay", "-1"] + (["--model", model] if model else []) + (["--keep-memory"] if keep_memory else [])
     address = private_address("membench")
     proc = start_daemon(address, args, threads=threads)
     try:
         wait_ready(address, proc)
-        img = Image.open(FACE).convert("RGB")
         with Client(address) as c:
-            s = c.call("open", image=P.Image(img.width, img.height, "RGB8", img.tobytes()).to_dict(), steps=5,
-                       timeout=600)
-            sid, name = s["session"], s["directions"][0]["name"]
+            sid, name = open_face_session(c)
             before_ms = _previews(c, sid, name, n)
             time.sleep(1.0)
             out = {"keep_memory": keep_memory, "rss_before_mb": round(rss_mb(proc.pid), 1)}

@@ -55,7 +55,6 @@ class EditController:
         self._open_id = None
         self._edit_id = None                  # the edit in flight
         self._newest_edit = None              # id of the newest edit sent
-        self._edit_seq = 0                    # counts edits sent; a reply of an older one is not shown
         self._sent_values: dict | None = None
         self._dirty = False
         self._overhead_ms = 20.0              # transport + conversion beyond the render (auto budget)
@@ -202,18 +201,13 @@ class EditController:
         self._sent_values = dict(self.values)
         w, h = self.region[2], self.region[3]
         self._sent_at = time.monotonic()
-        self._edit_seq += 1
-        seq = self._edit_seq
         self._edit_id = self.socket.send("edit", {"session": self.session, "values": dict(self.values),
                                                   "budget_ms": self._budget(), "size": [w, h]},
-                                         lambda data: self._on_edit(data, seq),
-                                         lambda err: self._on_edit_error(err, seq))
+                                         self._on_edit, self._on_edit_error)
         self._newest_edit = self._edit_id
         self.edits_sent += 1
 
-    def _on_edit(self, data: dict, seq: int) -> None:
-        if seq != self._edit_seq:            # an edit older than the newest (an earlier session's): ignore
-            return
+    def _on_edit(self, data: dict) -> None:
         self._edit_id = None
         round_trip = (time.monotonic() - self._sent_at) * 1000
         self._overhead_ms = 0.8 * self._overhead_ms + 0.2 * max(0.0, round_trip - float(data.get("render_ms", 0)))
@@ -222,9 +216,7 @@ class EditController:
             self.preview_shown.emit({k: data.get(k) for k in ("config", "render_ms", "refined", "values")})
         self._pump()
 
-    def _on_edit_error(self, err: BackendError, seq: int) -> None:
-        if seq != self._edit_seq:
-            return
+    def _on_edit_error(self, err: BackendError) -> None:
         self._edit_id = None
         if err.code not in ("superseded", "closed"):
             self._fail(f"Preview failed: {err.message}")
@@ -278,6 +270,8 @@ class EditController:
             self.cancel_projection()
             self.socket.forget(self._open_id)
             self._open_id = None
+        if self._edit_id is not None and self.socket is not None:
+            self.socket.forget(self._edit_id)   # its late reply (e.g. from a restarted backend) is not shown
         if self.session is not None:            # free it on the backend (memory and disk)
             if self.socket is not None:
                 self.socket.send("close", {"session": self.session}, lambda d: None, lambda e: None)
@@ -287,7 +281,6 @@ class EditController:
             self.host.remove_preview()
         self.session, self.directions, self.values = None, [], {}
         self._edit_id = self._newest_edit = None
-        self._edit_seq += 1                   # whatever is still on its way belongs to this session
         self._dirty = False
         self.directions_changed.emit([])
         if self.phase != IDLE:

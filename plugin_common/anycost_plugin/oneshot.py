@@ -33,11 +33,11 @@ def parse_edits(text: str) -> dict[str, float]:
 def connect(address: str, executable: str | None, log_path: Path, start_timeout_s: float = 180.0) -> Client:
     """A client of a ready backend at `address` ("" = the default endpoint); starts `executable`
     there when none answers."""
-    address = address or P.default_address()
     try:
-        client = Client(address)
+        client = Client(address or None)
     except P.EndpointError as e:
         raise EditError(str(e)) from None
+    address = client.address
     try:
         client.call("hello", timeout=2.0)
     except BackendTimeout:

@@ -129,19 +129,18 @@ def run_e2e_command(args) -> int:
     r = result["render"]
     print(f"| render {r['size'][0]}x{r['size'][1]} | {r['round_trip_median_ms']} | {r['round_trip_p95_ms']} | "
           f"{r['render_median_ms']} | {r['outside_render_median_ms']} | {r['transport_share']:.0%} | full |")
-    name = (args.model or "default").replace("/", "_").replace(":", "-")
-    return save(args.out or Path("bench-results") / f"e2e-{Path(name).stem}-{result['threads']}t-{result['transport']}.json",
+    return save(args.out or Path("bench-results") / f"e2e-{_stem(args.model)}-{result['threads']}t-{result['transport']}.json",
                 result)
 
 
 def run_memory_command(args) -> int:
     from ..bench import environment
     from ..memory_bench import run_memory
+    from .serve import default_threads
 
     if not sys.platform.startswith("linux"):
         raise AnycostError("bench --memory reads /proc: Linux only")
     result = run_memory(args.model, args.threads, log=lambda m: print(m, file=sys.stderr))
-    from .serve import default_threads
     result["environment"] = environment(args.threads or default_threads())
     print(f"CPU: {result['environment']['cpu']}, model {result['runs'][0]['model']}, output {result['side']}² px")
     print("| daemon | RSS before MB | peak MB | 5 s after MB | preview ms before | first after | after |")
@@ -150,8 +149,12 @@ def run_memory_command(args) -> int:
         print(f"| {'--keep-memory' if r['keep_memory'] else 'as shipped'} | {r['rss_before_mb']} | {r['rss_peak_mb']} | "
               f"{r['rss_5s_after_mb']} | {r['preview_ms_before']} | {r['preview_ms_first_after']} | "
               f"{r['preview_ms_after']} |")
-    name = (args.model or "default").replace("/", "_").replace(":", "-")
-    return save(args.out or Path("bench-results") / f"memory-{Path(name).stem}.json", result)
+    return save(args.out or Path("bench-results") / f"memory-{_stem(args.model)}.json", result)
+
+
+def _stem(model: str | None) -> str:
+    """A results file's name part for a model spec (a path, a name or random:ARCH)."""
+    return Path((model or "default").replace("/", "_").replace(":", "-")).stem
 
 
 def run_creps_command(args) -> int:

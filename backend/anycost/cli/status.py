@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from .. import protocol as P
 from ..client import BackendTimeout, Client, RemoteError

@@ -108,15 +108,16 @@ class Server:
     def _bind_ipc(self) -> None:
         """A Unix socket in a folder only this user can enter, the socket itself 0600. Binding
         replaces any socket file there, so first make sure no daemon still answers on it."""
+        path = P.ipc_path(self.bind)
         P.check_endpoint(self.bind, create=True)
-        if P.ipc_path(self.bind).exists() and _answers(self.ctx, self.bind):
+        if path.exists() and _answers(self.ctx, self.bind):
             raise self._in_use()
         old = os.umask(0o177)
         try:
             self.router.bind(self.bind)
         finally:
             os.umask(old)
-        self._socket_file = (P.ipc_path(self.bind), os.stat(P.ipc_path(self.bind)).st_ino)
+        self._socket_file = (path, os.stat(path).st_ino)
 
     def _remove_socket_file(self) -> None:
         """On exit, the socket file goes too, unless another daemon has bound that path since."""
