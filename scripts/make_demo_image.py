@@ -1,32 +1,36 @@
-"""Draw the portrait that `anycost-backend demo` projects by default (backend/anycost/data/demo-face.png).
+"""Write the aligned face crop of the demo photo (backend/anycost/data/demo-face.png).
 
-A held-out face of the procedural dataset the built-in demo model was trained on (seeds from
-6,000,000 on are never used in training), chosen so that every slider has room to move: no
-glasses, a near-neutral mouth, young. Deterministic; no download, no one's likeness.
+The photo is skimage's `astronaut` (Eileen Collins, a NASA portrait in the public domain), shipped as
+backend/anycost/data/astronaut.jpg. Its face is found by mediapipe and aligned with the built-in demo
+model's face-crop rule at 256 px: `anycost-backend demo` edits this crop when mediapipe is not
+installed, the model card projects it, and the tests open it. Rerun after the rule changes.
 """
 from pathlib import Path
 
-from anycost_train.faces import face, labels
+import numpy as np
+from PIL import Image
 
-OUT = Path(__file__).resolve().parents[1] / "backend" / "anycost" / "data" / "demo-face.png"
-FIRST_SEED = 6_000_000
+from anycost.faces.detection import FaceDetector
+from anycost.faces.photo import align_photo
+from anycost.faces.recipes import model_recipe
+from anycost.hub import open_model
 
-
-def pick_seed() -> int:
-    seed = FIRST_SEED
-    while True:
-        lab = labels(seed)
-        if lab["glasses"] == 0 and abs(lab["smile"]) < 0.25 and lab["age"] < 0.3 and 0.3 < lab["skin"] < 0.7:
-            return seed
-        seed += 1
+DATA = Path(__file__).resolve().parents[1] / "backend" / "anycost" / "data"
+PHOTO, OUT = DATA / "astronaut.jpg", DATA / "demo-face.png"
 
 
 def main() -> None:
-    seed = pick_seed()
-    img, lab = face(seed, 256)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    img.save(OUT, optimize=True)
-    print(f"wrote {OUT} (seed {seed}: {lab})")
+    recipe = model_recipe(open_model("demo").metadata)
+    if recipe is None:
+        raise SystemExit("the demo model declares no face-crop rule: run `anycost-train alignment` first")
+    photo = np.asarray(Image.open(PHOTO).convert("RGB"))
+    detector = FaceDetector()
+    try:
+        aligned = align_photo(photo, recipe, 256, detector)
+    finally:
+        detector.close()
+    Image.fromarray(aligned.crop).save(OUT, optimize=True)
+    print(f"wrote {OUT} (face {aligned.rect} of {PHOTO.name})")
 
 
 if __name__ == "__main__":

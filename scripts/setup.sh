@@ -28,7 +28,10 @@ if ! "$VPY" -c "import torch, torchvision" >/dev/null 2>&1; then
 fi
 stamp=.venv/.anycost-installed
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "setup: installing anycost-editor (editable), face alignment and test tools"
-    pip_install -e ".[test,faces]"
+    echo "setup: installing anycost-editor (editable), face alignment, training and test tools"
+    pip_install -e ".[test,faces,train]"
+    # the demo model's teacher (MIT code; its weights inside the wheel): without its declared
+    # dependencies, which only its training script uses
+    pip_install --no-deps gan-face-generate==1.1.1
     touch "$stamp"
 fi

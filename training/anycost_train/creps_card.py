@@ -21,8 +21,7 @@ from anycost.imaging import grid, to_pil
 from anycost.perceptual import make_perceptual
 from anycost.projection import ProjectionOptions, project, psnr
 
-from .faces import faces_of_latents
-from .report import HELD_OUT_SEED
+from .heldout import held_out_faces
 
 CONSISTENCY_SIZES = (32, 64, 128, 256, 512)
 GRID_SIZES = (32, 64, 128, 256, 512)
@@ -100,11 +99,10 @@ def agreement(creps, anycost, wpluses: list[torch.Tensor], perceptual) -> dict:
 
 
 def projected_and_edited(anycost_model, n: int, steps: int, perceptual) -> list[torch.Tensor]:
-    """Held-out procedural faces projected with the anycost model, then each direction moved +2."""
+    """Held-out faces projected with the anycost model, then each of its first two directions moved +2."""
     g = anycost_model.generator
     dirs = from_model_file(anycost_model.metadata, anycost_model.extra_tensors, g.n_style)
-    z = torch.randn(n, g.cfg.style_dim, generator=torch.Generator().manual_seed(HELD_OUT_SEED))
-    faces = faces_of_latents(z, g.cfg.resolution)
+    faces, _ = held_out_faces(anycost_model.metadata, g.cfg.resolution, n)
     out = []
     for face in faces:
         res = project(g, face[None], perceptual, ProjectionOptions(steps=steps), encoder=anycost_model.encoder)

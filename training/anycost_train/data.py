@@ -84,6 +84,18 @@ class ProceduralFaces(Dataset):
         return labels(self.seed + i)
 
 
+def open_data(spec: str, resolution: int, seed: int = 0, teacher=None, flip: bool = False) -> Dataset:
+    """'procedural', 'teacher' (the samples of `teacher`, see anycost_train.teachers) or a folder."""
+    if spec == "procedural":
+        return ProceduralFaces(resolution, seed)
+    if spec == "teacher":
+        if teacher is None:
+            raise ValueError("data 'teacher' needs a teacher (e.g. --teacher gan-face-generate)")
+        from .teachers import TeacherSamples
+        return TeacherSamples(teacher, resolution, seed)
+    return ImageFolder(spec, resolution, flip=flip)
+
+
 def make_dataset(out: Path, n: int, resolution: int, seed: int = 0, progress=None) -> Path:
     """Write n procedural faces as PNGs plus `labels.jsonl` (one {"file", attributes...} per line)."""
     out.mkdir(parents=True, exist_ok=True)

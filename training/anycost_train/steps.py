@@ -11,6 +11,8 @@ def batch_of_step(data, step: int, batch: int, rank: int, world: int, data_seed:
     """This rank's real images of `step`: a deterministic function of the step (exact resume).
     Folder data runs through a fresh permutation per epoch; flips are a hash of the position."""
     first = (step * world + rank) * batch
+    if hasattr(data, "batch"):              # drawn, not stored (e.g. a teacher's samples): in one call
+        return data.batch(first, batch)
     if isinstance(data, ProceduralFaces):
         return torch.stack([data[first + j] for j in range(batch)])
     n = len(data)

@@ -21,11 +21,12 @@ from anycost.projection import downsample
 
 from . import dist
 from .config import TrainConfig
-from .data import ImageFolder, ProceduralFaces
+from .data import open_data
 from .faces import faces_of_latents
 from .discriminator import MultiResDiscriminator
 from .losses import consistency, d_logistic, g_nonsaturating, path_length, r1_penalty
 from .run_loop import TrainingRun
+from .teachers import open_teacher, resize_to, teacher_latents
 from .steps import apply_loss, batch_of_step, update_ema
 from .subnets import arch_dim, arch_vector, sample_ratios, widths
 
@@ -67,9 +68,13 @@ class Trainer(TrainingRun):
         self.gen = torch.Generator().manual_seed(tc.seed * 1009 + self.rank)   # per rank: z, noise
         self.step = 0
         self.mean_path = torch.zeros((), device=self.device)
-        self.perceptual = make_perceptual(device=tc.device) if tc.stage in ("adach", "renderer") else None
-        self.data = (ProceduralFaces(self.gcfg.resolution, tc.data_seed) if tc.data == "procedural"
-                     else ImageFolder(tc.data, self.gcfg.resolution, flip=False))
+        self.perceptual = (make_perceptual(device=tc.device) if tc.stage in ("adach", "renderer", "teacher")
+                           else None)
+        # the generator learnt from (stage "teacher", data "teacher"); not `self.teacher`, stage 2's frozen G
+        self.source = open_teacher(tc.teacher, tc.device) if tc.teacher else None
+        if tc.stage == "teacher":
+            teacher_latents(torch.zeros(1, self.gcfg.style_dim), self.source)    # z wide enough, else a clear error
+        self.data = open_data(tc.data, self.gcfg.resolution, tc.data_seed, self.source)
         self.history = list(state.get("history", [])) if state is not None else []
         if state is not None:
             self._load_state(state)
@@ -125,8 +130,8 @@ class Trainer(TrainingRun):
     # ------------------------------------------------------------------ one iteration
 
     def train_step(self) -> dict:
-        if self.tc.stage == "renderer":
-            return self._renderer_step()
+        if self.tc.stage in ("renderer", "teacher"):
+            return self._regression_step()
         tc, b = self.tc, self.tc.batch
         res = self.rnd.choice(self.resolutions)                        # sampling-based multi-resolution
         chans, arch = None, None
@@ -185,24 +190,47 @@ class Trainer(TrainingRun):
         self.step += 1
         return stats
 
-    def _renderer_step(self) -> dict:
-        """Warm start: teach G(z) the procedural renderer, face(Phi(z[:16])), by regression.
+    def regression_target(self, z: torch.Tensor) -> torch.Tensor:
+        """The image a warm start teaches for each z, at the full resolution.
 
-        The first 16 entries of z, mapped through the normal CDF, are the renderer's uniforms, so
-        the target of every z is known; the loss (L1 + perceptual distance) is applied at a sampled
-        resolution as in stage 1. The other entries of z are free for the adversarial stages.
-        """
-        b = self.tc.batch
+        Stage "renderer": the procedural face of z's first 16 entries (through the normal CDF, the
+        renderer's uniforms). Stage "teacher": the teacher's image of z's first `latent_dim` entries
+        (both N(0, I)). The other entries of z are free for the adversarial stages."""
+        if self.tc.stage == "renderer":
+            return faces_of_latents(z, self.gcfg.resolution).to(self.device)
+        return resize_to(self.source.images(teacher_latents(z, self.source)), self.gcfg.resolution).to(self.device)
+
+    def _regression_step(self) -> dict:
+        """Warm start: teach G(z) a known image per z by regression (L1 + perceptual distance) at a
+        sampled resolution, as in stage 1: distillation. With `adv_weight` > 0 a discriminator also
+        tells the targets from G's images (paired and adversarial at once: regression alone learns
+        the teacher's layout and colours fast but stays blurred where it cannot yet tell z's detail)."""
+        tc, b = self.tc, self.tc.batch
         res = self.rnd.choice(self.resolutions)
         z = torch.randn(b, self.gcfg.style_dim, generator=self.gen)
-        target = downsample(faces_of_latents(z, self.gcfg.resolution).to(self.device), res)
+        target = downsample(self.regression_target(z), res)
+        stats = {"res": res, "channels": sum(self.gcfg.full_channels), "d_loss": 0.0}
         with self._autocast():
             out = self.g(z.to(self.device), target_res=res, noise="random", generator=self.gen).float()
-            loss = F.l1_loss(out, target) + self.perceptual.distance(out, target).mean()
+        if tc.adv_weight > 0:
+            self.d.requires_grad_(True)
+            d_loss = d_logistic(self.d(target), self.d(out.detach()))
+            apply_loss(self.d, self.d_opt, d_loss)
+            stats["d_loss"] = d_loss.item()
+            if self.step % tc.r1_every == 0:
+                real_r = target.detach().requires_grad_(True)
+                pred = self.d(real_r)
+                apply_loss(self.d, self.d_opt, tc.r1_gamma / 2 * r1_penalty(pred, real_r) * tc.r1_every + 0 * pred[0])
+            self.d.requires_grad_(False)
+        regression = F.l1_loss(out, target) + self.perceptual.distance(out, target).mean()
+        loss = regression
+        if tc.adv_weight > 0:
+            loss = loss + tc.adv_weight * g_nonsaturating(self.d(out))
+            stats["regression"] = regression.item()
         apply_loss(self.g, self.g_opt, loss)
         self._update_ema()
         self.step += 1
-        return {"res": res, "channels": sum(self.gcfg.full_channels), "d_loss": 0.0, "g_loss": loss.item()}
+        return dict(stats, g_loss=loss.item())
 
     def _autocast(self):
         if self.tc.amp and self.device.type == "cuda":

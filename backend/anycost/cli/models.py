@@ -94,6 +94,10 @@ def print_directions_and_notes(model) -> None:
     from ..service.engine import load_directions
     print("  directions:")
     for d in load_directions(model).values():
-        print(f"    {d.name:16s} {d.min:g}..{d.max:g}  ({d.source})")
+        named = {e["name"]: e for e in model.metadata.get("directions", [])}
+        how = ", named by eye" if named.get(d.name, {}).get("named_by") == "eye" else ""
+        print(f"    {d.name:16s} {d.min:g}..{d.max:g}  ({d.source}{how})")
     if model.metadata.get("untrained"):
         print("  note: untrained (random weights)")
+    if model.metadata.get("licence"):
+        print(f"  licence: {model.metadata['licence']}")

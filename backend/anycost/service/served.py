@@ -66,6 +66,7 @@ class ServedModel:
                 "untrained": bool(self.model.metadata.get("untrained")), "has_encoder": self.has_encoder,
                 "any_size": self.any_size, "w_space": (self.model.metadata.get("w_space") or {}).get("model"),
                 "alignment": (self.model.metadata.get("alignment") or {}).get("name"),
+                "licence": str(self.model.metadata.get("licence") or ""),
                 "directions": [d.describe() for d in self.directions.values()],
                 "configs": [c.describe() for c in self.ranked] if self.ranked else None}
 
