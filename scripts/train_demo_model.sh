@@ -9,7 +9,7 @@
 # On a lent GPU: DEVICE=cuda PY=python3 (a Python with torch; PYTHONPATH=backend:training) runs every
 # training step there as one process (see docs/training.md, "On a GPU").
 #
-#   scripts/train_demo_model.sh [all|warm|stage2|encoder|directions|release|docs|creps]
+#   scripts/train_demo_model.sh [all|warm|stage1|stage2|encoder|directions|release|docs|creps]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
@@ -17,7 +17,8 @@ PY=${PY:-.venv/bin/python}
 DEVICE=${DEVICE:-cpu}
 TRAIN=("$PY" -m anycost_train.cli)
 ON=(--device "$DEVICE")
-STAGE2_ITERS=${STAGE2_ITERS:-400}
+STAGE1_ITERS=${STAGE1_ITERS:-2500}
+STAGE2_ITERS=${STAGE2_ITERS:-300}
 ENCODER_STEPS=${ENCODER_STEPS:-1500}
 CREPS_ITERS=${CREPS_ITERS:-2000}
 # principal components named by looking at their strips (directions --pc-strips), as NAME=PCk@ROWS
@@ -38,8 +39,19 @@ warm() {      # G(z) regressed onto the teacher's image of z[:100], both cores a
         "${TRAIN[@]}" train "${args[@]}" ${WARM_ITERS:+--iters "$WARM_ITERS"} --out "$RUNS/demo-warm"
     fi
 }
+stage1() {    # the paper's stage 1 (adversarial, sampled resolution) on the teacher's samples, from the warm start
+    # shellcheck disable=SC2046
+    local args=($(run_args "$RUNS/demo-s1" demo --stage multires --iters "$STAGE1_ITERS" "${ON[@]}" \
+        --init "$RUNS/demo-warm/latest.safetensors"))
+    if [ "$DEVICE" = cpu ]; then
+        OMP_NUM_THREADS=1 "$PY" -m torch.distributed.run --standalone --nproc_per_node 2 -m anycost_train.cli \
+            --threads 1 train "${args[@]}" --out "$RUNS/demo-s1"
+    else
+        "${TRAIN[@]}" train "${args[@]}" --out "$RUNS/demo-s1"
+    fi
+}
 stage2() {    # the paper's stage 2 on the teacher's samples, and its ablation, side by side, one core each
-    local init=(--stage adach --iters "$STAGE2_ITERS" "${ON[@]}" --init "$RUNS/demo-warm/latest.safetensors")
+    local init=(--stage adach --iters "$STAGE2_ITERS" "${ON[@]}" --init "$RUNS/demo-s1/latest.safetensors")
     # shellcheck disable=SC2046
     OMP_NUM_THREADS=1 "${TRAIN[@]}" --threads 1 train $(run_args "$RUNS/demo-adach" demo "${init[@]}") \
         --out "$RUNS/demo-adach" &
@@ -82,7 +94,7 @@ creps() {     # the CREPS demo distilled into the new model's W space, then its 
 }
 
 case "$step" in
-    all) warm; stage2; encoder; directions; release; docs; creps ;;
-    warm|stage2|encoder|directions|release|docs|creps) "$step" ;;
-    *) echo "usage: $0 [all|warm|stage2|encoder|directions|release|docs|creps]" >&2; exit 2 ;;
+    all) warm; stage1; stage2; encoder; directions; release; docs; creps ;;
+    warm|stage1|stage2|encoder|directions|release|docs|creps) "$step" ;;
+    *) echo "usage: $0 [all|warm|stage1|stage2|encoder|directions|release|docs|creps]" >&2; exit 2 ;;
 esac

@@ -38,12 +38,12 @@ def test_shipped_in_the_demo_models_w_space(creps, demo):
     assert all(torch.equal(creps.extra_tensors[f"directions.{d['name']}"].float(),
                            demo.extra_tensors[f"directions.{d['name']}"].float()) for d in meta["directions"])
     stages = [s["stage"] for s in meta["lineage"]]
-    assert stages[0] == "demo: renderer" and stages[-1] == "creps"
+    assert stages[0] == "demo: teacher" and stages[-1] == "creps"
 
 
 def test_agreement_with_demo_is_what_the_file_says(creps, demo):
     stored = creps.metadata["figures"]["agreement"]
-    z = torch.randn(8, 256, generator=torch.Generator().manual_seed(LATENT_SEED))
+    z = torch.randn(8, demo.generator.cfg.style_dim, generator=torch.Generator().manual_seed(LATENT_SEED))
     with torch.no_grad():
         latents = [demo.generator.latent_to_wplus(zz[None]) for zz in z]
     fresh = agreement(creps.generator, demo.generator, latents, make_perceptual())

@@ -5,6 +5,7 @@ import threading
 import time
 
 import msgpack
+import numpy as np
 import pytest
 
 from anycost import protocol as P
@@ -284,6 +285,49 @@ def test_demo_runs_the_whole_loop(tiny_model_file, tmp_path):
     import json
     report = json.loads((out / "report.json").read_text())
     assert len(report["previews"]) == 16 and report["final"]["render_ms"] > 0
+    assert report["align"] == "auto" and "face" not in report        # the tiny model declares no crop rule
+    assert (out / "strip.png").is_file() and "![strip](strip.png)" in (out / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_demo_edits_the_astronauts_face_with_the_built_in_model(tmp_path):
+    """What ./run.sh does: the photo's face found and aligned, every slider dragged, the final blended
+    back into the whole photo."""
+    import json
+
+    from PIL import Image
+    env = {"ANYCOST_STATE_DIR": str(tmp_path / "state"), "ANYCOST_CACHE_DIR": str(tmp_path / "cache")}
+    r = run_cli("--threads", "1", "demo", "--steps", "20", "--out", str(tmp_path / "out"), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = tmp_path / "out"
+    report = json.loads((out / "report.json").read_text())
+    assert report["face"]["faces"] == 1 and report["model"]["name"] == "demo"
+    assert "non-commercial" in (out / "report.md").read_text()
+    photo, final = Image.open(out / "input.png"), Image.open(out / "final-photo.png")
+    assert photo.size == final.size == (512, 512)
+    x, y, w, h = report["region"]
+    a, b = np.asarray(photo).astype(int), np.asarray(final).astype(int)
+    assert np.abs(a - b)[y:y + h, x:x + w].mean() > 1                  # the face changed ...
+    outside = np.ones(a.shape[:2], bool)
+    outside[y:y + h, x:x + w] = False
+    assert np.array_equal(a[outside], b[outside])                     # ... and nothing else
+    names = {p["direction"] for p in report["previews"]}
+    assert {"age", "smile", "head_turn"} <= names and len(report["previews"]) == 2 * len(names)
+    strip = Image.open(out / "strip.png")
+    assert strip.width == 8 * 128 and strip.height >= 2 * 128
+
+
+def test_demo_without_mediapipe_says_how_and_edits_the_aligned_crop(tiny_model_file, tmp_path):
+    blocker = tmp_path / "block" / "mediapipe"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError(\"No module named 'mediapipe'\")\n")
+    env = {"ANYCOST_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(tmp_path / "block")}
+    r = run_cli("--threads", "1", "demo", "--model", str(tiny_model_file), "--steps", "2", "--out",
+                str(tmp_path / "out"), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "pip install 'anycost-editor[faces]'" in r.stdout and "demo-face.png" in r.stdout
+    import json
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["align"] == "none"
 
 
 def test_align_auto_on_a_model_without_alignment_projects_the_region_as_is(client):

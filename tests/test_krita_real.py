@@ -140,7 +140,9 @@ def photo_mask_outside(photo: np.ndarray, region: list) -> np.ndarray:
     from anycost.hub import open_model
     detector = FaceDetector()
     try:
-        aligned = align_photo(photo, model_recipe(open_model("demo").metadata), 128, detector, PHOTO_REGION)
+        demo = open_model("demo")
+        aligned = align_photo(photo, model_recipe(demo.metadata), demo.generator.cfg.resolution, detector,
+                              PHOTO_REGION)
     finally:
         detector.close()
     assert list(aligned.rect) == list(region)

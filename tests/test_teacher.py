@@ -88,6 +88,22 @@ def test_teacher_stage_regresses_onto_the_teacher_and_resumes_exactly(tmp_path):
     assert meta["stage"] == "teacher" and meta["config"]["teacher"] == "gan-face-generate"
 
 
+def test_feature_distillation_matches_the_teachers_activations(tmp_path):
+    tc = load_config(None, overrides={**STUDENT, "stage": "teacher", "teacher": "gan-face-generate", "iters": 30,
+                                      "feature_weight": 1.0, "lr": 0.005, "checkpoint_every": 30})
+    t = Trainer(tc, tmp_path / "f", progress=False)
+    assert sorted(int(r) for r in t.adapters) == [4, 8, 16, 32]
+    feats = [t.train_step()["features"] for _ in range(30)]
+    assert sum(feats[-8:]) < 0.9 * sum(feats[:8]), feats
+    t.checkpoint()
+    again = Trainer.resumed(tmp_path / "f", {}, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(again.adapters.state_dict().values(), t.adapters.state_dict().values()))
+    with pytest.raises(ValueError, match="intermediate features"):
+        Trainer(load_config(None, overrides={**STUDENT, "generator": dict(STUDENT["generator"], style_dim=256),
+                                             "stage": "teacher", "teacher": "demo", "feature_weight": 1.0}),
+                tmp_path / "g", progress=False)
+
+
 def test_any_model_file_is_a_teacher_and_teacher_samples_are_stage_data(tiny_model_file, tmp_path):
     teacher = GeneratorTeacher(str(tiny_model_file))
     assert teacher.latent_dim == 64 and teacher.images(torch.zeros(2, 64)).shape == (2, 3, 64, 64)

@@ -132,7 +132,7 @@ def _add_overrides(p) -> None:
         p.add_argument(f"--{f}", dest=f, help=f"override `{f}`")
     for f in ("batch", "iters", "seed", "log_every", "sample_every", "checkpoint_every", "n_res", "r1_every"):
         p.add_argument(f"--{f.replace('_', '-')}", dest=f, type=int, help=f"override `{f}`")
-    for f in ("lr", "adv_weight", "mapping_lr_scale", "consistency_weight", "pl_weight", "ema_kimg"):
+    for f in ("lr", "adv_weight", "feature_weight", "mapping_lr_scale", "consistency_weight", "pl_weight", "ema_kimg"):
         p.add_argument(f"--{f.replace('_', '-')}", dest=f, type=float, help=f"override `{f}`")
     p.add_argument("--channel-mode", dest="channel_mode", choices=["uniform", "flexible", "mixed"])
     p.add_argument("--no-conditioned-d", dest="conditioned_d", action="store_const", const=False)

@@ -21,7 +21,7 @@ STAGES = ("teacher", "renderer", "multires", "adach")
 @dataclass
 class TrainConfig:
     stage: str = "multires"          # "teacher" or "renderer" (warm starts) | "multires" (stage 1) | "adach" (stage 2)
-    arch: str = "demo-128"           # generator architecture name, or "custom" with `generator`
+    arch: str = "demo-64"            # generator architecture name, or "custom" with `generator`
     generator: dict = field(default_factory=dict)   # GeneratorConfig.to_dict() for arch = "custom"
     data: str = "procedural"         # "procedural" (the face renderer), "teacher" (the teacher's samples)
                                      # or a folder of images
@@ -33,6 +33,7 @@ class TrainConfig:
     iters: int = 1000                # total iterations (the run stops there; --resume continues to it)
     lr: float = 0.002
     adv_weight: float = 0.0          # warm starts: weight of a discriminator's loss beside the regression
+    feature_weight: float = 0.0      # stage "teacher": weight of matching the teacher's intermediate activations
     mapping_lr_scale: float = 1.0    # extra factor on the mapping network's learning rate (its layers already
                                      # have lr_mul 0.01); > 1 lets a short supervised warm start move W
     betas: tuple = (0.0, 0.99)
@@ -216,10 +217,10 @@ CREPS_PRESETS = {
                    "generator": CrepsConfig(16, style_dim=32, n_mlp=2, channel_base=512, channel_max=32, rank=4,
                                             pixel_dim=8, decoder_hidden=(8, 8, 8), head_widths=(8, 8)).to_dict()},
     # the built-in CREPS demo: the anycost demo model's W space, distilled on a CPU (no discriminator:
-    # see docs/creps.md for why), on 32 and 64 px whole images and 64 px patches of the 128 px image
+    # see docs/creps.md for why), on 64 and 32 px whole images
     "creps-demo": {"arch": "creps-demo", "teacher": "demo", "adv_weight": 0.0, "pl_weight": 0.0, "mixing": 0.5,
-                   "batch": 8, "iters": 2500, "lr": 0.002, "ema_kimg": 2.0, "resolutions": (64, 32), "patch": 64,
-                   "patch_prob": 0.34, "log_every": 20, "sample_every": 250, "checkpoint_every": 250},
+                   "batch": 8, "iters": 2000, "lr": 0.002, "ema_kimg": 2.0, "resolutions": (64, 32),
+                   "log_every": 20, "sample_every": 250, "checkpoint_every": 250},
 }
 
 

@@ -55,6 +55,18 @@ class DCGANFaces:
         assert z.ndim == 2 and z.shape[1] == self.latent_dim, z.shape
         return self.net(z.to(self.device)[:, :, None, None]).clamp(-1, 1)
 
+    @torch.no_grad()
+    def images_and_features(self, z: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """The images and the activations after each ReLU, by resolution (4, 8, 16, 32 px: 512, 256,
+        128, 64 channels), for feature distillation."""
+        assert z.ndim == 2 and z.shape[1] == self.latent_dim, z.shape
+        x, feats = z.to(self.device)[:, :, None, None], {}
+        for layer in self.net.main:
+            x = layer(x)
+            if isinstance(layer, torch.nn.ReLU):
+                feats[x.shape[-1]] = x
+        return x.clamp(-1, 1), feats
+
 
 class GeneratorTeacher:
     """The full generator of a model file the project opens, as a teacher."""

@@ -62,7 +62,17 @@ class Trainer(TrainingRun):
             if self.teacher is None:
                 self.teacher = copy.deepcopy(self.g)
             self.teacher.eval().requires_grad_(False)
-        self.g_opt = torch.optim.Adam(self._g_param_groups(), lr=tc.lr, betas=tc.betas)
+        # the generator learnt from (stage "teacher", data "teacher"); not `self.teacher`, stage 2's frozen G
+        self.source = open_teacher(tc.teacher, tc.device) if tc.teacher else None
+        self.adapters = None
+        if tc.stage == "teacher":
+            teacher_latents(torch.zeros(1, self.gcfg.style_dim), self.source)    # z wide enough, else a clear error
+            if tc.feature_weight > 0:
+                self.adapters = self._feature_adapters().to(self.device)
+        groups = self._g_param_groups()
+        if self.adapters is not None:
+            groups.append({"params": list(self.adapters.parameters())})
+        self.g_opt = torch.optim.Adam(groups, lr=tc.lr, betas=tc.betas)
         self.d_opt = torch.optim.Adam(self.d.parameters(), lr=tc.lr, betas=tc.betas)
         self.rnd = random.Random(tc.seed)               # shared by all ranks: same sub-generator per step
         self.gen = torch.Generator().manual_seed(tc.seed * 1009 + self.rank)   # per rank: z, noise
@@ -70,10 +80,6 @@ class Trainer(TrainingRun):
         self.mean_path = torch.zeros((), device=self.device)
         self.perceptual = (make_perceptual(device=tc.device) if tc.stage in ("adach", "renderer", "teacher")
                            else None)
-        # the generator learnt from (stage "teacher", data "teacher"); not `self.teacher`, stage 2's frozen G
-        self.source = open_teacher(tc.teacher, tc.device) if tc.teacher else None
-        if tc.stage == "teacher":
-            teacher_latents(torch.zeros(1, self.gcfg.style_dim), self.source)    # z wide enough, else a clear error
         self.data = open_data(tc.data, self.gcfg.resolution, tc.data_seed, self.source)
         self.history = list(state.get("history", [])) if state is not None else []
         if state is not None:
@@ -83,10 +89,34 @@ class Trainer(TrainingRun):
                 self.history.append({"command": first.get("command"), "commit": first.get("commit"), "step": 0})
         else:
             dist.broadcast_module(self.g)
+            if self.adapters is not None:
+                dist.broadcast_module(self.adapters)
             dist.broadcast_module(self.d)
         # how this run was started and each resume: command, commit (taken now, not at save time), step
         self.history.append({"command": command_line(), "commit": git_commit(), "step": self.step})
         self.sample_z = torch.randn(2, self.gcfg.style_dim, generator=torch.Generator().manual_seed(12345))
+
+    def _feature_adapters(self) -> torch.nn.ModuleDict:
+        """Feature distillation (MobileStyleGAN's intermediate loss): a 1x1 convolution per resolution
+        the teacher has activations at, mapping G's features there onto the teacher's."""
+        if not hasattr(self.source, "images_and_features"):
+            raise ValueError(f"feature_weight needs a teacher with intermediate features; {self.source.name} has none")
+        _, feats = self.source.images_and_features(torch.zeros(1, self.source.latent_dim, device=self.device))
+        return torch.nn.ModuleDict({str(r): torch.nn.Conv2d(self.gcfg.channels[r], f.shape[1], 1)
+                                    for r, f in feats.items() if r in self.gcfg.channels})
+
+    def _student_features(self, z: torch.Tensor, res: int) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """G(z) at `res` and its features after each level's last convolution."""
+        feats, hooks = {}, []
+        layers = [self.g.conv1] + [self.g.convs[2 * j + 1] for j in range(len(self.gcfg.levels) - 1)]
+        for layer in layers:
+            hooks.append(layer.register_forward_hook(lambda m, i, out: feats.__setitem__(out.shape[-1], out)))
+        try:
+            out = self.g(z, target_res=res, noise="random", generator=self.gen).float()
+        finally:
+            for h in hooks:
+                h.remove()
+        return out, feats
 
     def _g_param_groups(self) -> list[dict]:
         mapping = list(self.g.style.parameters())     # the mapping network
@@ -208,10 +238,24 @@ class Trainer(TrainingRun):
         tc, b = self.tc, self.tc.batch
         res = self.rnd.choice(self.resolutions)
         z = torch.randn(b, self.gcfg.style_dim, generator=self.gen)
-        target = downsample(self.regression_target(z), res)
         stats = {"res": res, "channels": sum(self.gcfg.full_channels), "d_loss": 0.0}
-        with self._autocast():
-            out = self.g(z.to(self.device), target_res=res, noise="random", generator=self.gen).float()
+        feature_loss = None
+        if self.adapters is not None:
+            full, t_feats = self.source.images_and_features(teacher_latents(z, self.source))
+            target = downsample(resize_to(full, self.gcfg.resolution).to(self.device), res)
+            out, s_feats = self._student_features(z.to(self.device), res)
+            terms = []
+            for r, conv in self.adapters.items():
+                r = int(r)
+                if r in s_feats:
+                    t = t_feats[r].to(self.device)
+                    terms.append(F.mse_loss(conv(s_feats[r]), t / (t.pow(2).mean().sqrt() + 1e-8)))
+            feature_loss = torch.stack(terms).mean()
+            stats["features"] = feature_loss.item()
+        else:
+            target = downsample(self.regression_target(z), res)
+            with self._autocast():
+                out = self.g(z.to(self.device), target_res=res, noise="random", generator=self.gen).float()
         if tc.adv_weight > 0:
             self.d.requires_grad_(True)
             d_loss = d_logistic(self.d(target), self.d(out.detach()))
@@ -224,10 +268,12 @@ class Trainer(TrainingRun):
             self.d.requires_grad_(False)
         regression = F.l1_loss(out, target) + self.perceptual.distance(out, target).mean()
         loss = regression
+        if feature_loss is not None:
+            loss = loss + tc.feature_weight * feature_loss
         if tc.adv_weight > 0:
             loss = loss + tc.adv_weight * g_nonsaturating(self.d(out))
             stats["regression"] = regression.item()
-        apply_loss(self.g, self.g_opt, loss)
+        apply_loss(self.g if self.adapters is None else torch.nn.ModuleList([self.g, self.adapters]), self.g_opt, loss)
         self._update_ema()
         self.step += 1
         return dict(stats, g_loss=loss.item())
@@ -285,6 +331,7 @@ class Trainer(TrainingRun):
                           half=self.tc.half_checkpoints)
         save_model(self.out / "latest.safetensors", self.g_ema, meta, half=self.tc.half_checkpoints)
         self.save_state({"g": self.g.state_dict(), "d": self.d.state_dict(), "g_ema": self.g_ema.state_dict(),
+                         "adapters": self.adapters.state_dict() if self.adapters is not None else None,
                          "g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
                          "teacher": self.teacher.state_dict() if self.teacher is not None else None})
         dist.barrier()
@@ -299,6 +346,8 @@ class Trainer(TrainingRun):
         self.g.load_state_dict(s["g"])
         self.d.load_state_dict(s["d"])
         self.g_ema.load_state_dict(s["g_ema"])
+        if s.get("adapters") is not None:
+            self.adapters.load_state_dict(s["adapters"])
         if s.get("teacher") is not None:
             self.teacher.load_state_dict(s["teacher"])
         self.g_opt.load_state_dict(s["g_opt"])

@@ -76,9 +76,9 @@ CREPS_ARCHITECTURES = {
     "creps-ffhq-256": lambda: CrepsConfig(256),
     "creps-ffhq-512": lambda: CrepsConfig(512),
     "creps-ffhq-1024": lambda: CrepsConfig(1024),
-    # the anycost demo model's W space (style 256, 4 mapping layers) at 128 px; the per-pixel
+    # the anycost demo model's W space (style 128, 4 mapping layers) at 64 px; the per-pixel
     # layers are halved from the published (64, 128, 64) / (128, 64): they dominate CPU time
-    "creps-demo": lambda: CrepsConfig(128, style_dim=256, n_mlp=4, channel_base=16384, channel_max=256,
+    "creps-demo": lambda: CrepsConfig(64, style_dim=128, n_mlp=4, channel_base=8192, channel_max=256,
                                       decoder_hidden=(32, 64, 32), head_widths=(64, 32),
                                       extra={"note": "built-in CREPS demo size"}),
 }
