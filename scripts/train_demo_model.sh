@@ -51,7 +51,8 @@ stage1() {    # the paper's stage 1 (adversarial, sampled resolution) on the tea
     fi
 }
 stage2() {    # the paper's stage 2 on the teacher's samples, and its ablation, side by side, one core each
-    local init=(--stage adach --iters "$STAGE2_ITERS" "${ON[@]}" --init "$RUNS/demo-s1/latest.safetensors")
+    # all four elastic resolutions (64, 32, 16, 8 px): the 8 px level, which the daemon may pick, is trained here
+    local init=(--stage adach --iters "$STAGE2_ITERS" --n-res 4 "${ON[@]}" --init "$RUNS/demo-s1/latest.safetensors")
     # shellcheck disable=SC2046
     OMP_NUM_THREADS=1 "${TRAIN[@]}" --threads 1 train $(run_args "$RUNS/demo-adach" demo "${init[@]}") \
         --out "$RUNS/demo-adach" &

@@ -23,13 +23,18 @@ from .heldout import HELD_OUT_SEED
 GRID_SEEDS = (3, 7, 11)
 SLIDER_SEEDS = (5, 9)
 SLIDER_STEPS = 7
-PREVIEW = (0.5, 64)          # the preview configuration shown under each slider strip
+PREVIEW = (0.5, 32)          # the preview configuration shown under each slider strip
 TRUNCATION = 0.7
 
 
 def _tile(img: torch.Tensor, size: int) -> Image.Image:
     # nearest neighbour, so a 16 px output looks like 16 px, not like a blurred 128 px one
     return to_pil(img).resize((size, size), Image.NEAREST)
+
+
+def shown_size(g) -> int:
+    """Tiles at least 128 px wide: a 64 px model's faces are otherwise too small to judge."""
+    return max(128, g.cfg.resolution)
 
 
 def _seed_wplus(g, seed: int) -> torch.Tensor:
@@ -40,7 +45,7 @@ def _seed_wplus(g, seed: int) -> torch.Tensor:
 @torch.no_grad()
 def paper_grid(g, seeds=GRID_SEEDS) -> Image.Image:
     """Per seed: rows channel ratio 1, .75, .5, .25; columns the four resolutions (largest first)."""
-    size, blocks = g.cfg.resolution, []
+    size, blocks = shown_size(g), []
     for seed in seeds:
         wplus = _seed_wplus(g, seed)
         tiles = [_tile(g.synthesis(wplus, channels=r, target_res=k)[0], size)
@@ -52,7 +57,7 @@ def paper_grid(g, seeds=GRID_SEEDS) -> Image.Image:
 @torch.no_grad()
 def slider_strip(g, direction, seeds=SLIDER_SEEDS) -> Image.Image:
     """Rows: each seed at full quality, then the first seed through the preview configuration."""
-    size = g.cfg.resolution
+    size = shown_size(g)
     values = torch.linspace(direction.min, direction.max, SLIDER_STEPS).tolist()
     tiles = []
     for seed in seeds:
@@ -327,11 +332,14 @@ def write_model_card(model_path: Path, out: Path, n_projections: int = 6, n_slid
             cells += ["**own**" if a == r["attribute"] else f"{r['others_sd'][a]:+.2f}" for a in MEASURED]
             cells += [r["worst"], f"{r['specificity']:.1f}x"]
             lines.append("| " + " | ".join(cells) + " |")
-            if r["specificity"] < 3:
+            if not np.isfinite(r["specificity"]):
+                shortfalls.append(f"slider {r['name']}: its effect could not be measured (faces found at both ends "
+                                  f"of the slider in {_pct(r['faces_kept'])} of the projected faces)")
+            elif r["specificity"] < 3:
                 shortfalls.append(f"slider {r['name']}: specificity {r['specificity']:.1f}x (bar 3x; "
                                   f"{r['worst']} moves {r['others_sd'][r['worst']]:+.2f} sd against its own "
                                   f"{r['own_sd']:+.2f})")
-            if r["name"] == "age" and r["own"] < 15:
+            if r["name"] == "age" and not r["own"] >= 15:
                 shortfalls.append(f"the age slider moves the estimated age by {r['own']:.1f} years (bar 15)")
         lines += ["", "Attribute sd over the model's samples: "
                   + ", ".join(f"{a} {sd[a]:.3f} {MEASURED[a]}" for a in MEASURED if a in sd) + ".", ""]
