@@ -18,7 +18,7 @@ DEVICE=${DEVICE:-cpu}
 TRAIN=("$PY" -m anycost_train.cli)
 ON=(--device "$DEVICE")
 STAGE1_ITERS=${STAGE1_ITERS:-2500}
-STAGE2_ITERS=${STAGE2_ITERS:-300}
+STAGE2_ITERS=${STAGE2_ITERS:-250}
 ENCODER_STEPS=${ENCODER_STEPS:-1500}
 CREPS_ITERS=${CREPS_ITERS:-2000}
 # principal components named by looking at their strips (directions --pc-strips), as NAME=PCk@ROWS
@@ -39,7 +39,8 @@ warm() {      # G(z) regressed onto the teacher's image of z[:100], both cores a
         "${TRAIN[@]}" train "${args[@]}" ${WARM_ITERS:+--iters "$WARM_ITERS"} --out "$RUNS/demo-warm"
     fi
 }
-stage1() {    # the paper's stage 1 (adversarial, sampled resolution) on the teacher's samples, from the warm start
+stage1() {    # the paper's stage 1 (adversarial, sampled resolution) on the teacher's samples, from the warm start.
+    # Not in `all`: at this CPU's budget it made the faces worse (docs/training.md, "The built-in demo model")
     # shellcheck disable=SC2046
     local args=($(run_args "$RUNS/demo-s1" demo --stage multires --iters "$STAGE1_ITERS" "${ON[@]}" \
         --init "$RUNS/demo-warm/latest.safetensors"))
@@ -51,10 +52,13 @@ stage1() {    # the paper's stage 1 (adversarial, sampled resolution) on the tea
     fi
 }
 stage2() {    # the paper's stage 2 on the teacher's samples, and its ablation, side by side, one core each
-    # all four elastic resolutions (64, 32, 16, 8 px): the 8 px level, which the daemon may pick, is trained here
-    local init=(--stage adach --iters "$STAGE2_ITERS" --n-res 4 "${ON[@]}" --init "$RUNS/demo-s1/latest.safetensors")
+    # all four elastic resolutions (64, 32, 16, 8 px): the 8 px level, which the daemon may pick, is trained
+    # here; consistency weight 10: the full generator's own term anchors it to the warm start, which the
+    # adversarial term alone pulled away from faces at this budget
+    local init=(--stage adach --iters "$STAGE2_ITERS" --n-res 4 "${ON[@]}" --init "$RUNS/${STAGE2_INIT:-demo-warm}/latest.safetensors")
     # shellcheck disable=SC2046
-    OMP_NUM_THREADS=1 "${TRAIN[@]}" --threads 1 train $(run_args "$RUNS/demo-adach" demo "${init[@]}") \
+    OMP_NUM_THREADS=1 "${TRAIN[@]}" --threads 1 train $(run_args "$RUNS/demo-adach" demo "${init[@]}" \
+        --consistency-weight 10) \
         --out "$RUNS/demo-adach" &
     # shellcheck disable=SC2046
     OMP_NUM_THREADS=1 "${TRAIN[@]}" --threads 1 train $(run_args "$RUNS/demo-ablation" demo "${init[@]}" \
@@ -95,7 +99,7 @@ creps() {     # the CREPS demo distilled into the new model's W space, then its 
 }
 
 case "$step" in
-    all) warm; stage1; stage2; encoder; directions; release; docs; creps ;;
+    all) warm; stage2; encoder; directions; release; docs; creps ;;
     warm|stage1|stage2|encoder|directions|release|docs|creps) "$step" ;;
     *) echo "usage: $0 [all|warm|stage1|stage2|encoder|directions|release|docs|creps]" >&2; exit 2 ;;
 esac
