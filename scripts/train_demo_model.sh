@@ -19,8 +19,8 @@ TRAIN=("$PY" -m anycost_train.cli)
 ON=(--device "$DEVICE")
 STAGE1_ITERS=${STAGE1_ITERS:-2500}
 STAGE2_ITERS=${STAGE2_ITERS:-250}
-ENCODER_STEPS=${ENCODER_STEPS:-1500}
-CREPS_ITERS=${CREPS_ITERS:-2000}
+ENCODER_STEPS=${ENCODER_STEPS:-1000}
+CREPS_ITERS=${CREPS_ITERS:-800}
 # principal components named by looking at their strips (directions --pc-strips), as NAME=PCk@ROWS
 NAMED_PCS=(${NAMED_PCS:-})
 step=${1:-all}
@@ -74,7 +74,7 @@ directions() {
     local pcs=()
     for p in "${NAMED_PCS[@]}"; do pcs+=(--pc "$p"); done
     "${TRAIN[@]}" directions --model "$RUNS/demo-enc/model.safetensors" --out "$RUNS/demo-enc/model-dirs.safetensors" \
-        --pc-strips "$RUNS/pc-strips" "${pcs[@]}"
+        --pc-strips "$RUNS/pc-strips" --unnamed-pcs "${UNNAMED_PCS:-8}" "${pcs[@]}"
 }
 release() {
     "${TRAIN[@]}" release --model "$RUNS/demo-enc/model-dirs.safetensors" --out backend/anycost/data/demo.safetensors \

@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                     "eyes_open, head_turn)")
     dr.add_argument("--pc", action="append", default=[], metavar="NAME=PCk@A-B",
                     help="name principal component k, applied to W+ rows A..B-1 (named by looking at its strip)")
+    dr.add_argument("--unnamed-pcs", type=int, default=8, help="how many of the unnamed components to keep as "
+                                                                "sliders PC1.. (0: only the named ones)")
     dr.add_argument("--pc-strips", type=Path, help="also write each component's strip per row range here, "
                                                     "to name them by")
 
@@ -232,7 +234,7 @@ def directions_cmd(args) -> int:
     finally:
         meter.close()
     dirs.update(named)
-    dirs.update(pcs)
+    dirs.update(dict(list(pcs.items())[:max(0, args.unnamed_pcs)]))
     meta_dirs, tensors = directions_to_file(dirs, reports, set(named))
     meta = dict(model.metadata, directions=meta_dirs, attribute_sd={k: round(v, 4) for k, v in sd.items()},
                 directions_training={"samples": args.samples, "eval": args.eval, "named_components": args.pc,
