@@ -22,7 +22,10 @@ STAGE2_ITERS=${STAGE2_ITERS:-250}
 ENCODER_STEPS=${ENCODER_STEPS:-1000}
 CREPS_ITERS=${CREPS_ITERS:-800}
 # principal components named by looking at their strips (directions --pc-strips), as NAME=PCk@ROWS
-NAMED_PCS=(${NAMED_PCS:-})
+# (named 2026-12-01 from runs/pc-strips of the stage-2 model: PC1 brightness of face and scene, PC2 dark
+# to blond hair, PC3 light from the image-left side to frontal, PC8 warm (orange) to cool (blue) colour;
+# PC4-7 mix hair, hats and background and got no name)
+NAMED_PCS=(${NAMED_PCS:-light=PC1@0-10 hair_light=PC2@0-7 light_direction=PC3@0-7 warmth=PC8@0-7})
 step=${1:-all}
 
 # a started run is continued (--resume), a new one started from its preset
@@ -74,7 +77,7 @@ directions() {
     local pcs=()
     for p in "${NAMED_PCS[@]}"; do pcs+=(--pc "$p"); done
     "${TRAIN[@]}" directions --model "$RUNS/demo-enc/model.safetensors" --out "$RUNS/demo-enc/model-dirs.safetensors" \
-        --pc-strips "$RUNS/pc-strips" --unnamed-pcs "${UNNAMED_PCS:-8}" "${pcs[@]}"
+        --pc-strips "$RUNS/pc-strips" --unnamed-pcs "${UNNAMED_PCS:-0}" "${pcs[@]}"
 }
 release() {
     "${TRAIN[@]}" release --model "$RUNS/demo-enc/model-dirs.safetensors" --out backend/anycost/data/demo.safetensors \
