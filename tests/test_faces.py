@@ -241,7 +241,7 @@ def test_project_align_auto_then_edit_writes_the_composited_photo(astronaut, tmp
     r = run_cli("edit", str(latent), "--photo", str(tmp_path / "other.png"), "--out", str(tmp_path / "x.png"))
     assert r.returncode == 2 and "projected from a 512x512 px one" in r.stderr
     r = run_cli("edit", str(latent), "--crop-only", "--out", str(tmp_path / "crop.png"))
-    assert r.returncode == 0 and Image.open(tmp_path / "crop.png").size == (128, 128)
+    assert r.returncode == 0 and Image.open(tmp_path / "crop.png").size == (64, 64)      # the model's square
 
 
 def test_project_align_errors_are_one_line(astronaut, tmp_path):

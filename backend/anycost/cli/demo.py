@@ -142,7 +142,7 @@ def run(args) -> int:
             report["steps"]["render_ms"] = round((time.perf_counter() - t1) * 1000, 2)
             report["final"] = {"values": final_values, "render_ms": final["render_ms"]}
             face = save(final["image"], out / "final.png")
-            strip.append(("final " + ", ".join(f"{k} {v:+g}" for k, v in final_values.items()), face))
+            strip.append(("final", face))          # its slider values: report.md
             photo = src.copy()               # the final back in the whole photo, as Apply does in an editor
             photo.paste(face.resize((w, h)), (x, y))
             photo.save(out / "final-photo.png")
@@ -209,6 +209,7 @@ def markdown(r: dict) -> str:
              f"| edit round trip (median / max of {s['edit_round_trip_ms']['n']}) | "
              f"{s['edit_round_trip_ms']['median']} / {s['edit_round_trip_ms']['max']} ms |",
              f"| final render, round trip | {s['render_ms']} ms |", "",
+             "Final: " + ", ".join(f"{k} {v:+g}" for k, v in r["final"]["values"].items()) + ".", "",
              f"Reconstruction PSNR {r['fit']['psnr']:.2f} dB.", ""]
     if r["model"].get("licence"):
         lines += [f"Model licence: {r['model']['licence']}", ""]
