@@ -20,7 +20,7 @@ ON=(--device "$DEVICE")
 STAGE1_ITERS=${STAGE1_ITERS:-2500}
 STAGE2_ITERS=${STAGE2_ITERS:-250}
 ENCODER_STEPS=${ENCODER_STEPS:-1000}
-CREPS_ITERS=${CREPS_ITERS:-800}
+CREPS_ITERS=${CREPS_ITERS:-1500}
 # principal components named by looking at their strips (directions --pc-strips), as NAME=PCk@ROWS
 # (named 2026-12-01 from runs/pc-strips of the stage-2 model: PC1 brightness of face and scene, PC2 dark
 # to blond hair, PC3 light from the image-left side to frontal, PC8 warm (orange) to cool (blue) colour;
