@@ -70,7 +70,13 @@ def test_aligned_session_previews_and_applies_into_the_photo(client, photo):
     assert np.array_equal(pixels(shown[-1]["preview"])[outside], original[outside])
 
     values = {"smile": 2.5, "age": -1.0}
-    preview = client.call("edit", session=r["session"], values=values, budget_ms=1.0)   # the cheapest preview
+    # a preview a user would get: the fastest at half channels or more and 32 px or more (the 0.25x and
+    # 8 px sub-generators of the 64 px demo are far from its final: docs/demo-model.md)
+    configs = next(m for m in client.call("models")["models"] if m["name"] == "demo")["configs"]
+    usable = [c for c in configs if c["ratio"] >= 0.5 and c["resolution"] >= 32 and
+              (c["ratio"], c["resolution"]) != (1.0, 64)]
+    budget = min(c["latency_ms"] for c in usable)
+    preview = client.call("edit", session=r["session"], values=values, budget_ms=budget)
     assert not preview["config"]["full"]
     final = client.call("render", session=r["session"], values=values)
     assert final["config"]["full"]
@@ -81,7 +87,7 @@ def test_aligned_session_previews_and_applies_into_the_photo(client, photo):
         assert np.abs(out[mask == 1].astype(int) - original[mask == 1]).mean() > 5   # the face did change
     # what the user saw while dragging is what Apply gives, up to the preview's lower detail
     diff = np.abs(pixels(preview["image"]).astype(int) - pixels(final["image"]).astype(int))[mask == 1].mean()
-    assert diff < 20, diff
+    assert diff < 20, (diff, preview["config"], budget)
     client.call("close", session=r["session"])
 
 

@@ -124,6 +124,10 @@ def release_creps(model_path: Path, out: Path, name: str, half: bool = True, n: 
         stages = [dict(s, stage=f"{w_space}: {s['stage']}") for s in anycost.metadata.get("lineage", [])] + stages
     meta = dict(model.metadata, name=name, figures=figures, lineage=stages)
     meta.pop("untrained", None)
+    if anycost is not None:      # the same W space draws the same faces: the same crop rule and licence
+        for key in ("alignment", "licence"):
+            if key in anycost.metadata:
+                meta[key] = anycost.metadata[key]
     path = save_creps(out, g, meta, half=half, encoder=model.encoder, extra_tensors=model.extra_tensors)
     return _shippable(path, log_fn)
 
