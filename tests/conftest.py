@@ -54,6 +54,14 @@ def runtime_dir(monkeypatch):
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def without_module(tmp_path: Path, name: str) -> str:
+    """A folder to put first on PYTHONPATH in which importing `name` fails, as on a machine without it."""
+    blocker = tmp_path / "block" / name
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text(f"raise ImportError(\"No module named '{name}'\")\n")
+    return str(tmp_path / "block")
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([str(CLI), *args], capture_output=True, text=True, env=full_env, timeout=timeout)

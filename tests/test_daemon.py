@@ -11,7 +11,7 @@ import pytest
 from anycost import protocol as P
 from anycost.client import BackendTimeout, Client, RemoteError
 
-from .conftest import run_cli
+from .conftest import run_cli, without_module
 from .daemon_helpers import Daemon, face_image
 
 
@@ -318,10 +318,7 @@ def test_demo_edits_the_astronauts_face_with_the_built_in_model(tmp_path):
 
 
 def test_demo_without_mediapipe_says_how_and_edits_the_aligned_crop(tiny_model_file, tmp_path):
-    blocker = tmp_path / "block" / "mediapipe"
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError(\"No module named 'mediapipe'\")\n")
-    env = {"ANYCOST_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(tmp_path / "block")}
+    env = {"ANYCOST_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": without_module(tmp_path, "mediapipe")}
     r = run_cli("--threads", "1", "demo", "--model", str(tiny_model_file), "--steps", "2", "--out",
                 str(tmp_path / "out"), env=env)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -18,7 +18,7 @@ from anycost.faces.geometry import Alignment, warp_back, warp_to_crop
 from anycost.faces.photo import Blend, FaceError, align_photo, choose_face
 from anycost.faces.recipes import Recipe, model_recipe
 
-from .conftest import REPO, run_cli
+from .conftest import REPO, run_cli, without_module
 
 
 def _require_mediapipe():
@@ -256,13 +256,10 @@ def test_project_align_errors_are_one_line(astronaut, tmp_path):
 
 def test_without_mediapipe_the_message_says_how_to_install(tmp_path):
     """A folder first on the path whose `mediapipe` cannot be imported: as on a machine without it."""
-    blocker = tmp_path / "block" / "mediapipe"
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError(\"No module named 'mediapipe'\")\n")
     code = ("from anycost.faces.detection import FaceDetector\n"
             "try:\n    FaceDetector()\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                       env=dict(os.environ, PYTHONPATH=str(tmp_path / "block")))
+                       env=dict(os.environ, PYTHONPATH=without_module(tmp_path, "mediapipe")))
     assert "FacesUnavailable" in r.stdout and "pip install 'anycost-editor[faces]'" in r.stdout, r.stdout + r.stderr
 
 

@@ -15,7 +15,8 @@ from anycost_train.teachers import (DCGAN_INSTALL, DCGANFaces, GeneratorTeacher,
                                     teacher_latents)
 from anycost_train.trainer import Trainer
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .conftest import REPO, without_module
+
 # a 32 px student whose z holds the DCGAN's 100 entries and 28 free ones
 STUDENT = {"arch": "custom", "n_res": 3, "batch": 4, "log_every": 1, "sample_every": 1000, "checkpoint_every": 1000,
            "r1_every": 2, "generator": {"resolution": 32, "style_dim": 128, "n_mlp": 2,
@@ -42,13 +43,10 @@ def test_the_dcgan_teacher_draws_faces_from_its_wheel(dcgan):
 
 
 def test_without_the_package_the_message_says_how_to_install(tmp_path):
-    blocker = tmp_path / "block" / "gan_face_generate"
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('no gan_face_generate')\n")
     code = ("from anycost_train.teachers import open_teacher\n"
             "try:\n    open_teacher('gan-face-generate')\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                       env=dict(os.environ, PYTHONPATH=str(tmp_path / "block")))
+                       env=dict(os.environ, PYTHONPATH=without_module(tmp_path, "gan_face_generate")))
     assert "TeacherUnavailable" in r.stdout and DCGAN_INSTALL in r.stdout, r.stdout + r.stderr
     with pytest.raises(RuntimeError, match="known teachers"):
         open_teacher(str(tmp_path / "missing.safetensors"))

@@ -63,14 +63,10 @@ def lineage(metadata: dict) -> list[dict]:
 
 def teacher_licence(metadata: dict) -> str:
     """What the licence of a teacher in the model's training chain imposes on it (e.g. DigiFace-1M's
-    non-commercial terms for gan-face-generate), or ""."""
+    non-commercial terms for gan-face-generate), or the licence the model already declares."""
+    from .heldout import model_teacher
     from .teachers import DCGAN_FACES, DCGAN_LICENCE
-    t = metadata.get("training")
-    while t:
-        if (t.get("config") or {}).get("teacher") == DCGAN_FACES:
-            return DCGAN_LICENCE
-        t = t.get("init")
-    return metadata.get("licence", "")
+    return DCGAN_LICENCE if model_teacher(metadata) == DCGAN_FACES else metadata.get("licence", "")
 
 
 def release(model_path: Path, out: Path, name: str, ablations: dict[str, Path] | None = None, half: bool = True,
