@@ -47,7 +47,9 @@ def test_adversarial_run_writes_model_samples_log_and_resumes_bit_for_bit(tmp_pa
         a, b = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), name
     with pytest.raises(ValueError, match="can change only"):
-        CrepsTrainer.resumed(tmp_path / "b", {"iters": 9, "lr": 0.1}, progress=False)
+        CrepsTrainer.resumed(tmp_path / "b", {"iters": 9, "batch": 2}, progress=False)
+    annealed = CrepsTrainer.resumed(tmp_path / "b", {"iters": 5, "lr": 0.0001}, progress=False)
+    assert [g["lr"] for g in annealed.g_opt.param_groups] == [0.0001]
 
 
 @pytest.fixture(scope="module")

@@ -131,7 +131,13 @@ def test_resume_continues_bit_for_bit(tmp_path):
     history = load_model(tmp_path / "b" / "latest.safetensors").metadata["training"]["history"]
     assert [h["step"] for h in history] == [0, 3] and all(h["command"] and h["commit"] for h in history)
     with pytest.raises(ValueError, match="can change only"):
-        Trainer.resumed(tmp_path / "b", {"iters": 9, "lr": 0.1}, progress=False)
+        Trainer.resumed(tmp_path / "b", {"iters": 9, "batch": 2}, progress=False)
+    # an annealing phase: the resumed run's lower rate reaches both optimizers (the state file has the old)
+    annealed = Trainer.resumed(tmp_path / "b", {"iters": 7, "lr": 0.0005, "ema_kimg": 20.0}, progress=False)
+    scale = annealed.tc.mapping_lr_scale
+    assert [g["lr"] for g in annealed.g_opt.param_groups] == [0.0005, 0.0005 * scale]
+    assert [g["lr"] for g in annealed.d_opt.param_groups] == [0.0005] and annealed.tc.ema_kimg == 20.0
+    assert resumed.g_opt.param_groups[0]["lr"] == straight.tc.lr
 
 
 def test_torchrun_two_processes_keep_replicas_identical(tmp_path):

@@ -31,7 +31,7 @@ from .data import ImageFolder, ProceduralFaces
 from .config import CrepsTrainConfig
 from .discriminator import MultiResDiscriminator
 from .losses import d_logistic, g_nonsaturating, path_length, r1_penalty
-from .run_loop import TrainingRun
+from .run_loop import TrainingRun, set_learning_rates
 from .steps import apply_loss, batch_of_step, update_ema
 from .trainer import command_line, git_commit
 
@@ -254,6 +254,8 @@ class CrepsTrainer(TrainingRun):
         self.g.load_state_dict(s["g"])
         self.g_ema.load_state_dict(s["g_ema"])
         self.g_opt.load_state_dict(s["g_opt"])
+        set_learning_rates(self.g_opt, [self.tc.lr])
         if self.d:
             self.d.load_state_dict(s["d"])
             self.d_opt.load_state_dict(s["d_opt"])
+            set_learning_rates(self.d_opt, [self.tc.lr])

@@ -11,8 +11,9 @@ import torch
 
 from . import dist
 
-# what a resumed run may change; everything else is the run's own
-RESUMABLE_CHANGES = ("iters", "log_every", "sample_every", "checkpoint_every")
+# what a resumed run may change; everything else is the run's own. A lower `lr` (and a longer EMA)
+# on resume is an annealing phase by hand, recorded in the run's history like any other resume.
+RESUMABLE_CHANGES = ("iters", "log_every", "sample_every", "checkpoint_every", "lr", "ema_kimg")
 AVERAGED_STATS = ("loss", "consistency", "distill")      # stats averaged over the processes when logged
 
 
@@ -98,6 +99,14 @@ class TrainingRun:
         if not path.is_file():
             raise FileNotFoundError(f"nothing to resume: {path} does not exist")
         return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def set_learning_rates(opt: torch.optim.Optimizer, lrs: list[float]) -> None:
+    """Each parameter group's rate from the (possibly resumed and changed) configuration: a loaded
+    optimizer state carries the rates it was saved with."""
+    assert len(lrs) == len(opt.param_groups), (len(lrs), len(opt.param_groups))
+    for group, lr in zip(opt.param_groups, lrs):
+        group["lr"] = lr
 
 
 def plain_rng_state(rnd: random.Random) -> list:

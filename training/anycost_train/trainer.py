@@ -25,7 +25,7 @@ from .data import open_data
 from .faces import faces_of_latents
 from .discriminator import MultiResDiscriminator
 from .losses import consistency, d_logistic, g_nonsaturating, path_length, r1_penalty
-from .run_loop import TrainingRun
+from .run_loop import TrainingRun, set_learning_rates
 from .teachers import open_teacher, resize_to, teacher_latents
 from .steps import apply_loss, batch_of_step, update_ema
 from .subnets import arch_dim, arch_vector, sample_ratios, widths
@@ -352,6 +352,9 @@ class Trainer(TrainingRun):
             self.teacher.load_state_dict(s["teacher"])
         self.g_opt.load_state_dict(s["g_opt"])
         self.d_opt.load_state_dict(s["d_opt"])
+        set_learning_rates(self.g_opt, [g.get("lr", self.tc.lr) for g in self._g_param_groups()]
+                           + ([self.tc.lr] if self.adapters is not None else []))
+        set_learning_rates(self.d_opt, [self.tc.lr])
 
 
 def command_line() -> str:
