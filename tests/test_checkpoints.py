@@ -32,6 +32,14 @@ def test_our_format_round_trip_is_exact(tmp_path):
         assert torch.equal(m.generator(z, channels=0.5), g(z, channels=0.5))
 
 
+def test_smallest_preview_resolution_travels_with_the_model(tmp_path):
+    g = Generator(GeneratorConfig(64, {4: 8, 8: 8, 16: 8, 32: 8, 64: 8}, style_dim=16, n_mlp=1, elastic_min=16))
+    assert g.cfg.elastic_resolutions == [64, 32, 16]
+    assert GeneratorConfig(64, {4: 8, 8: 8, 16: 8, 32: 8, 64: 8}, style_dim=16).elastic_resolutions == [64, 32, 16, 8]
+    m = load_model(save_model(tmp_path / "m.safetensors", g, {"name": "m"}))
+    assert m.generator.cfg.elastic_resolutions == [64, 32, 16]
+
+
 @pytest.mark.parametrize("length_bytes", [b"\x80", b"PK"])
 def test_header_length_that_looks_like_a_pickle_or_zip_signature(tmp_path, length_bytes):
     """A safetensors header length starting with 0x80 (pickle) or "PK" (zip) is still our format."""

@@ -116,6 +116,28 @@ def test_native_resolution_patch_steps(teacher_file, tmp_path):
     assert all(not torch.equal(a, b) for a, b in zip(before, after) if b.grad is not None)
 
 
+def test_encoded_latents_are_the_teachers_encoder_guesses(teacher_file, tmp_path):
+    """With `encoded`, part of each batch's W+ are the teacher's encoder guesses of faces (here the
+    teacher model's own samples: it names no source generator), and the targets are its images of them."""
+    over = {"teacher": str(teacher_file), "adv_weight": 0.0, "pl_weight": 0.0, "iters": 2, "batch": 4,
+            "log_every": 1, "checkpoint_every": 2, "sample_every": 2, "encoded": 0.5}
+    t = CrepsTrainer(load_creps_config("creps-tiny", None, over), tmp_path / "e", progress=False)
+    assert t.faces is None
+    gen_state = t.gen.get_state()
+    ws, target = t.latents(4)
+    t.gen.set_state(gen_state)
+    z = torch.randn(4, 1, 32, generator=t.gen)          # the mapped latents are drawn first
+    tg = t.teacher.generator
+    with torch.no_grad():
+        guess = t.teacher.encoder(tg(torch.randn(2, 32, generator=t.gen)))
+        assert torch.allclose(ws[:2], t.g.wplus_from_anycost(guess), atol=1e-6)
+        assert torch.allclose(ws[2:], t.g.wplus_from_anycost(tg.latent_to_wplus(z[2:])), atol=1e-6)
+        assert torch.allclose(target, tg.synthesis(torch.cat([guess, tg.latent_to_wplus(z[2:])])), atol=1e-5)
+    t.run()
+    with pytest.raises(ValueError, match="encoded is a share"):
+        load_creps_config("creps-tiny", None, {"encoded": 0.5})
+
+
 def load_creps_teacher_direction(path):
     from anycost.checkpoints import load_model
     return load_model(path).extra_tensors["directions.smile"]

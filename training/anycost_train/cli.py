@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument(f"--{f}", dest=f, help=f"override `{f}`")
     for f in ("batch", "iters", "seed", "log_every", "sample_every", "checkpoint_every", "r1_every", "pl_every", "patch"):
         c.add_argument(f"--{f.replace('_', '-')}", dest=f, type=int, help=f"override `{f}`")
-    for f in ("lr", "distill_weight", "adv_weight", "pl_weight", "r1_gamma", "ema_kimg", "mixing", "patch_prob"):
+    for f in ("lr", "distill_weight", "adv_weight", "pl_weight", "r1_gamma", "ema_kimg", "mixing", "patch_prob",
+              "encoded"):
         c.add_argument(f"--{f.replace('_', '-')}", dest=f, type=float, help=f"override `{f}`")
     c.add_argument("--resolutions", type=lambda v: tuple(int(x) for x in v.split(",")),
                    help="whole-image training sizes, e.g. 64,32")

@@ -154,6 +154,8 @@ class CrepsTrainConfig:
     patch_prob: float = 0.0          #   of the native-resolution image instead (distillation only): the
                                      #   finest detail is taught at the cost of a small image
     mixing: float = 0.0              # style mixing in the teacher's W+ (CREPS itself trains without)
+    encoded: float = 0.0             # share of each distilled batch whose W+ are the teacher's encoder guesses
+                                     #   of faces (what a projected photo has, off the mapping's distribution)
     batch: int = 8
     iters: int = 1000
     lr: float = 0.0025               # CREPS' G and D learning rate
@@ -206,6 +208,8 @@ class CrepsTrainConfig:
             raise ValueError("without a teacher the adversarial loss is the only objective: adv_weight must be > 0")
         if self.batch < 1 or self.iters < 0:
             raise ValueError("batch must be >= 1 and iters >= 0")
+        if not 0 <= self.encoded <= 1 or (self.encoded > 0 and not self.teacher):
+            raise ValueError("encoded is a share from 0 to 1 of the teacher's latents: it needs a teacher")
         if self.patch_prob > 0 and not (self.teacher and 8 <= self.patch <= cfg.resolution):
             raise ValueError("native-resolution patches need a teacher and 8 <= patch <= the model's resolution")
 
@@ -219,6 +223,7 @@ CREPS_PRESETS = {
     # the built-in CREPS demo: the anycost demo model's W space, distilled on a CPU (no discriminator:
     # see docs/creps.md for why), on 64 and 32 px whole images
     "creps-demo": {"arch": "creps-demo", "teacher": "demo", "adv_weight": 0.0, "pl_weight": 0.0, "mixing": 0.5,
+                   "encoded": 0.5,
                    "batch": 8, "iters": 2000, "lr": 0.002, "ema_kimg": 2.0, "resolutions": (64, 32),
                    "log_every": 20, "sample_every": 250, "checkpoint_every": 250},
 }

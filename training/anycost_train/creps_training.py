@@ -30,6 +30,8 @@ from . import dist
 from .data import ImageFolder, ProceduralFaces
 from .config import CrepsTrainConfig
 from .discriminator import MultiResDiscriminator
+from .heldout import model_teacher
+from .teachers import TeacherSamples, open_teacher
 from .losses import d_logistic, g_nonsaturating, path_length, r1_penalty
 from .run_loop import TrainingRun, set_learning_rates
 from .steps import apply_loss, batch_of_step, update_ema
@@ -55,6 +57,9 @@ def teacher_directions(teacher, num_ws: int) -> tuple[list[dict], dict[str, torc
     return specs, {k: v for k, v in teacher.extra_tensors.items() if k.startswith("directions.")}
 
 
+FACES_SEED = 7_000_000       # the encoded faces' latent seeds: neither training data nor held out
+
+
 class CrepsTrainer(TrainingRun):
     STATE = "creps-state.pt"
     label = "creps"
@@ -70,6 +75,7 @@ class CrepsTrainer(TrainingRun):
         self.progress = progress and self.rank == 0
         torch.manual_seed(tc.seed)                        # the same initial weights on every rank
         self.g = CrepsGenerator(self.cfg).to(self.device)
+        self.faces = None
         self.teacher = self._load_teacher(tc.teacher) if tc.teacher else None
         self.d = (MultiResDiscriminator(discriminator_config(self.cfg), len(self.cfg.levels) - 1).to(self.device)
                   if tc.adv_weight > 0 else None)
@@ -108,6 +114,14 @@ class CrepsTrainer(TrainingRun):
             getattr(self.g.mapping, f"fc{i}").load_state_dict(tg.style[i + 1].state_dict())
         self.g.mapping.w_avg.copy_(tg.w_avg)
         self.g.mapping.requires_grad_(False)
+        if self.tc.encoded > 0:
+            if teacher.encoder is None:
+                raise ValueError(f"teacher {path} has no encoder: option encoded needs one")
+            teacher.encoder.to(self.device).eval().requires_grad_(False)
+            # the faces to encode: the samples of the generator the teacher model learnt from, if any
+            source = model_teacher(teacher.metadata)
+            self.faces = TeacherSamples(open_teacher(source, self.tc.device), tg.cfg.resolution, FACES_SEED) \
+                if source else None
         return teacher
 
     # ------------------------------------------------------------------ one iteration
@@ -123,8 +137,18 @@ class CrepsTrainer(TrainingRun):
         k = self.rnd.randint(1, tg.n_style - 1) if mix else None
         with torch.no_grad():
             wplus = tg.latent_to_wplus(z, inject_index=k)
+            if (m := round(n * self.tc.encoded)) > 0:
+                wplus = torch.cat([self.teacher.encoder(self.faces_to_encode(m)), wplus[m:]])
             target = tg.synthesis(wplus)
         return self.g.wplus_from_anycost(wplus), target
+
+    def faces_to_encode(self, n: int) -> torch.Tensor:
+        """This step's faces for the encoder: the source generator's samples (this rank's own, a
+        function of the step for an exact resume), else the teacher model's own at truncation 1."""
+        if self.faces is not None:
+            return self.faces.batch((self.step * self.world + self.rank) * n, n).to(self.device)
+        z = torch.randn(n, self.cfg.style_dim, generator=self.gen).to(self.device)
+        return self.teacher.generator(z)
 
     def render(self, g: CrepsGenerator, ws: torch.Tensor, res: int) -> torch.Tensor:
         return g.render(ws, (res, res), tile=res)

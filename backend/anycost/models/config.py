@@ -18,6 +18,9 @@ class GeneratorConfig:
     n_mlp: int = 8                     # Linear layers in the mapping network.
     lr_mlp: float = 0.01               # Equalised-LR multiplier of the mapping network.
     blur_kernel: tuple[float, ...] = (1.0, 3.0, 3.0, 1.0)   # FIR taps of every 2x upsampling.
+    # Smallest resolution trained and offered as a preview (0: the last four levels, as the official
+    # models). Not compared: it changes what is offered, not the weights.
+    elastic_min: int = field(default=0, compare=False)
     extra: dict = field(default_factory=dict, compare=False)  # Free-form notes (e.g. the source).
 
     def __post_init__(self):
@@ -76,12 +79,13 @@ class GeneratorConfig:
 
     @property
     def elastic_resolutions(self) -> list[int]:
-        """The resolutions an anycost generator is trained to stop at: the last four levels."""
-        return self.levels[-4:][::-1]
+        """The resolutions an anycost generator is trained to stop at: the last four levels, none
+        below `elastic_min`."""
+        return [r for r in self.levels[-4:][::-1] if r >= self.elastic_min]
 
     def to_dict(self) -> dict:
         return {"resolution": self.resolution, "style_dim": self.style_dim, "n_mlp": self.n_mlp,
-                "lr_mlp": self.lr_mlp, "blur_kernel": list(self.blur_kernel),
+                "lr_mlp": self.lr_mlp, "blur_kernel": list(self.blur_kernel), "elastic_min": self.elastic_min,
                 "channels": {str(k): v for k, v in sorted(self.channels.items())}, "extra": self.extra}
 
     @classmethod
@@ -89,6 +93,7 @@ class GeneratorConfig:
         return cls(resolution=int(d["resolution"]), style_dim=int(d["style_dim"]), n_mlp=int(d["n_mlp"]),
                    lr_mlp=float(d.get("lr_mlp", 0.01)),
                    blur_kernel=tuple(float(t) for t in d.get("blur_kernel", (1, 3, 3, 1))),
+                   elastic_min=int(d.get("elastic_min", 0)),
                    channels={int(k): int(v) for k, v in d["channels"].items()}, extra=dict(d.get("extra", {})))
 
 
@@ -96,9 +101,11 @@ class GeneratorConfig:
 ARCHITECTURES = {
     "ffhq-1024": lambda: GeneratorConfig.from_multiplier(1024, 2, 512, extra={"note": "Anycost/StyleGAN2 config-f"}),
     "car-512": lambda: GeneratorConfig.from_multiplier(512, 2, 512, extra={"note": "Anycost car config-f"}),
-    # the built-in demo: 64 px, sized for a 2-core CPU (~0.43 GMAC per image), z wide enough for
-    # gan-face-generate's 100-dim latent plus free entries
+    # the built-in demo: 64 px, sized for a 2-core CPU (~0.23 GMAC per image), z wide enough for
+    # gan-face-generate's 100-dim latent plus free entries; previews at 64, 32 and 16 px (an 8 px face
+    # is no preview of anything)
     "demo-64": lambda: GeneratorConfig(64, {4: 256, 8: 256, 16: 128, 32: 64, 64: 32}, style_dim=128, n_mlp=4,
+                                       elastic_min=16,
                                        extra={"note": "built-in demo model size"}),
     "demo-128": lambda: GeneratorConfig(128, {4: 256, 8: 256, 16: 256, 32: 128, 64: 64, 128: 32},
                                         style_dim=256, n_mlp=4, extra={"note": "the first demo model's size (procedural faces)"}),
