@@ -122,6 +122,8 @@ def test_directions_are_stored_with_names_ranges_and_kinds(model_with_directions
         assert meta[a]["attribute"] == attr and meta[a]["own_sd"] > 0 and "orthogonalized" in meta[a]
         assert meta[a]["specificity"] > 0 and set(meta[a]["other_sd"]) and attr not in meta[a]["other_sd"]
     assert m.metadata["attribute_sd"]["age"] > 1                     # years
+    # candidates were judged where the sliders are used: on the encoder's guesses of teacher faces
+    assert m.metadata["directions_training"]["judged_on"] == "encoded teacher faces"
     assert m.encoder is not None                                    # the encoder survived
     r = subprocess.run([str(TRAIN_CLI), "directions", "--model", str(model_with_directions), "--out",
                         str(model_with_directions.with_name("x.safetensors")), "--pc", "glasses=PC99@0-4"],

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--model", type=Path, required=True)
     dr.add_argument("--out", type=Path, required=True, help="model file to write (may be the same path)")
     dr.add_argument("--samples", type=int, default=1500, help="generated samples measured to fit the sliders")
-    dr.add_argument("--eval", type=int, default=48, help="other samples each candidate slider is judged on")
+    dr.add_argument("--eval", type=int, default=48, help="faces each candidate slider is judged on: the encoder's guesses of the teacher's faces when the model has both, else samples")
     dr.add_argument("--sliders", type=lambda v: v.split(","), help="only these measured sliders (comma-separated; "
                                                                     "default all: age, gender, smile, mouth_open, "
                                                                     "eyes_open, head_turn)")
@@ -221,7 +221,7 @@ def encoder_cmd(args) -> int:
 def directions_cmd(args) -> int:
     from anycost.checkpoints import load_model, save_model
     from .attributes import AttributeMeter
-    from .directions import directions_to_file, named_pcs, supervised_directions
+    from .directions import directions_to_file, encoded_faces, named_pcs, supervised_directions
     from .trainer import command_line, git_commit
     model = load_model(args.model)
     g = model.generator.eval().requires_grad_(False)
@@ -229,9 +229,12 @@ def directions_cmd(args) -> int:
     if args.pc_strips:
         from .model_card import pc_strips
         print(f"component strips: {pc_strips(g, args.pc_strips)}")
+    judge = encoded_faces(model, args.eval)
+    print(f"candidates judged on {args.eval} " + ("encoded teacher faces" if judge is not None else "samples"))
     meter = AttributeMeter()
     try:
-        dirs, reports, sd = supervised_directions(g, meter, args.samples, args.eval, args.sliders, log_fn=print)
+        dirs, reports, sd = supervised_directions(g, meter, args.samples, args.eval, args.sliders, log_fn=print,
+                                                  judge_wplus=judge)
     finally:
         meter.close()
     dirs.update(named)
@@ -239,6 +242,7 @@ def directions_cmd(args) -> int:
     meta_dirs, tensors = directions_to_file(dirs, reports, set(named))
     meta = dict(model.metadata, directions=meta_dirs, attribute_sd={k: round(v, 4) for k, v in sd.items()},
                 directions_training={"samples": args.samples, "eval": args.eval, "named_components": args.pc,
+                                     "judged_on": "encoded teacher faces" if judge is not None else "samples",
                                      "command": command_line(), "commit": git_commit()})
     meta.pop("classifier_quality", None)
     extra = {k: v for k, v in model.extra_tensors.items() if not k.startswith("directions.")}

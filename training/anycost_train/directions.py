@@ -6,7 +6,8 @@ samples are measured, and each slider is the unit normal of the least-squares pr
 attribute from w (InterFaceGAN's boundary), optionally with the other attributes' normals projected
 out, applied to a range of W+ rows; of those candidates the most specific one is kept (its own
 change over the slider range against the largest change of any other attribute, each in standard
-deviations over the samples).
+deviations over the samples), judged on the encoder's guesses of the teacher's faces when the
+model has both (the latents a slider moves in the editor), else on other samples.
 
 Unsupervised ones: GANSpace's principal components of W. Those a person named after looking at
 their strips (glasses, hair, light, ...) are given as NAME=PCk@A-B (component k on rows A..B-1);
@@ -32,6 +33,7 @@ SUPERVISED = {"age": "age", "gender": "gender", "smile": "smile", "mouth_open": 
               "eyes_open": "eyes_open", "head_turn": "yaw"}
 SLIDER = 3.0          # slider range +-3, one unit = one standard deviation of w along the direction
 TRUNCATION = 0.7
+JUDGE_SEED = 6_000_000    # latent seeds of the teacher faces candidates are judged on (held out: 5,000,000)
 NAMED_PC = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)=PC(?P<k>\d+)@(?P<a>\d+)-(?P<b>\d+)$")
 
 
@@ -102,11 +104,13 @@ def judged(name: str, attribute: str, change: dict, sd: dict, rows, ortho: bool)
 
 
 def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 1500, n_eval: int = 48,
-                          sliders: list[str] | None = None, seed: int = 0, log_fn=print
+                          sliders: list[str] | None = None, seed: int = 0, log_fn=print,
+                          judge_wplus: torch.Tensor | None = None
                           ) -> tuple[dict[str, Direction], list[SliderReport], dict]:
     """Fit each slider of SUPERVISED (or those named in `sliders`) on `n_samples` measured samples;
-    choose its rows and whether to orthogonalise on `n_eval` others. Returns the directions, their
-    reports and the attributes' sd over the samples."""
+    choose its rows and whether to orthogonalise on `judge_wplus` [N, n_style, D] (e.g. the encoder's
+    guesses of faces: the latents a slider moves in the editor), else on `n_eval` other samples.
+    Returns the directions, their reports and the attributes' sd over the samples."""
     if unknown := set(sliders or ()) - set(SUPERVISED):
         raise ValueError(f"unknown slider(s) {', '.join(sorted(unknown))}; measured ones: {', '.join(SUPERVISED)}")
     wanted = {k: v for k, v in SUPERVISED.items() if not sliders or k in sliders}
@@ -119,20 +123,20 @@ def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 
                            "faces the detector knows, so no attribute can be measured (PCA directions need no "
                            "measurement)")
     sd = {a: float(np.nanstd(m[a])) for a in ATTRIBUTES}
-    normals = {}
-    for name, a in wanted.items():
+    normals = {}                                   # every measured attribute's, pitch too: all are projected out
+    for a in ATTRIBUTES:
         ok = found & np.isfinite(m[a])
-        normals[name] = linear_boundary(w[torch.from_numpy(ok)], torch.from_numpy(m[a][ok]).float())
-    eval_w = sample_w(g, n_eval, seed + 1)[:, None].expand(-1, g.n_style, -1)
+        normals[a] = linear_boundary(w[torch.from_numpy(ok)], torch.from_numpy(m[a][ok]).float())
+    eval_w = judge_wplus if judge_wplus is not None else sample_w(g, n_eval, seed + 1)[:, None].expand(-1, g.n_style, -1)
     dirs, reports = {}, []
     for name, a in wanted.items():
-        others = [v for k, v in normals.items() if k != name]
-        ortho = normals[name]
+        others = [v for k, v in normals.items() if k != a]
+        ortho = normals[a]
         if others:
             q, _ = torch.linalg.qr(torch.stack(others).T)
-            ortho = normals[name] - q @ (q.T @ normals[name])
+            ortho = normals[a] - q @ (q.T @ normals[a])
         best = None
-        for vec, is_ortho in ((normals[name], False), (ortho / ortho.norm(), True)):
+        for vec, is_ortho in ((normals[a], False), (ortho / ortho.norm(), True)):
             sigma = (w @ vec).std().item()
             for rows in row_ranges(g.n_style):
                 d = Direction(name, vec, -SLIDER, SLIDER, sigma, rows, "model")
@@ -150,6 +154,19 @@ def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 
         log_fn(f"{name}: {best[0].own_change:+.3f} {ATTRIBUTES[a]} ({best[0].own_sd:+.2f} sd), specificity "
                f"{best[0].specificity:.1f}, rows {best[0].rows}{', orthogonalised' if best[0].orthogonalized else ''}")
     return dirs, reports, sd
+
+
+@torch.no_grad()
+def encoded_faces(model, n: int, seed: int = JUDGE_SEED) -> torch.Tensor | None:
+    """The encoder's W+ guesses of n faces of the generator the model learnt from (neither training
+    data nor the cards' held-out faces), or None when the model has no encoder or no such teacher."""
+    from .heldout import model_teacher
+    source = model_teacher(model.metadata)
+    if model.encoder is None or not source:
+        return None
+    from .teachers import TeacherSamples, open_teacher
+    faces = TeacherSamples(open_teacher(source), model.generator.cfg.resolution, seed).batch(0, n)
+    return torch.cat([model.encoder(c) for c in faces.split(32)])
 
 
 def named_pcs(g: Generator, specs: list[str]) -> tuple[dict[str, Direction], dict[str, Direction]]:
