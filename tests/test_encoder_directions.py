@@ -206,7 +206,7 @@ def test_release_then_model_card(model_with_directions, tmp_path):
     assert "slider-PC1.png" not in text and "named by eye" in text
     w, h = Image.open(figs / "grid.png").size
     assert w > 2.5 * h                                 # three seeds side by side, four rows each
-    assert "| 0.25x @ 8 px |" in text and "Against *same*: +0.00 dB" in text
+    assert "| 0.25x @ 16 px |" in text and "@ 8 px" not in text and "Against *same*: +0.00 dB" in text
     assert "| directions | 120 measured samples |" in text and "| encoder |" in text
     assert "| teacher |" in text and "full, truncation 1" in text and "non-commercial" in text
     assert "| age |" in text and "specificity" in text and "## Where it falls short" in text

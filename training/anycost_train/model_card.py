@@ -126,9 +126,11 @@ def teacher_fidelity(g, teacher, meter, n: int = 64, seed: int = HELD_OUT_SEED) 
     return grid(tiles, cols=show), stats
 
 
-def projections(model, perceptual, faces: torch.Tensor, steps: int = 100) -> tuple[Image.Image, list[dict], list]:
+def projections(model, perceptual, faces: torch.Tensor, steps: int = 100, first: int = 0
+                ) -> tuple[Image.Image, list[dict], list]:
     """Rows: the face, the encoder's guess, the projection (encoder, then optimization), and its
-    0.25x preview at the smallest resolution. Returns the picture, per-face figures and the W+."""
+    0.25x preview at the smallest resolution. Returns the picture, per-face figures and the W+.
+    Face i is projected with seed first + i (so a face's W+ does not depend on the batch it is in)."""
     g = model.generator
     size = g.cfg.resolution * 2
     rows: list[list[Image.Image]] = [[], [], [], []]
@@ -138,7 +140,7 @@ def projections(model, perceptual, faces: torch.Tensor, steps: int = 100) -> tup
         x = x[None]
         with torch.no_grad():
             guess = g.synthesis(initial_wplus(g, x, model.encoder))
-        r = project(g, x, perceptual, ProjectionOptions(steps=steps, seed=i), encoder=model.encoder)
+        r = project(g, x, perceptual, ProjectionOptions(steps=steps, seed=first + i), encoder=model.encoder)
         with torch.no_grad():
             full = g.synthesis(r.wplus)
             preview = g.synthesis(r.wplus, channels=TRAINED_RATIOS[-1], target_res=small)
@@ -279,7 +281,8 @@ def write_model_card(model_path: Path, out: Path, n_projections: int = 6, n_slid
     faces, what = held_out_faces(meta, g.cfg.resolution, max(n_projections, n_slider_faces))
     photo = _photo_crop(g.cfg.resolution)
     shown = torch.cat([faces[:n_projections - 1], photo]) if photo is not None else faces[:n_projections]
-    img, stats, _ = projections(model, perceptual, shown)
+    img, stats, shown_wps = projections(model, perceptual, shown)
+    n_shown = n_projections - 1 if photo is not None else n_projections    # held-out faces among them
     img.save(figs / "projection.png")
     lines += ["## Projection of held-out faces and of a photo", "",
               f"{what.capitalize()} of seeds {HELD_OUT_SEED}+ (never seen in training)"
@@ -318,7 +321,9 @@ def write_model_card(model_path: Path, out: Path, n_projections: int = 6, n_slid
     sd = meta.get("attribute_sd")
     if sd and any(n in dirs for n in SUPERVISED):
         log_fn(f"slider effects on {n_slider_faces} projected faces")
-        _, _, wps = projections(model, perceptual, faces[:n_slider_faces])
+        wps = shown_wps[:min(n_shown, n_slider_faces)]                     # projected above; the rest now
+        if n_slider_faces > n_shown:
+            wps += projections(model, perceptual, faces[n_shown:n_slider_faces], first=n_shown)[2]
         effects = slider_effects(g, meter, dirs, torch.cat(wps), sd)
         lines += ["### What each supervised slider changes", "",
                   f"{n_slider_faces} held-out faces projected (as above), each slider moved from its minimum to its "
