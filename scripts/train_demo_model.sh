@@ -27,10 +27,11 @@ STAGE2_ITERS=${STAGE2_ITERS:-250}
 ENCODER_STEPS=${ENCODER_STEPS:-1000}
 CREPS_ITERS=${CREPS_ITERS:-1500}
 # principal components named by looking at their strips (directions --pc-strips), as NAME=PCk@ROWS
-# (named 2026-12-01 from runs/pc-strips of the stage-2 model: PC1 brightness of face and scene, PC2 dark
-# to blond hair, PC3 light from the image-left side to frontal, PC8 warm (orange) to cool (blue) colour;
-# PC4-7 mix hair, hats and background and got no name)
-NAMED_PCS=(${NAMED_PCS:-light=PC1@0-10 hair_light=PC2@0-7 light_direction=PC3@0-7 warmth=PC8@0-7})
+# (named 2026-12-01 from runs/pc-strips of this model: PC1 brightness of face and scene, PC2 dark to
+# lighter hair, PC3 a lit face on a dark background to a darker face on a bright one, PC5 light from
+# the image-left side to even, PC7 a dark hat or cap appearing, PC8 cool (blue) to warm (orange)
+# colour; PC4 turns the head (the measured head_turn does that) and PC6 mixes hair and pose)
+NAMED_PCS=(${NAMED_PCS:-light=PC1@0-10 hair_light=PC2@0-7 backlight=PC3@0-7 light_direction=PC5@0-7 hat=PC7@0-7 warmth=PC8@0-7})
 step=${1:-all}
 
 # a started run is continued (--resume), a new one started from its preset

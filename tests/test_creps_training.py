@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -173,14 +174,22 @@ def test_torchrun_two_processes_keep_replicas_identical(tmp_path):
 
 def test_release_and_card_of_a_distilled_model(teacher_file, tmp_path):
     """creps-release measures into the file and keeps both lineages; creps-card writes the page."""
-    over = {"teacher": str(teacher_file), "adv_weight": 0.0, "pl_weight": 0.0, "iters": 2, "batch": 2,
+    from anycost.checkpoints import load_model
+    w_space = tmp_path / "teacher.safetensors"
+    shutil.copy(teacher_file, w_space)
+    over = {"teacher": str(w_space), "adv_weight": 0.0, "pl_weight": 0.0, "iters": 2, "batch": 2,
             "checkpoint_every": 2, "sample_every": 2}
     CrepsTrainer(load_creps_config("creps-tiny", None, over), tmp_path / "r", progress=False).run()
+    # the W-space model's sliders are fitted again after the CREPS run: the release carries the new ones
+    m = load_model(w_space)
+    new_smile = -m.extra_tensors["directions.smile"]
+    save_model(w_space, m.generator, m.metadata, {"directions.smile": new_smile}, encoder=m.encoder)
     shipped = tmp_path / "shipped.safetensors"
     r = run_train_cli("--threads", "1", "creps-release", "--model", str(tmp_path / "r" / "latest.safetensors"),
                       "--out", str(shipped), "--name", "tiny-creps")
     assert r.returncode == 0, r.stderr
     model = load_creps(shipped)
+    assert torch.allclose(model.extra_tensors["directions.smile"].float(), new_smile, atol=1e-3)   # float16 file
     figures = model.metadata["figures"]
     assert model.metadata["name"] == "tiny-creps" and model.metadata["lineage"][-1]["stage"] == "creps"
     assert figures["agreement"]["n"] == 32 and [row["size"] for row in figures["scale_consistency"]] == [

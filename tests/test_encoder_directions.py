@@ -102,7 +102,7 @@ def model_with_directions(tmp_path_factory):
     from anycost.hub import BUILTIN_DEMO
     out = tmp_path_factory.mktemp("dirs") / "model.safetensors"
     r = subprocess.run([str(TRAIN_CLI), "--threads", "1", "directions", "--model", str(BUILTIN_DEMO), "--out", str(out),
-                        "--samples", "120", "--eval", "6", "--sliders", "age,smile", "--pc", "glasses=PC3@0-4"],
+                        "--samples", "120", "--eval", "6", "--judge-steps", "3", "--sliders", "age,smile", "--pc", "glasses=PC3@0-4"],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     return out
@@ -122,8 +122,8 @@ def test_directions_are_stored_with_names_ranges_and_kinds(model_with_directions
         assert meta[a]["attribute"] == attr and meta[a]["own_sd"] > 0 and "orthogonalized" in meta[a]
         assert meta[a]["specificity"] > 0 and set(meta[a]["other_sd"]) and attr not in meta[a]["other_sd"]
     assert m.metadata["attribute_sd"]["age"] > 1                     # years
-    # candidates were judged where the sliders are used: on the encoder's guesses of teacher faces
-    assert m.metadata["directions_training"]["judged_on"] == "encoded teacher faces"
+    # candidates were judged where the sliders are used: on projected teacher faces
+    assert m.metadata["directions_training"]["judged_on"] == "teacher faces projected in 3 steps"
     assert m.encoder is not None                                    # the encoder survived
     r = subprocess.run([str(TRAIN_CLI), "directions", "--model", str(model_with_directions), "--out",
                         str(model_with_directions.with_name("x.safetensors")), "--pc", "glasses=PC99@0-4"],

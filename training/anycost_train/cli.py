@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--model", type=Path, required=True)
     dr.add_argument("--out", type=Path, required=True, help="model file to write (may be the same path)")
     dr.add_argument("--samples", type=int, default=1500, help="generated samples measured to fit the sliders")
-    dr.add_argument("--eval", type=int, default=48, help="faces each candidate slider is judged on: the encoder's guesses of the teacher's faces when the model has both, else samples")
+    dr.add_argument("--eval", type=int, default=48, help="faces each candidate slider is judged on: the teacher's faces projected into the model when it has an encoder and a teacher, else samples")
+    dr.add_argument("--judge-steps", type=int, default=100, help="optimization steps of those projections (0: the "
+                    "encoder's guess; -1: judge on samples instead)")
     dr.add_argument("--sliders", type=lambda v: v.split(","), help="only these measured sliders (comma-separated; "
                                                                     "default all: age, gender, smile, mouth_open, "
                                                                     "eyes_open, head_turn)")
@@ -221,7 +223,7 @@ def encoder_cmd(args) -> int:
 def directions_cmd(args) -> int:
     from anycost.checkpoints import load_model, save_model
     from .attributes import AttributeMeter
-    from .directions import directions_to_file, encoded_faces, named_pcs, supervised_directions
+    from .directions import directions_to_file, named_pcs, projected_faces, supervised_directions
     from .trainer import command_line, git_commit
     model = load_model(args.model)
     g = model.generator.eval().requires_grad_(False)
@@ -229,8 +231,8 @@ def directions_cmd(args) -> int:
     if args.pc_strips:
         from .model_card import pc_strips
         print(f"component strips: {pc_strips(g, args.pc_strips)}")
-    judge = encoded_faces(model, args.eval)
-    print(f"candidates judged on {args.eval} " + ("encoded teacher faces" if judge is not None else "samples"))
+    judge = projected_faces(model, args.eval, args.judge_steps) if args.judge_steps >= 0 else None
+    print(f"candidates judged on {args.eval} " + ("projected teacher faces" if judge is not None else "samples"))
     meter = AttributeMeter()
     try:
         dirs, reports, sd = supervised_directions(g, meter, args.samples, args.eval, args.sliders, log_fn=print,
@@ -242,7 +244,7 @@ def directions_cmd(args) -> int:
     meta_dirs, tensors = directions_to_file(dirs, reports, set(named))
     meta = dict(model.metadata, directions=meta_dirs, attribute_sd={k: round(v, 4) for k, v in sd.items()},
                 directions_training={"samples": args.samples, "eval": args.eval, "named_components": args.pc,
-                                     "judged_on": "encoded teacher faces" if judge is not None else "samples",
+                                     "judged_on": f"teacher faces projected in {args.judge_steps} steps" if judge is not None else "samples",
                                      "command": command_line(), "commit": git_commit()})
     meta.pop("classifier_quality", None)
     extra = {k: v for k, v in model.extra_tensors.items() if not k.startswith("directions.")}

@@ -6,8 +6,8 @@ samples are measured, and each slider is the unit normal of the least-squares pr
 attribute from w (InterFaceGAN's boundary), optionally with the other attributes' normals projected
 out, applied to a range of W+ rows; of those candidates the most specific one is kept (its own
 change over the slider range against the largest change of any other attribute, each in standard
-deviations over the samples), judged on the encoder's guesses of the teacher's faces when the
-model has both (the latents a slider moves in the editor), else on other samples.
+deviations over the samples), judged on projected faces of the teacher when the model has an
+encoder and a teacher (the latents a slider moves in the editor), else on other samples.
 
 Unsupervised ones: GANSpace's principal components of W. Those a person named after looking at
 their strips (glasses, hair, light, ...) are given as NAME=PCk@A-B (component k on rows A..B-1);
@@ -108,8 +108,8 @@ def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 
                           judge_wplus: torch.Tensor | None = None
                           ) -> tuple[dict[str, Direction], list[SliderReport], dict]:
     """Fit each slider of SUPERVISED (or those named in `sliders`) on `n_samples` measured samples;
-    choose its rows and whether to orthogonalise on `judge_wplus` [N, n_style, D] (e.g. the encoder's
-    guesses of faces: the latents a slider moves in the editor), else on `n_eval` other samples.
+    choose its rows and whether to orthogonalise on `judge_wplus` [N, n_style, D] (e.g. projected
+    faces: the latents a slider moves in the editor), else on `n_eval` other samples.
     Returns the directions, their reports and the attributes' sd over the samples."""
     if unknown := set(sliders or ()) - set(SUPERVISED):
         raise ValueError(f"unknown slider(s) {', '.join(sorted(unknown))}; measured ones: {', '.join(SUPERVISED)}")
@@ -156,17 +156,22 @@ def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 
     return dirs, reports, sd
 
 
-@torch.no_grad()
-def encoded_faces(model, n: int, seed: int = JUDGE_SEED) -> torch.Tensor | None:
-    """The encoder's W+ guesses of n faces of the generator the model learnt from (neither training
-    data nor the cards' held-out faces), or None when the model has no encoder or no such teacher."""
+def projected_faces(model, n: int, steps: int = 100, seed: int = JUDGE_SEED) -> torch.Tensor | None:
+    """The W+ of n faces of the generator the model learnt from (neither training data nor the cards'
+    held-out faces), projected as the editor projects a photo (encoder guess, then `steps` steps of
+    the backend's default optimization); None when the model has no encoder or no such teacher."""
+    from anycost.perceptual import make_perceptual
+    from anycost.projection import ProjectionOptions, project
+
     from .heldout import model_teacher
     source = model_teacher(model.metadata)
     if model.encoder is None or not source:
         return None
     from .teachers import TeacherSamples, open_teacher
     faces = TeacherSamples(open_teacher(source), model.generator.cfg.resolution, seed).batch(0, n)
-    return torch.cat([model.encoder(c) for c in faces.split(32)])
+    perceptual = make_perceptual()
+    return torch.cat([project(model.generator, x[None], perceptual, ProjectionOptions(steps=steps, seed=i),
+                              encoder=model.encoder).wplus.detach() for i, x in enumerate(faces)])
 
 
 def named_pcs(g: Generator, specs: list[str]) -> tuple[dict[str, Direction], dict[str, Direction]]:

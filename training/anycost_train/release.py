@@ -120,11 +120,15 @@ def release_creps(model_path: Path, out: Path, name: str, half: bool = True, n: 
         stages = [dict(s, stage=f"{w_space}: {s['stage']}") for s in anycost.metadata.get("lineage", [])] + stages
     meta = dict(model.metadata, name=name, figures=figures, lineage=stages)
     meta.pop("untrained", None)
-    if anycost is not None:      # the same W space draws the same faces: the same crop rule and licence
-        for key in ("alignment", "licence"):
+    extra = model.extra_tensors
+    if anycost is not None:      # the same W space draws the same faces: the same crop rule, licence and
+        for key in ("alignment", "licence"):          # sliders (as they are now, not at training time)
             if key in anycost.metadata:
                 meta[key] = anycost.metadata[key]
-    path = save_creps(out, g, meta, half=half, encoder=model.encoder, extra_tensors=model.extra_tensors)
+        from .creps_training import teacher_directions
+        meta["directions"], dirs = teacher_directions(anycost, g.cfg.num_ws)
+        extra = {**{k: v for k, v in extra.items() if not k.startswith("directions.")}, **dirs}
+    path = save_creps(out, g, meta, half=half, encoder=model.encoder, extra_tensors=extra)
     return _shippable(path, log_fn)
 
 
