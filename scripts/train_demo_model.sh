@@ -25,7 +25,7 @@ ANNEAL_EMA_KIMG=${ANNEAL_EMA_KIMG:-10}
 STAGE1_ITERS=${STAGE1_ITERS:-2500}
 STAGE2_ITERS=${STAGE2_ITERS:-250}
 ENCODER_STEPS=${ENCODER_STEPS:-1000}
-CREPS_ITERS=${CREPS_ITERS:-1500}
+CREPS_ITERS=${CREPS_ITERS:-1000}
 # principal components named by looking at their strips (directions --pc-strips), as NAME=PCk@ROWS
 # (named 2026-12-01 from runs/pc-strips of this model: PC1 brightness of face and scene, PC2 dark to
 # lighter hair, PC3 a lit face on a dark background to a darker face on a bright one, PC5 light from
