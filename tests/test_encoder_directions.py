@@ -205,7 +205,7 @@ def test_release_then_model_card(model_with_directions, tmp_path):
         assert (figs / f"slider-{attr}.png").is_file() and f"slider-{attr}.png" in text
     assert "slider-PC1.png" not in text and "named by eye" in text
     w, h = Image.open(figs / "grid.png").size
-    assert w > 2.5 * h                                 # three seeds side by side, four rows each
+    assert w > 2 * h      # three seeds side by side, each a column per preview resolution (3) by four rows
     assert "| 0.25x @ 16 px |" in text and "@ 8 px" not in text and "Against *same*: +0.00 dB" in text
     assert "| directions | 120 measured samples |" in text and "| encoder |" in text
     assert "| teacher |" in text and "full, truncation 1" in text and "non-commercial" in text
