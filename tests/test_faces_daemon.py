@@ -71,7 +71,7 @@ def test_aligned_session_previews_and_applies_into_the_photo(client, photo):
 
     values = {"smile": 2.5, "age": -1.0}
     # a preview a user would get: the fastest at half channels or more and 32 px or more (the 0.25x and
-    # 8 px sub-generators of the 64 px demo are far from its final: docs/demo-model.md)
+    # 16 px sub-generators of the 64 px demo are far from its final: docs/demo-model.md)
     configs = next(m for m in client.call("models")["models"] if m["name"] == "demo")["configs"]
     usable = [c for c in configs if c["ratio"] >= 0.5 and c["resolution"] >= 32 and
               (c["ratio"], c["resolution"]) != (1.0, 64)]
