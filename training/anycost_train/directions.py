@@ -163,12 +163,10 @@ def projected_faces(model, n: int, steps: int = 100, seed: int = JUDGE_SEED) -> 
     from anycost.perceptual import make_perceptual
     from anycost.projection import ProjectionOptions, project
 
-    from .heldout import model_teacher
-    source = model_teacher(model.metadata)
-    if model.encoder is None or not source:
+    from .heldout import held_out_faces, model_teacher
+    if model.encoder is None or not model_teacher(model.metadata):
         return None
-    from .teachers import TeacherSamples, open_teacher
-    faces = TeacherSamples(open_teacher(source), model.generator.cfg.resolution, seed).batch(0, n)
+    faces, _ = held_out_faces(model.metadata, model.generator.cfg.resolution, n, seed)
     perceptual = make_perceptual()
     return torch.cat([project(model.generator, x[None], perceptual, ProjectionOptions(steps=steps, seed=i),
                               encoder=model.encoder).wplus.detach() for i, x in enumerate(faces)])
