@@ -125,6 +125,13 @@ def test_directions_are_stored_with_names_ranges_and_kinds(model_with_directions
     # candidates were judged where the sliders are used: on projected teacher faces
     assert m.metadata["directions_training"]["judged_on"] == "teacher faces projected in 3 steps"
     assert m.encoder is not None                                    # the encoder survived
+    # one slider unit is the model's own spread along the direction, untruncated (as the PCs'):
+    # wider than the truncation-0.7 samples' the boundaries are fitted on
+    with torch.no_grad():
+        w = m.generator.mapping(torch.randn(4000, m.generator.cfg.style_dim, generator=torch.Generator().manual_seed(1)))
+    for name in ("age", "smile"):
+        spread = (w @ dirs[name].vector).std().item()
+        assert abs(dirs[name].scale / spread - 1) < 0.1, (name, dirs[name].scale, spread)
     r = subprocess.run([str(TRAIN_CLI), "directions", "--model", str(model_with_directions), "--out",
                         str(model_with_directions.with_name("x.safetensors")), "--pc", "glasses=PC99@0-4"],
                        capture_output=True, text=True, timeout=300)

@@ -31,8 +31,9 @@ log = logging.getLogger("anycost_train")
 # slider -> the attribute it is fitted to and judged by
 SUPERVISED = {"age": "age", "gender": "gender", "smile": "smile", "mouth_open": "mouth_open",
               "eyes_open": "eyes_open", "head_turn": "yaw"}
-SLIDER = 3.0          # slider range +-3, one unit = one standard deviation of w along the direction
-TRUNCATION = 0.7
+SLIDER = 3.0          # slider range +-3, one unit = one standard deviation of the model's w along the
+                      # direction (untruncated, as the principal components' unit)
+TRUNCATION = 0.7      # of the samples the boundaries are fitted on (more of them are faces)
 JUDGE_SEED = 6_000_000    # latent seeds of the teacher faces candidates are judged on (held out: 5,000,000)
 NAMED_PC = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)=PC(?P<k>\d+)@(?P<a>\d+)-(?P<b>\d+)$")
 
@@ -127,6 +128,7 @@ def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 
     for a in ATTRIBUTES:
         ok = found & np.isfinite(m[a])
         normals[a] = linear_boundary(w[torch.from_numpy(ok)], torch.from_numpy(m[a][ok]).float())
+    natural_w = sample_w(g, n_samples, seed + 2, truncation=1.0)   # the sliders' unit
     eval_w = judge_wplus if judge_wplus is not None else sample_w(g, n_eval, seed + 1)[:, None].expand(-1, g.n_style, -1)
     dirs, reports = {}, []
     for name, a in wanted.items():
@@ -137,7 +139,7 @@ def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 
             ortho = normals[a] - q @ (q.T @ normals[a])
         best = None
         for vec, is_ortho in ((normals[a], False), (ortho / ortho.norm(), True)):
-            sigma = (w @ vec).std().item()
+            sigma = (natural_w @ vec).std().item()
             for rows in row_ranges(g.n_style):
                 d = Direction(name, vec, -SLIDER, SLIDER, sigma, rows, "model")
                 change, _ = slider_effect(g, meter, eval_w, d)
