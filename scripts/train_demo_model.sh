@@ -25,7 +25,7 @@ ANNEAL_EMA_KIMG=${ANNEAL_EMA_KIMG:-10}
 STAGE1_ITERS=${STAGE1_ITERS:-2500}
 STAGE2_ITERS=${STAGE2_ITERS:-250}
 ENCODER_STEPS=${ENCODER_STEPS:-1000}
-CREPS_ITERS=${CREPS_ITERS:-1000}
+CREPS_ITERS=${CREPS_ITERS:-1500}
 # principal components named by looking at their strips (directions --pc-strips), as NAME=PCk@ROWS
 # (named 2026-12-01 from runs/pc-strips of this model: PC1 brightness of face and scene, PC2 dark to
 # lighter hair, PC3 a lit face on a dark background to a darker face on a bright one, PC5 light from
@@ -103,8 +103,7 @@ docs() {
     "${TRAIN[@]}" model-card --model backend/anycost/data/demo.safetensors --out docs/demo-model.md
     "${TRAIN[@]}" report --model backend/anycost/data/demo.safetensors --out docs/editing-report.md
 }
-creps() {     # the CREPS demo distilled into the new model's W space (half of each batch the encoder's
-              # guesses of teacher faces: latents like a projected photo's), then its card
+creps() {     # the CREPS demo distilled into the new model's W space, then its card
     # shellcheck disable=SC2046
     "${TRAIN[@]}" --threads 2 creps $(run_args "$RUNS/creps-demo" creps-demo --iters "$CREPS_ITERS" "${ON[@]}") \
         --out "$RUNS/creps-demo"

@@ -221,9 +221,9 @@ CREPS_PRESETS = {
                    "generator": CrepsConfig(16, style_dim=32, n_mlp=2, channel_base=512, channel_max=32, rank=4,
                                             pixel_dim=8, decoder_hidden=(8, 8, 8), head_widths=(8, 8)).to_dict()},
     # the built-in CREPS demo: the anycost demo model's W space, distilled on a CPU (no discriminator:
-    # see docs/creps.md for why), on 64 and 32 px whole images
+    # see docs/creps.md for why), on 64 and 32 px whole images; no encoded faces: half of each batch
+    # stalled the distillation at the mean colour (docs/training.md, "The built-in demo model")
     "creps-demo": {"arch": "creps-demo", "teacher": "demo", "adv_weight": 0.0, "pl_weight": 0.0, "mixing": 0.5,
-                   "encoded": 0.5,
                    "batch": 8, "iters": 2000, "lr": 0.002, "ema_kimg": 2.0, "resolutions": (64, 32),
                    "log_every": 20, "sample_every": 250, "checkpoint_every": 250},
 }
