@@ -19,19 +19,20 @@ DEVICE=${DEVICE:-cpu}
 TRAIN=("$PY" -m anycost_train.cli)
 ON=(--device "$DEVICE")
 WARM_ITERS=${WARM_ITERS:-24000}        # 384,000 teacher images (2 processes x batch 8)
-ANNEAL_ITERS=${ANNEAL_ITERS:-26000}
+ANNEAL_ITERS=${ANNEAL_ITERS:-34000}      # 544,000 images in all
 ANNEAL_LR=${ANNEAL_LR:-0.0005}
 ANNEAL_EMA_KIMG=${ANNEAL_EMA_KIMG:-10}
-STAGE1_ITERS=${STAGE1_ITERS:-2500}
+STAGE1_ITERS=${STAGE1_ITERS:-250}          # 2,000 teacher images
 STAGE2_ITERS=${STAGE2_ITERS:-250}
 ENCODER_STEPS=${ENCODER_STEPS:-1000}
 CREPS_ITERS=${CREPS_ITERS:-1500}
 # principal components named by looking at their strips (directions --pc-strips), as NAME=PCk@ROWS
 # (named 2026-12-01 from runs/pc-strips of this model: PC1 brightness of face and scene, PC2 dark to
-# lighter hair, PC3 a lit face on a dark background to a darker face on a bright one, PC5 light from
-# the image-left side to even, PC7 a dark hat or cap appearing, PC8 cool (blue) to warm (orange)
-# colour; PC4 turns the head (the measured head_turn does that) and PC6 mixes hair and pose)
-NAMED_PCS=(${NAMED_PCS:-light=PC1@0-10 hair_light=PC2@0-7 backlight=PC3@0-7 light_direction=PC5@0-7 hat=PC7@0-7 warmth=PC8@0-7})
+# lighter hair with a brighter scene, PC3 a lit face on a dark background to a darker face on a
+# bright one, PC5 a face lit from the image-right side, PC6 a dark hat or cap appearing, PC8 warm
+# (orange) to cool (blue) colour; PC4 turns the head (the measured head_turn does that), PC7 mixes
+# hair and pose)
+NAMED_PCS=(${NAMED_PCS:-light=PC1@0-10 hair_light=PC2@0-7 backlight=PC3@0-7 light_direction=PC5@0-7 hat=PC6@0-7 cool_tone=PC8@0-7})
 step=${1:-all}
 
 # a started run is continued (--resume), a new one started from its preset
@@ -53,23 +54,18 @@ warm() {      # G(z) regressed onto the teacher's image of z[:100]
 anneal() {    # the same run continued at a quarter of the rate, its EMA over 10,000 images
     train_warm --resume --iters "$ANNEAL_ITERS" --lr "$ANNEAL_LR" --ema-kimg "$ANNEAL_EMA_KIMG"
 }
-stage1() {    # the paper's stage 1 (adversarial, sampled resolution) on the teacher's samples, from the warm start.
-    # Not in `all`: at this CPU's budget it made the faces worse (docs/training.md, "The built-in demo model")
+stage1() {    # the paper's stage 1 (adversarial, sampled resolution) on the teacher's samples, from the warm
+    # start, briefly: it sharpens the regression's blur (faces found 88 -> 91 %); 500 iterations found
+    # no more faces and drifted further from the teacher (docs/training.md, "The built-in demo model")
     # shellcheck disable=SC2046
-    local args=($(run_args "$RUNS/demo-s1" demo --stage multires --iters "$STAGE1_ITERS" "${ON[@]}" \
-        --init "$RUNS/demo-warm/latest.safetensors"))
-    if [ "$DEVICE" = cpu ]; then
-        OMP_NUM_THREADS=1 "$PY" -m torch.distributed.run --standalone --nproc_per_node 2 -m anycost_train.cli \
-            --threads 1 train "${args[@]}" --out "$RUNS/demo-s1"
-    else
-        "${TRAIN[@]}" train "${args[@]}" --out "$RUNS/demo-s1"
-    fi
+    OMP_NUM_THREADS=1 "${TRAIN[@]}" --threads 1 train $(run_args "$RUNS/demo-s1" demo --stage multires \
+        --iters "$STAGE1_ITERS" "${ON[@]}" --init "$RUNS/demo-warm/latest.safetensors") --out "$RUNS/demo-s1"
 }
 stage2() {    # the paper's stage 2 on the teacher's samples, and its ablation, side by side, one core each
     # the model's three preview resolutions (64, 32, 16 px: arch demo-64's elastic_min); consistency
-    # weight 10: the full generator's own term anchors it to the warm start, which the adversarial term
-    # alone pulled away from faces at this budget
-    local init=(--stage adach --iters "$STAGE2_ITERS" --n-res 3 "${ON[@]}" --init "$RUNS/${STAGE2_INIT:-demo-warm}/latest.safetensors")
+    # weight 10: the full generator's own term anchors it to stage 1's model (at weight 1 or 10 from
+    # the warm start directly, stage 2 lost faces: 86 / 80 % against 88 %)
+    local init=(--stage adach --iters "$STAGE2_ITERS" --n-res 3 "${ON[@]}" --init "$RUNS/${STAGE2_INIT:-demo-s1}/latest.safetensors")
     # shellcheck disable=SC2046
     OMP_NUM_THREADS=1 "${TRAIN[@]}" --threads 1 train $(run_args "$RUNS/demo-adach" demo "${init[@]}" \
         --consistency-weight 10) \
@@ -113,7 +109,7 @@ creps() {     # the CREPS demo distilled into the new model's W space, then its 
 }
 
 case "$step" in
-    all) warm; anneal; stage2; encoder; directions; release; docs; creps ;;
+    all) warm; anneal; stage1; stage2; encoder; directions; release; docs; creps ;;
     warm|anneal|stage1|stage2|encoder|directions|release|docs|creps) "$step" ;;
     *) echo "usage: $0 [all|warm|anneal|stage1|stage2|encoder|directions|release|docs|creps]" >&2; exit 2 ;;
 esac
