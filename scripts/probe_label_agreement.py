@@ -14,7 +14,7 @@ import torch
 
 from anycost.checkpoints import load_model
 from anycost_train.attributes import ATTRIBUTES, AttributeMeter
-from anycost_train.directions import paired_teacher
+from anycost_train.heldout import paired_teacher
 from anycost_train.teachers import open_teacher, resize_to, teacher_latents
 
 

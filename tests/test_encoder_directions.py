@@ -227,7 +227,7 @@ def test_release_then_model_card(model_with_directions, tmp_path):
 
 
 def test_paired_teacher_is_the_teacher_stage_of_the_chain():
-    from anycost_train.directions import paired_teacher
+    from anycost_train.heldout import paired_teacher
     warm = {"config": {"stage": "teacher", "teacher": "gan-face-generate"}}
     adversarial = {"config": {"stage": "multires", "data": "teacher", "teacher": "gan-face-generate"}}
     assert paired_teacher({"training": {"config": {"stage": "adach"}, "init": warm}}) == "gan-face-generate"

@@ -223,7 +223,8 @@ def encoder_cmd(args) -> int:
 def directions_cmd(args) -> int:
     from anycost.checkpoints import load_model, save_model
     from .attributes import AttributeMeter
-    from .directions import directions_to_file, named_pcs, paired_teacher, projected_faces, supervised_directions
+    from .directions import directions_to_file, named_pcs, projected_faces, supervised_directions
+    from .heldout import paired_teacher
     from .teachers import open_teacher
     from .trainer import command_line, git_commit
     model = load_model(args.model)

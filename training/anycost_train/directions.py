@@ -195,18 +195,6 @@ def teacher_measured(g: Generator, meter: AttributeMeter, teacher, n: int, seed:
     return w, meter.measure(images)
 
 
-def paired_teacher(metadata: dict) -> str:
-    """The teacher a stage of the model's training chain was paired with (stage "teacher": G(z)
-    regressed onto teacher(z)), or ""."""
-    t = metadata.get("training")
-    while t:
-        config = t.get("config") or {}
-        if config.get("stage") == "teacher" and config.get("teacher"):
-            return config["teacher"]
-        t = t.get("init")
-    return ""
-
-
 def projected_faces(model, n: int, steps: int = 100, seed: int = JUDGE_SEED) -> torch.Tensor | None:
     """The W+ of n faces of the generator the model learnt from (neither training data nor the cards'
     held-out faces), projected as the editor projects a photo (encoder guess, then `steps` steps of

@@ -7,15 +7,24 @@ import torch
 HELD_OUT_SEED = 5_000_000
 
 
-def model_teacher(metadata: dict) -> str:
-    """The teacher of a stage in the model's training chain, or ""."""
+def _stage_configs(metadata: dict):
+    """The training configs of the model's chain, last stage first."""
     t = metadata.get("training")
     while t:
-        teacher = (t.get("config") or {}).get("teacher")
-        if teacher:
-            return teacher
+        yield t.get("config") or {}
         t = t.get("init")
-    return ""
+
+
+def model_teacher(metadata: dict) -> str:
+    """The teacher of a stage in the model's training chain, or ""."""
+    return next((c["teacher"] for c in _stage_configs(metadata) if c.get("teacher")), "")
+
+
+def paired_teacher(metadata: dict) -> str:
+    """The teacher a stage of the chain was paired with (stage "teacher": G(z) regressed onto
+    teacher(z), so the model's z and the teacher's latent name the same face), or ""."""
+    return next((c["teacher"] for c in _stage_configs(metadata)
+                 if c.get("stage") == "teacher" and c.get("teacher")), "")
 
 
 def held_out_faces(metadata: dict, resolution: int, n: int, seed: int = HELD_OUT_SEED) -> tuple[torch.Tensor, str]:
