@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("--model", type=Path, required=True)
     mc.add_argument("--out", type=Path, required=True, help="markdown file; figures go to a folder named like it")
     mc.add_argument("--projections", type=int, default=6, help="held-out faces (and the photo) shown projected")
-    mc.add_argument("--slider-faces", type=int, default=12, help="projected faces the slider table is measured on")
+    mc.add_argument("--slider-faces", type=int, default=32, help="projected faces the slider table is measured on "
+                    "(12 moved the figures by more than the bars' margins)")
     mc.add_argument("--detect-samples", type=int, default=100, help="samples per configuration for face detection")
 
     cc = sub.add_parser("creps-card", help="a CREPS model's page: sizes, scale consistency, agreement with the "

@@ -212,7 +212,7 @@ def _pct(v: float) -> str:
     return f"{100 * v:.0f} %"
 
 
-def write_model_card(model_path: Path, out: Path, n_projections: int = 6, n_slider_faces: int = 12,
+def write_model_card(model_path: Path, out: Path, n_projections: int = 6, n_slider_faces: int = 32,
                      n_detect: int = 100, log_fn=print) -> Path:
     from .attributes import ATTRIBUTES as MEASURED, AttributeMeter
     from .directions import SUPERVISED
