@@ -15,7 +15,7 @@ import torch
 from anycost.checkpoints import load_model
 from anycost_train.attributes import ATTRIBUTES, AttributeMeter
 from anycost_train.heldout import paired_teacher
-from anycost_train.teachers import open_teacher, resize_to, teacher_latents
+from anycost_train.teachers import open_teacher, paired_images
 
 
 def main() -> None:
@@ -33,8 +33,7 @@ def main() -> None:
     z = torch.randn(args.n, g.cfg.style_dim, generator=torch.Generator().manual_seed(args.seed))
     with torch.no_grad():
         ours = torch.cat([g(c) for c in z.split(50)])
-        theirs = torch.cat([resize_to(teacher.images(teacher_latents(c, teacher)), g.cfg.resolution).cpu()
-                            for c in z.split(50)])
+        theirs = torch.cat([paired_images(teacher, c, g.cfg.resolution).cpu() for c in z.split(50)])
     meter = AttributeMeter()
     try:
         mo, mt = meter.measure(ours), meter.measure(theirs)

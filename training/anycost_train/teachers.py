@@ -116,6 +116,12 @@ def teacher_latents(student_z: torch.Tensor, teacher) -> torch.Tensor:
     return student_z[..., :teacher.latent_dim]
 
 
+def paired_images(teacher, student_z: torch.Tensor, resolution: int) -> torch.Tensor:
+    """The teacher's image of each student z (through `teacher_latents`), at the student's resolution:
+    what the teacher stage regresses G(z) onto."""
+    return resize_to(teacher.images(teacher_latents(student_z, teacher)), resolution)
+
+
 class TeacherSamples(torch.utils.data.Dataset):
     """Item i is the teacher's image of latent seed `seed + i`: deterministic, effectively unlimited,
     drawn in batches (`batch(first, n)`), which is how the trainers read it."""

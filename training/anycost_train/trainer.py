@@ -26,7 +26,7 @@ from .faces import faces_of_latents
 from .discriminator import MultiResDiscriminator
 from .losses import consistency, d_logistic, g_nonsaturating, path_length, r1_penalty
 from .run_loop import TrainingRun, set_learning_rates
-from .teachers import open_teacher, resize_to, teacher_latents
+from .teachers import open_teacher, paired_images, resize_to, teacher_latents
 from .steps import apply_loss, batch_of_step, update_ema
 from .subnets import arch_dim, arch_vector, sample_ratios, widths
 
@@ -228,7 +228,7 @@ class Trainer(TrainingRun):
         (both N(0, I)). The other entries of z are free for the adversarial stages."""
         if self.tc.stage == "renderer":
             return faces_of_latents(z, self.gcfg.resolution).to(self.device)
-        return resize_to(self.source.images(teacher_latents(z, self.source)), self.gcfg.resolution).to(self.device)
+        return paired_images(self.source, z, self.gcfg.resolution).to(self.device)
 
     def _regression_step(self) -> dict:
         """Warm start: teach G(z) a known image per z by regression (L1 + perceptual distance) at a
