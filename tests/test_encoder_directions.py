@@ -127,6 +127,7 @@ def test_directions_are_stored_with_names_ranges_and_kinds(model_with_directions
     # the demo was paired with its teacher: candidates were also fitted to the teacher's images of each z
     assert m.metadata["directions_training"]["fitted_on"] == ["samples", "teacher gan-face-generate"]
     assert {meta[a]["fitted_on"] for a in ("age", "smile")} <= {"samples", "teacher"}
+    assert all(isinstance(meta[a]["decoupled"], bool) for a in ("age", "smile"))
     assert m.encoder is not None                                    # the encoder survived
     # one slider unit is the model's own spread along the direction, untruncated (as the PCs'):
     # wider than the truncation-0.7 samples' the boundaries are fitted on
@@ -234,3 +235,20 @@ def test_paired_teacher_is_the_teacher_stage_of_the_chain():
     # the teacher's samples as data pair nothing with the model's z
     assert paired_teacher({"training": {"config": {"stage": "adach"}, "init": adversarial}}) == ""
     assert paired_teacher({}) == ""
+
+
+def test_decoupling_mix_cancels_a_linear_response():
+    from anycost_train.directions import decoupling_mix
+    rng = np.random.default_rng(0)
+    # 7 attributes, 7 basis directions: the slider (column 0) moves its attribute 2 sd and the others
+    # up to 1 sd; the other columns are the other attributes' normals, each mostly its own attribute
+    r = np.eye(7) + 0.3 * rng.standard_normal((7, 7))
+    r[:, 0] = [0.8, 2.0, -0.7, 0.5, 1.0, -0.4, 0.3]
+    r[1, 1:] = 0.3 * rng.standard_normal(6)
+    own = 1
+    before = np.abs(np.delete(r[:, 0], own)).max() / abs(r[own, 0])
+    mixed = r @ decoupling_mix(r, own, ridge=1e-3)
+    after = np.abs(np.delete(mixed, own)).max() / abs(mixed[own])
+    assert before > 0.4 and after < 0.05 and abs(mixed[own] / r[own, 0] - 1) < 0.05
+    # the ridge pulls toward the slider unchanged
+    assert np.allclose(decoupling_mix(r, own, ridge=1e6), np.eye(7)[0], atol=1e-3)

@@ -9,7 +9,9 @@ gets candidates fitted to the attributes of the teacher's image of each z: sharp
 measured more reliably than the model's own renders. Of all candidates the most specific one is kept (its own
 change over the slider range against the largest change of any other attribute, each in standard
 deviations over the samples), judged on projected faces of the teacher when the model has an
-encoder and a teacher (the latents a slider moves in the editor), else on other samples.
+encoder and a teacher (the latents a slider moves in the editor), else on other samples. The kept one
+is then offered mixed with the other attributes' normals, the mix solved from their changes measured
+on the same faces so that only its own attribute moves; the mix is kept when it is more specific.
 
 Unsupervised ones: GANSpace's principal components of W. Those a person named after looking at
 their strips (glasses, hair, light, ...) are given as NAME=PCk@A-B (component k on rows A..B-1);
@@ -53,6 +55,7 @@ class SliderReport:
     attribute: str
     rows: tuple[int, int]
     orthogonalized: bool
+    decoupled: bool            # mixed with the other attributes' normals to cancel their measured change
     fitted_on: str             # "samples" (the model's renders measured) or "teacher" (the teacher's image of each z)
     own_change: float          # mean change of its attribute, slider min -> max, in the attribute's units
     own_sd: float              # ... in standard deviations of the attribute over samples
@@ -99,11 +102,12 @@ def slider_effect(g: Generator, meter: AttributeMeter, wplus: torch.Tensor, d: D
     return change, float(both.mean())
 
 
-def judged(name: str, attribute: str, change: dict, sd: dict, rows, ortho: bool, fitted_on: str) -> SliderReport:
+def judged(name: str, attribute: str, change: dict, sd: dict, rows, ortho: bool, fitted_on: str,
+           decoupled: bool = False) -> SliderReport:
     in_sd = {a: change[a] / sd[a] for a in ATTRIBUTES}
     others = {a: round(v, 3) for a, v in in_sd.items() if a != attribute}
     worst = max((abs(v) for v in others.values() if np.isfinite(v)), default=float("nan"))
-    return SliderReport(name, attribute, tuple(rows), ortho, fitted_on, round(change[attribute], 4),
+    return SliderReport(name, attribute, tuple(rows), ortho, decoupled, fitted_on, round(change[attribute], 4),
                         round(in_sd[attribute], 3),
                         others, round(abs(in_sd[attribute]) / max(worst, 1e-6), 2))
 
@@ -154,12 +158,57 @@ def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 
                 if best is None or (r.specificity > best[0].specificity and r.own_sd >= 0.5 * best[0].own_sd) \
                         or r.own_sd > 2 * best[0].own_sd:
                     best = (r, d)
+        # then the best mixed with the other attributes' normals so that their measured change cancels
+        # (linear on the judge faces): a boundary orthogonal in W still moves other attributes when
+        # they are entangled in the generator, which the response measured here shows directly
+        d, r = best[1], best[0]
+        vec = decoupled_vector(g, meter, eval_w, sd, d, a, fits[r.fitted_on])
+        if vec is not None:
+            d2 = Direction(name, vec, -SLIDER, SLIDER, (natural_w @ vec).std().item(), d.rows, "model")
+            change, _ = slider_effect(g, meter, eval_w, d2)
+            r2 = judged(name, a, change, sd, d.rows, r.orthogonalized, r.fitted_on, decoupled=True)
+            if r2.own_sd > 0 and r2.specificity > r.specificity and r2.own_sd >= 0.5 * r.own_sd:
+                best = (r2, d2)
         reports.append(best[0])
         dirs[name] = best[1]
         log_fn(f"{name}: {best[0].own_change:+.3f} {ATTRIBUTES[a]} ({best[0].own_sd:+.2f} sd), specificity "
-               f"{best[0].specificity:.1f}, rows {best[0].rows}{', orthogonalised' if best[0].orthogonalized else ''}, "
+               f"{best[0].specificity:.1f}, rows {best[0].rows}{', orthogonalised' if best[0].orthogonalized else ''}"
+               f"{', decoupled' if best[0].decoupled else ''}, "
                f"fitted on {best[0].fitted_on}")
     return dirs, reports, sd
+
+
+def decoupling_mix(response: np.ndarray, own: int, ridge: float = 0.05) -> np.ndarray:
+    """Coefficients c of basis directions whose measured responses are the columns of `response`
+    [n_attributes, n_basis] (column 0 the slider itself) such that response @ c moves attribute `own`
+    as column 0 does and every other attribute by 0: least squares, with a ridge toward c = e0 (the
+    slider unchanged) so that noise in the measured responses is not amplified."""
+    n_attr, n_basis = response.shape
+    target = np.zeros(n_attr)
+    target[own] = response[own, 0]
+    c0 = np.zeros(n_basis)
+    c0[0] = 1.0
+    lam = ridge * float(np.trace(response.T @ response)) / n_basis
+    a = response.T @ response + lam * np.eye(n_basis)
+    return np.linalg.solve(a, response.T @ target + lam * c0)
+
+
+def decoupled_vector(g: Generator, meter: AttributeMeter, eval_w: torch.Tensor, sd: dict, d: Direction,
+                     attribute: str, normals: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    """The unit vector of d mixed with the other attributes' normals (on d's rows, at d's extent) by
+    decoupling_mix of their changes measured on eval_w; None when a response cannot be measured."""
+    names = list(ATTRIBUTES)
+    basis = [d.vector] + [normals[k] for k in names if k != attribute]
+    cols = []
+    for v in basis:
+        change, _ = slider_effect(g, meter, eval_w, Direction(d.name, v, d.min, d.max, d.scale, d.rows, "model"))
+        col = np.array([change[k] / sd[k] for k in names])
+        if not np.isfinite(col).all():
+            return None
+        cols.append(col)
+    c = decoupling_mix(np.stack(cols, 1), names.index(attribute))
+    u = sum(float(ci) * v for ci, v in zip(c, basis))
+    return u / u.norm()
 
 
 def boundaries(w: torch.Tensor, m: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -241,7 +290,7 @@ def directions_to_file(dirs: dict[str, Direction], reports: list[SliderReport], 
             r = asdict(by_name[name])
             entry.update(attribute=r["attribute"], own_change=r["own_change"], own_sd=r["own_sd"],
                          other_sd=r["other_sd"], specificity=r["specificity"], orthogonalized=r["orthogonalized"],
-                         fitted_on=r["fitted_on"])
+                         decoupled=r["decoupled"], fitted_on=r["fitted_on"])
         if name in named_by_eye:
             entry["named_by"] = "eye"
         meta.append(entry)

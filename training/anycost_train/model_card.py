@@ -312,6 +312,7 @@ def write_model_card(model_path: Path, out: Path, n_projections: int = 6, n_slid
         slider_strip(g, d).save(figs / f"slider-{d.name}.png")
         how = (f"fitted to the {e['attribute']} measured on "
                + ("the teacher's image of each latent" if e.get("fitted_on") == "teacher" else "the model's samples")
+               + (", mixed with the other attributes' normals to cancel their measured change" if e.get("decoupled") else "")
                if e.get("attribute")
                else "a principal component of W, **named by eye** from its strip")
         lines += [f"**{d.name}** ({d.min:g} .. {d.max:g}, W+ rows {d.rows[0]}-{d.rows[1] - 1}; {how})", "",
