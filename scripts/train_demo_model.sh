@@ -29,11 +29,11 @@ ENCODER_STEPS=${ENCODER_STEPS:-1000}
 CREPS_ITERS=${CREPS_ITERS:-1500}
 # principal components named by looking at their strips (directions --pc-strips), as NAME=PCk@ROWS
 # (named 2026-12-01 from runs/pc-strips of this model: PC1 brightness of face and scene, PC2 dark to
-# lighter hair with a brighter scene, PC3 a lit face on a dark background to a darker face on a
-# bright one, PC5 a face lit from the image-right side, PC6 a dark hat or cap appearing, PC8 warm
-# (orange) to cool (blue) colour; PC4 turns the head (the measured head_turn does that), PC7 mixes
-# hair and pose)
-NAMED_PCS=(${NAMED_PCS:-light=PC1@0-10 hair_light=PC2@0-7 backlight=PC3@0-7 light_direction=PC5@0-7 hat=PC6@0-7 cool_tone=PC8@0-7})
+# lighter hair with a brighter face, PC3 a lit face on a dark background to a darker face on a bright
+# one, PC5 a face lit from the image-right side, PC6 dark hair (a fringe, a darker crown) appearing,
+# PC8 warm (orange) to cool (blue) colour; PC4 turns the head (the measured head_turn does that), PC7
+# mixes hair and pose)
+NAMED_PCS=(${NAMED_PCS:-light=PC1@0-10 hair_light=PC2@0-7 backlight=PC3@0-7 light_direction=PC5@0-7 dark_hair=PC6@0-7 cool_tone=PC8@0-7})
 step=${1:-all}
 
 # a started run is continued (--resume), a new one started from its preset
