@@ -252,3 +252,15 @@ def test_decoupling_mix_cancels_a_linear_response():
     assert before > 0.4 and after < 0.05 and abs(mixed[own] / r[own, 0] - 1) < 0.05
     # the ridge pulls toward the slider unchanged
     assert np.allclose(decoupling_mix(r, own, ridge=1e6), np.eye(7)[0], atol=1e-3)
+
+
+def test_slider_score_prefers_a_visible_specific_slider():
+    from anycost_train.directions import SliderReport, slider_score
+
+    def report(own_sd, specificity):
+        return SliderReport("age", "age", (0, 10), False, False, "samples", own_sd * 12, own_sd, {}, specificity)
+    # a slider that barely moves its attribute loses to one that moves it four times as far at 2x
+    assert slider_score(report(1.6, 2.0)) > slider_score(report(0.4, 5.3))
+    # past the 3x bar only the movement counts; below it the side effects are charged in proportion
+    assert slider_score(report(1.0, 9.0)) == slider_score(report(1.0, 3.0)) > slider_score(report(1.0, 1.5))
+    assert slider_score(report(-0.5, 4.0)) == float("-inf")

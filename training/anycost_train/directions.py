@@ -6,12 +6,14 @@ samples are measured, and each slider is the unit normal of the least-squares pr
 attribute from w (InterFaceGAN's boundary), optionally with the other attributes' normals projected
 out, applied to a range of W+ rows. A model taught by pairing with a teacher (G(z) ~ teacher(z)) also
 gets candidates fitted to the attributes of the teacher's image of each z: sharper faces, so
-measured more reliably than the model's own renders. Of all candidates the most specific one is kept (its own
-change over the slider range against the largest change of any other attribute, each in standard
-deviations over the samples), judged on projected faces of the teacher when the model has an
-encoder and a teacher (the latents a slider moves in the editor), else on other samples. The kept one
-is then offered mixed with the other attributes' normals, the mix solved from their changes measured
-on the same faces so that only its own attribute moves; the mix is kept when it is more specific.
+measured more reliably than the model's own renders. Of all candidates the one that moves its
+attribute furthest while staying specific is kept (`slider_score`: its own change over the slider
+range in standard deviations over the samples, scaled down where its specificity, that change
+against the largest change of any other attribute, is under the 3x a slider should reach), judged
+on projected faces of the teacher when the model has an encoder and a teacher (the latents a
+slider moves in the editor), else on other samples. The kept one is then offered mixed with the
+other attributes' normals, the mix solved from their changes measured on the same faces so that
+only its own attribute moves; the mix is kept when it scores higher.
 
 Unsupervised ones: GANSpace's principal components of W. Those a person named after looking at
 their strips (glasses, hair, light, ...) are given as NAME=PCk@A-B (component k on rows A..B-1);
@@ -37,6 +39,7 @@ SUPERVISED = {"age": "age", "gender": "gender", "smile": "smile", "mouth_open": 
               "eyes_open": "eyes_open", "head_turn": "yaw"}
 SLIDER = 3.0          # slider range +-3, one unit = one standard deviation of the model's w along the
                       # direction (untruncated, as the principal components' unit)
+SPECIFIC = 3.0        # specificity a slider should reach: its own change >= 3x any other's
 TRUNCATION = 0.7      # of the samples the boundaries are fitted on (more of them are faces)
 JUDGE_SEED = 6_000_000    # latent seeds of the teacher faces candidates are judged on (held out: 5,000,000)
 NAMED_PC = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)=PC(?P<k>\d+)@(?P<a>\d+)-(?P<b>\d+)$")
@@ -112,6 +115,16 @@ def judged(name: str, attribute: str, change: dict, sd: dict, rows, ortho: bool,
                         others, round(abs(in_sd[attribute]) / max(worst, 1e-6), 2))
 
 
+def slider_score(r: SliderReport) -> float:
+    """How far a slider moves its own attribute (sd over samples), counted in full only while it moves
+    no other attribute by more than a third of that (specificity 3x); below, in proportion. Neither
+    the most specific slider that barely moves nor the strongest that moves everything else too."""
+    if not np.isfinite(r.own_sd) or r.own_sd <= 0:
+        return float("-inf")
+    spec = r.specificity if np.isfinite(r.specificity) else 0.0
+    return r.own_sd * min(1.0, spec / SPECIFIC)
+
+
 def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 1500, n_eval: int = 48,
                           sliders: list[str] | None = None, seed: int = 0, log_fn=print,
                           judge_wplus: torch.Tensor | None = None, teacher=None
@@ -154,9 +167,7 @@ def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 
                 if r.own_sd < 0:                    # the slider points toward "more" of its attribute
                     d = Direction(name, -vec, -SLIDER, SLIDER, sigma, rows, "model")
                     r = judged(name, a, {k: -v for k, v in change.items()}, sd, rows, is_ortho, fitted_on)
-                # most specific, among candidates that move their attribute at least half as far as the best
-                if best is None or (r.specificity > best[0].specificity and r.own_sd >= 0.5 * best[0].own_sd) \
-                        or r.own_sd > 2 * best[0].own_sd:
+                if best is None or slider_score(r) > slider_score(best[0]):
                     best = (r, d)
         # then the best mixed with the other attributes' normals so that their measured change cancels
         # (linear on the judge faces): a boundary orthogonal in W still moves other attributes when
@@ -167,7 +178,7 @@ def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 
             d2 = Direction(name, vec, -SLIDER, SLIDER, (natural_w @ vec).std().item(), d.rows, "model")
             change, _ = slider_effect(g, meter, eval_w, d2)
             r2 = judged(name, a, change, sd, d.rows, r.orthogonalized, r.fitted_on, decoupled=True)
-            if r2.own_sd > 0 and r2.specificity > r.specificity and r2.own_sd >= 0.5 * r.own_sd:
+            if slider_score(r2) > slider_score(r):
                 best = (r2, d2)
         reports.append(best[0])
         dirs[name] = best[1]
