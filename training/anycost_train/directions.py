@@ -166,20 +166,21 @@ def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 
                 r = judged(name, a, change, sd, rows, is_ortho, fitted_on)
                 if r.own_sd < 0:                    # the slider points toward "more" of its attribute
                     d = Direction(name, -vec, -SLIDER, SLIDER, sigma, rows, "model")
-                    r = judged(name, a, {k: -v for k, v in change.items()}, sd, rows, is_ortho, fitted_on)
+                    change = {k: -v for k, v in change.items()}
+                    r = judged(name, a, change, sd, rows, is_ortho, fitted_on)
                 if best is None or slider_score(r) > slider_score(best[0]):
-                    best = (r, d)
+                    best = (r, d, change)
         # then the best mixed with the other attributes' normals so that their measured change cancels
         # (linear on the judge faces): a boundary orthogonal in W still moves other attributes when
         # they are entangled in the generator, which the response measured here shows directly
-        d, r = best[1], best[0]
-        vec = decoupled_vector(g, meter, eval_w, sd, d, a, fits[r.fitted_on])
+        r, d, change = best
+        vec = decoupled_vector(g, meter, eval_w, sd, d, change, a, fits[r.fitted_on])
         if vec is not None:
             d2 = Direction(name, vec, -SLIDER, SLIDER, (natural_w @ vec).std().item(), d.rows, "model")
             change, _ = slider_effect(g, meter, eval_w, d2)
             r2 = judged(name, a, change, sd, d.rows, r.orthogonalized, r.fitted_on, decoupled=True)
             if slider_score(r2) > slider_score(r):
-                best = (r2, d2)
+                best = (r2, d2, change)
         reports.append(best[0])
         dirs[name] = best[1]
         log_fn(f"{name}: {best[0].own_change:+.3f} {ATTRIBUTES[a]} ({best[0].own_sd:+.2f} sd), specificity "
@@ -205,14 +206,16 @@ def decoupling_mix(response: np.ndarray, own: int, ridge: float = 0.05) -> np.nd
 
 
 def decoupled_vector(g: Generator, meter: AttributeMeter, eval_w: torch.Tensor, sd: dict, d: Direction,
-                     attribute: str, normals: dict[str, torch.Tensor]) -> torch.Tensor | None:
+                     d_change: dict, attribute: str, normals: dict[str, torch.Tensor]) -> torch.Tensor | None:
     """The unit vector of d mixed with the other attributes' normals (on d's rows, at d's extent) by
-    decoupling_mix of their changes measured on eval_w; None when a response cannot be measured."""
+    decoupling_mix of their changes measured on eval_w (d's own, `d_change`, measured already);
+    None when a response cannot be measured."""
     names = list(ATTRIBUTES)
     basis = [d.vector] + [normals[k] for k in names if k != attribute]
     cols = []
-    for v in basis:
-        change, _ = slider_effect(g, meter, eval_w, Direction(d.name, v, d.min, d.max, d.scale, d.rows, "model"))
+    for i, v in enumerate(basis):
+        change = d_change if i == 0 else \
+            slider_effect(g, meter, eval_w, Direction(d.name, v, d.min, d.max, d.scale, d.rows, "model"))[0]
         col = np.array([change[k] / sd[k] for k in names])
         if not np.isfinite(col).all():
             return None
