@@ -171,8 +171,11 @@ def test_bench_saves_json(official_file, tmp_path):
         assert rows[(p, 1.0, 128)]["speedup"] == 1.0 and rows[(p, 0.5, 32)]["mac_reduction"] > 1
     assert rows[("reference", 0.5, 32)]["vs_reference"] == 1.0
     peak = data["matmul_peak_gmac_per_s"]
-    assert peak > 0 and rows[("fast", 1.0, 128)]["peak_share"] == pytest.approx(
-        rows[("fast", 1.0, 128)]["gmac_per_s"] / peak)
+    full = rows[("fast", 1.0, 128)]
+    assert full["gmac_per_s"] == pytest.approx(full["gmacs"] / (full["median_ms"] / 1000), rel=0.01)
+    # units checked against the machine: a share of its own matrix-multiply peak (Winograd does fewer
+    # multiplies than it is credited with, so somewhat above 1 is possible; 1000x is a unit slip)
+    assert peak > 0 and 0.005 < full["peak_share"] < 3
     assert data["conv_forms"] and list((tmp_path / "state" / "calibration").glob("conv-forms-*.json"))
     assert data["environment"]["threads"] == 1
     assert "| fast | 0.5 | 32 |" in r.stdout and "GMAC/s" in r.stdout

@@ -1,5 +1,6 @@
 """The batch-1 fast path (models.fast) computes what Generator.synthesis computes, in every form."""
 import json
+import statistics
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from anycost.models.conv_forms import (CONV_FORMS, UP_FORMS, FormChooser, LayerS
                                        upsample_kernel, winograd_available)
 from anycost.models.fast import FastSynthesis
 from anycost.models.ops import make_blur_kernel, upfirdn2d
+from anycost.projection import psnr
 
 TOL = 1e-3          # the issue's bound on any fast path against the fp32 reference
 
@@ -152,7 +154,15 @@ def test_per_layer_search_meets_a_budget_and_is_cached(g, tmp_path, monkeypatch)
     budget = 0.5 * wide.latency_ms
     found = layer_search.cached_search(g, fast, "g", 64, budget, tmp_path)
     assert found.widths == layer_widths(g.cfg, found.ratios)
-    assert found.fits == (found.latency_ms <= budget)
+    assert found.budget_ms == budget
+    # its fidelity, recomputed through the reference path on the search's seeded latents
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        ws = [g.latent_to_wplus(torch.randn(1, g.cfg.style_dim, generator=gen)) for _ in range(4)]
+        ref_psnr = statistics.mean(min(psnr(g.synthesis(w, channels=found.widths, target_res=64),
+                                            F.adaptive_avg_pool2d(g.synthesis(w).clamp(-1, 1), 64)), 100.0)
+                                   for w in ws)
+    assert found.psnr == pytest.approx(ref_psnr, abs=0.2) and found.psnr < wide.psnr
     assert found.fits or set(found.ratios[:10]) == {0.25}               # else narrowed as far as it goes
     assert min(found.ratios[:10]) < 1.0 and set(found.ratios[10:]) == {1.0}   # 128 px level not run
     assert 0 < found.psnr < 100
