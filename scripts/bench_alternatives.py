@@ -40,12 +40,13 @@ def conv_layouts(repeat: int) -> list[dict]:
         ref = F.conv2d(x, w, padding=1)
         xl = x.contiguous(memory_format=torch.channels_last)
         xb, wb = x.bfloat16(), w.bfloat16()
+        # the lambdas (noqa: B023) are called by median_ms at once, inside this iteration
         row = {"channels": c, "resolution": r,
-               "fp32_nchw_ms": median_ms(lambda: F.conv2d(x, w, padding=1), repeat),
-               "fp32_channels_last_ms": median_ms(lambda: F.conv2d(xl, w, padding=1), repeat),
+               "fp32_nchw_ms": median_ms(lambda: F.conv2d(x, w, padding=1), repeat),  # noqa: B023
+               "fp32_channels_last_ms": median_ms(lambda: F.conv2d(xl, w, padding=1), repeat),  # noqa: B023
                "bf16_ms": None, "bf16_max_rel_error": None}
         if k < BF16_LAYERS:
-            row["bf16_ms"] = median_ms(lambda: F.conv2d(xb, wb, padding=1), min(repeat, 3))
+            row["bf16_ms"] = median_ms(lambda: F.conv2d(xb, wb, padding=1), min(repeat, 3))  # noqa: B023
             row["bf16_max_rel_error"] = ((F.conv2d(xb, wb, padding=1).float() - ref).abs().max()
                                          / ref.abs().max()).item()
         rows.append(row)

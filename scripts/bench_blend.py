@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from anycost.faces.blending import mask_rect
 from anycost.faces.geometry import Alignment
 from anycost.faces.photo import AlignedFace, Blend
-from anycost.faces.blending import mask_rect
 from anycost.faces.recipes import Recipe
 
 
@@ -47,8 +47,9 @@ def main() -> None:
                 t0 = time.perf_counter()
                 blend(render)
                 times.append((time.perf_counter() - t0) * 1000)
-            rows.append({"face_px": round(a.face_side), "rect": list(rect[2:]), "model": model_res, "render": render_res,
-                         "median_ms": round(statistics.median(times), 2), "first_ms": round(setup_ms, 2)})
+            rows.append({"face_px": round(a.face_side), "rect": list(rect[2:]), "model": model_res,
+                         "render": render_res, "median_ms": round(statistics.median(times), 2),
+                         "first_ms": round(setup_ms, 2)})
             print(f"face {a.face_side:6.0f} px, patch {rect[2]}x{rect[3]}, {model_res} px model, render {render_res}: "
                   f"{rows[-1]['median_ms']:7.2f} ms per preview (mask and grid once: {setup_ms:.1f} ms)")
     args.out.parent.mkdir(parents=True, exist_ok=True)

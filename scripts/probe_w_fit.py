@@ -35,7 +35,7 @@ def main() -> None:
         w0 = g.latent_to_wplus(z[:, None])
 
     def mean_psnr(img):
-        return statistics.mean(psnr(a[None], b[None]) for a, b in zip(img, want))
+        return statistics.mean(psnr(a[None], b[None]) for a, b in zip(img, want, strict=True))
 
     with torch.no_grad():
         print(f"mapping: {mean_psnr(g.synthesis(w0, noise='const')):.2f} dB")

@@ -6,9 +6,10 @@ import os
 import sys
 
 import gi
+
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gimp
+from gi.repository import Gimp  # noqa: E402 (after gi.require_version, as PyGObject needs)
 
 P = json.load(open(os.environ["ANYCOST_TEST_PARAMS"]))
 sys.path.insert(0, os.path.dirname(os.environ["ANYCOST_TEST_PARAMS"]))
@@ -37,11 +38,11 @@ try:
 
     status, message = call("nope=1")
     res["bad_status"], res["bad_message"] = status.value_nick, message
-    res["layers_after_bad"] = [l.get_name() for l in image.get_layers()]
+    res["layers_after_bad"] = [layer.get_name() for layer in image.get_layers()]
     status, message = call(P["edits"])
     res["status"], res["message"] = status.value_nick, message
     layers = image.get_layers()
-    res["layers"] = [l.get_name() for l in layers]
+    res["layers"] = [layer.get_name() for layer in layers]
     new = layers[0]
     _, ox, oy = new.get_offsets()
     res["new_bounds"] = [ox, oy, new.get_width(), new.get_height()]

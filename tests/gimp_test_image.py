@@ -1,8 +1,9 @@
 # Copied beside the batch scripts of test_gimp_real.py (inside GIMP 3): the test image they share.
 import gi
+
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp
+from gi.repository import Gegl, Gimp  # noqa: E402 (after gi.require_version, as PyGObject needs)
 
 FMT = "R'G'B'A u8"
 

@@ -106,7 +106,8 @@ def test_checkpoint_that_runs_code_is_refused(tmp_path):
     assert not _RunsCode.marker.exists()
 
 
-@pytest.mark.parametrize("content", [b"", b"garbage" * 100, b"PK\x03\x04broken zip", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json"])
+@pytest.mark.parametrize("content", [b"", b"garbage" * 100, b"PK\x03\x04broken zip",
+                                     b"\x10\x00\x00\x00\x00\x00\x00\x00{not json"])
 def test_corrupt_files_give_clear_errors(tmp_path, content):
     path = tmp_path / "bad.pt"
     path.write_bytes(content)
@@ -123,8 +124,9 @@ def test_truncated_model_file(tmp_path):
 
 
 def test_newer_format_version_is_refused(tmp_path):
-    from safetensors.torch import load_file, save_file
     import json
+
+    from safetensors.torch import load_file, save_file
     path = save_model(tmp_path / "m.safetensors", small_generator())
     tensors = load_file(str(path))
     save_file(tensors, str(path), metadata={"anycost": json.dumps({"format": "anycost-editor", "version": 99})})

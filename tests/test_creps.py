@@ -70,7 +70,7 @@ def test_chunked_line_branch_is_the_same(g, ws):
     with torch.no_grad():
         a = g.prepare(ws, 40, 50)
         b = g.prepare(ws, 40, 50, chunk=7)
-    assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(a.rows + a.cols, b.rows + b.cols))
+    assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(a.rows + a.cols, b.rows + b.cols, strict=True))
 
 
 def test_previews_agree_with_downsampled_finals(g, ws):
@@ -152,5 +152,6 @@ def test_sample_command_sizes_and_regions(g, tmp_path):
     assert png.returncode == 0 and (tmp_path / "full.png").stat().st_size > 0
     bad = run_cli(*common, "--region", "40,0,20,10", "--out", str(tmp_path / "x.npy"))
     assert bad.returncode == 2 and "inside the 50x30 image" in bad.stderr
-    wrong = run_cli("sample", "--model", "random:demo-128", "--seed", "1", "--size", "64x64", "--out", str(tmp_path / "y.png"))
+    wrong = run_cli("sample", "--model", "random:demo-128", "--seed", "1", "--size", "64x64",
+                    "--out", str(tmp_path / "y.png"))
     assert wrong.returncode == 2 and "CREPS" in wrong.stderr

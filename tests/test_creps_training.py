@@ -114,7 +114,7 @@ def test_native_resolution_patch_steps(teacher_file, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "p" / "log.jsonl").read_text().splitlines()]
     assert {r["res"] for r in log} == {"8@16"} and all(0 < r["distill"] < 10 for r in log)
     after = [p for p in g.parameters() if p.requires_grad]
-    assert all(not torch.equal(a, b) for a, b in zip(before, after) if b.grad is not None)
+    assert all(not torch.equal(a, b) for a, b in zip(before, after, strict=True) if b.grad is not None)
 
 
 def test_encoded_latents_are_the_teachers_encoder_guesses(teacher_file, tmp_path):

@@ -86,6 +86,7 @@ def test_models_list_and_serve_default_to_the_demo(tmp_path):
     r = run_cli("models", "list")
     assert r.returncode == 0 and "built in" in r.stdout
     from anycost.client import Client
+
     from .daemon_helpers import Daemon
     d = Daemon(tmp_path, None)
     d.wait_ready()

@@ -33,7 +33,8 @@ def record_calls(g, **kwargs):
     for name, m in g.named_modules():
         if isinstance(m, (StyledConv, ToRGB)):
             hooks.append(m.register_forward_hook(
-                lambda mod, inp, out, name=name: seen.__setitem__(name, (inp[0].shape[1], out.shape[1], out.shape[-1]))))
+                lambda mod, inp, out, name=name: seen.__setitem__(name, (inp[0].shape[1], out.shape[1],
+                                                                         out.shape[-1]))))
     try:
         with torch.no_grad():
             out = g(kwargs.pop("z"), **kwargs)
@@ -56,7 +57,7 @@ def test_early_exit_skips_blocks_above_target(g, z, target):
 def test_low_resolution_output_is_the_skip_image_of_that_level(g, z):
     with torch.no_grad():
         _, rgbs = g(z, return_rgbs=True)
-        for res, rgb in zip(g.cfg.levels, rgbs):
+        for res, rgb in zip(g.cfg.levels, rgbs, strict=True):
             assert torch.allclose(g(z, target_res=res), rgb, atol=1e-6)
 
 

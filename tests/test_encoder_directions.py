@@ -102,7 +102,8 @@ def model_with_directions(tmp_path_factory):
     from anycost.hub import BUILTIN_DEMO
     out = tmp_path_factory.mktemp("dirs") / "model.safetensors"
     r = subprocess.run([str(TRAIN_CLI), "--threads", "1", "directions", "--model", str(BUILTIN_DEMO), "--out", str(out),
-                        "--samples", "120", "--eval", "6", "--judge-steps", "3", "--sliders", "age,smile", "--pc", "glasses=PC3@0-4"],
+                        "--samples", "120", "--eval", "6", "--judge-steps", "3", "--sliders", "age,smile",
+                        "--pc", "glasses=PC3@0-4"],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     return out
@@ -132,7 +133,8 @@ def test_directions_are_stored_with_names_ranges_and_kinds(model_with_directions
     # one slider unit is the model's own spread along the direction, untruncated (as the PCs'):
     # wider than the truncation-0.7 samples' the boundaries are fitted on
     with torch.no_grad():
-        w = m.generator.mapping(torch.randn(4000, m.generator.cfg.style_dim, generator=torch.Generator().manual_seed(1)))
+        w = m.generator.mapping(torch.randn(4000, m.generator.cfg.style_dim,
+                                            generator=torch.Generator().manual_seed(1)))
     for name in ("age", "smile"):
         spread = (w @ dirs[name].vector).std().item()
         assert abs(dirs[name].scale / spread - 1) < 0.1, (name, dirs[name].scale, spread)
@@ -146,7 +148,8 @@ def test_project_and_edit_commands(model_with_directions, tmp_path):
     img = Image.open(Path(__file__).resolve().parents[1] / "backend/anycost/data/demo-face.png").convert("L")
     img.save(tmp_path / "grey.png")                                 # a mode the model lacks: converted
     r = run_cli("project", str(tmp_path / "grey.png"), "--model", str(model_with_directions), "--steps", "5",
-                "--region", "20,20,200,200", "--out", str(tmp_path / "l.npy"), "--reconstruction", str(tmp_path / "r.png"))
+                "--region", "20,20,200,200", "--out", str(tmp_path / "l.npy"),
+                "--reconstruction", str(tmp_path / "r.png"))
     assert r.returncode == 0, r.stderr
     assert "PSNR" in r.stdout and "start: encoder" in r.stdout
     w = np.load(tmp_path / "l.npy")
@@ -154,7 +157,8 @@ def test_project_and_edit_commands(model_with_directions, tmp_path):
     r = run_cli("edit", str(tmp_path / "l.npy"), "--model", str(model_with_directions), "--set", "smile=2",
                 "--set", "PC2=-1", "--channels", "0.5", "--resolution", "32", "--out", str(tmp_path / "e.png"))
     assert r.returncode == 0, r.stderr and Image.open(tmp_path / "e.png").size == (32, 32)
-    plain = run_cli("edit", str(tmp_path / "l.npy"), "--model", str(model_with_directions), "--out", str(tmp_path / "p.png"))
+    plain = run_cli("edit", str(tmp_path / "l.npy"), "--model", str(model_with_directions),
+                    "--out", str(tmp_path / "p.png"))
     smile = run_cli("edit", str(tmp_path / "l.npy"), "--model", str(model_with_directions), "--set", "smile=3",
                     "--out", str(tmp_path / "s.png"))
     assert plain.returncode == smile.returncode == 0
@@ -163,7 +167,8 @@ def test_project_and_edit_commands(model_with_directions, tmp_path):
                 "--out", str(tmp_path / "x.png"))
     assert r.returncode == 2 and "'grin'" in r.stderr and "smile" in r.stderr
     (tmp_path / "bad.png").write_bytes(b"nope")
-    r = run_cli("project", str(tmp_path / "bad.png"), "--model", str(model_with_directions), "--out", str(tmp_path / "b.npy"))
+    r = run_cli("project", str(tmp_path / "bad.png"), "--model", str(model_with_directions),
+                "--out", str(tmp_path / "b.npy"))
     assert r.returncode == 2 and "not a readable image" in r.stderr
     r = run_cli("project", str(tmp_path / "grey.png"), "--model", str(model_with_directions), "--region", "0,0,999,9",
                 "--out", str(tmp_path / "b.npy"))
@@ -184,6 +189,7 @@ def test_report_measures_projection_and_directions(model_with_directions, tmp_pa
 
 def test_daemon_serves_the_encoder_and_directions(model_with_directions, tmp_path):
     from anycost.client import Client
+
     from .daemon_helpers import Daemon, face_image
     d = Daemon(tmp_path, model_with_directions)
     d.wait_ready()

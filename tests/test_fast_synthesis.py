@@ -8,8 +8,15 @@ import torch.nn.functional as F
 
 from anycost.memory import keep_freed_memory
 from anycost.models import Generator, GeneratorConfig, uniform_channels
-from anycost.models.conv_forms import (CONV_FORMS, UP_FORMS, FormChooser, LayerShape, polyphase_weight,
-                                       upsample_kernel, winograd_available)
+from anycost.models.conv_forms import (
+    CONV_FORMS,
+    UP_FORMS,
+    FormChooser,
+    LayerShape,
+    polyphase_weight,
+    upsample_kernel,
+    winograd_available,
+)
 from anycost.models.fast import FastSynthesis
 from anycost.models.ops import make_blur_kernel, upfirdn2d
 from anycost.projection import psnr

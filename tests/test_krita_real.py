@@ -49,7 +49,8 @@ def profile(tmp_path):
     r = subprocess.run([str(CLI), "install-plugin", "krita", "--pykrita-dir", str(pykrita), "--kritarc", str(kritarc)],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert (pykrita / "anycost_krita.desktop").is_file() and (pykrita / "anycost_krita/vendor/anycost/protocol.py").is_file()
+    assert (pykrita / "anycost_krita.desktop").is_file() \
+        and (pykrita / "anycost_krita/vendor/anycost/protocol.py").is_file()
     shutil.copytree(DRIVER / "anycost_test_driver", pykrita / "anycost_test_driver")
     shutil.copy(DRIVER / "anycost_test_driver.desktop", pykrita)
     enable_in_kritarc(kritarc, "anycost_test_driver")

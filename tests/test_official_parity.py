@@ -17,7 +17,7 @@ def g(official_file):
 def max_diff(a, b):
     if isinstance(b, list):
         assert len(a) == len(b)
-        return max((x - y).abs().max().item() for x, y in zip(a, b))
+        return max((x - y).abs().max().item() for x, y in zip(a, b, strict=True))
     assert a.shape == b.shape, (a.shape, b.shape)
     return (a - b).abs().max().item()
 

@@ -1,10 +1,9 @@
+import pytest
 import torch
 
 from anycost.checkpoints import load_model
 from anycost.perceptual import laplacian_l1, make_perceptual
 from anycost.projection import ProjectionCancelled, ProjectionOptions, fit_metrics, project
-
-import pytest
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +36,10 @@ def test_consistency_term_keeps_previews_faithful(setup):
     opts = dict(steps=60, patience=1000, seed=1)
     plain = project(g, target, perceptual, ProjectionOptions(consistency_weight=0.0, **opts))
     aware = project(g, target, perceptual, ProjectionOptions(consistency_weight=1.0, **opts))
-    mean = lambda r: sum(c["psnr"] for c in r.metrics["configs"]) / len(r.metrics["configs"])
+
+    def mean(r):
+        return sum(c["psnr"] for c in r.metrics["configs"]) / len(r.metrics["configs"])
+
     assert mean(aware) > mean(plain)
 
 

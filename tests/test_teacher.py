@@ -11,8 +11,14 @@ import torch
 
 from anycost.checkpoints import load_model
 from anycost_train.config import load_config
-from anycost_train.teachers import (DCGAN_INSTALL, DCGANFaces, GeneratorTeacher, TeacherSamples, open_teacher,
-                                    teacher_latents)
+from anycost_train.teachers import (
+    DCGAN_INSTALL,
+    DCGANFaces,
+    GeneratorTeacher,
+    TeacherSamples,
+    open_teacher,
+    teacher_latents,
+)
 from anycost_train.trainer import Trainer
 
 from .conftest import REPO, without_module
@@ -95,7 +101,8 @@ def test_feature_distillation_matches_the_teachers_activations(tmp_path):
     assert sum(feats[-8:]) < 0.9 * sum(feats[:8]), feats
     t.checkpoint()
     again = Trainer.resumed(tmp_path / "f", {}, progress=False)
-    assert all(torch.equal(a, b) for a, b in zip(again.adapters.state_dict().values(), t.adapters.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(again.adapters.state_dict().values(),
+                                                 t.adapters.state_dict().values(), strict=True))
     with pytest.raises(ValueError, match="intermediate features"):
         Trainer(load_config(None, overrides={**STUDENT, "generator": dict(STUDENT["generator"], style_dim=256),
                                              "stage": "teacher", "teacher": "demo", "feature_weight": 1.0}),

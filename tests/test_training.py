@@ -79,7 +79,7 @@ def test_stage1_writes_model_samples_log_and_state(stage1):
     assert m.metadata["training"]["stage"] == "multires" and m.metadata["training"]["step"] == 4
     assert m.metadata["training"]["commit"]
     assert len(list((out / "samples").glob("*.png"))) == 2 and (out / "train-state.pt").is_file()
-    log = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     assert all(r["res"] in (32, 16, 8) and np.isfinite(r["d_loss"]) for r in log)
 
@@ -117,7 +117,8 @@ def test_conditioned_discriminator_depends_on_the_configuration():
 
 
 def test_resume_continues_bit_for_bit(tmp_path):
-    straight = Trainer(load_config("tiny", overrides={"iters": 6, "checkpoint_every": 3}), tmp_path / "a", progress=False)
+    straight = Trainer(load_config("tiny", overrides={"iters": 6, "checkpoint_every": 3}), tmp_path / "a",
+                       progress=False)
     straight.run()
     first = Trainer(load_config("tiny", overrides={"iters": 3, "checkpoint_every": 3}), tmp_path / "b", progress=False)
     first.run()
@@ -180,7 +181,8 @@ def test_renderer_warm_start_learns_and_seeds_stage1(tmp_path):
     assert sum(losses[-10:]) < 0.8 * sum(losses[:10])
     path = t.checkpoint()
     s1 = Trainer(load_config("tiny", overrides={"init": str(path)}), tmp_path / "s1", progress=False)
-    assert all(torch.equal(a, b) for a, b in zip(s1.g.state_dict().values(), t.g_ema.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(s1.g.state_dict().values(), t.g_ema.state_dict().values(),
+                                                 strict=True))
     s1.tc.iters = 1                                  # one step, so the stage-1 file records where it started
     trained = load_model(s1.run()).metadata["training"]
     assert trained["stage"] == "multires" and trained["init"]["stage"] == "renderer"

@@ -76,10 +76,10 @@ def run_bench(g: Generator, ratios=TRAINED_RATIOS, resolutions=None, repeat: int
         configs.insert(0, (1.0, cfg.resolution))     # the reference every speed-up is relative to
     z = torch.randn(1, cfg.style_dim, generator=torch.Generator().manual_seed(seed))
     fast = FastSynthesis(g, chooser) if "fast" in paths else None
-    draw = {"fast": lambda w, c: fast(w, channels=c[0], target_res=c[1]),
+    draw = {"fast": lambda w, c: fast(w, channels=c[0], target_res=c[1]),  # type: ignore[misc]  # built for "fast"
             "reference": lambda w, c: g.synthesis(w, channels=c[0], target_res=c[1], impl=impl)}
     runs = [(p, c) for c in configs for p in paths]
-    times = {k: [] for k in runs}
+    times: dict[tuple, list[float]] = {k: [] for k in runs}
     with torch.inference_mode():
         wplus = g.latent_to_wplus(z.to(g.w_avg.device))
 
@@ -124,7 +124,7 @@ def reuse_bench(g: Generator, ratio: float, resolution: int, first_rows, repeat:
         wplus = g.latent_to_wplus(torch.randn(1, g.cfg.style_dim, generator=gen))
         step = torch.randn(1, 1, g.cfg.style_dim, generator=gen)
         for first in first_rows:
-            times = {"reuse": [], "fresh": []}
+            times: dict[str, list[float]] = {"reuse": [], "fresh": []}
             reuse = LastRender()
             fast(wplus, ratio, resolution, reuse=reuse)
             for i in range(repeat + 1):

@@ -15,6 +15,7 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import AbstractSet
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -201,7 +202,7 @@ def _torch_load(path: Path):
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({str(e).splitlines()[0][:160]})") from None
 
 
-def _load_state(g: Generator, sd: dict, source, allow_missing: set[str] = frozenset()) -> None:
+def _load_state(g: Generator, sd: dict, source, allow_missing: AbstractSet[str] = frozenset()) -> None:
     own = g.state_dict()
     missing = sorted(set(own) - set(sd) - set(allow_missing))
     unexpected = sorted(set(sd) - set(own))

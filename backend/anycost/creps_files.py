@@ -14,8 +14,14 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import _torch_load, encoder_entries, encoder_from_container, read_container, read_metadata, \
-    write_container
+from .checkpoints import (
+    _torch_load,
+    encoder_entries,
+    encoder_from_container,
+    read_container,
+    read_metadata,
+    write_container,
+)
 from .errors import CheckpointError
 from .models.creps import CrepsConfig, CrepsGenerator
 from .models.encoder import Encoder

@@ -16,7 +16,7 @@ FACE = Path(__file__).parent / "data" / "demo-face.png"
 
 
 def _summary(rtt: list[float], render: list[float]) -> dict:
-    outside = [a - b for a, b in zip(rtt, render)]
+    outside = [a - b for a, b in zip(rtt, render, strict=True)]
     return {"n": len(rtt), "round_trip_median_ms": round(statistics.median(rtt), 2),
             "round_trip_p95_ms": round(p95(rtt), 2), "render_median_ms": round(statistics.median(render), 2),
             "outside_render_median_ms": round(statistics.median(outside), 2),
@@ -45,6 +45,7 @@ def run_e2e(model: str | None, threads: int | None, budgets=(50, 100, 250), n: i
             out = {"model": c.call("models")["models"][0]["name"], "threads": hello["threads"], "budgets": {},
                    "transport": address.split("://")[0]}
             for budget in budgets:
+                configs: dict[str, int]
                 rtt, render, configs = [], [], {}
                 for i in range(n):
                     value = (i % 7 - 3) / 3.0

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .models import Generator
+from .models import CrepsGenerator, Generator
 
 PCA_COMPONENTS = 8
 PCA_SAMPLES = 20000
@@ -84,7 +84,7 @@ def from_official_boundaries(path: Path, n_style: int) -> dict[str, Direction]:
     return out
 
 
-def fingerprint(g: Generator) -> str:
+def fingerprint(g: Generator | CrepsGenerator) -> str:
     """A short hash of the mapping network (`style.` in anycost, `mapping.` in CREPS generators):
     identifies a W space for caches."""
     h = hashlib.sha1()
@@ -96,7 +96,7 @@ def fingerprint(g: Generator) -> str:
 
 
 @torch.no_grad()
-def pca_directions(g: Generator, cache_dir: Path | None = None, k: int = PCA_COMPONENTS,
+def pca_directions(g: Generator | CrepsGenerator, cache_dir: Path | None = None, k: int = PCA_COMPONENTS,
                    n: int = PCA_SAMPLES, seed: int = 0) -> dict[str, Direction]:
     """GANSpace-style principal directions of W, slider in units of the component's std (+-3)."""
     cache = cache_dir / f"pca-{fingerprint(g)}-{k}.safetensors" if cache_dir else None

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 from . import protocol as P
 from .client import BackendTimeout, Client
@@ -31,7 +32,7 @@ def backend_executable() -> str:
     return str(Path(sys.executable).with_name("anycost-backend"))
 
 
-def start_daemon(address: str, args: list[str] = (), env: dict | None = None, log_file=None,
+def start_daemon(address: str, args: Sequence[str] = (), env: dict | None = None, log_file=None,
                  threads: int | None = None) -> subprocess.Popen:
     pre = ["--threads", str(threads)] if threads else []
     return subprocess.Popen([backend_executable(), *pre, "serve", "--bind", address, *args],

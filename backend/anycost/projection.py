@@ -82,7 +82,7 @@ def project(
     g: Generator,                               # or a CREPS generator's SquareView
     target: torch.Tensor,                       # [1, 3, R, R] in [-1, 1], R = the model's resolution
     perceptual: Perceptual,
-    options: ProjectionOptions = ProjectionOptions(),
+    options: ProjectionOptions = ProjectionOptions(),  # noqa: B008 (read only, never mutated)
     encoder=None,                               # image -> W+ guess; None = start from the mean w
     progress: Callable[[int, int, float, torch.Tensor | None], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -138,8 +138,8 @@ def fit_metrics(g: Generator, wplus: torch.Tensor, target: torch.Tensor, percept
     """PSNR (and the perceptual distance) of the full generator and of each preview configuration
     (default `report_configs(g)`)."""
     full = g.synthesis(wplus)
-    out = {"psnr": round(psnr(full, target), 3),
-           perceptual.name: round(perceptual.distance(full, target).item(), 5)}
+    out: dict = {"psnr": round(psnr(full, target), 3),
+                 perceptual.name: round(perceptual.distance(full, target).item(), 5)}
     per_config = []
     for ratio, k in report_configs(g) if configs is None else configs:
         img = g.synthesis(wplus, channels=ratio, target_res=k)

@@ -13,6 +13,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.append(os.path.join(HERE, "vendor"))      # anycost (protocol, client), anycost_plugin, wheels
 
 import gi  # noqa: E402
+
 gi.require_version("Gimp", "3.0")
 from gi.repository import Gimp, GLib, GObject  # noqa: E402
 
@@ -53,6 +54,7 @@ def edit(procedure, run_mode, image, drawables, config):
         return fail(procedure, str(e))
     if run_mode == Gimp.RunMode.INTERACTIVE:
         from gi.repository import GimpUi
+
         from gimp_dialog import EditDialog
         from glib_loop import GLibLoop
         GimpUi.init(PROC)

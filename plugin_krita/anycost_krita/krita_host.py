@@ -6,9 +6,10 @@ adds one new, already-filled layer: one undo step that removes it again.
 """
 from __future__ import annotations
 
+from krita import Krita
+
 from anycost_plugin.controller import HostError
 from anycost_plugin.pixels import add_alpha, bgra_to_rgba, feather_alpha
-from krita import Krita
 
 PREVIEW_NAME = "Anycost preview"
 

@@ -19,7 +19,7 @@ class QtTimer:
 
 class QtWatch:
     def __init__(self, fd: int, callback):
-        self._n = QSocketNotifier(fd, READ)
+        self._n = QSocketNotifier(fd, READ)  # type: ignore[arg-type]  # PyQt takes the fd (an int) as its voidptr
         self._n.activated.connect(lambda *_: callback())
 
     def stop(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from PIL import Image
@@ -42,8 +43,11 @@ def turn_and_place(image: Image.Image, scale: float, degrees: float, canvas: tup
     shift = np.asarray(centre, dtype=np.float64) - linear @ (np.array(image.size) / 2)
     inv = np.linalg.inv(linear)
     coeffs = (*inv[0], -inv[0] @ shift, *inv[1], -inv[1] @ shift)        # Pillow maps photo -> image
-    mask = Image.new("L", image.size, 255).transform(canvas, Image.AFFINE, coeffs, resample=Image.BILINEAR)
-    layer = image.convert("RGB").transform(canvas, Image.AFFINE, coeffs, resample=Image.BICUBIC)
+    # PIL sets its filter names (Image.LANCZOS, ...) in a loop: mypy cannot see them
+    mask = Image.new("L", image.size, 255).transform(canvas, Image.AFFINE, coeffs,  # type: ignore[attr-defined]
+                                                     resample=Image.BILINEAR)  # type: ignore[attr-defined]
+    layer = image.convert("RGB").transform(canvas, Image.AFFINE, coeffs,  # type: ignore[attr-defined]
+                                           resample=Image.BICUBIC)  # type: ignore[attr-defined]
     photo = Image.composite(layer, Image.new("RGB", canvas, tuple(background)), mask)
     return np.asarray(photo), np.concatenate([linear, shift[:, None]], axis=1)
 
@@ -58,7 +62,7 @@ def placed_face(seed: int, scale_range=(0.6, 2.2), max_degrees: float = 30.0) ->
     # the face's square, turned: keep all of it inside the canvas
     reach = side * (abs(math.cos(math.radians(degrees))) + abs(math.sin(math.radians(degrees)))) / 2
     cx, cy = rng.uniform(reach, CANVAS[0] - reach), rng.uniform(reach, CANVAS[1] - reach)
-    background = tuple(int(v * 0.8) for v in face.getpixel((2, 2)))
+    background = tuple(int(v * 0.8) for v in cast("tuple[int, ...]", face.getpixel((2, 2))))   # an RGB pixel
     photo, fwd = turn_and_place(face, scale, degrees, CANVAS, (cx, cy), background)
     return PlacedFace(photo, landmarks(p, FACE_PX) @ fwd[:, :2].T + fwd[:, 2], scale, degrees)
 
@@ -75,10 +79,11 @@ def alignment_errors(recipe: Recipe, resolution: int, detector, n: int, seed: in
             continue
         truth = Alignment.from_landmarks(f.points, recipe, resolution)
         errors.append(float(np.linalg.norm(got.alignment.to_crop(f.points) - truth.to_crop(f.points), axis=1).mean()))
-    e = np.array(errors)
+    errs = np.array(errors)
     return {"recipe": recipe.to_dict(), "resolution": resolution, "faces": n, "found": len(errors),
-            "mean_px": round(float(e.mean()), 3) if len(e) else None,
-            "median_px": round(float(np.median(e)), 3) if len(e) else None,
-            "p90_px": round(float(np.percentile(e, 90)), 3) if len(e) else None,
-            "max_px": round(float(e.max()), 3) if len(e) else None,
-            "mean_share_of_crop": round(float(e.mean()) / resolution, 5) if len(e) else None, "misses": misses}
+            "mean_px": round(float(errs.mean()), 3) if len(errs) else None,
+            "median_px": round(float(np.median(errs)), 3) if len(errs) else None,
+            "p90_px": round(float(np.percentile(errs, 90)), 3) if len(errs) else None,
+            "max_px": round(float(errs.max()), 3) if len(errs) else None,
+            "mean_share_of_crop": round(float(errs.mean()) / resolution, 5) if len(errs) else None,
+            "misses": misses}

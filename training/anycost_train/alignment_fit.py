@@ -25,10 +25,10 @@ def fit_recipe(g, samples: int = 400, seed: int = 0) -> tuple[Recipe, dict]:
     images = render(g, w[:, None].expand(-1, g.n_style, -1))
     meter = AttributeMeter(need_age=False)
     try:
-        faces = [meter.detector.detect(np.ascontiguousarray(p)) for p in meter.photos(images)]
+        detected = [meter.detector.detect(np.ascontiguousarray(p)) for p in meter.photos(images)]
     finally:
         meter.close()
-    faces = [f[0] for f in faces if f]
+    faces = [f[0] for f in detected if f]
     if len(faces) < max(10, samples // 4):
         raise RuntimeError(f"a face was found in only {len(faces)} of {samples} samples: the model does not "
                            "draw faces the detector knows, so no crop rule can be fitted")

@@ -75,6 +75,7 @@ class AttributeMeter:
         return out
 
     def _age_gender(self, photo: np.ndarray, box) -> tuple[float, float]:
+        assert self.age_gender is not None           # called only when there is one
         x, y, w, h = box
         # (top, right, bottom, left), the package's order, clipped to the image
         rect = [max(0, int(y)), min(SIZE - 1, int(x + w)), min(SIZE - 1, int(y + h)), max(0, int(x))]

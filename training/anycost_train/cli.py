@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--resume", action="store_true", help="continue exactly from OUT/creps-state.pt")
     for f in ("arch", "data", "teacher", "device"):
         c.add_argument(f"--{f}", dest=f, help=f"override `{f}`")
-    for f in ("batch", "iters", "seed", "log_every", "sample_every", "checkpoint_every", "r1_every", "pl_every", "patch"):
+    for f in ("batch", "iters", "seed", "log_every", "sample_every", "checkpoint_every", "r1_every", "pl_every",
+              "patch"):
         c.add_argument(f"--{f.replace('_', '-')}", dest=f, type=int, help=f"override `{f}`")
     for f in ("lr", "distill_weight", "adv_weight", "pl_weight", "r1_gamma", "ema_kimg", "mixing", "patch_prob",
               "encoded"):
@@ -64,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--model", type=Path, required=True)
     dr.add_argument("--out", type=Path, required=True, help="model file to write (may be the same path)")
     dr.add_argument("--samples", type=int, default=1500, help="generated samples measured to fit the sliders")
-    dr.add_argument("--eval", type=int, default=48, help="faces each candidate slider is judged on: the teacher's faces projected into the model when it has an encoder and a teacher, else samples")
+    dr.add_argument("--eval", type=int, default=48, help="faces each candidate slider is judged on: the teacher's "
+                    "faces projected into the model when it has an encoder and a teacher, else samples")
     dr.add_argument("--judge-steps", type=int, default=100, help="optimization steps of those projections (0: the "
                     "encoder's guess; -1: judge on samples instead)")
     dr.add_argument("--sliders", type=lambda v: v.split(","), help="only these measured sliders (comma-separated; "
@@ -223,6 +225,7 @@ def encoder_cmd(args) -> int:
 
 def directions_cmd(args) -> int:
     from anycost.checkpoints import load_model, save_model
+
     from .attributes import AttributeMeter
     from .directions import directions_to_file, named_pcs, projected_faces, supervised_directions
     from .heldout import paired_teacher
@@ -250,7 +253,8 @@ def directions_cmd(args) -> int:
     meta = dict(model.metadata, directions=meta_dirs, attribute_sd={k: round(v, 4) for k, v in sd.items()},
                 directions_training={"samples": args.samples, "eval": args.eval, "named_components": args.pc,
                                      "fitted_on": ["samples"] + ([f"teacher {spec}"] if spec else []),
-                                     "judged_on": f"teacher faces projected in {args.judge_steps} steps" if judge is not None else "samples",
+                                     "judged_on": (f"teacher faces projected in {args.judge_steps} steps"
+                                                   if judge is not None else "samples"),
                                      "command": command_line(), "commit": git_commit()})
     meta.pop("classifier_quality", None)
     extra = {k: v for k, v in model.extra_tensors.items() if not k.startswith("directions.")}
@@ -304,6 +308,7 @@ def bench_cmd(args) -> int:
 
     from anycost.bench import cpu_name
     from anycost.checkpoints import save_model
+
     from .trainer import Trainer
 
     results = {"preset": args.preset, "cpu": cpu_name(), "threads": torch.get_num_threads(), "stages": {}}
@@ -356,6 +361,7 @@ def alignment_accuracy_cmd(args) -> int:
             "FFHQ recipe, 1024 px crop": (Recipe(), 1024)}
     results = {}
     for name, (recipe, res) in runs.items():
+        assert recipe is not None                    # the built-in demo declares its alignment
         r = alignment_errors(recipe, res, detector, args.faces, args.seed)
         results[name] = r
         print(f"{name}: {r['found']}/{r['faces']} faces found; landmark error mean {r['mean_px']} px, median "

@@ -14,7 +14,6 @@ else:  # pragma: no cover
 from anycost.models.config import ARCHITECTURES, GeneratorConfig, architecture
 from anycost.models.creps import CrepsConfig, creps_architecture
 
-
 STAGES = ("teacher", "renderer", "multires", "adach")
 
 
@@ -146,7 +145,8 @@ class CrepsTrainConfig:
     data: str = "procedural"         # "procedural" or a folder of images
     data_seed: int = 0
     flip: bool = True
-    teacher: str = ""                # anycost model (file or name, e.g. "demo"): share its mapping network, distil toward its images
+    # anycost model (file or name, e.g. "demo"): share its mapping network, distil toward its images
+    teacher: str = ""
     distill_weight: float = 1.0      # weight of L1 + perceptual(CREPS, teacher) when there is a teacher
     adv_weight: float = 1.0          # weight of the adversarial loss (0: no discriminator at all)
     resolutions: tuple = ()          # whole-image training sizes sampled per step; () = res, res/2, res/4

@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 import time
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -65,12 +66,12 @@ def random_latents(creps, anycost, n: int, seed: int = LATENT_SEED) -> list[torc
 
 
 @torch.no_grad()
-def scale_consistency(creps, anycost, latents: torch.Tensor) -> list[dict]:
+def scale_consistency(creps, anycost, latents: Sequence[torch.Tensor]) -> list[dict]:
     """Per size s: PSNR of the 2s image box-downsampled to s against the s image itself, for CREPS
     and for the anycost pipeline (mean over the latents)."""
     sizes = sorted({*CONSISTENCY_SIZES, *(2 * s for s in CONSISTENCY_SIZES)})
-    c_vals = {s: [] for s in CONSISTENCY_SIZES}
-    a_vals = {s: [] for s in CONSISTENCY_SIZES}
+    c_vals: dict[int, list[float]] = {s: [] for s in CONSISTENCY_SIZES}
+    a_vals: dict[int, list[float]] = {s: [] for s in CONSISTENCY_SIZES}
     for wplus in latents:                   # every size drawn once per latent, each compared with its double
         ws = creps.wplus_from_anycost(wplus)
         c_img = {s: creps.render(ws, (s, s)) for s in sizes}
@@ -115,8 +116,9 @@ def projected_and_edited(anycost_model, n: int, steps: int, perceptual) -> list[
 def size_strip(creps, wplus: torch.Tensor, show: int = 256) -> Image.Image:
     """One latent at each of GRID_SIZES, every tile shown at `show` px (nearest: pixels stay pixels)."""
     ws = creps.wplus_from_anycost(wplus)
-    return grid([to_pil(creps.render(ws, (s, s))[0]).resize((show, show), Image.NEAREST) for s in GRID_SIZES],
-                cols=len(GRID_SIZES))
+    # PIL sets its filter names (Image.LANCZOS, ...) in a loop: mypy cannot see them
+    return grid([to_pil(creps.render(ws, (s, s))[0]).resize((show, show), Image.NEAREST)  # type: ignore[attr-defined]
+                 for s in GRID_SIZES], cols=len(GRID_SIZES))
 
 
 @torch.no_grad()
@@ -126,8 +128,9 @@ def zoom_compare(creps, anycost, wplus: torch.Tensor, final: int = 512, crop: in
     a = to_pil(bicubic(anycost.synthesis(wplus), final)[0])
     c = to_pil(creps.render(creps.wplus_from_anycost(wplus), (final, final))[0])
     box = (final // 8, final // 3, final // 8 + crop, final // 3 + crop)
-    return grid([a.crop(box).resize((2 * crop, 2 * crop), Image.NEAREST),
-                 c.crop(box).resize((2 * crop, 2 * crop), Image.NEAREST)], cols=2)
+    # PIL sets its filter names (Image.LANCZOS, ...) in a loop: mypy cannot see them
+    return grid([a.crop(box).resize((2 * crop, 2 * crop), Image.NEAREST),  # type: ignore[attr-defined]
+                 c.crop(box).resize((2 * crop, 2 * crop), Image.NEAREST)], cols=2)  # type: ignore[attr-defined]
 
 
 def write_creps_card(model_spec: str, out: Path, n_latents: int = 16, n_faces: int = 4, steps: int = 50,

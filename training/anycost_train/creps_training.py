@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import random
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,14 +28,14 @@ from anycost.perceptual import make_perceptual
 from anycost.projection import downsample
 
 from . import dist
-from .data import ImageFolder, ProceduralFaces
 from .config import CrepsTrainConfig
+from .data import ImageFolder, ProceduralFaces
 from .discriminator import MultiResDiscriminator
 from .heldout import model_teacher
-from .teachers import TeacherSamples, open_teacher
 from .losses import d_logistic, g_nonsaturating, path_length, r1_penalty
 from .run_loop import TrainingRun, set_learning_rates
 from .steps import apply_loss, batch_of_step, update_ema
+from .teachers import TeacherSamples, open_teacher
 from .trainer import command_line, git_commit
 
 
@@ -63,6 +64,7 @@ FACES_SEED = 7_000_000       # the encoded faces' latent seeds: neither training
 class CrepsTrainer(TrainingRun):
     STATE = "creps-state.pt"
     label = "creps"
+    tc: CrepsTrainConfig
 
     def __init__(self, tc: CrepsTrainConfig, out: Path, resume: bool = False, progress: bool = True):
         self.out = Path(out)
@@ -75,7 +77,7 @@ class CrepsTrainer(TrainingRun):
         self.progress = progress and self.rank == 0
         torch.manual_seed(tc.seed)                        # the same initial weights on every rank
         self.g = CrepsGenerator(self.cfg).to(self.device)
-        self.faces = None
+        self.faces: TeacherSamples | None = None
         self.teacher = self._load_teacher(tc.teacher) if tc.teacher else None
         self.d = (MultiResDiscriminator(discriminator_config(self.cfg), len(self.cfg.levels) - 1).to(self.device)
                   if tc.adv_weight > 0 else None)
@@ -148,6 +150,7 @@ class CrepsTrainer(TrainingRun):
         if self.faces is not None:
             return self.faces.batch((self.step * self.world + self.rank) * n, n).to(self.device)
         z = torch.randn(n, self.cfg.style_dim, generator=self.gen).to(self.device)
+        assert self.teacher is not None                   # called by latents() with a teacher
         return self.teacher.generator(z)
 
     def render(self, g: CrepsGenerator, ws: torch.Tensor, res: int) -> torch.Tensor:
@@ -160,6 +163,7 @@ class CrepsTrainer(TrainingRun):
         res = self.rnd.choice(self.resolutions)
         stats = {"res": res, "d_loss": 0.0}
         if self.d is not None:
+            assert self.d_opt is not None                 # made with the discriminator
             real = downsample(batch_of_step(self.data, self.step, b, self.rank, self.world, tc.data_seed, tc.flip)
                               .to(self.device), res)
             self.d.requires_grad_(True)
@@ -182,6 +186,7 @@ class CrepsTrainer(TrainingRun):
         if self.d is not None:
             g_loss = g_loss + tc.adv_weight * g_nonsaturating(self.d(fake))
         if target is not None:
+            assert self.perceptual is not None            # made with the teacher
             target = downsample(target, res)
             distill = F.l1_loss(fake, target) + self.perceptual.distance(fake, target).mean()
             g_loss = g_loss + tc.distill_weight * distill
@@ -205,12 +210,14 @@ class CrepsTrainer(TrainingRun):
         x, y = self.rnd.randint(0, r - p), self.rnd.randint(0, r - p)
         ws, target = self.latents(tc.batch)
         fake = self.g.pixels(self.g.prepare(ws, r, r), ws, y, y + p, x, x + p)
+        assert target is not None and self.perceptual is not None   # patches need a teacher (validate)
         target = target[:, :, y:y + p, x:x + p]
         distill = F.l1_loss(fake, target) + self.perceptual.distance(fake, target).mean()
         apply_loss(self.g, self.g_opt, tc.distill_weight * distill)
         update_ema(self.g_ema, self.g, tc.batch * self.world, tc.ema_kimg)
         self.step += 1
-        return {"res": f"{p}@{r}", "d_loss": 0.0, "distill": distill.item(), "g_loss": (tc.distill_weight * distill).item()}
+        return {"res": f"{p}@{r}", "d_loss": 0.0, "distill": distill.item(),
+                "g_loss": (tc.distill_weight * distill).item()}
 
     # ------------------------------------------------------------------ the run
 
@@ -249,12 +256,13 @@ class CrepsTrainer(TrainingRun):
         if self.rank != 0:
             dist.barrier()
             return None
-        meta = {"name": f"{self.out.name}-creps",
+        meta: dict[str, Any] = {"name": f"{self.out.name}-creps",
                 "training": {"stage": "creps", "step": self.step, "images": self.step * self.tc.batch * self.world,
                              "world": self.world, "config": self.tc.to_dict(),
                              "perceptual": self.perceptual.name if self.perceptual else None,
                              "command": self.history[0]["command"], "commit": self.history[0]["commit"],
                              "history": self.history}}
+        extra: dict
         encoder, extra = None, {}
         if self.teacher is not None:
             meta["w_space"] = {"model": self.teacher.name, "source": self.tc.teacher}
@@ -265,7 +273,8 @@ class CrepsTrainer(TrainingRun):
         save_creps(self.out / "latest.safetensors", self.g_ema, meta, encoder=encoder, extra_tensors=extra)
         self.save_state({"g": self.g.state_dict(), "g_ema": self.g_ema.state_dict(), "g_opt": self.g_opt.state_dict(),
                          "d": self.d.state_dict() if self.d else None,
-                         "d_opt": self.d_opt.state_dict() if self.d else None})
+                         # d_opt exists whenever d does
+                         "d_opt": self.d_opt.state_dict() if self.d else None})  # type: ignore[union-attr]
         dist.barrier()
         return path
 
@@ -280,6 +289,7 @@ class CrepsTrainer(TrainingRun):
         self.g_opt.load_state_dict(s["g_opt"])
         set_learning_rates(self.g_opt, [self.tc.lr])
         if self.d:
+            assert self.d_opt is not None                 # made with the discriminator
             self.d.load_state_dict(s["d"])
             self.d_opt.load_state_dict(s["d_opt"])
             set_learning_rates(self.d_opt, [self.tc.lr])

@@ -28,7 +28,8 @@ def square_resize(img: Image.Image, resolution: int) -> Image.Image:
     w, h = img.size
     s = min(w, h)
     img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-    return img.resize((resolution, resolution), Image.LANCZOS) if s != resolution else img
+    # PIL sets its filter names (Image.LANCZOS, ...) in a loop: mypy cannot see them
+    return img.resize((resolution, resolution), Image.LANCZOS) if s != resolution else img  # type: ignore[attr-defined]
 
 
 class ImageFolder(Dataset):

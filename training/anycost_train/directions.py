@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -152,7 +153,8 @@ def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 
         log_fn(f"directions: a face found in {mt['found'].sum()} of {n_samples} of the teacher's images")
         fits["teacher"] = boundaries(wt, mt)
     natural_w = sample_w(g, n_samples, seed + 2, truncation=1.0)   # the sliders' unit
-    eval_w = judge_wplus if judge_wplus is not None else sample_w(g, n_eval, seed + 1)[:, None].expand(-1, g.n_style, -1)
+    eval_w = (judge_wplus if judge_wplus is not None
+              else sample_w(g, n_eval, seed + 1)[:, None].expand(-1, g.n_style, -1))
     dirs, reports = {}, []
     for name, a in wanted.items():
         best = None
@@ -173,10 +175,11 @@ def supervised_directions(g: Generator, meter: AttributeMeter, n_samples: int = 
         # then the best mixed with the other attributes' normals so that their measured change cancels
         # (linear on the judge faces): a boundary orthogonal in W still moves other attributes when
         # they are entangled in the generator, which the response measured here shows directly
+        assert best is not None                      # candidate_vectors gives at least the normal itself
         r, d, change = best
-        vec = decoupled_vector(g, meter, eval_w, sd, d, change, a, fits[r.fitted_on])
-        if vec is not None:
-            d2 = Direction(name, vec, -SLIDER, SLIDER, (natural_w @ vec).std().item(), d.rows, "model")
+        mixed = decoupled_vector(g, meter, eval_w, sd, d, change, a, fits[r.fitted_on])
+        if mixed is not None:
+            d2 = Direction(name, mixed, -SLIDER, SLIDER, (natural_w @ mixed).std().item(), d.rows, "model")
             change, _ = slider_effect(g, meter, eval_w, d2)
             r2 = judged(name, a, change, sd, d.rows, r.orthogonalized, r.fitted_on, decoupled=True)
             if slider_score(r2) > slider_score(r):
@@ -221,7 +224,7 @@ def decoupled_vector(g: Generator, meter: AttributeMeter, eval_w: torch.Tensor, 
             return None
         cols.append(col)
     c = decoupling_mix(np.stack(cols, 1), names.index(attribute))
-    u = sum(float(ci) * v for ci, v in zip(c, basis))
+    u = cast(torch.Tensor, sum(float(ci) * v for ci, v in zip(c, basis, strict=True)))   # basis: never empty
     return u / u.norm()
 
 
@@ -288,7 +291,7 @@ def named_pcs(g: Generator, specs: list[str]) -> tuple[dict[str, Direction], dic
                              f"{g.n_style} rows)")
         src = pcs[f"PC{k}"]
         named[mt["name"]] = Direction(mt["name"], src.vector, src.min, src.max, src.scale, (a, b), "pca")
-    used = {f"PC{NAMED_PC.match(s)['k']}" for s in specs}
+    used = {f"PC{NAMED_PC.match(s)['k']}" for s in specs}  # type: ignore[index]  # each matched above
     return named, {k: v for k, v in pcs.items() if k not in used}
 
 

@@ -32,8 +32,8 @@ STATE = "encoder-state.pt"
 class EncoderTrainer:
     def __init__(self, model_path: Path, out: Path, steps: int = 2000, batch: int = 8, lr: float = 1e-4,
                  alpha: float = 0.5, latent_weight: float = 1.0, truncation: float = 0.8, data: str = "procedural",
-                 teacher: str = "", data_seed: int = 1_000_000, seed: int = 0, device: str = "cpu", save_every: int = 200,
-                 resume: bool = False):
+                 teacher: str = "", data_seed: int = 1_000_000, seed: int = 0, device: str = "cpu",
+                 save_every: int = 200, resume: bool = False):
         self.out = Path(out)
         self.model = load_model(model_path)
         self.device = torch.device(device)
@@ -67,7 +67,9 @@ class EncoderTrainer:
         if hasattr(self.data, "batch"):         # drawn in one call (a teacher's samples)
             real = self.data.batch(first, half).to(self.device)
         else:
-            real = torch.stack([self.data[(first + j) % len(self.data)] for j in range(half)]).to(self.device)
+            # (a dataset drawn by index has a length)
+            real = torch.stack([self.data[(first + j) % len(self.data)]  # type: ignore[arg-type]
+                                for j in range(half)]).to(self.device)
         with torch.no_grad():
             z = torch.randn(half, self.g.cfg.style_dim, generator=self.gen).to(self.device)
             w_gen = self.g.latent_to_wplus(z, truncation=self.truncation)

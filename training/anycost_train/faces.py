@@ -9,7 +9,6 @@ background, lighting) that make the distribution rich enough for a GAN to have s
 from __future__ import annotations
 
 import colorsys
-
 import random
 from dataclasses import dataclass
 
@@ -66,7 +65,7 @@ def _rgb(h, s, v):
 
 
 def _mix(a, b, t):
-    return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b))
+    return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b, strict=True))
 
 
 def skin_colour(p: FaceParams):
@@ -170,13 +169,15 @@ def draw_face(p: FaceParams, resolution: int) -> Image.Image:
         d.line([((cx - eye_dx + 16 + 4 * p.yaw) * u, eye_y * u), ((cx + eye_dx - 16 + 4 * p.yaw) * u, eye_y * u)],
                fill=frame, width=max(1, int(3 * u)))
 
-    img = img.rotate(p.roll, resample=Image.BILINEAR, center=(cx * u, cy * u))
+    # PIL sets its filter names (Image.LANCZOS, ...) in a loop: mypy cannot see them
+    img = img.rotate(p.roll, resample=Image.BILINEAR, center=(cx * u, cy * u))  # type: ignore[attr-defined]
     img = Image.alpha_composite(background.convert("RGBA"), img).convert("RGB")
     # lighting: a horizontal brightness ramp
     ramp = Image.linear_gradient("L").rotate(90 if p.light_dir > 0 else -90).resize((S, S))
     light = Image.new("RGB", (S, S), (255, 255, 255) if p.light_dir > 0 else (0, 0, 0))
     img = Image.composite(light, img, ramp.point(lambda v: int(v * 0.18 * abs(p.light_dir))))
-    return img.filter(ImageFilter.GaussianBlur(0.6 * u)).resize((resolution, resolution), Image.LANCZOS)
+    return img.filter(ImageFilter.GaussianBlur(0.6 * u)).resize((resolution, resolution),
+                                                                Image.LANCZOS)  # type: ignore[attr-defined]
 
 
 def landmarks(p: FaceParams, resolution: int):
@@ -217,6 +218,7 @@ def faces_of_latents(z, resolution: int):
     """The renderer's face for each latent [N, D >= 16]: its first 16 entries, mapped through the normal
     CDF, are the face's uniforms. What the renderer warm start teaches G(z) to draw. -> [N, 3, R, R]."""
     import torch
+
     from anycost.imaging import from_pil
     u = 0.5 * (1 + torch.erf(z[:, :N_FACTORS] / 2 ** 0.5))
     return torch.stack([from_pil(draw_face(params_from_uniforms(row.tolist()), resolution)) for row in u])

@@ -25,7 +25,8 @@ def path_length(fake_img: torch.Tensor, wplus: torch.Tensor, mean_length: torch.
                 generator: torch.Generator | None = None):
     """StyleGAN2 path-length regulariser: (|J^T y| - a)^2 with a the running mean. `generator`
     (a CPU one) draws the projection noise, so a resumed run draws what the straight run did."""
-    noise = torch.randn(fake_img.shape, generator=generator).to(fake_img) / (fake_img.shape[2] * fake_img.shape[3]) ** 0.5
+    noise = (torch.randn(fake_img.shape, generator=generator).to(fake_img)
+             / (fake_img.shape[2] * fake_img.shape[3]) ** 0.5)
     (grad,) = torch.autograd.grad((fake_img * noise).sum(), wplus, create_graph=True)
     lengths = grad.square().sum(2).mean(1).sqrt()
     new_mean = mean_length + decay * (lengths.mean().detach() - mean_length)

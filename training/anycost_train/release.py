@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -28,14 +29,15 @@ def consistency_figures(g: Generator, perceptual: Perceptual, n: int = CONSISTEN
     g = g.eval()
     z = torch.randn(n, g.cfg.style_dim, generator=torch.Generator().manual_seed(seed))
     configs = [(r, k) for r in TRAINED_RATIOS for k in g.cfg.elastic_resolutions]
-    per_config = {c: {"psnr": [], perceptual.name: []} for c in configs}
+    per_config: dict[tuple[float, int], dict[str, list[float]]] = {c: {"psnr": [], perceptual.name: []}
+                                                                   for c in configs}
     for start in range(0, n, batch):
         wplus = g.latent_to_wplus(z[start:start + batch])
         full = g.synthesis(wplus, noise="const")
         for ratio, res in configs:
             sub = g.synthesis(wplus, channels=ratio, target_res=res, noise="const")
             ref = downsample(full, res)
-            per_config[(ratio, res)]["psnr"] += [psnr(a[None], b[None]) for a, b in zip(sub, ref)]
+            per_config[(ratio, res)]["psnr"] += [psnr(a[None], b[None]) for a, b in zip(sub, ref, strict=True)]
             per_config[(ratio, res)][perceptual.name] += perceptual.distance(sub, ref).tolist()
     return [{"ratio": r, "resolution": k, **{key: round(statistics.mean(v), 4) for key, v in values.items()}}
             for (r, k), values in per_config.items() if not (r == 1.0 and k == g.cfg.resolution)]
@@ -74,7 +76,7 @@ def release(model_path: Path, out: Path, name: str, ablations: dict[str, Path] |
     model = load_model(model_path)
     perceptual = make_perceptual()
     log_fn(f"measuring consistency of {model_path} ({CONSISTENCY_SAMPLES} latents)")
-    figures = {
+    figures: dict[str, Any] = {
         "consistency": consistency_figures(model.generator, perceptual),
         "measured": {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "samples": CONSISTENCY_SAMPLES,
                      "seed": CONSISTENCY_SEED, "perceptual": perceptual.name, "noise": "const",

@@ -5,14 +5,15 @@ from __future__ import annotations
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from anycost.bench import cpu_name
 from anycost.checkpoints import load_model
 from anycost.editing import from_model_file
-from anycost.perceptual import make_perceptual
 from anycost.models import TRAINED_RATIOS
+from anycost.perceptual import make_perceptual
 from anycost.projection import ProjectionOptions, downsample, project, psnr
 
 from .directions import SUPERVISED
@@ -33,7 +34,7 @@ def preview_agreement(g, wplus) -> float:
     return statistics.mean(values)
 
 
-def _images_trained(training: dict) -> int:
+def _images_trained(training: dict | None) -> int:
     """Images seen by the model's stage and every stage it started from (`init`)."""
     total = 0
     while training:
@@ -48,14 +49,14 @@ def write_report(model_path: Path, out: Path, n_images: int = 6, steps: int = 10
     g = model.generator.eval().requires_grad_(False)
     perceptual = make_perceptual()
     faces, what = held_out_faces(model.metadata, g.cfg.resolution, n_images)
-    methods = {}
+    methods: dict[str, dict[str, Any]] = {}
     if model.encoder is not None:
         methods["encoder only"] = dict(steps=0, alpha=0.0)
     else:
         methods["mean latent (no encoder)"] = dict(steps=0, alpha=0.0)
     methods[f"+ {steps} steps, alpha = 0"] = dict(steps=steps, alpha=0.0)
     methods[f"+ {steps} steps, alpha = {PAPER_ALPHA}"] = dict(steps=steps, alpha=PAPER_ALPHA)
-    rows = {m: [] for m in methods}
+    rows: dict[str, list[dict]] = {m: [] for m in methods}
     for i in range(n_images):
         x = faces[i][None]
         for name, m in methods.items():
@@ -85,7 +86,8 @@ def write_report(model_path: Path, out: Path, n_images: int = 6, steps: int = 10
     head = ["method", "full PSNR", perceptual.name] + [f"{r:g}x@{k}" for r, k in configs] + ["previews vs final"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, rs in rows.items():
-        cells = [name, f"{statistics.mean(r['psnr'] for r in rs):.2f}", f"{statistics.mean(r['perceptual'] for r in rs):.4f}"]
+        cells = [name, f"{statistics.mean(r['psnr'] for r in rs):.2f}",
+                 f"{statistics.mean(r['perceptual'] for r in rs):.4f}"]
         cells += [f"{statistics.mean(r['configs'][c] for r in rs):.2f}" for c in configs]
         cells += [f"{statistics.mean(r['agreement'] for r in rs):.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -117,10 +119,10 @@ def write_report(model_path: Path, out: Path, n_images: int = 6, steps: int = 10
                   "same on projected faces).", "",
                   "| direction | own change | own (sd) | largest other (sd) | specificity | slider range |",
                   "|---|---|---|---|---|---|"]
-        for r in effects:
-            d = dirs[r["name"]]
-            lines.append(f"| {r['name']} | {r['own']:+.3f} {ATTRIBUTES[r['attribute']]} | {r['own_sd']:+.2f} | "
-                         f"{r['worst']} {r['others_sd'][r['worst']]:+.2f} | {r['specificity']:.1f}x | "
+        for eff in effects:
+            d = dirs[eff["name"]]
+            lines.append(f"| {eff['name']} | {eff['own']:+.3f} {ATTRIBUTES[eff['attribute']]} | {eff['own_sd']:+.2f} | "
+                         f"{eff['worst']} {eff['others_sd'][eff['worst']]:+.2f} | {eff['specificity']:.1f}x | "
                          f"{d.min:g}..{d.max:g} |")
         pcs = [d.name for d in dirs.values() if d.source == "pca"]
         lines += ["", f"Principal-component directions stored as well: {', '.join(pcs) or 'none'}.", ""]

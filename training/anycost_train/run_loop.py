@@ -6,10 +6,14 @@ import json
 import random
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from . import dist
+
+if TYPE_CHECKING:
+    from .config import CrepsTrainConfig, TrainConfig
 
 # what a resumed run may change; everything else is the run's own. A lower `lr` (and a longer EMA)
 # on resume is an annealing phase by hand, recorded in the run's history like any other resume.
@@ -23,6 +27,33 @@ class TrainingRun:
     `config_from(saved, changes)`; its constructor takes (config, out, resume=, progress=)."""
     STATE = "train-state.pt"
     label = "train"
+
+    # set by the subclass's constructor
+    tc: TrainConfig | CrepsTrainConfig
+    out: Path
+    rank: int
+    world: int
+    progress: bool
+    device: torch.device
+    step: int
+    gen: torch.Generator                 # per rank: latents, noise
+    rnd: random.Random                   # shared by all ranks
+    mean_path: torch.Tensor              # the path-length regulariser's running mean
+    history: list[dict]
+
+    if TYPE_CHECKING:                    # what a subclass implements
+        def __init__(self, tc: Any, out: Path, resume: bool = False, progress: bool = True) -> None: ...
+
+        def train_step(self) -> dict: ...
+
+        def write_samples(self) -> Path | None: ...
+
+        def checkpoint(self) -> Path | None: ...
+
+        def run_info(self) -> dict: ...
+
+        @staticmethod
+        def config_from(saved: dict) -> Any: ...
 
     def run(self) -> Path | None:
         tc = self.tc
@@ -105,7 +136,7 @@ def set_learning_rates(opt: torch.optim.Optimizer, lrs: list[float]) -> None:
     """Each parameter group's rate from the (possibly resumed and changed) configuration: a loaded
     optimizer state carries the rates it was saved with."""
     assert len(lrs) == len(opt.param_groups), (len(lrs), len(opt.param_groups))
-    for group, lr in zip(opt.param_groups, lrs):
+    for group, lr in zip(opt.param_groups, lrs, strict=True):
         group["lr"] = lr
 
 

@@ -37,7 +37,7 @@ def apply_loss(net: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Ten
 def update_ema(ema: torch.nn.Module, net: torch.nn.Module, images_per_step: int, ema_kimg: float) -> None:
     """Exponential moving average with a half-life of `ema_kimg` thousand images; buffers copied."""
     decay = 0.5 ** (images_per_step / (ema_kimg * 1000))
-    for p_ema, p in zip(ema.parameters(), net.parameters()):
+    for p_ema, p in zip(ema.parameters(), net.parameters(), strict=True):
         p_ema.copy_(p.lerp(p_ema, decay))
-    for b_ema, b in zip(ema.buffers(), net.buffers()):
+    for b_ema, b in zip(ema.buffers(), net.buffers(), strict=True):
         b_ema.copy_(b)

@@ -8,6 +8,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,18 +23,20 @@ from anycost.projection import downsample
 from . import dist
 from .config import TrainConfig
 from .data import open_data
-from .faces import faces_of_latents
 from .discriminator import MultiResDiscriminator
+from .faces import faces_of_latents
 from .losses import consistency, d_logistic, g_nonsaturating, path_length, r1_penalty
 from .run_loop import TrainingRun, set_learning_rates
-from .teachers import open_teacher, paired_images, resize_to, teacher_latents
 from .steps import apply_loss, batch_of_step, update_ema
 from .subnets import arch_dim, arch_vector, sample_ratios, widths
+from .teachers import open_teacher, paired_images, resize_to, teacher_latents
 
 log = logging.getLogger("anycost_train")
 
 
 class Trainer(TrainingRun):
+    tc: TrainConfig
+
     def __init__(self, tc: TrainConfig, out: Path, resume: bool = False, progress: bool = True):
         """Train `tc` into the run folder `out`. With `resume`, `tc` must be the run's own configuration
         (see `Trainer.resumed`), and training continues exactly from `out`'s saved state."""
@@ -99,6 +102,7 @@ class Trainer(TrainingRun):
     def _feature_adapters(self) -> torch.nn.ModuleDict:
         """Feature distillation (MobileStyleGAN's intermediate loss): a 1x1 convolution per resolution
         the teacher has activations at, mapping G's features there onto the teacher's."""
+        assert self.source is not None                  # stage "teacher": opened (teacher_latents checked it)
         if not hasattr(self.source, "images_and_features"):
             raise ValueError(f"feature_weight needs a teacher with intermediate features; {self.source.name} has none")
         _, feats = self.source.images_and_features(torch.zeros(1, self.source.latent_dim, device=self.device))
@@ -107,7 +111,8 @@ class Trainer(TrainingRun):
 
     def _student_features(self, z: torch.Tensor, res: int) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """G(z) at `res` and its features after each level's last convolution."""
-        feats, hooks = {}, []
+        feats: dict[int, torch.Tensor] = {}
+        hooks = []
         layers = [self.g.conv1] + [self.g.convs[2 * j + 1] for j in range(len(self.gcfg.levels) - 1)]
         for layer in layers:
             hooks.append(layer.register_forward_hook(lambda m, i, out: feats.__setitem__(out.shape[-1], out)))
@@ -172,7 +177,7 @@ class Trainer(TrainingRun):
                 arch = arch_vector(ratios).to(self.device).expand(b, -1)
         real = self.real_batch(self.step)
         real = downsample(real, res)
-        stats = {"res": res, "channels": sum(chans) if chans else sum(self.gcfg.full_channels)}
+        stats: dict[str, Any] = {"res": res, "channels": sum(chans) if chans else sum(self.gcfg.full_channels)}
 
         # discriminator
         self.g.requires_grad_(False)
@@ -203,6 +208,7 @@ class Trainer(TrainingRun):
             if self.teacher is not None and tc.consistency_weight > 0:
                 with torch.no_grad():
                     full = self.teacher(z, inject_index=k, noise=noise)
+                assert self.perceptual is not None      # made for stage "adach"
                 c_loss = consistency(fake.float(), full.float(), self.perceptual)
                 g_loss = g_loss + tc.consistency_weight * c_loss
                 stats["consistency"] = c_loss.item()
@@ -241,12 +247,13 @@ class Trainer(TrainingRun):
         stats = {"res": res, "channels": sum(self.gcfg.full_channels), "d_loss": 0.0}
         feature_loss = None
         if self.adapters is not None:
+            assert self.source is not None              # adapters: stage "teacher", which opened it
             full, t_feats = self.source.images_and_features(teacher_latents(z, self.source))
             target = downsample(resize_to(full, self.gcfg.resolution).to(self.device), res)
             out, s_feats = self._student_features(z.to(self.device), res)
             terms = []
-            for r, conv in self.adapters.items():
-                r = int(r)
+            for key, conv in self.adapters.items():
+                r = int(key)
                 if r in s_feats:
                     t = t_feats[r].to(self.device)
                     terms.append(F.mse_loss(conv(s_feats[r]), t / (t.pow(2).mean().sqrt() + 1e-8)))
@@ -266,6 +273,7 @@ class Trainer(TrainingRun):
                 pred = self.d(real_r)
                 apply_loss(self.d, self.d_opt, tc.r1_gamma / 2 * r1_penalty(pred, real_r) * tc.r1_every + 0 * pred[0])
             self.d.requires_grad_(False)
+        assert self.perceptual is not None              # made for the "renderer" and "teacher" stages
         regression = F.l1_loss(out, target) + self.perceptual.distance(out, target).mean()
         loss = regression
         if feature_loss is not None:
@@ -294,7 +302,7 @@ class Trainer(TrainingRun):
                 "perceptual_warning": self.perceptual.warning if self.perceptual else None, "world": self.world}
 
     @property
-    def label(self) -> str:
+    def label(self) -> str:  # type: ignore[override]  # read only, in place of the base's class attribute
         return self.tc.stage
 
     @torch.no_grad()
@@ -322,8 +330,9 @@ class Trainer(TrainingRun):
             dist.barrier()
             return None
         meta = {"name": f"{self.out.name}-{self.tc.stage}",
-                "training": {"stage": self.tc.stage, "step": self.step, "images": self.step * self.tc.batch * self.world,
-                             "world": self.world, "config": self.tc.to_dict(),
+                "training": {"stage": self.tc.stage, "step": self.step,
+                             "images": self.step * self.tc.batch * self.world, "world": self.world,
+                             "config": self.tc.to_dict(),
                              "perceptual": self.perceptual.name if self.perceptual else None,
                              "command": self.history[0]["command"], "commit": self.history[0]["commit"],
                              "history": self.history, "init": self.init_training}}
@@ -347,8 +356,10 @@ class Trainer(TrainingRun):
         self.d.load_state_dict(s["d"])
         self.g_ema.load_state_dict(s["g_ema"])
         if s.get("adapters") is not None:
+            assert self.adapters is not None            # saved by this run, whose configuration made them
             self.adapters.load_state_dict(s["adapters"])
         if s.get("teacher") is not None:
+            assert self.teacher is not None             # likewise (stage "adach")
             self.teacher.load_state_dict(s["teacher"])
         self.g_opt.load_state_dict(s["g_opt"])
         self.d_opt.load_state_dict(s["d_opt"])

@@ -5,10 +5,26 @@ import argparse
 import sys
 
 from ..errors import AnycostError
+from . import (
+    bench,
+    convert_creps,
+    demo,
+    edit,
+    grid,
+    install_plugin,
+    install_service,
+    keys,
+    models,
+    project,
+    sample,
+    serve,
+    status,
+)
 from .options import OneLineErrorParser
-from . import bench, convert_creps, demo, edit, grid, install_plugin, install_service, keys, models, project, sample, serve, status
 
-COMMANDS = [demo, serve, status, project, edit, sample, grid, models, bench, convert_creps, install_service, install_plugin, keys]   # each module: NAME, HELP, add_arguments(p), run(args)
+# each module: NAME, HELP, add_arguments(p), run(args)
+COMMANDS = [demo, serve, status, project, edit, sample, grid, models, bench, convert_creps, install_service,
+            install_plugin, keys]
 
 
 def build_parser() -> argparse.ArgumentParser:

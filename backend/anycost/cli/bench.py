@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..defaults import TRAINED_RATIOS
 from ..errors import AnycostError
@@ -129,7 +130,8 @@ def run_e2e_command(args) -> int:
     r = result["render"]
     print(f"| render {r['size'][0]}x{r['size'][1]} | {r['round_trip_median_ms']} | {r['round_trip_p95_ms']} | "
           f"{r['render_median_ms']} | {r['outside_render_median_ms']} | {r['transport_share']:.0%} | full |")
-    return save(args.out or Path("bench-results") / f"e2e-{_stem(args.model)}-{result['threads']}t-{result['transport']}.json",
+    return save(args.out or Path("bench-results")
+                / f"e2e-{_stem(args.model)}-{result['threads']}t-{result['transport']}.json",
                 result)
 
 
@@ -146,9 +148,9 @@ def run_memory_command(args) -> int:
     print("| daemon | RSS before MB | peak MB | 5 s after MB | preview ms before | first after | after |")
     print("|---|---|---|---|---|---|---|")
     for r in result["runs"]:
-        print(f"| {'--keep-memory' if r['keep_memory'] else 'as shipped'} | {r['rss_before_mb']} | {r['rss_peak_mb']} | "
-              f"{r['rss_5s_after_mb']} | {r['preview_ms_before']} | {r['preview_ms_first_after']} | "
-              f"{r['preview_ms_after']} |")
+        print(f"| {'--keep-memory' if r['keep_memory'] else 'as shipped'} | {r['rss_before_mb']} | "
+              f"{r['rss_peak_mb']} | {r['rss_5s_after_mb']} | {r['preview_ms_before']} | "
+              f"{r['preview_ms_first_after']} | {r['preview_ms_after']} |")
     return save(args.out or Path("bench-results") / f"memory-{_stem(args.model)}.json", result)
 
 
@@ -161,7 +163,8 @@ def run_creps_command(args) -> int:
     import torch
 
     from ..bench import environment
-    from ..creps_bench import format_table, run as run_creps
+    from ..creps_bench import format_table
+    from ..creps_bench import run as run_creps
     from ..models.creps import creps_architecture
     creps_architecture(args.creps)                       # a clear error for an unknown name
     threads = torch.get_num_threads()
@@ -217,8 +220,11 @@ def run_layer_search_command(args, chooser) -> int:
         g.resolve_target_res(res)
     fast = FastSynthesis(g, chooser)
     probe = make_probe(g, fast)                   # the same latents and full renders for every search
-    log = (lambda m: print(m, file=sys.stderr))
-    rows = []
+
+    def log(m):
+        print(m, file=sys.stderr)
+
+    rows: list[dict[str, Any]] = []
     for res in resolutions:
         for budget in budgets:
             found = cached_search(g, fast, fingerprint(g), res, budget, state_dir() / "calibration",
@@ -228,10 +234,12 @@ def run_layer_search_command(args, chooser) -> int:
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         f, u = r["per_layer"], r["uniform"]
-        by_level = ",".join(f"{x:g}" for x in f["ratios"][1:2 * len([k for k in g.cfg.levels if k <= f["resolution"]]):2])
+        n_levels = len([k for k in g.cfg.levels if k <= f["resolution"]])
+        by_level = ",".join(f"{x:g}" for x in f["ratios"][1:2 * n_levels:2])
         ucol = f"x{u['ratio']:g} | {u['latency_ms']:.1f} | {u['psnr']:.2f}" if u else "none | - | -"
         print(f"| {f['budget_ms']:g} | {f['resolution']} | {by_level}{'' if f['fits'] else ' (does not fit)'} | "
               f"{f['latency_ms']:.1f} | {f['psnr']:.2f} | {ucol} |")
     threads = torch.get_num_threads()
-    return save(args.out or Path("bench-results") / f"layers-{spec.replace(':', '-').replace('/', '_')}-{threads}t.json",
+    return save(args.out or Path("bench-results")
+                / f"layers-{spec.replace(':', '-').replace('/', '_')}-{threads}t.json",
                 {"model": spec, "environment": environment(threads), "rows": rows})

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import cast
 
-from ..errors import AnycostError
 from ..defaults import DEFAULT_MODEL
+from ..errors import AnycostError
 from .options import parse_channels
 
 NAME = "edit"
@@ -97,8 +98,10 @@ def run(args) -> int:
     pil = to_pil(img[0])
     if size:
         from PIL import Image
-        pil = pil.resize(size, Image.LANCZOS)
+        # size: W,H, two values (checked above); PIL sets its filter names in a loop
+        pil = pil.resize(cast("tuple[int, int]", size), Image.LANCZOS)  # type: ignore[attr-defined]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     pil.save(args.out)
-    print(f"wrote {args.out} ({pil.width}x{pil.height}; {', '.join(f'{k}={v:g}' for k, v in values.items()) or 'no edit'})")
+    print(f"wrote {args.out} ({pil.width}x{pil.height}; "
+          f"{', '.join(f'{k}={v:g}' for k, v in values.items()) or 'no edit'})")
     return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
 NAME = "grid"
 HELP = "render the paper-style grid (channel ratios x resolutions) of a model and print its MACs"
 
@@ -38,7 +37,9 @@ def run(args) -> int:
             cells = []
             for res in resolutions:
                 img = to_pil(g.synthesis(wplus, channels=ratio, target_res=res)[0])
-                tiles.append(_label(img.resize((size, size), Image.NEAREST), f"{ratio:g}x {res}px"))
+                # PIL sets its filter names (Image.LANCZOS, ...) in a loop: mypy cannot see them
+                tiles.append(_label(img.resize((size, size), Image.NEAREST),  # type: ignore[attr-defined]
+                                    f"{ratio:g}x {res}px"))
                 cells.append(f"{count_macs(g.cfg, ratio, res, include_mapping=False).true / 1e6:>11.1f}")
             print(f"{ratio:<5g}  " + "  ".join(cells))
     args.out.parent.mkdir(parents=True, exist_ok=True)

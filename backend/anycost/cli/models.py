@@ -48,8 +48,8 @@ def run(args) -> int:
 
 def info(spec: str) -> int:
     from .. import hub
-    from ..models.macs import count_macs
     from ..creps_files import is_creps_spec
+    from ..models.macs import count_macs
 
     if is_creps_spec(spec):
         return creps_info(spec)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import AnycostError
 from ..defaults import DEFAULT_MODEL
+from ..errors import AnycostError
 
 NAME = "project"
 HELP = "project an image (or a region of it) into a model's W+ and save the latent (.npy)"
@@ -59,11 +59,11 @@ def run(args) -> int:
     import numpy as np
     from PIL import Image
 
+    from ..faces.recipes import model_recipe
     from ..hub import open_model
+    from ..imaging import from_pil
     from ..perceptual import make_perceptual
     from ..projection import ProjectionOptions, project
-    from ..imaging import from_pil
-    from ..faces.recipes import model_recipe
     from .alignment_files import align_for_cli, save_alignment, write_composited
 
     if args.out.suffix.lower() != ".npy":
@@ -88,12 +88,14 @@ def run(args) -> int:
     else:
         if args.align == "auto":
             print(f"model {model.name} declares no face alignment: projecting the region as it is")
-        crop = img.crop((x, y, x + w, y + h)).resize((res, res), Image.LANCZOS)
+        # PIL sets its filter names (Image.LANCZOS, ...) in a loop: mypy cannot see them
+        crop = img.crop((x, y, x + w, y + h)).resize((res, res), Image.LANCZOS)  # type: ignore[attr-defined]
     target = from_pil(crop)[None]
     perceptual = make_perceptual()
     r = project(g, target, perceptual, ProjectionOptions(steps=args.steps, consistency_weight=args.alpha),
                 encoder=model.encoder,
-                progress=lambda s, n, loss, _: print(f"step {s}/{n} loss {loss:.4f}", flush=True) if s % 25 == 0 else None)
+                progress=lambda s, n, loss, _: (print(f"step {s}/{n} loss {loss:.4f}", flush=True)
+                                                if s % 25 == 0 else None))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, r.wplus.cpu().numpy().astype(np.float32))
     if aligned is not None:
@@ -106,6 +108,7 @@ def run(args) -> int:
     print("previews: " + ", ".join(f"{c['ratio']:g}x@{c['resolution']} {c['psnr']:.2f} dB" for c in m["configs"]))
     if args.reconstruction:
         import torch
+
         from ..service.engine import encode_image
         with torch.inference_mode():
             rec = g.synthesis(r.wplus)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import cast
 
 from ..defaults import DEFAULT_MODEL
 from ..errors import AnycostError
@@ -110,7 +111,7 @@ def run(args) -> int:
 
     images = []
     with torch.inference_mode():
-        for latent, seed in zip(latents, seeds):
+        for latent, seed in zip(latents, seeds, strict=True):
             wplus = g.latent_to_wplus(latent.to(args.device), space, truncation=args.truncation)
             gen = torch.Generator().manual_seed(seed) if args.noise == "random" else None
             images.append(g.synthesis(wplus, noise=args.noise, channels=channels,
@@ -139,7 +140,7 @@ def run_creps(args) -> int:
     w, h = parse_size(args.size) if args.size else (g.cfg.resolution, g.cfg.resolution)
     region = None
     if args.region:
-        region = tuple(parse_int_list(args.region, "--region"))
+        region = cast("tuple[int, int, int, int]", tuple(parse_int_list(args.region, "--region")))  # checked next
         rx, ry, rw, rh = region if len(region) == 4 else (-1, -1, 0, 0)
         if rw < 1 or rh < 1 or rx < 0 or ry < 0 or rx + rw > w or ry + rh > h:
             raise AnycostError(f"--region must be X,Y,W,H inside the {w}x{h} image, got {args.region}")
@@ -161,5 +162,6 @@ def run_creps(args) -> int:
                        progress=lambda i, n: print(f"\rtile {i}/{n}", end="", file=sys.stderr)).cpu()
     print("", file=sys.stderr)
     write_images(out, args.out)
-    print(f"wrote {args.out} ({len(out)} x {out.shape[-1]}x{out.shape[-2]}px, CREPS model {model.metadata.get('name')})")
+    print(f"wrote {args.out} ({len(out)} x {out.shape[-1]}x{out.shape[-2]}px, "
+          f"CREPS model {model.metadata.get('name')})")
     return 0

@@ -49,10 +49,10 @@ def run(args) -> int:
     from ..memory import keep_freed_memory
     from ..paths import keys_dir, state_dir
     from ..perceptual import make_perceptual
+    from ..protocol import is_loopback
     from ..service.engine import Engine
     from ..service.keys import load_server_keys
     from ..service.logs import setup_logging
-    from ..protocol import is_loopback
     from ..service.server import BindError, Server
     from ..service.sessions import SessionStore
 

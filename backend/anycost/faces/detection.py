@@ -169,8 +169,9 @@ class FaceDetector:
         if max(h, w) >= 2 * TILE:
             # tiles of a copy at most TILED_SIDE long: the search time stays bounded on huge photos
             k = min(1.0, TILED_SIDE / max(h, w))
-            small = photo if k == 1.0 else np.asarray(Image.fromarray(photo).resize((round(w * k), round(h * k)),
-                                                                                    Image.BILINEAR))
+            # PIL sets its filter names (Image.LANCZOS, ...) in a loop: mypy cannot see them
+            small = photo if k == 1.0 else np.asarray(Image.fromarray(photo).resize(
+                (round(w * k), round(h * k)), Image.BILINEAR))  # type: ignore[attr-defined]
             stride = TILE * 3 // 4
             for y in _starts(small.shape[0], stride):
                 for x in _starts(small.shape[1], stride):
@@ -185,8 +186,10 @@ class FaceDetector:
         x0, y0 = bx + bw / 2 - side / 2, by + bh / 2 - side / 2
         scale = MESH_INPUT / side
         # the neighbourhood, resized to MESH_INPUT (outside the photo: black, as mediapipe pads)
-        patch = Image.fromarray(photo).transform((MESH_INPUT, MESH_INPUT), Image.AFFINE,
-                                                 (1 / scale, 0, x0, 0, 1 / scale, y0), resample=Image.BILINEAR)
+        # PIL sets its filter names (Image.LANCZOS, ...) in a loop: mypy cannot see them
+        patch = Image.fromarray(photo).transform((MESH_INPUT, MESH_INPUT), Image.AFFINE,  # type: ignore[attr-defined]
+                                                 (1 / scale, 0, x0, 0, 1 / scale, y0),
+                                                 resample=Image.BILINEAR)  # type: ignore[attr-defined]
         result = self._mesh.process(np.asarray(patch))
         if not result.multi_face_landmarks:
             return None
@@ -220,7 +223,7 @@ def _boxes(detector, image: np.ndarray, origin=(0, 0)) -> list[tuple[tuple[float
 
 def _suppress(items, box=lambda b: b, overlap: float = 0.3):
     """Non-maximum suppression of (item, score) pairs: the most confident of overlapping boxes."""
-    kept = []
+    kept: list[tuple] = []
     for item, score in sorted(items, key=lambda b: -b[1]):
         if all(_iou(box(item), box(k)) < overlap for k, _ in kept):
             kept.append((item, score))

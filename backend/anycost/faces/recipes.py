@@ -24,8 +24,9 @@ class Recipe:
     name: str = "ffhq"
     scale: float = 1.0                               # x the FFHQ half-side (> 1: more around the face)
     shift: float = 0.1                               # crop centre = eye centre + shift * e2m
-    mask_centre: tuple[float, float] = (0.5, 0.54)   # the blended face region: an ellipse, 0..1 of the crop
-    mask_radii: tuple[float, float] = (0.36, 0.45)
+    # the blended face region: an ellipse, 0..1 of the crop; two values each, (x, y) (any length from metadata)
+    mask_centre: tuple[float, ...] = (0.5, 0.54)
+    mask_radii: tuple[float, ...] = (0.36, 0.45)
     mask_feather: float = 0.2                        # share of the radius over which the mask falls to 0
 
     def __post_init__(self):

@@ -5,5 +5,6 @@ from .creps import CREPS_ARCHITECTURES, CrepsConfig, CrepsGenerator, creps_archi
 from .encoder import Encoder, EncoderConfig
 from .generator import Generator
 
-__all__ = ["ARCHITECTURES", "CREPS_ARCHITECTURES", "CrepsConfig", "CrepsGenerator", "creps_architecture", "Encoder", "EncoderConfig", "Generator", "GeneratorConfig", "TRAINED_RATIOS", "architecture",
+__all__ = ["ARCHITECTURES", "CREPS_ARCHITECTURES", "CrepsConfig", "CrepsGenerator", "creps_architecture", "Encoder",
+           "EncoderConfig", "Generator", "GeneratorConfig", "TRAINED_RATIOS", "architecture",
            "resolve_channels", "uniform_channels"]

@@ -23,7 +23,7 @@ def sort_channels(g: Generator, n_samples: int = 2000, seed: int = 0) -> list[to
     w = g.mapping(z.to(g.w_avg.device))
     producers, consumers = _graph(g)
     perms = []
-    for producer, users in zip(producers, consumers):
+    for producer, users in zip(producers, consumers, strict=True):
         scored = users[0]                      # the next conv, or the toRGB for the last map
         importance = scored.weight[0].abs().sum(dim=(0, 2, 3)) * scored.modulation(w).abs().mean(0)
         perm = torch.argsort(importance, descending=True)

@@ -6,7 +6,7 @@ generator's forward call, never stored on the modules.
 """
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Sequence, Union, cast
 
 from ..defaults import TRAINED_RATIOS
 from .config import BASE_CHANNELS, GeneratorConfig
@@ -30,7 +30,7 @@ def layer_widths(cfg: GeneratorConfig, ratios: Sequence[float]) -> list[int]:
     mult = cfg.channels[cfg.resolution] / BASE_CHANNELS[cfg.resolution]
     channel_max = max(cfg.channels.values())
     out = []
-    for ratio, res, full in zip(ratios, cfg.layer_resolutions, cfg.full_channels):
+    for ratio, res, full in zip(ratios, cfg.layer_resolutions, cfg.full_channels, strict=True):
         if not 0.0 < ratio <= 1.0:
             raise ValueError(f"channel ratio must be in (0, 1], got {ratio:g}")
         c = full if ratio == 1.0 else min(full, channel_max, int(BASE_CHANNELS[res] * ratio * mult))
@@ -46,11 +46,11 @@ def resolve_channels(cfg: GeneratorConfig, spec: ChannelSpec) -> list[int] | Non
         return None
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         return uniform_channels(cfg, float(spec))
-    widths = [int(c) for c in spec]
+    widths = [int(c) for c in cast("Sequence[int]", spec)]   # (a bool fails here, not being iterable)
     n = cfg.n_channel_entries
     if len(widths) != n:
         raise ValueError(f"a per-layer channel list needs {n} entries for this model, got {len(widths)}")
-    for i, (c, full) in enumerate(zip(widths, cfg.full_channels)):
+    for i, (c, full) in enumerate(zip(widths, cfg.full_channels, strict=True)):
         if not 1 <= c <= full:
             raise ValueError(f"channel entry {i} must be between 1 and {full}, got {c}")
     return widths

@@ -108,7 +108,8 @@ ARCHITECTURES = {
                                        elastic_min=16,
                                        extra={"note": "built-in demo model size"}),
     "demo-128": lambda: GeneratorConfig(128, {4: 256, 8: 256, 16: 256, 32: 128, 64: 64, 128: 32},
-                                        style_dim=256, n_mlp=4, extra={"note": "the first demo model's size (procedural faces)"}),
+                                        style_dim=256, n_mlp=4,
+                                        extra={"note": "the first demo model's size (procedural faces)"}),
 }
 
 

@@ -159,7 +159,7 @@ class FormChooser:
         self.winograd = winograd_available()
         self._choices: dict[str, str] = {}
         self._timings: dict[str, dict[str, float]] = {}
-        self._loaded_key = None
+        self._loaded_key: str | None = None
 
     def candidates(self, shape: LayerShape) -> tuple[str, ...]:
         forms = UP_FORMS if shape.up else CONV_FORMS
@@ -178,7 +178,7 @@ class FormChooser:
                 time_form(form)                                          # warm-up
                 timings[form] = statistics.median(time_form(form) for _ in range(self.repeats))
             self._timings[key] = timings
-            self._choices[key] = min(timings, key=timings.get)
+            self._choices[key] = min(timings, key=timings.get)  # type: ignore[arg-type]  # every key present
             self._save()
         return self._choices[key]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -134,10 +135,10 @@ class PixelMLP(nn.ModuleList):
     (a list, so its keys are upstream's `decoder_{r}.{i}.*`)."""
 
     def __init__(self, dims: list[int]):
-        super().__init__(EqualLinear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        super().__init__(EqualLinear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for fc in self:                              # upstream's plain FC layers: no clamp
+        for fc in cast("list[EqualLinear]", self):  # upstream's plain FC layers: no clamp
             x = _act(_pointwise(x, fc.weight * fc.scale), fc.bias * fc.lr_mul, math.inf, activate=True)
         return x
 
@@ -145,6 +146,8 @@ class PixelMLP(nn.ModuleList):
 class FourierLines(nn.Module):
     """The coordinates' entry (upstream `b4.input`): fixed random frequencies, sin and cos, then a
     per-line modulation; rows use slots 0..R-1 of the modulation, columns R..2R-1."""
+
+    freqs: torch.Tensor                              # buffer
 
     def __init__(self, cfg: CrepsConfig, channels: int):
         super().__init__()
@@ -178,6 +181,8 @@ class LineBlock(nn.Module):
 
 class MappingNetwork(nn.Module):
     """StyleGAN2's mapping network, with upstream's names (`fc{i}`, `w_avg` for truncation)."""
+
+    w_avg: torch.Tensor                              # buffer
 
     def __init__(self, style_dim: int, n_mlp: int):
         super().__init__()
@@ -256,7 +261,7 @@ class CrepsGenerator(nn.Module):
         syn.decoder_last = PixelMLP(dims)
         syn.decoder_img = EqualLinear(cfg.pixel_dim, 3)
         widths = [cfg.pixel_dim, *cfg.head_widths]
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             setattr(syn, f"block{i}", HeadBlock(a, b, cfg))
         self.blocks = [getattr(syn, f"b{r}") for r in cfg.levels[1:]]          # views, in order
         self.decoders = [getattr(syn, f"decoder_{r}") for r in cfg.levels[2:]]
@@ -306,7 +311,7 @@ class CrepsGenerator(nn.Module):
         cfg = self.cfg
         assert ws.ndim == 3 and ws.shape[1:] == (cfg.num_ws, cfg.style_dim), ws.shape
         ys, xs = sample_grid(height, cfg.resolution), sample_grid(width, cfg.resolution)
-        per_block: list[list[torch.Tensor]] = [[] for _ in self.blocks]
+        per_block: list[list[tuple[int, torch.Tensor]]] = [[] for _ in self.blocks]
         for axis, coords in ((0, ys), (1, xs)):
             for start in range(0, len(coords), chunk):
                 for k, y in enumerate(self._lines(coords[start:start + chunk], axis, ws)):
@@ -319,7 +324,7 @@ class CrepsGenerator(nn.Module):
             cols.append(c)
         # the running sum over blocks (the "biline"), scaled by sqrt(1/2) for the outer product
         acc_r, acc_c, out_r, out_c = None, None, [], []
-        for r, c in zip(rows, cols):
+        for r, c in zip(rows, cols, strict=True):
             acc_r = r if acc_r is None else acc_r + r
             acc_c = c if acc_c is None else acc_c + c
             out_r.append(acc_r * SQRT_HALF)
@@ -327,7 +332,7 @@ class CrepsGenerator(nn.Module):
         return LineCache(out_r, out_c, height, width)
 
     def _lines(self, t: torch.Tensor, axis: int, ws: torch.Tensor) -> list[torch.Tensor]:
-        b4 = self.synthesis.b4
+        b4: Any = self.synthesis.b4                  # submodules set by name (upstream's keys)
         x = b4.fc1(b4.input(t.to(ws.device), axis, ws[:, 0]), ws[:, 1])
         outs = []
         for k, blk in enumerate(self.blocks, 1):
@@ -339,9 +344,9 @@ class CrepsGenerator(nn.Module):
 
     def pixels(self, cache: LineCache, ws: torch.Tensor, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
         """The image on sample rows y0:y1 and columns x0:x1 of the cached grid -> [B, 3, h, w]."""
-        syn = self.synthesis
+        syn: Any = self.synthesis                    # submodules set by name (upstream's keys)
         feat = None
-        for k, (a, b) in enumerate(zip(cache.rows, cache.cols)):
+        for k, (a, b) in enumerate(zip(cache.rows, cache.cols, strict=True)):
             p = torch.einsum("bchr,bcwr->bchw", a[:, :, y0:y1], b[:, :, x0:x1])
             feat = p if k == 0 else self.decoders[k - 1](feat) + p
         feat = syn.decoder_last(feat)

@@ -45,6 +45,8 @@ class EncoderConfig:
 
 
 class Encoder(nn.Module):
+    mean_latent: torch.Tensor                        # buffer
+
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         self.cfg = cfg
@@ -54,14 +56,15 @@ class Encoder(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         inplanes = cfg.widths[0]
-        for i, (width, n) in enumerate(zip(cfg.widths, cfg.blocks)):
+        for i, (width, n) in enumerate(zip(cfg.widths, cfg.blocks, strict=False)):
             stride = 1 if i == 0 else 2
             layers = []
             for j in range(n):
                 downsample = None
                 if j == 0 and (stride != 1 or inplanes != width * block.expansion):
-                    downsample = nn.Sequential(nn.Conv2d(inplanes, width * block.expansion, 1, stride=stride, bias=False),
-                                               nn.BatchNorm2d(width * block.expansion))
+                    downsample = nn.Sequential(
+                        nn.Conv2d(inplanes, width * block.expansion, 1, stride=stride, bias=False),
+                        nn.BatchNorm2d(width * block.expansion))
                 layers.append(block(inplanes, width, stride if j == 0 else 1, downsample))
                 inplanes = width * block.expansion
             self.add_module(f"layer{i + 1}", nn.Sequential(*layers))

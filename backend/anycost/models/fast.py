@@ -16,14 +16,13 @@ Only the stored ("const") or no ("zero") noise is supported: random noise is a t
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Sequence, cast
 
 import torch
 import torch.nn.functional as F
 
 from .channels import ChannelSpec, resolve_channels
-from .conv_forms import (FormChooser, LayerShape, WinogradWeight, conv3x3, polyphase_weight, timed,
-                         upsample_kernel)
+from .conv_forms import FormChooser, LayerShape, WinogradWeight, conv3x3, polyphase_weight, timed, upsample_kernel
 from .generator import Generator
 from .layers import StyledConv, ToRGB
 
@@ -55,8 +54,8 @@ class FastStyledConv:
         self.bias = layer.activate.bias[:out_ch].contiguous()
         self.noise = None if noise is None else (layer.noise.weight * noise).contiguous()   # [1, 1, H, W]
         self.blur = conv.blur.kernel if conv.upsample else None
-        self.form = None
-        self._prepared = {}
+        self.form: str | None = None
+        self._prepared: dict[str, tuple] = {}
 
     def set_form(self, form: str) -> None:
         """Prepare the weights the form needs (only this form's are kept)."""
@@ -65,9 +64,11 @@ class FastStyledConv:
             if form.startswith("wino"):
                 self._prepared[form] = (WinogradWeight(self.w, 2 if form == "wino2-amod" else 4),)
             elif form.startswith("polyphase"):
+                assert self.blur is not None                 # the upsampling forms: an upsampling layer
                 self._prepared[form] = (polyphase_weight(upsample_kernel(self.w, self.blur)),
                                         self.bias.repeat_interleave(4))
             elif form in ("transpose-blur", "fold-amod"):
+                assert self.blur is not None
                 o, i = self.w.shape[:2]
                 blur = self.blur.flip([0, 1])[None, None].expand(o, 1, 4, 4).contiguous()
                 cols = self.w.permute(0, 2, 3, 1).reshape(o * 9, i).contiguous()   # rows (o, ky, kx)
@@ -110,6 +111,7 @@ class FastStyledConv:
             y = F.conv2d(y, blur, None, padding=1, groups=y.shape[1])
             y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])
         else:  # polyphase, polyphase-winograd
+            assert form is not None                          # set_form ran (FastSynthesis._conv)
             p, bias4 = self._prepared[form]
             pm = p * (d.repeat_interleave(4)[:, None] * s[None, :])[:, :, None, None]
             y = conv3x3(x, pm, bias4, winograd=form == "polyphase-winograd")
@@ -155,6 +157,7 @@ class FastToRGB:
         s = self.styles(w_row) * self.gain_in
         y = F.conv2d(x, self.w * s[None, :, None, None], self.bias)
         if skip is not None:
+            assert self.up is not None                       # a skip image comes with an upsampling layer
             y.add_(F.conv_transpose2d(skip, self.up, stride=2, padding=1, groups=3))
         return y
 
@@ -180,7 +183,7 @@ class FastSynthesis:
         """Styled conv number `index` in W+ order (0 = conv1) at these widths, prepared and tuned."""
         key = (index, in_ch, out_ch)
         if key not in self._convs:
-            layer = self.g.conv1 if index == 0 else self.g.convs[index - 1]
+            layer = self.g.conv1 if index == 0 else cast(StyledConv, self.g.convs[index - 1])
             buf = getattr(self.g.noises, f"noise_{index}")
             with torch.inference_mode():
                 fc = FastStyledConv(layer, in_ch, out_ch, res, 1.0 if index == 0 else GAIN,
@@ -198,7 +201,7 @@ class FastSynthesis:
     def _rgb(self, index: int, in_ch: int) -> FastToRGB:
         key = (index, in_ch)
         if key not in self._rgbs:
-            layer = self.g.to_rgb1 if index == 0 else self.g.to_rgbs[index - 1]
+            layer = self.g.to_rgb1 if index == 0 else cast(ToRGB, self.g.to_rgbs[index - 1])
             with torch.inference_mode():
                 self._rgbs[key] = FastToRGB(layer, in_ch, GAIN)
         return self._rgbs[key]
@@ -211,7 +214,8 @@ class FastSynthesis:
     def plan(self, widths: Sequence[int], target: int) -> list:
         """The prepared layers of one sub-generator: (conv, conv | None, rgb, rows) per level."""
         levels = [r for r in self.cfg.levels if r <= target]
-        out = [(self._conv(0, widths[0], widths[1], 4), None, self._rgb(0, widths[1]), (0, 1))]
+        out: list[tuple[FastStyledConv, FastStyledConv | None, FastToRGB, tuple[int, ...]]] = [
+            (self._conv(0, widths[0], widths[1], 4), None, self._rgb(0, widths[1]), (0, 1))]
         for j, res in enumerate(levels[1:]):
             i = 2 * j + 1
             up = self._conv(i, widths[i], widths[i + 1], res)
@@ -232,8 +236,13 @@ class FastSynthesis:
         target = self.g.resolve_target_res(target_res)
         plan = self.plan(widths, target)
         start = reuse.levels_valid(wplus, (tuple(widths), target)) if reuse is not None else 0
+        skip: torch.Tensor | None
         with torch.inference_mode():
-            x, skip = reuse.levels[start - 1] if start else (self._const(widths[0]), None)
+            if start:
+                assert reuse is not None                     # levels_valid: 0 without a previous render
+                x, skip = reuse.levels[start - 1]
+            else:
+                x, skip = self._const(widths[0]), None
             outputs = []
             for first, second, rgb, rows in plan[start:]:
                 x = first(x, wplus[:, rows[0]])
@@ -243,9 +252,10 @@ class FastSynthesis:
                 outputs.append((x, skip))
             if reuse is not None:
                 reuse.store(wplus, (tuple(widths), target), start, outputs, [p[3] for p in plan])
+        assert skip is not None                              # the 4 px level (or a reused one) drew it
         return skip
 
-    def forms(self) -> dict[str, str]:
+    def forms(self) -> dict[str, str | None]:
         """Chosen form of every prepared layer, by layer shape (for reports)."""
         return {c.shape.key(): c.form for c in self._convs.values()}
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from typing import Sequence, Union
+from typing import Literal, Optional, Sequence, Union, overload
 
 import torch
 from torch import nn
@@ -11,7 +11,8 @@ from .channels import ChannelSpec, resolve_channels
 from .config import GeneratorConfig
 from .layers import ConstantInput, EqualLinear, PixelNorm, StyledConv, ToRGB
 
-NoiseSpec = Union[str, Sequence[torch.Tensor]]   # "const" | "random" | "zero" | one tensor per layer
+# "const" | "random" | "zero" | one tensor (or None: no noise) per layer
+NoiseSpec = Union[str, Sequence[Optional[torch.Tensor]]]
 
 
 class Generator(nn.Module):
@@ -20,6 +21,8 @@ class Generator(nn.Module):
     Parameter names follow the official Anycost GAN checkpoints (`style.*`, `input.input`, `conv1.*`,
     `to_rgb1.*`, `convs.*`, `to_rgbs.*`, `noises.noise_*`), plus a `w_avg` buffer for truncation.
     """
+
+    w_avg: torch.Tensor                              # buffer
 
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
@@ -108,7 +111,7 @@ class Generator(nn.Module):
         return target_res
 
     def noise_tensors(self, noise: NoiseSpec, batch: int, generator: torch.Generator | None = None,
-                      device=None, dtype=torch.float32) -> list[torch.Tensor | None]:
+                      device=None, dtype=torch.float32) -> Sequence[torch.Tensor | None]:
         bufs = [getattr(self.noises, f"noise_{i}") for i in range(self.cfg.num_layers)]
         if isinstance(noise, str):
             if noise == "const":
@@ -124,6 +127,22 @@ class Generator(nn.Module):
             raise ValueError(f"explicit noise needs {len(bufs)} tensors, got {len(noise)}")
         return noise
 
+    @overload
+    def synthesis(self, wplus: torch.Tensor, noise: NoiseSpec = ..., channels: ChannelSpec = ...,
+                  target_res: int | None = ..., return_rgbs: Literal[False] = ..., impl: str = ...,
+                  generator: torch.Generator | None = ...) -> torch.Tensor: ...
+
+    @overload
+    def synthesis(self, wplus: torch.Tensor, noise: NoiseSpec = ..., channels: ChannelSpec = ...,
+                  target_res: int | None = ..., *, return_rgbs: Literal[True], impl: str = ...,
+                  generator: torch.Generator | None = ...) -> tuple[torch.Tensor, list[torch.Tensor]]: ...
+
+    @overload
+    def synthesis(self, wplus: torch.Tensor, noise: NoiseSpec = ..., channels: ChannelSpec = ...,
+                  target_res: int | None = ..., return_rgbs: bool = ..., impl: str = ...,
+                  generator: torch.Generator | None = ...
+                  ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]: ...
+
     def synthesis(
         self,
         wplus: torch.Tensor,                  # [N, n_style, style_dim]
@@ -136,7 +155,7 @@ class Generator(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         n = wplus.shape[0]
         assert wplus.shape[1:] == (self.n_style, self.cfg.style_dim), (wplus.shape, self.n_style)
-        widths = resolve_channels(self.cfg, channels) or [None] * self.cfg.n_channel_entries
+        widths: Sequence[int | None] = resolve_channels(self.cfg, channels) or [None] * self.cfg.n_channel_entries
         target = self.resolve_target_res(target_res)
         noises = self.noise_tensors(noise, n, generator, device=wplus.device)
 

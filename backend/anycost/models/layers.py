@@ -42,7 +42,8 @@ class EqualLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, out_features: int | None = None) -> torch.Tensor:
         """`out_features` keeps only the first rows (used by modulations of sliced layers)."""
-        w, b = self.weight, self.bias
+        w: torch.Tensor = self.weight
+        b: torch.Tensor = self.bias
         if out_features is not None:
             w, b = w[:out_features], b[:out_features]
         if self.activation:
@@ -56,6 +57,8 @@ class EqualLinear(nn.Module):
 class Blur(nn.Module):
     """Depthwise FIR low-pass applied after the transposed conv of an upsampling layer."""
 
+    kernel: torch.Tensor                             # buffer
+
     def __init__(self, kernel: Sequence[float], pad: tuple[int, int], gain: float = 1.0):
         super().__init__()
         self.register_buffer("kernel", make_blur_kernel(kernel, gain), persistent=False)
@@ -67,6 +70,8 @@ class Blur(nn.Module):
 
 class Upsample(nn.Module):
     """2x FIR upsampling of the RGB skip path."""
+
+    kernel: torch.Tensor                             # buffer
 
     def __init__(self, kernel: Sequence[float], factor: int = 2):
         super().__init__()
@@ -81,6 +86,8 @@ class Upsample(nn.Module):
 
 class ModulatedConv2d(nn.Module):
     """Style-modulated k x k convolution; weight [1, O, I, k, k] as in the official layout."""
+
+    blur: Blur                                       # upsampling layers only
 
     def __init__(
         self,
@@ -167,6 +174,8 @@ class StyledConv(nn.Module):
 
 class ToRGB(nn.Module):
     """1x1 modulated conv (no demodulation) to RGB, added to the upsampled skip image."""
+
+    upsample: Upsample                               # all but the first (4 px) one
 
     def __init__(self, in_channels: int, style_dim: int, upsample: bool = True,
                  blur_kernel: Sequence[float] = (1, 3, 3, 1)):

@@ -46,7 +46,7 @@ def calibrate(g: Generator, cache_folder: Path | None, repeats: int = 3, log=Non
             pass  # a damaged cache is measured again
     configs = [(r, k) for r in TRAINED_RATIOS for k in g.cfg.elastic_resolutions]
     wplus = g.latent_to_wplus(torch.zeros(1, g.cfg.style_dim, device=g.w_avg.device))
-    times = {c: [] for c in configs}
+    times: dict[tuple[float, int], list[float]] = {c: [] for c in configs}
     with torch.inference_mode():
         for c in configs:
             synthesis(wplus, channels=c[0], target_res=c[1])      # warm-up (and the fast path's tuning)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import cast
 
 from ..errors import AnycostError
 
@@ -12,8 +13,8 @@ def make_keys(folder: Path, force: bool = False) -> dict[str, Path]:
     import zmq.auth
 
     folder.mkdir(parents=True, exist_ok=True)
-    server_secret = folder / "server.key_secret"
-    if server_secret.exists() and not force:
+    existing = folder / "server.key_secret"
+    if existing.exists() and not force:
         raise AnycostError(f"keys already exist in {folder} (use --force to replace them)")
     authorized = folder / "authorized"
     authorized.mkdir(exist_ok=True)
@@ -43,4 +44,4 @@ def load_client_keys(folder: Path) -> tuple[bytes, tuple[bytes, bytes]]:
 
     server_public, _ = zmq.auth.load_certificate(str(folder / "server.key"))
     client = zmq.auth.load_certificate(str(folder / "client.key_secret"))
-    return server_public, client
+    return server_public, cast("tuple[bytes, bytes]", client)   # a .key_secret file: the secret is there

@@ -58,7 +58,7 @@ def make_probe(g: Generator, fast: FastSynthesis, latents: int = 4, seed: int = 
 def fidelity(fast: FastSynthesis, wpluses: list[torch.Tensor], refs: list[torch.Tensor], widths, res: int) -> float:
     """Mean PSNR against the references, each at most MAX_PSNR (an exact match is not infinitely better)."""
     return statistics.mean(min(psnr(fast(w, channels=widths, target_res=res), ref), MAX_PSNR)
-                           for w, ref in zip(wpluses, refs))
+                           for w, ref in zip(wpluses, refs, strict=True))
 
 
 def latency(fast: FastSynthesis, wplus: torch.Tensor, widths, res: int, repeat: int = 3) -> float:

@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
@@ -29,6 +29,10 @@ from ..perceptual import Perceptual
 from ..projection import ProjectionOptions, ProjectionResult, project
 from .calibration import SubConfig, calibrate, pick, rank_configs
 
+if TYPE_CHECKING:
+    from ..checkpoints import Model
+    from ..creps_files import CrepsModel
+
 Progress = Callable[[int, int], None]
 CREPS_PREVIEW_SIZES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 FINAL_TILE = 256                 # samples per tile side of a CREPS final (bounds its memory)
@@ -38,11 +42,21 @@ FINAL_TILE = 256                 # samples per tile side of a CREPS final (bound
 class ServedModel:
     """What every served model offers the engine."""
     name: str
-    model: object                                   # checkpoints.Model or creps_files.CrepsModel
+    model: Model | CrepsModel
     directions: dict[str, Direction]
     ranked: list[SubConfig] | None = field(default=None)   # None until calibrated
     kind = "anycost"
     any_size = False                                # finals drawn at the requested size (no resampling)
+
+    if TYPE_CHECKING:                               # what every kind implements (ServedAnycost, ServedCreps)
+        def calibrate(self, state: Path, log=None) -> None: ...
+
+        def project(self, target: torch.Tensor, perceptual: Perceptual, opts: ProjectionOptions,
+                    progress=None, should_stop=None) -> ProjectionResult: ...
+
+        def draw(self, wplus: torch.Tensor, config: SubConfig | None, size: tuple[int, int] | None,
+                 supersample: int = 1, progress: Progress | None = None,
+                 session: str | None = None) -> torch.Tensor: ...
 
     @property
     def g(self):
@@ -71,6 +85,7 @@ class ServedModel:
                 "configs": [c.describe() for c in self.ranked] if self.ranked else None}
 
     def preview_config(self, budget_ms: float) -> SubConfig:
+        assert self.ranked is not None                  # calibrated at start-up, before any edit
         return pick(self.ranked, budget_ms)
 
     def describe_config(self, config: SubConfig | None, size: tuple[int, int] | None) -> dict:
@@ -105,6 +120,7 @@ class ServedAnycost(ServedModel):
             return self.g.synthesis(wplus, channels=channels, target_res=target_res)
         reuse = None
         if session is not None:
+            assert self.last_renders is not None       # made with self.fast
             key = (session, channels, target_res)      # previews and refined previews alternate
             reuse = self.last_renders.pop(key, None) or LastRender()
             self.last_renders[key] = reuse                          # most recent last
@@ -146,7 +162,7 @@ class ServedCreps(ServedModel):
                 latency = None
         if latency is None or set(latency) != set(sizes):
             ws = g.map(torch.zeros(1, g.cfg.style_dim, device=g.w_avg.device))
-            times = {s: [] for s in sizes}
+            times: dict[int, list[float]] = {s: [] for s in sizes}
             with torch.inference_mode():
                 g.render(ws, (sizes[0], sizes[0]))                       # warm-up
                 for _ in range(repeats):
@@ -174,8 +190,9 @@ class ServedCreps(ServedModel):
         encoder = (lambda x: g.wplus_from_anycost(enc(x))) if enc is not None else None
         r = self.resolution
         configs = [(1.0, r // 2), (1.0, r // 4)] if r >= 32 else []
-        return project(SquareView(g), target, perceptual, opts, encoder=encoder, progress=progress,
-                       should_stop=should_stop, configs=configs)
+        # a SquareView stands in for a Generator (cfg, n_style, w_avg, synthesis); configs given
+        return project(SquareView(g), target, perceptual, opts,  # type: ignore[arg-type]
+                       encoder=encoder, progress=progress, should_stop=should_stop, configs=configs)
 
     def describe_config(self, config: SubConfig | None, size: tuple[int, int] | None) -> dict:
         w, h = size if size is not None else (self.resolution, self.resolution)
