@@ -7,9 +7,10 @@ import sys
 import time
 
 import gi
+
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
-from gi.repository import GimpUi, GLib, Gtk
+from gi.repository import GimpUi, GLib, Gtk  # noqa: E402 (after gi.require_version, as PyGObject needs)
 
 P = json.load(open(os.environ["ANYCOST_TEST_PARAMS"]))
 sys.path.insert(0, P["plugin_dir"])
@@ -58,13 +59,14 @@ try:
     res["face_row_visible"] = d.face_box.get_visible()     # one face (here: a model without alignment)
     preview = image.get_layers()[0]
     before = pixels(preview, RW, RH)
-    name, scale = next(iter(d.scales.items()))
+    name, (scale, value_label, spec) = next(iter(d.scales.items()))
     shown = []
     d.controller.preview_shown.connect(shown.append)
-    top = scale.get_adjustment().get_upper()
+    top = scale.get_adjustment().get_upper()             # the slider's last position: the direction's max
     for i in range(1, 11):                               # a fast drag
-        scale.set_value(top * i / 10)
-    pump(lambda: shown and abs(shown[-1]["values"][name] - top) < 1e-6, "the newest preview")
+        scale.set_value(round(top * i / 10))
+    pump(lambda: shown and abs(shown[-1]["values"][name] - spec.hi) < 1e-6, "the newest preview")
+    res["value_label"] = value_label.get_text()
     res["preview_changed"] = pixels(image.get_layers()[0], RW, RH) != before
     res["edits_sent"] = d.controller.edits_sent
     res["applied"] = d.finish(Gtk.ResponseType.OK)
@@ -80,7 +82,7 @@ try:
     d = dialog()                                         # Cancel leaves no trace
     d.project_button.clicked()
     pump(lambda: d.controller.phase == "editing", "the second projection")
-    next(iter(d.scales.values())).set_value(top)
+    next(iter(d.scales.values()))[0].set_value(top)
     pump(lambda: d.controller.edits_sent > 0 and "Anycost preview" in names(image), "a preview")
     res["cancel_applied"] = d.finish(Gtk.ResponseType.CANCEL)
     d.dialog.destroy()

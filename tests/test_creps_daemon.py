@@ -8,9 +8,9 @@ import torch
 from safetensors.torch import load_file
 
 from anycost import protocol as P
-from anycost.client import RemoteError
 from anycost.creps_files import load_creps
 from anycost.imaging import to_pil
+from anycost.protocol import BackendError
 
 from .conftest import TINY_CREPS
 from .daemon_helpers import Daemon, face_image
@@ -76,18 +76,19 @@ def test_preview_is_a_smaller_render_and_the_final_is_exactly_the_size(daemon, c
     assert np.abs(here - there).max() <= 1
 
     smooth = client.call("render", session=sid, values={}, size=[300, 200], supersample=2)
-    assert (smooth["image"]["w"], smooth["image"]["h"]) == (300, 200) and smooth["image"]["data"] != final["image"]["data"]
+    assert (smooth["image"]["w"], smooth["image"]["h"]) == (300, 200) \
+        and smooth["image"]["data"] != final["image"]["data"]
 
 
 def test_supersample_is_checked(client, creps_name):
     creps = client.call("open", image=face_image(), model=creps_name, steps=0, timeout=120)["session"]
     anycost = client.call("open", image=face_image(), model="tiny", steps=0, timeout=120)["session"]
-    with pytest.raises(RemoteError) as e:
+    with pytest.raises(BackendError) as e:
         client.call("render", session=creps, supersample=9)
-    assert e.value.code == P.BAD_REQUEST and "1..4" in e.value.message
-    with pytest.raises(RemoteError) as e:
+    assert e.value.code == P.ErrorCode.BAD_REQUEST and "1..4" in e.value.message
+    with pytest.raises(BackendError) as e:
         client.call("render", session=anycost, supersample=2)
-    assert e.value.code == P.BAD_REQUEST and "CREPS" in e.value.message
+    assert e.value.code == P.ErrorCode.BAD_REQUEST and "CREPS" in e.value.message
 
 
 def test_a_large_final_reports_progress_and_can_be_cancelled(client, creps_name):
@@ -99,9 +100,9 @@ def test_a_large_final_reports_progress_and_can_be_cancelled(client, creps_name)
             assert msg["data"]["tiles"] == 64
             client.send("cancel", target=rid)
             break
-    with pytest.raises(RemoteError) as e:
+    with pytest.raises(BackendError) as e:
         client.wait(rid, timeout=60)
-    assert e.value.code == P.CANCELLED
+    assert e.value.code == P.ErrorCode.CANCELLED
     after = client.call("render", session=sid, values={}, size=[64, 48])       # still serving
     assert (after["image"]["w"], after["image"]["h"]) == (64, 48)
 
@@ -114,7 +115,8 @@ def test_the_plugin_applies_a_creps_final_at_the_selection_size_with_progress(da
     from anycost_plugin.controller import EDITING, IDLE, EditController
     from anycost_plugin.settings import Settings
 
-    from .krita_helpers import MemoryHost, pump
+    from .krita_helpers import pump
+    from .plugin_fakes import MemoryHost
     conn = Connection(Settings(address=daemon.address, autostart=False), QtLoop())
     conn.start()
     try:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from anycost import protocol as P
-from anycost.client import BackendTimeout, Client, RemoteError
+from anycost.client import BackendTimeout, Client
+from anycost.protocol import BackendError
 
 from .conftest import run_cli, without_module
 from .daemon_helpers import Daemon, face_image
@@ -102,7 +103,7 @@ def test_latest_edit_wins_in_a_burst(client):
     assert set(finals) == set(ids)
     assert finals[ids[-1]]["type"] == P.RESULT and finals[ids[-1]]["data"]["values"] == {"PC1": 1.9}
     superseded = [i for i in ids if finals[i]["type"] == P.ERROR]
-    assert superseded and all(finals[i]["error"]["code"] == P.SUPERSEDED for i in superseded)
+    assert superseded and all(finals[i]["error"]["code"] == P.ErrorCode.SUPERSEDED for i in superseded)
 
 
 def test_cancel_a_running_projection(client):
@@ -110,9 +111,9 @@ def test_cancel_a_running_projection(client):
     while client.recv(timeout=60)["type"] != P.PROGRESS:   # wait until it is running
         pass
     assert client.call("cancel", target=rid)["state"] == "running"
-    with pytest.raises(RemoteError) as e:
+    with pytest.raises(BackendError) as e:
         client.wait(rid, timeout=60)
-    assert e.value.code == P.CANCELLED
+    assert e.value.code == P.ErrorCode.CANCELLED
 
 
 def test_two_clients_keep_their_sessions_apart(daemon):
@@ -141,29 +142,29 @@ def test_close_then_not_found(client):
     sid = open_session(client)["session"]
     assert client.call("close", session=sid)["closed"]
     for op in ("edit", "render"):
-        with pytest.raises(RemoteError) as e:
+        with pytest.raises(BackendError) as e:
             client.call(op, session=sid, values={})
-        assert e.value.code == P.NOT_FOUND
-    with pytest.raises(RemoteError):
+        assert e.value.code == P.ErrorCode.NOT_FOUND
+    with pytest.raises(BackendError):
         client.call("close", session=sid)
 
 
 BAD = [
-    (lambda: b"\xc1 not msgpack", P.BAD_REQUEST),
-    (lambda: msgpack.packb([1, 2, 3]), P.BAD_REQUEST),
-    (lambda: P.pack({"v": 1, "id": 5}), P.BAD_REQUEST),
-    (lambda: P.pack({"v": 1, "id": 5, "op": "fly"}), P.UNKNOWN_OP),
-    (lambda: P.pack({"v": 99, "id": 5, "op": "hello"}), P.VERSION_MISMATCH),
-    (lambda: P.pack(P.request("open", 5, image=face_image(), steps="many")), P.BAD_REQUEST),
-    (lambda: P.pack(P.request("open", 5)), P.BAD_REQUEST),
-    (lambda: P.pack(P.request("open", 5, image={**face_image(), "data": b"123"})), P.BAD_REQUEST),
-    (lambda: P.pack(P.request("open", 5, image=face_image(600, 600))), P.TOO_LARGE),
-    (lambda: P.pack(P.request("open", 5, image=face_image(), region=[50, 50, 100, 10])), P.BAD_REQUEST),
-    (lambda: P.pack(P.request("open", 5, image=face_image(), model="nope")), P.NOT_FOUND),
-    (lambda: P.pack(P.request("edit", 5, session="0" * 32, values={})), P.NOT_FOUND),
-    (lambda: P.pack(P.request("edit", 5, session="doesnotexist", values={})), P.BAD_REQUEST),
-    (lambda: P.pack(P.request("edit", 5, session=17)), P.BAD_REQUEST),
-    (lambda: P.pack(P.request("cancel", 5)), P.BAD_REQUEST),
+    (lambda: b"\xc1 not msgpack", P.ErrorCode.BAD_REQUEST),
+    (lambda: msgpack.packb([1, 2, 3]), P.ErrorCode.BAD_REQUEST),
+    (lambda: P.pack({"v": 1, "id": 5}), P.ErrorCode.BAD_REQUEST),
+    (lambda: P.pack({"v": 1, "id": 5, "op": "fly"}), P.ErrorCode.UNKNOWN_OP),
+    (lambda: P.pack({"v": 99, "id": 5, "op": "hello"}), P.ErrorCode.VERSION_MISMATCH),
+    (lambda: P.pack(P.request("open", 5, image=face_image(), steps="many")), P.ErrorCode.BAD_REQUEST),
+    (lambda: P.pack(P.request("open", 5)), P.ErrorCode.BAD_REQUEST),
+    (lambda: P.pack(P.request("open", 5, image={**face_image(), "data": b"123"})), P.ErrorCode.BAD_REQUEST),
+    (lambda: P.pack(P.request("open", 5, image=face_image(600, 600))), P.ErrorCode.TOO_LARGE),
+    (lambda: P.pack(P.request("open", 5, image=face_image(), region=[50, 50, 100, 10])), P.ErrorCode.BAD_REQUEST),
+    (lambda: P.pack(P.request("open", 5, image=face_image(), model="nope")), P.ErrorCode.NOT_FOUND),
+    (lambda: P.pack(P.request("edit", 5, session="0" * 32, values={})), P.ErrorCode.NOT_FOUND),
+    (lambda: P.pack(P.request("edit", 5, session="doesnotexist", values={})), P.ErrorCode.BAD_REQUEST),
+    (lambda: P.pack(P.request("edit", 5, session=17)), P.ErrorCode.BAD_REQUEST),
+    (lambda: P.pack(P.request("cancel", 5)), P.ErrorCode.BAD_REQUEST),
 ]
 
 
@@ -178,14 +179,14 @@ def test_bad_input_gets_an_error_and_the_daemon_keeps_serving(client, make, code
 
 def test_bad_values_and_multi_frame(client):
     sid = open_session(client)["session"]
-    with pytest.raises(RemoteError) as e:
+    with pytest.raises(BackendError) as e:
         client.call("edit", session=sid, values={"Nope": 1.0})
-    assert e.value.code == P.NOT_FOUND
-    with pytest.raises(RemoteError) as e:
+    assert e.value.code == P.ErrorCode.NOT_FOUND
+    with pytest.raises(BackendError) as e:
         client.call("edit", session=sid, values={"PC1": "big"})
-    assert e.value.code == P.BAD_REQUEST
+    assert e.value.code == P.ErrorCode.BAD_REQUEST
     client.socket.send_multipart([b"a", b"b"])
-    assert client.recv()["error"]["code"] == P.BAD_REQUEST
+    assert client.recv()["error"]["code"] == P.ErrorCode.BAD_REQUEST
 
 
 def test_kill_9_and_restart_resume_the_session(tiny_model_file, tmp_path):
@@ -209,9 +210,9 @@ def test_sessions_are_bounded_and_evicted_ones_say_so(tiny_model_file, tmp_path)
     d.wait_ready()
     with Client(d.address) as c:
         ids = [c.call("open", image=face_image(), steps=1, timeout=120)["session"] for _ in range(3)]
-        with pytest.raises(RemoteError) as e:
+        with pytest.raises(BackendError) as e:
             c.call("render", session=ids[0], values={})
-        assert e.value.code == P.NOT_FOUND and "evicted" in e.value.message
+        assert e.value.code == P.ErrorCode.NOT_FOUND and "evicted" in e.value.message
         c.call("render", session=ids[2], values={})
     assert d.stop(signal.SIGINT) == 0
 
@@ -266,7 +267,7 @@ def test_install_service_writes_a_user_unit(tmp_path):
     r = run_cli("install-service", "--unit-dir", str(tmp_path), "--model", "demo")
     assert r.returncode == 0 and "systemctl --user enable --now anycost-backend.service" in r.stdout
     unit = (tmp_path / "anycost-backend.service").read_text()
-    exec_line = next(l for l in unit.splitlines() if l.startswith("ExecStart="))
+    exec_line = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     exe = exec_line.split("=", 1)[1].split()[0]
     # no --bind: the daemon takes its own default (this user's private socket), as the plugins do
     assert os.access(exe, os.X_OK) and exec_line.endswith(" serve --model demo")

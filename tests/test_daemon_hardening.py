@@ -17,7 +17,7 @@ import pytest
 import zmq
 
 from anycost import protocol as P
-from anycost.client import BackendTimeout, Client, RemoteError
+from anycost.client import BackendTimeout, Client
 from anycost.memory import process_memory_mb as _rss_mb
 
 from .conftest import CLI, run_cli
@@ -62,10 +62,10 @@ def test_session_ids_are_128_bit_capabilities(session):
 def test_an_id_not_of_the_issued_form_is_bad_request_before_any_file_is_touched(client, sid):
     for op, extra in (("edit", {"values": {}}), ("render", {}), ("close", {})):
         m = error_of(client, op, session=sid, **extra)
-        assert m["error"]["code"] == P.BAD_REQUEST, (op, m)
+        assert m["error"]["code"] == P.ErrorCode.BAD_REQUEST, (op, m)
         assert "session id" in m["error"]["message"]
     unknown = "0" * 32                              # the right form, but no such session
-    assert error_of(client, "render", session=unknown)["error"]["code"] == P.NOT_FOUND
+    assert error_of(client, "render", session=unknown)["error"]["code"] == P.ErrorCode.NOT_FOUND
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
@@ -79,7 +79,7 @@ def test_non_finite_numbers_anywhere_are_bad_request_and_never_stored(client, se
              ("hello", {"extra": [1, {"deep": [bad]}]})]          # even in a field nobody reads
     for op, fields in cases:
         m = error_of(client, op, **fields)
-        assert m["error"]["code"] == P.BAD_REQUEST and "finite" in m["error"]["message"], (op, m)
+        assert m["error"]["code"] == P.ErrorCode.BAD_REQUEST and "finite" in m["error"]["message"], (op, m)
     record = daemon.root / "state" / "sessions" / f"{sid}.json"
 
     def refuse(constant):
@@ -90,10 +90,10 @@ def test_non_finite_numbers_anywhere_are_bad_request_and_never_stored(client, se
 def test_version_and_id_follow_one_rule(client):
     for v in (True, 1.0, "1", None, 2):
         m = raw_reply(client, {"v": v, "id": 5, "op": "hello"})
-        assert m["type"] == P.ERROR and m["error"]["code"] == P.VERSION_MISMATCH and m["id"] == 5, v
+        assert m["type"] == P.ERROR and m["error"]["code"] == P.ErrorCode.VERSION_MISMATCH and m["id"] == 5, v
     for rid in (True, False, 1.5, None, [1], {"a": 1}):
         m = raw_reply(client, {"v": 1, "id": rid, "op": "hello"})
-        assert m["type"] == P.ERROR and m["error"]["code"] == P.BAD_REQUEST and m["id"] is None, rid
+        assert m["type"] == P.ERROR and m["error"]["code"] == P.ErrorCode.BAD_REQUEST and m["id"] is None, rid
     for rid in (0, -3, 2 ** 63 - 1, "x", ""):
         m = raw_reply(client, {"v": 1, "id": rid, "op": "hello"})
         assert m["type"] == P.RESULT and m["id"] == rid and type(m["id"]) is type(rid)
@@ -103,13 +103,13 @@ def test_version_and_id_follow_one_rule(client):
 def test_output_size_is_bounded_per_side_and_in_area(client, session, size):
     for op in ("render", "edit"):
         m = error_of(client, op, session=session["session"], size=size)
-        want = P.BAD_REQUEST if min(size) < 1 else P.TOO_LARGE
+        want = P.ErrorCode.BAD_REQUEST if min(size) < 1 else P.ErrorCode.TOO_LARGE
         assert m["error"]["code"] == want, (op, size, m)
 
 
 def test_an_empty_model_name_is_not_the_default_model(client):
     m = error_of(client, "open", image=face_image(), model="", steps=0)
-    assert m["error"]["code"] == P.NOT_FOUND and "''" in m["error"]["message"]
+    assert m["error"]["code"] == P.ErrorCode.NOT_FOUND and "''" in m["error"]["message"]
 
 
 def test_stats_count_every_error_answered(tiny_model_file, tmp_path):
@@ -126,10 +126,10 @@ def test_stats_count_every_error_answered(tiny_model_file, tmp_path):
             m = c.recv(120)
             if m["type"] == P.ERROR:
                 codes.append(m["error"]["code"])
-        assert codes == [P.CANCELLED] * 7
+        assert codes == [P.ErrorCode.CANCELLED] * 7
         error_of(c, "edit", session="nope")
         errors = c.call("stats")["errors"]
-    assert errors == {P.CANCELLED: 7, P.BAD_REQUEST: 1}
+    assert errors == {P.ErrorCode.CANCELLED: 7, P.ErrorCode.BAD_REQUEST: 1}
     assert d.stop() == 0
 
 
@@ -175,7 +175,7 @@ def test_edits_queued_while_the_daemon_is_down_reach_its_successor(tiny_model_fi
         assert sorted(finals) == pending
         last = finals[pending[1]]
         assert last["type"] == P.RESULT and last["data"]["image"]["data"] == before["image"]["data"]
-        assert finals[pending[0]]["type"] == P.RESULT or finals[pending[0]]["error"]["code"] == P.SUPERSEDED
+        assert finals[pending[0]]["type"] == P.RESULT or finals[pending[0]]["error"]["code"] == P.ErrorCode.SUPERSEDED
     assert d2.stop() == 0
 
 

@@ -6,10 +6,11 @@ import pytest
 from PIL import Image
 
 from anycost import protocol as P
-from anycost.client import Client, RemoteError
+from anycost.client import Client
 from anycost.faces.blending import face_mask
 from anycost.faces.geometry import Alignment
 from anycost.faces.recipes import model_recipe
+from anycost.protocol import BackendError
 
 from .daemon_helpers import Daemon
 from .test_faces import _require_mediapipe
@@ -105,15 +106,15 @@ def test_face_choice_and_errors(client, photo):
     assert len(first["alignment"]["faces"]) == 2 and first["region"][0] < 700
     second = client.call("open", image=image_of(two), align="auto", face=1, steps=0, timeout=120)
     assert second["alignment"]["face"] == 1 and second["region"][0] > 800
-    with pytest.raises(RemoteError) as e:
+    with pytest.raises(BackendError) as e:
         client.call("open", image=image_of(two), align="auto", face=3, steps=0)
-    assert e.value.code == P.NO_FACE and "2 face(s) were found" in str(e.value)
-    with pytest.raises(RemoteError) as e:
+    assert e.value.code == P.ErrorCode.NO_FACE and "2 face(s) were found" in str(e.value)
+    with pytest.raises(BackendError) as e:
         client.call("open", image=image_of(np.full((200, 300, 3), 30, np.uint8)), align="auto", steps=0)
-    assert e.value.code == P.NO_FACE and "no face found" in str(e.value)
-    with pytest.raises(RemoteError) as e:
+    assert e.value.code == P.ErrorCode.NO_FACE and "no face found" in str(e.value)
+    with pytest.raises(BackendError) as e:
         client.call("open", image=image_of(photo), align="sideways", steps=0)
-    assert e.value.code == P.BAD_REQUEST
+    assert e.value.code == P.ErrorCode.BAD_REQUEST
     assert client.call("models")["models"][0]["alignment"] == "ffhq"       # the daemon still serves
 
 
@@ -143,7 +144,8 @@ def test_krita_panel_aligns_offers_the_faces_and_applies_around_the_chosen_one(d
     from anycost_plugin.controller import EDITING, IDLE
     from anycost_plugin.settings import MemoryStore
 
-    from .krita_helpers import MemoryHost, pump
+    from .krita_helpers import pump
+    from .plugin_fakes import MemoryHost
     two = np.full((700, 1300, 3), 90, np.uint8)
     two[:600, :700] = photo
     two[300:660, 850:1210] = np.asarray(Image.fromarray(photo[40:552, 150:662]).resize((360, 360)))

@@ -111,7 +111,7 @@ def test_fuzzed_requests_each_get_one_final_reply_and_never_break_the_daemon(tin
                 finals[msg.get("id")] += 1
                 if msg["type"] == P.ERROR:
                     codes[msg["error"]["code"]] += 1
-                    assert msg["error"]["code"] != P.INTERNAL, msg
+                    assert msg["error"]["code"] != P.ErrorCode.INTERNAL, msg
 
         for i in range(1000, 1000 + MESSAGES):
             frames, want = make_frames(i, session, rng)
@@ -129,7 +129,7 @@ def test_fuzzed_requests_each_get_one_final_reply_and_never_break_the_daemon(tin
         assert not c.socket.poll(1500) or c.recv()["type"] not in FINAL     # nothing more than one each
         print(f"fuzz: {sum(finals.values())} final replies; results {sum(finals.values()) - sum(codes.values())}, "
               f"errors {dict(codes)}")
-        assert codes[P.BAD_REQUEST] > MESSAGES // 4 and d.proc.poll() is None
+        assert codes[P.ErrorCode.BAD_REQUEST] > MESSAGES // 4 and d.proc.poll() is None
 
         # the daemon still does real work
         s = c.call("open", image=face_image(), steps=2, timeout=120)
@@ -138,6 +138,6 @@ def test_fuzzed_requests_each_get_one_final_reply_and_never_break_the_daemon(tin
         r = c.call("render", session=s["session"], values={name: 2.0})
         assert len(e["image"]["data"]) == e["image"]["w"] * e["image"]["h"] * 3 and r["config"]["full"]
         stats = c.call("stats")
-        assert P.INTERNAL not in stats["errors"]
+        assert P.ErrorCode.INTERNAL not in stats["errors"]
     assert d.stop() == 0
     assert "internal error" not in d.log_text()

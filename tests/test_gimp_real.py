@@ -196,6 +196,7 @@ def test_interactive_dialog(gimp, daemon, display):
     assert res["layers_editing"] == ["Anycost preview", "Face"]            # the live preview layer
     assert res["align_checked"] and not res["face_row_visible"]
     assert res["preview_changed"] and res["edits_sent"] < 10                # latest wins: drags coalesce
+    assert res["value_label"] == "+3.00"                # the value beside the scale, as the docker prints it
     assert res["applied"] and res["layers_after_ok"][1:] == ["Face"]
     assert res["layers_after_ok"][0].startswith("Anycost edit (")          # OK: the result, no preview
     assert res["new_bounds"] == list(REGION) and res["alpha_centre"] == 255 and res["alpha_corner"] < 128

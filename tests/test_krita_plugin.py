@@ -11,16 +11,16 @@ import pytest
 from anycost import protocol as P
 from anycost.client import Client
 from anycost.launcher import free_port
-
-from .conftest import CLI
-from .daemon_helpers import face_image
-from .krita_helpers import MemoryHost, pump
-
-from anycost_plugin import pixels
 from anycost_krita.qt_loop import QtLoop
+from anycost_plugin import pixels
 from anycost_plugin.connection import CONNECTED, STARTING, UNREACHABLE, Connection
 from anycost_plugin.controller import EDITING, IDLE, EditController, HostError
 from anycost_plugin.settings import MemoryStore, Settings
+
+from .conftest import CLI
+from .daemon_helpers import face_image
+from .krita_helpers import pump
+from .plugin_fakes import MemoryHost, RecordingSocket
 
 
 @pytest.fixture(scope="module")
@@ -238,10 +238,10 @@ def test_panel_drives_the_whole_flow(daemon, tmp_path):
         slider, label, d = next(iter(panel.sliders.values()))
         assert slider.isEnabled() and panel.apply_button.isEnabled()
         slider.setValue(SLIDER_STEPS)
-        assert label.text() == f"{float(d['max']):+.2f}"
+        assert label.text() == f"{d.hi:+.2f}"
         pump(lambda: panel.message.text().startswith("Preview:"), 60, "preview")
         panel.reset_button.click()
-        assert slider.value() == panel._to_slider(d, 0.0) and all(v == 0 for v in panel.controller.values.values())
+        assert slider.value() == d.position(0.0) and all(v == 0 for v in panel.controller.values.values())
         panel.apply_button.click()
         pump(lambda: hosts[-1].applied, 60, "apply")
         assert hosts[-1].applied[-1][3] == 5                # the feather setting
@@ -262,31 +262,6 @@ def test_panel_drives_the_whole_flow(daemon, tmp_path):
         assert "tcp://" in panel.message.text() and store.values["address"] == daemon.address
     finally:
         panel.shutdown()
-
-
-class RecordingSocket:
-    """Stands in for BackendSocket: records each request; the test answers them in any order. As
-    the real socket does, it drops the replies of a request that was forgotten."""
-
-    def __init__(self):
-        from anycost_plugin.events import Signal
-        self.refined, self.failed = Signal(), Signal()
-        self.sent: list[tuple] = []
-        self.forgotten: set[int] = set()
-
-    def send(self, op, fields, on_result, on_error, on_progress=None) -> int:
-        self.sent.append((op, fields, on_result, on_error))
-        return len(self.sent)
-
-    def forget(self, rid):
-        self.forgotten.add(rid)
-
-    def answer(self, rid, data):
-        if rid not in self.forgotten:
-            self.sent[rid - 1][2](data)
-
-    def last(self, op) -> int:
-        return next(i + 1 for i in range(len(self.sent) - 1, -1, -1) if self.sent[i][0] == op)
 
 
 def test_a_reply_older_than_the_newest_edit_is_never_shown():

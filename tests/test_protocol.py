@@ -15,11 +15,11 @@ def test_round_trip_and_envelope():
 
 
 @pytest.mark.parametrize("msg,code", [
-    ({"v": 1, "id": 1, "op": "dance"}, P.UNKNOWN_OP),
-    ({"v": 2, "id": 1, "op": "hello"}, P.VERSION_MISMATCH),
-    ({"v": 1, "op": "hello"}, P.BAD_REQUEST),
-    ({"v": 1, "id": 1}, P.BAD_REQUEST),
-    ({"v": 1, "id": 1, "op": 5}, P.BAD_REQUEST),
+    ({"v": 1, "id": 1, "op": "dance"}, P.ErrorCode.UNKNOWN_OP),
+    ({"v": 2, "id": 1, "op": "hello"}, P.ErrorCode.VERSION_MISMATCH),
+    ({"v": 1, "op": "hello"}, P.ErrorCode.BAD_REQUEST),
+    ({"v": 1, "id": 1}, P.ErrorCode.BAD_REQUEST),
+    ({"v": 1, "id": 1, "op": 5}, P.ErrorCode.BAD_REQUEST),
 ])
 def test_envelope_errors(msg, code):
     with pytest.raises(P.ProtocolError) as e:
@@ -31,7 +31,7 @@ def test_not_msgpack_and_not_a_map():
     for frame in (b"\xc1\xc1garbage", msgpack.packb([1, 2])):
         with pytest.raises(P.ProtocolError) as e:
             P.unpack(frame)
-        assert e.value.code == P.BAD_REQUEST
+        assert e.value.code == P.ErrorCode.BAD_REQUEST
 
 
 def test_field_types():
@@ -45,17 +45,17 @@ def test_field_types():
 def test_image_validation():
     ok = {"w": 2, "h": 3, "mode": "RGB8", "data": bytes(18)}
     assert P.Image.from_dict(ok).to_dict() == ok
-    cases = [({**ok, "data": bytes(17)}, P.BAD_REQUEST, "18 bytes"),
-             ({**ok, "mode": "CMYK"}, P.BAD_REQUEST, "mode"),
-             ({**ok, "w": 0}, P.BAD_REQUEST, "positive"),
-             ({**ok, "w": "2"}, P.BAD_REQUEST, "'w'")]
+    cases = [({**ok, "data": bytes(17)}, P.ErrorCode.BAD_REQUEST, "18 bytes"),
+             ({**ok, "mode": "CMYK"}, P.ErrorCode.BAD_REQUEST, "mode"),
+             ({**ok, "w": 0}, P.ErrorCode.BAD_REQUEST, "positive"),
+             ({**ok, "w": "2"}, P.ErrorCode.BAD_REQUEST, "'w'")]
     for d, code, text in cases:
         with pytest.raises(P.ProtocolError, match=text) as e:
             P.Image.from_dict(d)
         assert e.value.code == code
     with pytest.raises(P.ProtocolError) as e:
         P.Image.from_dict(ok, max_pixels=5)
-    assert e.value.code == P.TOO_LARGE
+    assert e.value.code == P.ErrorCode.TOO_LARGE
 
 
 def test_region():
@@ -71,3 +71,49 @@ def test_protocol_and_client_import_no_torch():
     code = "import sys, anycost.protocol, anycost.client; print('torch' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+# ------------------------------------------------------------------ typed records and the spec
+
+def test_error_codes_travel_as_their_wire_spelling_and_come_back_typed():
+    frame = P.pack(P.error_reply(3, P.ErrorCode.NO_FACE, "no face in the region"))
+    raw = msgpack.unpackb(frame, raw=False)
+    assert raw["error"] == {"code": "no_face", "message": "no face in the region"} and type(raw["error"]["code"]) is str
+    err = P.BackendError.from_reply(P.unpack(frame))
+    assert err.code is P.ErrorCode.NO_FACE and err.message == "no face in the region"
+    assert str(err) == "no_face: no face in the region"
+    # a code this version does not know (a newer daemon's), or a reply without one: internal, message kept
+    newer = P.BackendError.from_reply({"type": "error", "error": {"code": "quota", "message": "later"}})
+    assert newer.code is P.ErrorCode.INTERNAL and newer.message == "later"
+    assert P.BackendError.from_reply({"type": "error"}).code is P.ErrorCode.INTERNAL
+    client, server = set(P.CLIENT_CODES), set(P.SERVER_CODES)
+    assert not client & server and client | server == set(P.ErrorCode)
+
+
+def test_open_request_fields():
+    image = P.Image(2, 1, "RGB8", bytes(6))
+    plain = P.OpenRequest(image).fields()
+    assert plain == {"image": image.to_dict(), "steps": 100, "align": "none"}      # the daemon's defaults
+    aligned = P.OpenRequest(image, model="demo", steps=20, align=True, face=1, preview_every=10).fields()
+    assert aligned == {**plain, "steps": 20, "align": "auto", "model": "demo", "face": 1, "preview_every": 10}
+    assert "face" not in P.OpenRequest(image, face=1).fields()            # a face index means nothing unaligned
+    back = P.unpack(P.pack(P.request("open", 9, **aligned)))
+    assert P.Image.from_dict(back["image"]) == image and back["align"] in P.ALIGN_MODES
+
+
+def _spec() -> str:
+    from pathlib import Path
+    return (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+
+
+def test_the_spec_lists_exactly_the_ops_and_error_codes_of_the_code():
+    import re
+    spec = _spec()
+    envelope_ops = re.search(r"one of `([a-z ]+)`", spec).group(1).split()
+    headed_ops = re.findall(r"^### `([a-z_]+)`", spec, re.M)
+    assert envelope_ops == list(P.OPS) and headed_ops == list(P.OPS)
+    table = spec.split("## Error codes", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\| `([a-z_]+)` \|", table, re.M)
+    assert sorted(listed) == sorted(c.value for c in P.SERVER_CODES)
+    client_line = next(line for line in table.splitlines() if line.startswith("Clients report"))
+    assert sorted(re.findall(r"`([a-z_]+)`", client_line)) == sorted(c.value for c in P.CLIENT_CODES)

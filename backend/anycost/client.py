@@ -14,17 +14,11 @@ import zmq
 from . import protocol as P
 
 
-class RemoteError(Exception):
-    """The backend answered a request with an `error` reply."""
+class BackendTimeout(P.BackendError):
+    """No reply within the time limit (no backend at the address, or it is stuck): code UNREACHABLE."""
 
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class BackendTimeout(Exception):
-    """No reply within the time limit (no backend at the address, or it is stuck)."""
+    def __init__(self, message: str):
+        super().__init__(P.ErrorCode.UNREACHABLE, message)
 
 
 class Client:
@@ -74,7 +68,8 @@ class Client:
 
     def wait(self, rid: int, timeout: float = 60.0,
              on_progress: Callable[[dict], None] | None = None) -> dict:
-        """Receive until the final reply of `rid`; returns its `data` or raises RemoteError."""
+        """Receive until the final reply of `rid`; returns its `data`, or raises protocol.BackendError
+        (BackendTimeout when nothing arrives in time)."""
         deadline = time.monotonic() + timeout
         while True:
             msg = self.recv(max(0.0, deadline - time.monotonic()))
@@ -87,8 +82,7 @@ class Client:
                     on_progress(msg)
                 continue
             if kind == P.ERROR:
-                err = msg.get("error") or {}
-                raise RemoteError(err.get("code", "?"), err.get("message", ""))
+                raise P.BackendError.from_reply(msg)
             return msg.get("data") or {}
 
     def call(self, op: str, timeout: float = 60.0, on_progress=None, **fields) -> dict:

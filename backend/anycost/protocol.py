@@ -13,6 +13,7 @@ import stat
 import sys
 import tempfile
 from dataclasses import dataclass
+from enum import Enum
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
@@ -29,20 +30,36 @@ SESSION_ID = re.compile(r"[0-9a-f]{32}")
 OPS = ("hello", "models", "open", "edit", "render", "cancel", "close", "stats", "shutdown")
 PROGRESS, RESULT, ERROR, REFINED = "progress", "result", "error", "refined"
 
-# Error codes (docs/protocol.md lists when each is sent).
-BAD_REQUEST = "bad_request"     # not msgpack, wrong types, missing fields, bad image, bad region
-UNKNOWN_OP = "unknown_op"
-NOT_FOUND = "not_found"         # unknown or evicted session, unknown model or direction
-SUPERSEDED = "superseded"       # a newer edit of the same session replaced this one before it ran
-CANCELLED = "cancelled"         # stopped by a `cancel` request
-VERSION_MISMATCH = "version"
-TOO_LARGE = "too_large"         # image or message over the configured limits
-BUSY = "busy"                   # the queue is full
-NO_FACE = "no_face"             # alignment asked for, but no usable face: none, too small, profile
-UNAVAILABLE = "unavailable"     # an optional part (face alignment) is not installed
-INTERNAL = "internal"
-ERROR_CODES = (BAD_REQUEST, UNKNOWN_OP, NOT_FOUND, SUPERSEDED, CANCELLED, VERSION_MISMATCH, TOO_LARGE,
-               BUSY, NO_FACE, UNAVAILABLE, INTERNAL)
+
+class ErrorCode(str, Enum):
+    """The `code` of an `error` reply (docs/protocol.md lists when each is sent), and the two a
+    client raises itself, which no daemon sends (`CLIENT_CODES`). A str: compares equal to its value."""
+    BAD_REQUEST = "bad_request"     # not msgpack, wrong types, missing fields, bad image, bad region
+    UNKNOWN_OP = "unknown_op"
+    NOT_FOUND = "not_found"         # unknown or evicted session, unknown model or direction
+    SUPERSEDED = "superseded"       # a newer edit of the same session replaced this one before it ran
+    CANCELLED = "cancelled"         # stopped by a `cancel` request
+    VERSION_MISMATCH = "version"
+    TOO_LARGE = "too_large"         # image or message over the configured limits
+    BUSY = "busy"                   # the queue is full
+    NO_FACE = "no_face"             # alignment asked for, but no usable face: none, too small, profile
+    UNAVAILABLE = "unavailable"     # an optional part (face alignment) is not installed
+    INTERNAL = "internal"
+    # raised by clients, never sent by a daemon
+    UNREACHABLE = "unreachable"     # no answer in time, or the request could not be sent
+    CLOSED = "closed"               # the client's connection closed with the request unanswered
+
+    @classmethod
+    def of(cls, value: Any) -> ErrorCode:
+        """The code a reply carries; one this version does not know (a newer daemon's) is INTERNAL."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.INTERNAL
+
+
+CLIENT_CODES = (ErrorCode.UNREACHABLE, ErrorCode.CLOSED)
+SERVER_CODES = tuple(c for c in ErrorCode if c not in CLIENT_CODES)
 
 ALIGN_MODES = ("none", "auto")   # `open`: a plain crop of the region, or the model's face alignment
 
@@ -52,10 +69,29 @@ IMAGE_MODES = {"RGB8": 3, "RGBA8": 4}
 class ProtocolError(Exception):
     """A request that cannot be served; becomes an `error` reply with this code and message."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: ErrorCode, message: str):
         super().__init__(message)
-        self.code = code
+        self.code = ErrorCode(code)
         self.message = message
+
+
+class BackendError(Exception):
+    """What a client raises or reports for a request that failed: the daemon's `error` reply, or
+    (UNREACHABLE, CLOSED) a failure on the way to it. The one error type of every client."""
+
+    def __init__(self, code: ErrorCode, message: str):
+        super().__init__(message)
+        self.code = ErrorCode(code)
+        self.message = message
+
+    @classmethod
+    def from_reply(cls, msg: dict) -> BackendError:
+        err = msg.get("error")
+        err = err if isinstance(err, dict) else {}
+        return cls(ErrorCode.of(err.get("code")), str(err.get("message", "")))
+
+    def __str__(self) -> str:
+        return f"{self.code.value}: {self.message}"
 
 
 # ------------------------------------------------------------------------------ framing
@@ -68,9 +104,9 @@ def unpack(frame: bytes) -> dict:
     try:
         msg = msgpack.unpackb(frame, raw=False, strict_map_key=True)
     except Exception as e:  # msgpack raises several unrelated types for garbage
-        raise ProtocolError(BAD_REQUEST, f"message is not valid msgpack ({type(e).__name__})") from None
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"message is not valid msgpack ({type(e).__name__})") from None
     if not isinstance(msg, dict):
-        raise ProtocolError(BAD_REQUEST, f"message must be a msgpack map, got {type(msg).__name__}")
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"message must be a msgpack map, got {type(msg).__name__}")
     return msg
 
 
@@ -82,8 +118,8 @@ def reply(id: Any, type: str, **fields) -> dict:
     return {"v": VERSION, "id": id, "type": type, **fields}
 
 
-def error_reply(id: Any, code: str, message: str) -> dict:
-    return reply(id, ERROR, error={"code": code, "message": message})
+def error_reply(id: Any, code: ErrorCode, message: str) -> dict:
+    return reply(id, ERROR, error={"code": ErrorCode(code).value, "message": message})
 
 
 # --------------------------------------------------------------------------- validation
@@ -96,7 +132,7 @@ def field(msg: dict, name: str, kind, required: bool = True, default=None):
     """Read `msg[name]` checked against `kind` (a type or tuple); numbers accept ints."""
     if name not in msg or msg[name] is None:
         if required:
-            raise ProtocolError(BAD_REQUEST, f"missing field '{name}'")
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"missing field '{name}'")
         return default
     value = msg[name]
     kinds = kind if isinstance(kind, tuple) else (kind,)
@@ -104,7 +140,7 @@ def field(msg: dict, name: str, kind, required: bool = True, default=None):
         return float(value)
     if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
         want = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
-        raise ProtocolError(BAD_REQUEST, f"field '{name}' must be {want}, got {type(value).__name__}")
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"field '{name}' must be {want}, got {type(value).__name__}")
     return value
 
 
@@ -119,14 +155,14 @@ def check_envelope(msg: dict) -> tuple[Any, str]:
     integer 1 (not 1.0, not true); `id` an integer or a string (not a boolean)."""
     rid = request_id(msg)
     if rid is None:
-        raise ProtocolError(BAD_REQUEST, "field 'id' must be an integer or a string")
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "field 'id' must be an integer or a string")
     v = msg.get("v")
     if type(v) is not int or v != VERSION:
-        raise ProtocolError(VERSION_MISMATCH, f"protocol version {v!r} is not supported; this backend "
+        raise ProtocolError(ErrorCode.VERSION_MISMATCH, f"protocol version {v!r} is not supported; this backend "
                                               f"speaks version {VERSION} (the integer)")
     op = field(msg, "op", str)
     if op not in OPS:
-        raise ProtocolError(UNKNOWN_OP, f"unknown op {op!r}; known: {', '.join(OPS)}")
+        raise ProtocolError(ErrorCode.UNKNOWN_OP, f"unknown op {op!r}; known: {', '.join(OPS)}")
     check_finite(msg)
     return rid, op
 
@@ -139,7 +175,7 @@ def check_finite(msg: dict) -> None:
         path, value = stack.pop()
         if isinstance(value, float):
             if not math.isfinite(value):
-                raise ProtocolError(BAD_REQUEST, f"'{path}' is {value!r}: numbers must be finite")
+                raise ProtocolError(ErrorCode.BAD_REQUEST, f"'{path}' is {value!r}: numbers must be finite")
         elif isinstance(value, dict):
             stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
         elif isinstance(value, list):
@@ -151,7 +187,7 @@ def session_id(msg: dict, name: str = "session") -> str:
     sid = field(msg, name, str)
     if not SESSION_ID.fullmatch(sid):
         shown = sid if len(sid) <= 40 else sid[:40] + "…"
-        raise ProtocolError(BAD_REQUEST, f"{shown!r} is not a session id (32 hex digits, as `open` returns)")
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{shown!r} is not a session id (32 hex digits, as `open` returns)")
     return sid
 
 
@@ -254,20 +290,44 @@ class Image:
     @classmethod
     def from_dict(cls, d: Any, max_pixels: int | None = None, name: str = "image") -> "Image":
         if not isinstance(d, dict):
-            raise ProtocolError(BAD_REQUEST, f"'{name}' must be a map with w, h, mode, data")
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"'{name}' must be a map with w, h, mode, data")
         w, h = field(d, "w", int), field(d, "h", int)
         mode, data = field(d, "mode", str), field(d, "data", bytes)
         if mode not in IMAGE_MODES:
-            raise ProtocolError(BAD_REQUEST, f"{name}: mode must be one of {', '.join(IMAGE_MODES)}, got {mode!r}")
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                f"{name}: mode must be one of {', '.join(IMAGE_MODES)}, got {mode!r}")
         if w < 1 or h < 1:
-            raise ProtocolError(BAD_REQUEST, f"{name}: size must be positive, got {w}x{h}")
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"{name}: size must be positive, got {w}x{h}")
         if max_pixels is not None and w * h > max_pixels:
-            raise ProtocolError(TOO_LARGE, f"{name}: {w}x{h} is over the limit of {max_pixels} pixels")
+            raise ProtocolError(ErrorCode.TOO_LARGE, f"{name}: {w}x{h} is over the limit of {max_pixels} pixels")
         expected = w * h * IMAGE_MODES[mode]
         if len(data) != expected:
-            raise ProtocolError(BAD_REQUEST, f"{name}: {len(data)} bytes do not match {w}x{h} {mode} "
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"{name}: {len(data)} bytes do not match {w}x{h} {mode} "
                                              f"({expected} bytes)")
         return cls(w, h, mode, data)
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    """The fields of an `open` request as a client builds it (docs/protocol.md, `open`); the
+    daemon's defaults where a field is left at its default here."""
+    image: Image
+    model: str = ""                    # "" = the daemon's default model (sent as no field)
+    steps: int = 100
+    align: bool = False                # "auto": find and align the face; else the region as it is
+    face: int | None = None            # with align: which face (0 = the largest)
+    preview_every: int | None = None   # a preview in every N-th progress message
+
+    def fields(self) -> dict:
+        out: dict[str, Any] = {"image": self.image.to_dict(), "steps": self.steps,
+                               "align": ALIGN_MODES[1] if self.align else ALIGN_MODES[0]}
+        if self.model:
+            out["model"] = self.model
+        if self.align and self.face is not None:
+            out["face"] = self.face
+        if self.preview_every is not None:
+            out["preview_every"] = self.preview_every
+        return out
 
 
 def region(msg: dict, width: int, height: int, name: str = "region") -> tuple[int, int, int, int]:
@@ -276,8 +336,8 @@ def region(msg: dict, width: int, height: int, name: str = "region") -> tuple[in
     if r is None:
         return 0, 0, width, height
     if len(r) != 4 or not all(isinstance(v, int) and not isinstance(v, bool) for v in r):
-        raise ProtocolError(BAD_REQUEST, f"'{name}' must be [x, y, w, h] integers")
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"'{name}' must be [x, y, w, h] integers")
     x, y, w, h = r
     if w < 1 or h < 1 or x < 0 or y < 0 or x + w > width or y + h > height:
-        raise ProtocolError(BAD_REQUEST, f"{name} {r} lies outside the {width}x{height} image")
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{name} {r} lies outside the {width}x{height} image")
     return x, y, w, h

@@ -13,16 +13,18 @@ away: the state says so and the connection starts over (and restarts the backend
 """
 from __future__ import annotations
 
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from anycost import protocol as P
+from anycost.protocol import BackendError, ErrorCode
 
-from .launcher import LaunchError, last_lines, start_backend, stop_backend
 from .events import Loop, Signal
+from .launcher import LaunchError, last_lines, start_backend, stop_backend
 from .settings import Settings
-from .wire import BackendError, BackendSocket
+from .wire import BackendSocket
 
 DISCONNECTED, CONNECTING, STARTING, CONNECTED, UNREACHABLE = (
     "disconnected", "connecting", "starting", "connected", "unreachable")
@@ -44,8 +46,8 @@ class Connection:
         self.socket: BackendSocket | None = None
         self.models: list[dict] = []
         self.default_model = ""
-        self.child = None                     # the backend we started, if any
-        self._hello_id = None
+        self.child: subprocess.Popen | None = None   # the backend we started, if any
+        self._hello_id: int | None = None
         self._missed = 0                      # consecutive heartbeats without an answer
         self._deadline = loop.timer(self._hello_timed_out)
         self._tick = loop.timer(self._on_tick)   # heartbeat while connected, retries when unreachable
@@ -100,7 +102,7 @@ class Connection:
         return True
 
     def _hello(self, timeout_s: float) -> None:
-        if self._hello_id is not None:
+        if self._hello_id is not None or self.socket is None:
             return
         self._hello_id = self.socket.send("hello", {}, self._on_hello, self._on_error)
         self._deadline.start(int(timeout_s * 1000))
@@ -117,7 +119,8 @@ class Connection:
         if self.state == CONNECTED:
             self._tick.start(int(self.heartbeat_s * 1000))
             return
-        self.socket.send("models", {}, self._on_models, self._on_error)
+        if self.socket is not None:
+            self.socket.send("models", {}, self._on_models, self._on_error)
 
     def _on_models(self, data: dict) -> None:
         self.models = list(data.get("models") or [])
@@ -128,7 +131,7 @@ class Connection:
         self._tick.start(int(self.heartbeat_s * 1000))
 
     def _on_error(self, err: BackendError) -> None:
-        if err.code == "closed":
+        if err.code == ErrorCode.CLOSED:
             return
         self._deadline.stop()
         self._hello_id = None
@@ -139,11 +142,14 @@ class Connection:
         if self.state == CONNECTED:
             self._hello(max(self.hello_timeout_s, self.heartbeat_s))
         elif self.state == STARTING:
-            self._check_child() and self._hello(self._start_left())
+            if self._check_child():
+                self._hello(self._start_left())
         else:
             self.start()
 
     def _hello_timed_out(self) -> None:
+        if self.socket is None:
+            return
         self.socket.drain()                   # the answer may be waiting behind a busy event loop
         if self._hello_id is None:
             return

@@ -9,8 +9,11 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
+from anycost import protocol as P  # the backend's own module (vendored by install-plugin)
+from anycost.protocol import BackendError, ErrorCode
+
 from .events import Signal
-from .wire import BackendError, BackendSocket
+from .wire import BackendSocket
 
 IDLE, PROJECTING, EDITING, APPLYING = "idle", "projecting", "editing", "applying"
 
@@ -41,11 +44,12 @@ class EditController:
     an aligned projection (the backend's face records, largest first; [] when not aligned)."""
 
     def __init__(self):
-        self.changed, self.progress, self.directions_changed, self.preview_shown = Signal(), Signal(), Signal(), Signal()
-        self.faces_found = Signal()
+        self.changed, self.progress, self.directions_changed = Signal(), Signal(), Signal()
+        self.preview_shown, self.faces_found = Signal(), Signal()
         self.socket: BackendSocket | None = None
         self.host: Host | None = None
         self.phase, self.message, self.error = IDLE, "", False
+        self.error_code: ErrorCode | None = None   # the backend's code of the error shown, if it sent one
         self.session: str | None = None
         self.region = None                    # where previews and Apply go (narrowed for an aligned face)
         self.source_region = None             # what was projected
@@ -64,12 +68,12 @@ class EditController:
 
     # ------------------------------------------------------------------ state
 
-    def _set(self, phase: str, message: str = "", error: bool = False) -> None:
-        self.phase, self.message, self.error = phase, message, error
+    def _set(self, phase: str, message: str = "", error: bool = False, code: ErrorCode | None = None) -> None:
+        self.phase, self.message, self.error, self.error_code = phase, message, error, code
         self.changed.emit(phase, message)
 
-    def _fail(self, message: str, phase: str | None = None) -> None:
-        self._set(phase or (EDITING if self.session else IDLE), message, error=True)
+    def _fail(self, message: str, phase: str | None = None, code: ErrorCode | None = None) -> None:
+        self._set(phase or (EDITING if self.session else IDLE), message, error=True, code=code)
 
     def attach(self, socket: BackendSocket | None) -> None:
         """Use this connection (None while disconnected). A session lives on the backend, so it
@@ -109,14 +113,12 @@ class EditController:
         image, region = host.source()        # raises HostError with the reason
         host.region = region
         self.host, self.region, self.source_region = host, region, region
-        fields = {"image": image, "steps": steps, "preview_every": 10, "align": "auto" if align else "none"}
-        if model:
-            fields["model"] = model
-        if align and face is not None:
-            fields["face"] = face
+        request = P.OpenRequest(P.Image(image["w"], image["h"], image["mode"], image["data"]), model, steps,
+                                align, face, preview_every=10)
         self._set(PROJECTING, f"Projecting {region[2]}×{region[3]} px…")
         self.progress.emit(0.0)
-        self._open_id = self.socket.send("open", fields, self._on_opened, self._on_open_error, self._on_open_progress)
+        self._open_id = self.socket.send("open", request.fields(), self._on_opened, self._on_open_error,
+                                         self._on_open_progress)
 
     def _narrow(self, rect) -> None:
         """Previews and Apply go to `rect` of the projected source (an aligned face's surroundings)."""
@@ -163,12 +165,12 @@ class EditController:
     def _on_open_error(self, err: BackendError) -> None:
         self._open_id = None
         self.progress.emit(0.0)
-        if err.code == "cancelled":
-            self._fail("Projection cancelled", IDLE)
-        elif err.code == "no_face":
-            self._fail(f"No usable face: {err.message}", IDLE)
+        if err.code == ErrorCode.CANCELLED:
+            self._fail("Projection cancelled", IDLE, err.code)
+        elif err.code == ErrorCode.NO_FACE:
+            self._fail(f"No usable face: {err.message}", IDLE, err.code)
         else:
-            self._fail(f"Projection failed: {err.message}", IDLE)
+            self._fail(f"Projection failed: {err.message}", IDLE, err.code)
 
     # ------------------------------------------------------------------ edit
 
@@ -218,8 +220,8 @@ class EditController:
 
     def _on_edit_error(self, err: BackendError) -> None:
         self._edit_id = None
-        if err.code not in ("superseded", "closed"):
-            self._fail(f"Preview failed: {err.message}")
+        if err.code not in (ErrorCode.SUPERSEDED, ErrorCode.CLOSED):
+            self._fail(f"Preview failed: {err.message}", code=err.code)
         self._pump()
 
     def _on_refined(self, rid: int, data: dict) -> None:
@@ -238,6 +240,7 @@ class EditController:
         self._set(APPLYING, "Rendering at full quality…")
         self.progress.emit(0.0)
         values = dict(self.values)
+        assert self.socket is not None                # EDITING implies attached (attach() fails a session otherwise)
         self.socket.send("render", {"session": self.session, "values": values, "size": [w, h]},
                          lambda data: self._on_rendered(data, values, feather), self._on_render_error,
                          self._on_render_progress)
@@ -253,6 +256,7 @@ class EditController:
             self._set(IDLE, "The document was closed before Apply finished", error=True)
             return
         img = data["image"]
+        assert self.host is not None                  # alive, checked above
         try:
             self.host.apply(img["data"], img["w"], img["h"], feather, edit_name(values))
         except HostError as e:
@@ -262,7 +266,7 @@ class EditController:
         self._set(IDLE, "Applied as a new layer")
 
     def _on_render_error(self, err: BackendError) -> None:
-        self._fail(f"Apply failed: {err.message}")
+        self._fail(f"Apply failed: {err.message}", code=err.code)
 
     def discard(self, remove_preview: bool = True) -> None:
         """Close the session (backend memory and disk) and remove the preview layer."""
@@ -277,7 +281,7 @@ class EditController:
                 self.socket.send("close", {"session": self.session}, lambda d: None, lambda e: None)
             else:
                 self._to_close.append(self.session)
-        if remove_preview and self._host_alive():
+        if remove_preview and self.host is not None and self.host.alive():
             self.host.remove_preview()
         self.session, self.directions, self.values = None, [], {}
         self._edit_id = self._newest_edit = None
@@ -296,6 +300,7 @@ class EditController:
         rgb = image["data"]
         if resize and (image["w"], image["h"]) != (w, h):
             rgb = resize_nearest(rgb, image["w"], image["h"], w, h)
+        assert self.host is not None                  # callers check _host_alive() first
         self.host.show_preview(rgb, w, h)
 
 

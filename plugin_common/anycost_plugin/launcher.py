@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 class LaunchError(Exception):
@@ -28,7 +29,7 @@ def start_backend(executable: str, address: str, log_path: Path) -> subprocess.P
     env.pop("PYTHONHOME", None)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if sys.platform.startswith("linux"):
         kwargs["preexec_fn"] = _die_with_parent
     elif sys.platform == "win32":

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from anycost import protocol as P
-from anycost.client import BackendTimeout, Client, RemoteError
+from anycost.client import BackendTimeout, Client
 
 from .launcher import LaunchError, start_backend
 
@@ -69,16 +69,12 @@ def edit_region(client: Client, rgba: bytes, w: int, h: int, edits: dict[str, fl
     """RGBA8 pixels of a w x h region -> the edited result rendered at full quality (RGB8) and
     where it goes in the region ([x, y, w, h]: all of it, or with `align` the aligned face's
     surroundings, the photo blended in around the face)."""
-    fields = {"image": {"w": w, "h": h, "mode": "RGBA8", "data": rgba}, "steps": steps,
-              "align": "auto" if align else "none"}
-    if model:
-        fields["model"] = model
-    if align and face is not None:
-        fields["face"] = face
+    request = P.OpenRequest(P.Image(w, h, "RGBA8", rgba), model, steps, align, face)
     try:
-        opened = client.call("open", timeout=600, on_progress=on_progress, **fields)
-    except RemoteError as e:
-        raise EditError(f"{'no usable face' if e.code == 'no_face' else 'projection failed'}: {e.message}") from None
+        opened = client.call("open", timeout=600, on_progress=on_progress, **request.fields())
+    except P.BackendError as e:
+        what = "no usable face" if e.code == P.ErrorCode.NO_FACE else "projection failed"
+        raise EditError(f"{what}: {e.message}") from None
     session = opened["session"]
     rect = tuple(opened.get("region") or (0, 0, w, h))
     try:
@@ -88,11 +84,11 @@ def edit_region(client: Client, rgba: bytes, w: int, h: int, edits: dict[str, fl
             raise EditError(f"this model has no direction {', '.join(unknown)}; it has: {', '.join(sorted(known))}")
         try:
             out = client.call("render", timeout=600, session=session, values=edits, size=list(rect[2:]))["image"]
-        except RemoteError as e:
+        except P.BackendError as e:
             raise EditError(f"render failed: {e.message}") from None
     finally:
         try:
             client.call("close", timeout=10, session=session)
-        except (RemoteError, BackendTimeout):
+        except P.BackendError:           # a timeout too: the session is only left to the daemon's eviction
             pass
     return out["data"], rect

@@ -11,24 +11,17 @@ from typing import Callable
 
 import zmq
 
-from .events import Loop, Signal
+from anycost import protocol as P  # the backend's own module (vendored by install-plugin)
+from anycost.protocol import BackendError, ErrorCode
 
-from anycost import protocol as P             # the backend's own module (vendored by install-plugin)
+from .events import Loop, Signal
 
 log = logging.getLogger("anycost_krita")
 
 
-class BackendError(Exception):
-    """An `error` reply, or a failure on the way to the backend; `code` is the protocol's."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 @dataclass
 class _Pending:
+    rid: int
     op: str
     on_result: Callable[[dict], None]
     on_error: Callable[[BackendError], None]
@@ -56,14 +49,14 @@ class BackendSocket:
 
     def send(self, op: str, fields: dict, on_result, on_error, on_progress=None) -> int:
         if self._closed:
-            raise BackendError("closed", "the connection to the backend is closed")
+            raise BackendError(ErrorCode.CLOSED, "the connection to the backend is closed")
         rid = next(self._ids)
-        self._pending[rid] = _Pending(op, on_result, on_error, on_progress)
+        self._pending[rid] = _Pending(rid, op, on_result, on_error, on_progress)
         try:
             self._sock.send(P.pack(P.request(op, rid, **fields)), zmq.NOBLOCK)
         except zmq.ZMQError as e:            # the outgoing queue is full: the backend is not reading
             del self._pending[rid]
-            on_error(BackendError("unreachable", f"cannot send to {self.address}: {e}"))
+            on_error(BackendError(ErrorCode.UNREACHABLE, f"cannot send to {self.address}: {e}"))
             return rid
         self.drain()
         return rid
@@ -94,7 +87,7 @@ class BackendSocket:
         self._sock.close(0)
         pending, self._pending = self._pending, {}
         for p in pending.values():
-            p.on_error(BackendError("closed", "the connection to the backend was closed"))
+            p.on_error(BackendError(ErrorCode.CLOSED, "the connection to the backend was closed"))
 
     def drain(self, *_) -> None:
         """Handle every reply that has arrived (also called when a deadline fires, so that a
@@ -120,16 +113,15 @@ class BackendSocket:
         if kind == P.REFINED:
             self.refined.emit(rid, msg.get("data") or {})
             return
-        p = self._pending.get(rid)
+        p = self._pending.get(rid) if isinstance(rid, int) else None
         if p is None:
             return
         if kind == P.PROGRESS:
             if p.on_progress:
                 p.on_progress(msg.get("data") or {})
             return
-        del self._pending[rid]
+        del self._pending[p.rid]
         if kind == P.ERROR:
-            err = msg.get("error") or {}
-            p.on_error(BackendError(err.get("code", P.INTERNAL), err.get("message", "")))
+            p.on_error(BackendError.from_reply(msg))
         else:
             p.on_result(msg.get("data") or {})

@@ -1,5 +1,6 @@
-"""The interactive Anycost Edit dialog: the flow of Krita's docker (anycost_plugin's connection and
-controller) on GLib's loop, in a GimpUi dialog. OK applies; Cancel removes every trace."""
+"""The interactive Anycost Edit dialog: the flow of Krita's docker on GLib's loop, in a GimpUi
+dialog. Its widgets only show anycost_plugin.view_model's EditView and forward to it, as the docker's
+do. OK applies; Cancel removes every trace."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,28 +11,25 @@ gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
 from gi.repository import GimpUi, GLib, Gtk  # noqa: E402
 
-from anycost_plugin.connection import CONNECTED, Connection  # noqa: E402
-from anycost_plugin.controller import (APPLYING, EDITING, IDLE, PROJECTING, EditController, HostError,  # noqa: E402
-                                      face_menu)
+from anycost_plugin.controller import APPLYING, EDITING, IDLE  # noqa: E402
 from anycost_plugin.settings import BUDGET_CHOICES, budget_label  # noqa: E402
-
+from anycost_plugin.view_model import SLIDER_STEPS, EditView, Slider  # noqa: E402
 
 
 class EditDialog:
     def __init__(self, host, settings, loop, log_dir: Path | None = None):
         self.host, self.settings = host, settings
-        self.connection = Connection(settings, loop, log_dir=log_dir)
-        self.controller = EditController()
-        self.controller.budget_ms = settings.budget_ms()
+        self.view = EditView(settings, loop, log_dir=log_dir)
+        self.connection, self.controller = self.view.connection, self.view.controller
         self.scales: dict[str, Gtk.Scale] = {}
         self._build()
-        self.connection.state_changed.connect(self._on_state)
-        self.connection.models_changed.connect(self._on_models)
-        self.controller.changed.connect(self._on_phase)
-        self.controller.progress.connect(self.progress.set_fraction)
-        self.controller.directions_changed.connect(self._build_scales)
-        self.controller.faces_found.connect(self._show_faces)
-        self.connection.start()
+        self.view.changed.connect(self._refresh)
+        self.view.models_changed.connect(self._on_models)
+        self.view.progress.connect(self.progress.set_fraction)
+        self.view.sliders_changed.connect(self._build_scales)
+        self.view.values_reset.connect(self._show_values)
+        self.view.faces_changed.connect(self._show_faces)
+        self.view.start()
 
     # ------------------------------------------------------------------ widgets
 
@@ -50,11 +48,12 @@ class EditDialog:
         for b in BUDGET_CHOICES:
             self.quality.append_text(budget_label(b))
         self.quality.set_active(self.settings.budget_index())
-        self.quality.connect("changed", self._on_quality)
+        self.quality.connect("changed", lambda combo: self.view.choose_budget(combo.get_active()))
         self.feather = Gtk.SpinButton.new_with_range(0, 512, 1)
         self.feather.set_value(self.settings.feather)
         self.align = Gtk.CheckButton(label="Find and align the face")
         self.align.set_active(self.settings.align_faces)
+        self.align.connect("toggled", lambda b: self.view.choose_align(b.get_active()))
         self.align.set_tooltip_text("Crop the face the way the model was trained, then blend the edit back into "
                                     "the photo; off: project the layer or selection as it is")
         self.face_box = Gtk.ComboBoxText()
@@ -72,7 +71,7 @@ class EditDialog:
         self.project_button = Gtk.Button(label="Project")
         self.project_button.connect("clicked", lambda *_: self.project())
         self.reset_button = Gtk.Button(label="Reset")
-        self.reset_button.connect("clicked", lambda *_: self.reset())
+        self.reset_button.connect("clicked", lambda *_: self.view.reset())
         row.pack_start(self.project_button, False, False, 0)
         row.pack_start(self.reset_button, False, False, 0)
         box.pack_start(row, False, False, 0)
@@ -84,86 +83,77 @@ class EditDialog:
         self.message.set_line_wrap(True)
         box.pack_start(self.message, False, False, 0)
         self._show_faces([], 0)          # the Face row appears only when a projection finds several
-        self._enable()
+        self._refresh()
 
-    def _build_scales(self, directions: list) -> None:
+    def _build_scales(self, sliders: list) -> None:
+        """One scale per direction, in the view's integer positions (as the docker's sliders), the
+        value printed beside it as the docker prints it."""
         for child in self.scale_grid.get_children():
             self.scale_grid.remove(child)
         self.scales = {}
-        for row, d in enumerate(directions):
-            lo, hi = float(d["min"]), float(d["max"])
-            scale = Gtk.Scale.new_with_range(Gtk.Orientation.HORIZONTAL, lo, hi, (hi - lo) / 200 or 1)
-            scale.set_value(float(d.get("default", 0.0)))
+        for row, spec in enumerate(sliders):
+            scale = Gtk.Scale.new_with_range(Gtk.Orientation.HORIZONTAL, 0, SLIDER_STEPS, 1)
+            scale.set_draw_value(False)
+            scale.set_value(spec.position(spec.default))
             scale.set_hexpand(True)
-            scale.connect("value-changed", lambda s, name=d["name"]: self.set_value(name, s.get_value()))
-            self.scale_grid.attach(Gtk.Label(label=d["name"].replace("_", " ").capitalize(), xalign=0), 0, row, 1, 1)
+            value = Gtk.Label(label=Slider.text(spec.default), xalign=1)
+            value.set_width_chars(6)
+            scale.connect("value-changed", lambda s, name=spec.name, value=value:
+                          value.set_text(Slider.text(self.view.move(name, round(s.get_value())))))
+            self.scale_grid.attach(Gtk.Label(label=spec.label, xalign=0), 0, row, 1, 1)
             self.scale_grid.attach(scale, 1, row, 1, 1)
-            self.scales[d["name"]] = scale
+            self.scale_grid.attach(value, 2, row, 1, 1)
+            self.scales[spec.name] = (scale, value, spec)
         self.scale_grid.show_all()
-        self._enable()
+        self._refresh()
 
     # ------------------------------------------------------------------ actions
 
     def project(self, face: int | None = None) -> None:
-        if face is None:
-            self._show_faces([], 0)
-        try:
-            self.controller.attach(self.connection.socket)
-            self.controller.project(self.host, model=self.model_box.get_active_text() or "", steps=self.settings.steps,
-                                    align=self.align.get_active(), face=face)
-        except HostError as e:
-            self._say(str(e))
+        self.view.project(self.host, model=self.model_box.get_active_text() or "", face=face)
 
-    def _show_faces(self, faces: list, chosen: int) -> None:
+    def _show_faces(self, labels: list, chosen: int) -> None:
         """The face menu, shown when a projection found more than one face."""
         self.face_box.handler_block(self._face_handler)
         self.face_box.remove_all()
-        for label in face_menu(faces):
+        for label in labels:
             self.face_box.append_text(label)
-        if faces:
+        if labels:
             self.face_box.set_active(chosen)
         self.face_box.handler_unblock(self._face_handler)
         for widget in (self.face_box, self.face_label):
-            widget.set_visible(len(faces) > 1)
-            widget.set_no_show_all(len(faces) <= 1)
+            widget.set_visible(len(labels) > 1)
+            widget.set_no_show_all(len(labels) <= 1)
 
     def _on_face_chosen(self, combo) -> None:
-        index = combo.get_active()
-        if index >= 0 and self.controller.phase in (IDLE, EDITING):
-            self.project(face=index)
+        self.view.choose_face(combo.get_active(), self.host, self.model_box.get_active_text() or "")
 
-    def set_value(self, name: str, value: float) -> None:
-        try:
-            self.controller.set_value(name, value)
-        except HostError as e:
-            self._say(str(e))
-
-    def reset(self) -> None:
-        self.controller.reset()
-        for name, scale in self.scales.items():
-            scale.set_value(self.controller.values.get(name, 0.0))
+    def _show_values(self) -> None:
+        """The scales at the controller's values (after Reset), without sending edits."""
+        for name, (scale, value, spec) in self.scales.items():
+            scale.set_value(spec.position(self.view.value(name)))
+            value.set_text(Slider.text(self.view.value(name)))
 
     def finish(self, response) -> bool:
         """OK: render at full quality and add the layer (True when it was added). Otherwise (and
         after OK) close the session; the preview layer goes."""
         applied = False
         try:
-            if response == Gtk.ResponseType.OK and self.controller.phase == EDITING:
-                self.controller.apply(int(self.feather.get_value()))
+            if response == Gtk.ResponseType.OK and self.view.phase == EDITING:
+                self.view.apply(int(self.feather.get_value()))
                 context = GLib.MainContext.default()
-                while self.controller.phase == APPLYING:
+                while self.view.phase == APPLYING:
                     context.iteration(True)
-                applied = self.controller.phase == IDLE and not self.controller.error
+                applied = self.view.phase == IDLE and not self.view.message.error
         finally:
-            self.controller.discard()
-            self.connection.stop()
+            self.view.stop()
         return applied
 
     def run(self) -> bool:
         self.dialog.show_all()
         while True:
             response = self.dialog.run()
-            if response == Gtk.ResponseType.OK and self.controller.phase != EDITING:
+            if response == Gtk.ResponseType.OK and self.view.phase != EDITING:
                 self._say("Project the layer first (or Cancel)")
                 continue
             break
@@ -171,39 +161,28 @@ class EditDialog:
         self.dialog.destroy()
         return applied
 
-    # ------------------------------------------------------------------ reactions
+    # ------------------------------------------------------------------ showing the view
 
     def _say(self, text: str) -> None:
-        self.message.set_text(text)
+        self.view.say(text, error=True)
 
-    def _on_state(self, state: str, message: str) -> None:
-        self.status.set_text(message)
-        self.controller.attach(self.connection.socket if state == CONNECTED else None)
-        self._enable()
+    def _refresh(self) -> None:
+        v = self.view
+        self.status.set_text(v.status or "Connecting…")
+        self.message.set_text(v.message.text)
+        on = v.enabled
+        self.project_button.set_sensitive(on.project)
+        self.reset_button.set_sensitive(on.reset)
+        self.progress.set_visible(on.progress)
+        for scale, _, _ in self.scales.values():
+            scale.set_sensitive(on.sliders)
+        self.model_box.set_sensitive(on.model)
+        self.face_box.set_sensitive(on.face)
+        self.dialog.set_response_sensitive(Gtk.ResponseType.OK, v.phase in (IDLE, EDITING))
 
-    def _on_models(self, models: list, default: str) -> None:
+    def _on_models(self, names: list, chosen: int) -> None:
         self.model_box.remove_all()
-        names = [m["name"] for m in models]
         for n in names:
             self.model_box.append_text(n)
-        want = self.settings.model_among(names, default)
-        if want in names:
-            self.model_box.set_active(names.index(want))
-
-    def _on_quality(self, combo) -> None:
-        self.settings.budget = BUDGET_CHOICES[combo.get_active()]
-        self.controller.budget_ms = self.settings.budget_ms()
-
-    def _on_phase(self, phase: str, message: str) -> None:
-        if message or phase == IDLE:
-            self._say(message)
-        self.progress.set_visible(phase in (PROJECTING, APPLYING))
-        self._enable()
-
-    def _enable(self) -> None:
-        online, phase = self.connection.connected, self.controller.phase
-        self.project_button.set_sensitive(online and phase in (IDLE, EDITING))
-        self.reset_button.set_sensitive(online and phase == EDITING)
-        for scale in self.scales.values():
-            scale.set_sensitive(online and phase == EDITING)
-        self.dialog.set_response_sensitive(Gtk.ResponseType.OK, phase in (IDLE, EDITING))
+        if chosen >= 0:
+            self.model_box.set_active(chosen)

@@ -50,8 +50,9 @@ def run(args) -> int:
     from PIL import Image
 
     from .. import protocol as P
-    from ..client import Client, RemoteError
+    from ..client import Client
     from ..launcher import private_address, start_daemon, wait_ready
+    from ..protocol import BackendError
 
     image_path, align = args.image, args.align
     if align == "auto" and not faces_available():
@@ -149,7 +150,7 @@ def run(args) -> int:
             c.call("close", session=sid)
             if proc is not None:
                 c.call("shutdown")
-    except RemoteError as e:
+    except BackendError as e:
         raise AnycostError(f"the backend refused: {e}") from None
     finally:
         if proc is not None:
@@ -173,7 +174,8 @@ def picture_strip(tiles: list, size: int = 128, cols: int = 8):
     draw = ImageDraw.Draw(sheet)
     for i, (label, img) in enumerate(tiles):
         x, y = i % cols * size, i // cols * (size + label_h)
-        sheet.paste(img.convert("RGB").resize((size, size), Image.LANCZOS), (x, y))
+        # PIL sets its filter names (Image.LANCZOS, ...) in a loop: mypy cannot see them
+        sheet.paste(img.convert("RGB").resize((size, size), Image.LANCZOS), (x, y))  # type: ignore[attr-defined]
         draw.text((x + 2, y + size + 1), label[:24], fill="black")
     return sheet
 

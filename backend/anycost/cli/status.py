@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from .. import protocol as P
-from ..client import BackendTimeout, Client, RemoteError
+from ..client import BackendTimeout, Client
+from ..protocol import BackendError
 
 NAME = "status"
 HELP = "tell whether a daemon answers on the address and what it serves (exit 1 if none)"
@@ -19,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    keys = {}
+    keys: dict[str, Any] = {}
     if args.curve:
         from ..paths import keys_dir
         from ..service.keys import load_client_keys
@@ -32,14 +34,15 @@ def run(args) -> int:
         except BackendTimeout:
             print(f"no anycost-backend answers on {args.address}")
             return 1
-        except RemoteError as e:
+        except BackendError as e:
             print(f"{args.address} answered with an error: {e}")
             return 1
     print(f"anycost-backend {hello['version']} on {args.address}: {hello['state']}, protocol {hello['protocol']}, "
           f"{hello['device']}, {hello['threads']} thread(s), perceptual loss {hello['perceptual']}")
     for m in models:
         dirs = ", ".join(d["name"] for d in m["directions"])
-        print(f"  model {m['name']}: {m['resolution']} px{' (untrained)' if m['untrained'] else ''}; directions: {dirs}")
+        print(f"  model {m['name']}: {m['resolution']} px{' (untrained)' if m['untrained'] else ''}; "
+              f"directions: {dirs}")
     for w in hello["warnings"]:
         print(f"  warning: {w}")
     return 0

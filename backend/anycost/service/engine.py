@@ -80,7 +80,8 @@ class Engine:
     def served(self, name: str | None) -> ServedModel:
         sm = self.models.get(self.default_model if name is None else name)
         if sm is None:
-            raise P.ProtocolError(P.NOT_FOUND, f"model {name!r} is not served; served: {', '.join(self.models)}")
+            raise P.ProtocolError(P.ErrorCode.NOT_FOUND,
+                                  f"model {name!r} is not served; served: {', '.join(self.models)}")
         return sm
 
     # ---------------------------------------------------------------------- ops
@@ -92,24 +93,31 @@ class Engine:
         sm = self.served(P.field(msg, "model", str, required=False))
         steps = P.field(msg, "steps", int, required=False, default=self.default_steps)
         if not 0 <= steps <= MAX_STEPS:
-            raise P.ProtocolError(P.BAD_REQUEST, f"'steps' must be in 0..{MAX_STEPS}, got {steps}")
+            raise P.ProtocolError(P.ErrorCode.BAD_REQUEST, f"'steps' must be in 0..{MAX_STEPS}, got {steps}")
         time_limit = P.field(msg, "time_limit_s", float, required=False, default=120.0)
         if not 0 < time_limit <= MAX_TIME_LIMIT_S:
-            raise P.ProtocolError(P.BAD_REQUEST, f"'time_limit_s' must be in (0, {MAX_TIME_LIMIT_S:g}], got {time_limit}")
+            raise P.ProtocolError(P.ErrorCode.BAD_REQUEST,
+                                  f"'time_limit_s' must be in (0, {MAX_TIME_LIMIT_S:g}], got {time_limit}")
         preview_every = max(1, P.field(msg, "preview_every", int, required=False, default=10))
         align = P.field(msg, "align", str, required=False, default="none")
         if align not in P.ALIGN_MODES:
-            raise P.ProtocolError(P.BAD_REQUEST, f"'align' must be one of {', '.join(P.ALIGN_MODES)}, got {align!r}")
+            raise P.ProtocolError(P.ErrorCode.BAD_REQUEST,
+                                  f"'align' must be one of {', '.join(P.ALIGN_MODES)}, got {align!r}")
         face_index = P.field(msg, "face", int, required=False)
         photo = decode_image(image)
         recipe = model_recipe(sm.model.metadata) if align == "auto" else None
         photo_px = np.asarray(photo) if recipe else None
-        aligned = self.align(photo_px, recipe, sm.resolution, (x, y, w, h), face_index) if recipe else None
+        # (photo_px is set whenever recipe is)
+        aligned = (self.align(photo_px, recipe, sm.resolution, (x, y, w, h), face_index)  # type: ignore[arg-type]
+                   if recipe else None)
         res = sm.resolution
         original = blend = None
         if aligned is None:
-            crop = photo.crop((x, y, x + w, y + h)).resize((res, res), PILImage.LANCZOS)
+            # PIL sets its filter names (Image.LANCZOS, ...) in a loop: mypy cannot see them
+            crop = photo.crop((x, y, x + w, y + h)).resize((res, res), PILImage.LANCZOS)  # type: ignore[attr-defined]
         else:
+            # an alignment was found in these pixels, and align_photo made its crop
+            assert photo_px is not None and aligned.crop is not None
             crop = PILImage.fromarray(aligned.crop)
             x, y, w, h = aligned.rect
             original = np.ascontiguousarray(photo_px[y:y + h, x:x + w])
@@ -129,7 +137,7 @@ class Engine:
         try:
             result = sm.project(target, self.perceptual, opts, progress=progress, should_stop=job.cancel.is_set)
         except ProjectionCancelled:
-            raise P.ProtocolError(P.CANCELLED, "projection cancelled") from None
+            raise P.ProtocolError(P.ErrorCode.CANCELLED, "projection cancelled") from None
         metrics = dict(result.metrics, steps=result.steps, seconds=round(result.seconds, 3), stopped=result.stopped,
                        perceptual=self.perceptual.name)
         session = self.sessions.create(sm.name, result.wplus, (x, y, w, h), (image.w, image.h), metrics,
@@ -154,9 +162,9 @@ class Engine:
                 self._detector = FaceDetector()
             return align_photo(photo, recipe, resolution, self._detector, bounds, face)
         except FacesUnavailable as e:
-            raise P.ProtocolError(P.UNAVAILABLE, str(e)) from None
+            raise P.ProtocolError(P.ErrorCode.UNAVAILABLE, str(e)) from None
         except FaceError as e:
-            raise P.ProtocolError(P.NO_FACE, str(e)) from None
+            raise P.ProtocolError(P.ErrorCode.NO_FACE, str(e)) from None
 
     def session_and_values(self, msg: dict) -> tuple[Session, ServedModel, dict]:
         s = self.sessions.get(P.session_id(msg))
@@ -165,9 +173,9 @@ class Engine:
         clean = {}
         for k, v in values.items():
             if k not in sm.directions:
-                raise P.ProtocolError(P.NOT_FOUND, f"model {sm.name} has no direction {k!r}")
+                raise P.ProtocolError(P.ErrorCode.NOT_FOUND, f"model {sm.name} has no direction {k!r}")
             if not isinstance(v, (int, float)) or isinstance(v, bool):
-                raise P.ProtocolError(P.BAD_REQUEST, f"value of {k!r} must be a number")
+                raise P.ProtocolError(P.ErrorCode.BAD_REQUEST, f"value of {k!r} must be a number")
             clean[k] = float(v)
         return s, sm, clean
 
@@ -176,17 +184,17 @@ class Engine:
         if size is None:
             return default
         if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
-            raise P.ProtocolError(P.BAD_REQUEST, "'size' must be [w, h] positive integers")
+            raise P.ProtocolError(P.ErrorCode.BAD_REQUEST, "'size' must be [w, h] positive integers")
         if max(size) > MAX_OUTPUT_SIDE or size[0] * size[1] > MAX_OUTPUT_PIXELS:
-            raise P.ProtocolError(P.TOO_LARGE, f"'size' {size} is over the limit ({MAX_OUTPUT_SIDE} px a side, "
-                                               f"{MAX_OUTPUT_PIXELS} pixels in all)")
+            raise P.ProtocolError(P.ErrorCode.TOO_LARGE, f"'size' {size} is over the limit ({MAX_OUTPUT_SIDE} px a "
+                                                         f"side, {MAX_OUTPUT_PIXELS} pixels in all)")
         return size[0], size[1]
 
     def edit(self, job: Job, emit: Emit) -> dict:
         s, sm, values = self.session_and_values(job.msg)
         budget = P.field(job.msg, "budget_ms", float, required=False, default=100.0)
         if budget <= 0:
-            raise P.ProtocolError(P.BAD_REQUEST, "'budget_ms' must be positive")
+            raise P.ProtocolError(P.ErrorCode.BAD_REQUEST, "'budget_ms' must be positive")
         size = self.output_size(job.msg, None)
         self.sessions.set_values(s, values)
         if s.align is not None:       # the face is blended back after the render: that time is the budget's too
@@ -206,14 +214,16 @@ class Engine:
         size = self.output_size(job.msg, (s.region[2], s.region[3]))
         supersample = P.field(job.msg, "supersample", int, required=False, default=1)
         if not 1 <= supersample <= MAX_SUPERSAMPLE:
-            raise P.ProtocolError(P.BAD_REQUEST, f"'supersample' must be in 1..{MAX_SUPERSAMPLE}, got {supersample}")
+            raise P.ProtocolError(P.ErrorCode.BAD_REQUEST,
+                                  f"'supersample' must be in 1..{MAX_SUPERSAMPLE}, got {supersample}")
         if supersample > 1 and not sm.any_size:
-            raise P.ProtocolError(P.BAD_REQUEST, f"'supersample' needs a CREPS model; {sm.name} is an anycost generator")
+            raise P.ProtocolError(P.ErrorCode.BAD_REQUEST,
+                                  f"'supersample' needs a CREPS model; {sm.name} is an anycost generator")
         self.sessions.set_values(s, values)
 
         def progress(done: int, total: int) -> None:
             if job.cancel.is_set():
-                raise P.ProtocolError(P.CANCELLED, "render cancelled")
+                raise P.ProtocolError(P.ErrorCode.CANCELLED, "render cancelled")
             emit(P.reply(job.id, P.PROGRESS, data={"tile": done, "tiles": total}))
 
         return self._render(sm, s, values, None, size, refined=False, supersample=supersample, progress=progress)
@@ -221,6 +231,7 @@ class Engine:
     def _render(self, sm: ServedModel, s: Session, values: dict, config: SubConfig | None, size, refined: bool,
                 supersample: int = 1, progress=None) -> dict:
         t0 = time.perf_counter()
+        assert s.wplus is not None                         # a stored session always has its W+
         with torch.inference_mode():
             wplus = apply_edit(s.wplus.to(self.device), sm.directions, values)
             image = self.draw(sm, s, wplus, config, size, supersample, progress)
@@ -246,8 +257,11 @@ class Engine:
         return side, side
 
     def blend(self, s: Session) -> Blend:
-        return self._keep_blend(s.id, self._blends.pop(s.id, None) or Blend(AlignedFace.from_record(s.align),
-                                                                            s.original))
+        assert s.align is not None                         # an aligned session (the callers check)
+        # an aligned session keeps the photo's pixels under its region (arg-type: s.original)
+        blend = self._blends.pop(s.id, None) or Blend(AlignedFace.from_record(s.align),
+                                                      s.original)  # type: ignore[arg-type]
+        return self._keep_blend(s.id, blend)
 
     def _keep_blend(self, sid: str, blend: Blend) -> Blend:
         self._blends[sid] = blend                     # most recently used last
@@ -283,5 +297,6 @@ def encode_image(img: torch.Tensor, size: tuple[int, int] | None = None) -> P.Im
     """[1, 3, H, W] in [-1, 1] -> RGB8, resized to `size` (w, h) when given."""
     pil = to_pil(img[0])
     if size is not None and tuple(size) != pil.size:
-        pil = pil.resize(tuple(size), PILImage.LANCZOS)
+        # size: [w, h] (a list when it came in a message); PIL sets its filter names in a loop
+        pil = pil.resize(tuple(size), PILImage.LANCZOS)  # type: ignore[arg-type, attr-defined]
     return P.Image(pil.width, pil.height, "RGB8", pil.tobytes())

@@ -14,6 +14,8 @@ import statistics
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import zmq
 
@@ -56,18 +58,18 @@ class Server:
         self.started = time.time()
         # scheduler state, guarded by `cond`
         self.cond = threading.Condition()
-        self.queues: dict[bytes, collections.deque[Job]] = collections.OrderedDict()
+        self.queues: collections.OrderedDict[bytes, collections.deque[Job]] = collections.OrderedDict()
         self.running: Job | None = None
         self.refine_due: dict[str, tuple[float, Job]] = {}
         # figures for `stats`
-        self.counts = collections.Counter()
-        self.errors = collections.Counter()
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.errors: collections.Counter[str] = collections.Counter()
         self._count_lock = threading.Lock()        # errors are counted by the I/O thread and the worker
         self._trims: list[float] = []              # monotonic times of the next memory give-backs
         self.give_back_memory = give_back_memory
-        self.edit_ms = collections.deque(maxlen=1000)
-        self._auth = None
-        self._socket_file = None                   # (path, inode) of an ipc:// socket we bound
+        self.edit_ms: collections.deque[float] = collections.deque(maxlen=1000)
+        self._auth: Any = None                     # zmq.auth's ThreadAuthenticator with CURVE
+        self._socket_file: tuple[Path, int] | None = None   # (path, inode) of an ipc:// socket we bound
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -109,6 +111,7 @@ class Server:
         """A Unix socket in a folder only this user can enter, the socket itself 0600. Binding
         replaces any socket file there, so first make sure no daemon still answers on it."""
         path = P.ipc_path(self.bind)
+        assert path is not None, self.bind                  # called for ipc:// addresses only
         P.check_endpoint(self.bind, create=True)
         if path.exists() and _answers(self.ctx, self.bind):
             raise self._in_use()
@@ -182,11 +185,11 @@ class Server:
     def _send(self, identity: bytes, msg: dict) -> None:
         self.router.send_multipart([identity, P.pack(msg)])
 
-    def _count_error(self, code: str) -> None:
+    def _count_error(self, code: P.ErrorCode) -> None:
         with self._count_lock:
-            self.errors[code] += 1
+            self.errors[P.ErrorCode(code).value] += 1     # stats' keys: the codes as the wire spells them
 
-    def _send_error(self, identity: bytes, rid, code: str, message: str) -> None:
+    def _send_error(self, identity: bytes, rid, code: P.ErrorCode, message: str) -> None:
         """Every error reply the I/O thread sends goes through here, so `stats` counts them all."""
         self._count_error(code)
         self._send(identity, P.error_reply(rid, code, message))
@@ -196,7 +199,7 @@ class Server:
         rid = None
         try:
             if len(payload) != 1:
-                raise P.ProtocolError(P.BAD_REQUEST, f"expected one frame per message, got {len(payload)}")
+                raise P.ProtocolError(P.ErrorCode.BAD_REQUEST, f"expected one frame per message, got {len(payload)}")
             msg = P.unpack(payload[0])
             rid = P.request_id(msg)
             rid, op = P.check_envelope(msg)
@@ -210,7 +213,7 @@ class Server:
             self._send_error(identity, rid, e.code, e.message)
         except Exception as e:  # a bug must not take the daemon down for everyone
             log.exception("internal error")
-            self._send_error(identity, rid, P.INTERNAL, f"{type(e).__name__}: {e}")
+            self._send_error(identity, rid, P.ErrorCode.INTERNAL, f"{type(e).__name__}: {e}")
 
     def _op_hello(self, identity, msg) -> dict:
         e = self.engine
@@ -245,11 +248,11 @@ class Server:
     def _op_cancel(self, identity, msg) -> dict:
         target = P.field(msg, "target", (int, str))
         with self.cond:
-            q = self.queues.get(identity, ())
+            q = self.queues.get(identity) or collections.deque()
             for job in list(q):
                 if job.id == target:
                     q.remove(job)
-                    self._send_error(identity, job.id, P.CANCELLED, "cancelled before it started")
+                    self._send_error(identity, job.id, P.ErrorCode.CANCELLED, "cancelled before it started")
                     return {"target": target, "state": "pending", "cancelled": True}
             if self.running is not None and self.running.identity == identity and self.running.id == target:
                 self.running.cancel.set()
@@ -270,13 +273,13 @@ class Server:
     def _enqueue(self, job: Job) -> None:
         with self.cond:
             if sum(len(q) for q in self.queues.values()) >= self.max_queue:
-                raise P.ProtocolError(P.BUSY, f"the queue is full ({self.max_queue} requests); try again")
+                raise P.ProtocolError(P.ErrorCode.BUSY, f"the queue is full ({self.max_queue} requests); try again")
             if job.op == "edit" and job.session:
                 self.refine_due.pop(job.session, None)
                 for ident, q in self.queues.items():      # latest wins: drop older edits of this session
                     for old in [j for j in q if j.op == "edit" and j.session == job.session]:
                         q.remove(old)
-                        self._send_error(ident, old.id, P.SUPERSEDED,
+                        self._send_error(ident, old.id, P.ErrorCode.SUPERSEDED,
                                          f"replaced by request {job.id!r} of the same session")
             self.queues.setdefault(job.identity, collections.deque()).append(job)
             self.cond.notify_all()
@@ -371,13 +374,14 @@ class Server:
             emit(P.error_reply(job.id, e.code, e.message))
         except Exception as e:
             log.exception("internal error in %s", job.op)
-            self._count_error(P.INTERNAL)
-            emit(P.error_reply(job.id, P.INTERNAL, f"{type(e).__name__}: {e}"))
+            self._count_error(P.ErrorCode.INTERNAL)
+            emit(P.error_reply(job.id, P.ErrorCode.INTERNAL, f"{type(e).__name__}: {e}"))
         return 0
 
     def _maybe_schedule_refine(self, job: Job, data: dict) -> None:
         if data["config"]["full"] or self.refine_delay_s < 0:
             return
+        assert job.session is not None                      # an edit's job names its session
         sm = self.engine.served(self.engine.sessions.get(job.session).model)
         better = sm.preview_config(self.engine.refine_budget_ms)
         if (better.ratio, better.resolution) == (data["config"]["ratio"], data["config"]["resolution"]):

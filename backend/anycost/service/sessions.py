@@ -2,8 +2,8 @@
 
 Each session is `<id>.json` (model, region, slider values, fit figures, the face alignment) plus
 `<id>.safetensors` (the projected W+) and, for an aligned face, `<id>.npy` (the photo's pixels under
-the region, which renders are blended into). The number of sessions is bounded; the least recently used is evicted and its
-id remembered, so a client asking for it gets a clear "evicted" answer.
+the region, which renders are blended into). The number of sessions is bounded; the least recently used is evicted
+and its id remembered, so a client asking for it gets a clear "evicted" answer.
 
 An id is 128 random bits (32 hex digits): whoever knows it may use the session. No path is ever
 built from an id that does not have that form, and the folder is private to the user (0700): it
@@ -64,6 +64,7 @@ class SessionStore:
                original: np.ndarray | None = None) -> Session:
         s = Session(secrets.token_hex(16), model, list(region), list(image_size), {}, metrics, align=align,
                     wplus=wplus.detach().cpu().contiguous(), original=original)
+        assert s.wplus is not None                   # just set
         with self._lock:
             save_file({"wplus": s.wplus}, str(self._path(s.id, ".safetensors")))
             if original is not None:
@@ -89,7 +90,7 @@ class SessionStore:
     def close(self, sid: str) -> None:
         with self._lock:
             if sid not in self._cache and not self._path(sid, ".json").is_file():
-                raise P.ProtocolError(P.NOT_FOUND, f"unknown session {sid!r}")
+                raise P.ProtocolError(P.ErrorCode.NOT_FOUND, f"unknown session {sid!r}")
             self._delete(sid)
 
     def count(self) -> int:
@@ -100,7 +101,7 @@ class SessionStore:
 
     def _path(self, sid: str, suffix: str) -> Path:
         if not P.SESSION_ID.fullmatch(sid):
-            raise P.ProtocolError(P.BAD_REQUEST, f"{sid[:40]!r} is not a session id")
+            raise P.ProtocolError(P.ErrorCode.BAD_REQUEST, f"{sid[:40]!r} is not a session id")
         return self.folder / f"{sid}{suffix}"
 
     def _write_meta(self, s: Session) -> None:
@@ -112,16 +113,16 @@ class SessionStore:
         meta_path, w_path = self._path(sid, ".json"), self._path(sid, ".safetensors")
         if not meta_path.is_file() or not w_path.is_file():
             if sid in self._evicted():
-                raise P.ProtocolError(P.NOT_FOUND, f"session {sid} was evicted (the backend keeps the "
+                raise P.ProtocolError(P.ErrorCode.NOT_FOUND, f"session {sid} was evicted (the backend keeps the "
                                                    f"{self.max_sessions} most recently used); project again")
-            raise P.ProtocolError(P.NOT_FOUND, f"unknown session {sid!r}")
+            raise P.ProtocolError(P.ErrorCode.NOT_FOUND, f"unknown session {sid!r}")
         meta = json.loads(meta_path.read_text())
         original = None
         if meta.get("align") is not None:
             try:
                 original = np.load(self._path(sid, ".npy"), allow_pickle=False)
             except (OSError, ValueError):
-                raise P.ProtocolError(P.NOT_FOUND, f"session {sid}: its photo pixels are missing or damaged; "
+                raise P.ProtocolError(P.ErrorCode.NOT_FOUND, f"session {sid}: its photo pixels are missing or damaged; "
                                                    "project again") from None
         return Session(**meta, wplus=load_file(str(w_path))["wplus"], original=original)
 

@@ -65,7 +65,7 @@ def scenario(result):
     for pos in range(slider.value(), slider.maximum() + 1, 10):    # a drag, fast
         slider.setValue(pos)
     slider.setValue(slider.maximum())
-    yield "the newest preview", lambda: shown and abs(shown[-1]["values"][name] - direction["max"]) < 1e-6
+    yield "the newest preview", lambda: shown and abs(shown[-1]["values"][name] - direction.hi) < 1e-6
     edited = bytes(find(doc, "Anycost preview").pixelData(rx, ry, rw, rh))
     result["preview_changed"] = edited != reconstruction
     result["edits_sent"] = panel.controller.edits_sent
@@ -74,18 +74,19 @@ def scenario(result):
     timings = []                                     # slider move -> preview on the canvas, one at a time
     for i in range(12):
         pos = slider.maximum() * (i % 2) if i % 4 < 2 else slider.maximum() // 2
-        target = panel._from_slider(direction, pos)
+        target = direction.value_at(pos)
         if abs(panel.controller.values[name] - target) < 1e-9:
             continue
         t0 = time.monotonic()
         slider.setValue(pos)
-        yield "a preview", lambda: shown and abs(shown[-1]["values"][name] - target) < 1e-9
+        # the driver polls this predicate before resuming the generator: still this iteration's target
+        yield "a preview", lambda: shown and abs(shown[-1]["values"][name] - target) < 1e-9  # noqa: B023
         timings.append((time.monotonic() - t0) * 1000)
         time.sleep(0.05)
     result["preview_ms"] = timings
     result["preview_configs"] = [s["config"] for s in shown[-3:]]
     slider.setValue(slider.maximum())
-    yield "the newest preview again", lambda: abs(shown[-1]["values"][name] - direction["max"]) < 1e-6
+    yield "the newest preview again", lambda: abs(shown[-1]["values"][name] - direction.hi) < 1e-6
 
     panel.apply_button.click()
     yield "Apply", lambda: panel.controller.phase == "idle" and find(doc, "Anycost edit") is not None
