@@ -55,9 +55,9 @@ def conv_layouts(repeat: int) -> list[dict]:
 
 
 def compiled_fast_path(arch: str, ratio: float, res: int, repeat: int) -> dict:
+    from anycost.inference.conv_forms import FormChooser
+    from anycost.inference.fast import FastSynthesis
     from anycost.models import Generator, architecture
-    from anycost.models.conv_forms import FormChooser
-    from anycost.models.fast import FastSynthesis
     torch.manual_seed(0)
     g = Generator(architecture(arch)).eval()
     fast = FastSynthesis(g, FormChooser())

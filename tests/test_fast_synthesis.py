@@ -1,4 +1,4 @@
-"""The batch-1 fast path (models.fast) computes what Generator.synthesis computes, in every form."""
+"""The batch-1 fast path (inference.fast) computes what Generator.synthesis computes, in every form."""
 import json
 import statistics
 
@@ -6,9 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from anycost.memory import keep_freed_memory
-from anycost.models import Generator, GeneratorConfig, uniform_channels
-from anycost.models.conv_forms import (
+from anycost.inference.conv_forms import (
     CONV_FORMS,
     UP_FORMS,
     FormChooser,
@@ -17,7 +15,9 @@ from anycost.models.conv_forms import (
     upsample_kernel,
     winograd_available,
 )
-from anycost.models.fast import FastSynthesis
+from anycost.inference.fast import FastSynthesis
+from anycost.memory import keep_freed_memory
+from anycost.models import Generator, GeneratorConfig, uniform_channels
 from anycost.models.ops import make_blur_kernel, upfirdn2d
 from anycost.projection import psnr
 
@@ -129,7 +129,7 @@ def test_freed_memory_is_kept_on_glibc():
 
 
 def test_an_edit_of_later_rows_reuses_the_first_levels(g, wplus):
-    from anycost.models.fast import LastRender
+    from anycost.inference.fast import LastRender
     fast, reuse = FastSynthesis(g, FormChooser()), LastRender()
     with torch.inference_mode():
         fast(wplus, channels=0.5, target_res=64, reuse=reuse)
@@ -179,7 +179,7 @@ def test_per_layer_search_meets_a_budget_and_is_cached(g, tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("m", [2, 4])
 def test_own_winograd_is_a_3x3_convolution(m):
-    from anycost.models.conv_forms import WinogradWeight
+    from anycost.inference.conv_forms import WinogradWeight
     torch.manual_seed(4)
     w = torch.randn(6, 5, 3, 3) / 4
     for h, wd in [(4, 4), (8, 8), (6, 10)]:                  # incl. sizes that are not a multiple of m

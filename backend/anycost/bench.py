@@ -1,6 +1,6 @@
 """Latency and MACs of every sub-generator (channel ratio x resolution) of a model, batch 1, CPU.
 
-Both the fast path (`models.fast`, what the daemon draws with) and the reference
+Both the fast path (`inference.fast`, what the daemon draws with) and the reference
 (`Generator.synthesis`) are timed, and compared with the machine's fp32 matrix-multiply peak
 measured in the same run. Configurations are timed round-robin (one warm-up call each, then `repeat` rounds), so that a
 slow patch of a shared machine spreads over all of them instead of biasing one; the median is
@@ -16,15 +16,16 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .core.timing import cpu_name
+from .inference.conv_forms import FormChooser
+from .inference.fast import FastSynthesis, LastRender
 from .models import TRAINED_RATIOS, Generator
-from .models.conv_forms import FormChooser
-from .models.fast import FastSynthesis, LastRender
 from .models.macs import count_macs
 
 
 @dataclass
 class BenchRow:
-    path: str             # "fast" (models.fast, what the daemon draws with) or "reference" (Generator.synthesis)
+    path: str             # "fast" (inference.fast, what the daemon draws with) or "reference" (Generator.synthesis)
     ratio: float
     resolution: int
     gmacs: float          # true multiply-accumulates, 1e9
@@ -37,16 +38,6 @@ class BenchRow:
     gmac_per_s: float     # true MACs / median time (Winograd does fewer multiplies than it is credited)
     peak_share: float     # gmac_per_s / the fp32 matrix-multiply peak measured in the same run
     samples: int
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def matmul_peak(sizes=(1024, 2048), repeat: int = 5) -> float:
@@ -145,12 +136,6 @@ def environment(threads: int) -> dict:
     return {"cpu": cpu_name(), "logical_cpus": os.cpu_count(),
             "threads": threads, "torch": torch.__version__, "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-
-
-def p95(values) -> float:
-    """The 95th percentile (nearest rank) of a non-empty sequence."""
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))]
 
 
 def format_table(rows: list[BenchRow]) -> str:

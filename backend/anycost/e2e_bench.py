@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from . import protocol as P
-from .bench import p95
 from .client import Client
+from .core.timing import p95
 from .launcher import free_port, private_address, start_daemon, wait_ready
 
 FACE = Path(__file__).parent / "data" / "demo-face.png"

@@ -15,10 +15,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
 import torch
 
 from .checkpoints import SUFFIX, Model, load_model, load_official_encoder
+from .core.paths import models_dir
 from .defaults import DEFAULT_MODEL
 from .errors import CheckpointError, DownloadError
 from .models import Generator, architecture
@@ -56,18 +56,12 @@ OFFICIAL_MODELS = {m.name: m for m in [
 ]}
 
 
-def cache_dir() -> Path:
-    """The user's model folder (ANYCOST_CACHE_DIR overrides the platform's cache location)."""
-    env = os.environ.get("ANYCOST_CACHE_DIR")
-    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("anycost")) / "models"
-
-
 def base_url() -> str:
     return os.environ.get("ANYCOST_MODEL_BASE_URL", OFFICIAL_BASE_URL).rstrip("/")
 
 
 def _manifest_path() -> Path:
-    return cache_dir() / "manifest.json"
+    return models_dir() / "manifest.json"
 
 
 def _read_manifest() -> dict:
@@ -96,19 +90,19 @@ def open_model(spec: str, device: str = "cpu") -> Model:
     elif path.exists() or os.sep in spec or spec.endswith((".pt", ".pth", SUFFIX)):
         model = load_model(path)
     elif spec in OFFICIAL_MODELS:
-        local = cache_dir() / OFFICIAL_MODELS[spec].filename
+        local = models_dir() / OFFICIAL_MODELS[spec].filename
         if not local.is_file():
             raise CheckpointError(f"model {spec!r} is not downloaded: run `anycost-backend models pull {spec}` "
-                                  f"or place {OFFICIAL_MODELS[spec].filename} in {cache_dir()}")
+                                  f"or place {OFFICIAL_MODELS[spec].filename} in {models_dir()}")
         model = load_model(local)
-        encoder_file = cache_dir() / f"encoder_{spec}.pt"   # the official encoder, placed beside it
+        encoder_file = models_dir() / f"encoder_{spec}.pt"   # the official encoder, placed beside it
         if encoder_file.is_file():
             model.encoder = load_official_encoder(encoder_file)
-    elif (cache_dir() / f"{spec}{SUFFIX}").is_file():
-        model = load_model(cache_dir() / f"{spec}{SUFFIX}")
+    elif (models_dir() / f"{spec}{SUFFIX}").is_file():
+        model = load_model(models_dir() / f"{spec}{SUFFIX}")
     else:
         raise CheckpointError(f"unknown model {spec!r}: not a file, not an official name "
-                              f"({', '.join(OFFICIAL_MODELS)}), not in {cache_dir()}")
+                              f"({', '.join(OFFICIAL_MODELS)}), not in {models_dir()}")
     official = OFFICIAL_MODELS.get(model.name)
     if official is not None and official.alignment and "alignment" not in model.metadata:
         model.metadata["alignment"] = official.alignment
@@ -148,7 +142,7 @@ def pull(name: str, sha256: str | None = None, force: bool = False, progress: bo
     if name not in OFFICIAL_MODELS:
         raise DownloadError(f"unknown official model {name!r}; known: {', '.join(OFFICIAL_MODELS)}")
     entry = OFFICIAL_MODELS[name]
-    dest = cache_dir() / entry.filename
+    dest = models_dir() / entry.filename
     if dest.is_file() and not force:
         return dest
     url = f"{base_url()}/{entry.filename}"
@@ -214,7 +208,7 @@ class LocalEntry:
 
 def list_models() -> list[LocalEntry]:
     """Official names (downloaded or not) and every other model file in the cache folder."""
-    folder = cache_dir()
+    folder = models_dir()
     manifest = _read_manifest()
     out = []
     for m in OFFICIAL_MODELS.values():

@@ -306,8 +306,8 @@ def bench_cmd(args) -> int:
 
     import torch
 
-    from anycost.bench import cpu_name
     from anycost.checkpoints import save_model
+    from anycost.core.timing import cpu_name
 
     from .trainer import Trainer
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from anycost.bench import cpu_name
+from anycost.core.timing import cpu_name
 from anycost.creps_files import open_creps
 from anycost.editing import apply_edit, from_model_file
 from anycost.errors import CheckpointError

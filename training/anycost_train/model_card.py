@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from anycost.bench import cpu_name
 from anycost.checkpoints import load_model
+from anycost.core.timing import cpu_name
 from anycost.editing import apply_edit, from_model_file
 from anycost.imaging import grid, to_pil
 from anycost.models import TRAINED_RATIOS

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from anycost.bench import cpu_name
 from anycost.checkpoints import load_model, save_model
+from anycost.core.timing import cpu_name
 from anycost.models import TRAINED_RATIOS, Generator
 from anycost.perceptual import Perceptual, make_perceptual
 from anycost.projection import downsample, psnr

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from anycost.bench import cpu_name
 from anycost.checkpoints import load_model
+from anycost.core.timing import cpu_name
 from anycost.editing import from_model_file
 from anycost.models import TRAINED_RATIOS
 from anycost.perceptual import make_perceptual

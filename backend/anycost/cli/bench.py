@@ -64,10 +64,10 @@ def run(args) -> int:
     import torch
 
     from ..bench import environment, format_table, matmul_peak, run_bench, to_json
+    from ..core.paths import state_dir
     from ..hub import open_model
+    from ..inference.conv_forms import FormChooser
     from ..memory import keep_freed_memory
-    from ..models.conv_forms import FormChooser
-    from ..paths import state_dir
 
     if args.repeat < 1:
         raise AnycostError(f"--repeat must be at least 1, got {args.repeat}")
@@ -205,10 +205,10 @@ def run_layer_search_command(args, chooser) -> int:
     import torch
 
     from ..bench import environment
+    from ..core.paths import state_dir
     from ..editing import fingerprint
     from ..hub import open_model
-    from ..models.fast import FastSynthesis
-    from ..paths import state_dir
+    from ..inference.fast import FastSynthesis
     from ..service.layer_search import best_uniform, cached_search, make_probe
 
     spec = args.model or f"random:{args.arch}"

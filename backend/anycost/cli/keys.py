@@ -12,7 +12,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..paths import keys_dir
+    from ..core.paths import keys_dir
     from ..service.keys import make_keys
 
     made = make_keys(keys_dir(), args.force)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..core.paths import models_dir
 from ..defaults import DEFAULT_MODEL
 
 NAME = "models"
@@ -31,7 +32,7 @@ def run(args) -> int:
         path = hub.pull(args.name, sha256=args.sha256, force=args.force, progress=not args.quiet)
         print(f"{args.name}: {path}")
         return 0
-    print(f"model folder: {hub.cache_dir()}")
+    print(f"model folder: {models_dir()}")
     from ..creps_files import BUILTIN_CREPS_DEMO, BUILTIN_CREPS_DEMO_NAME
     from ..models.creps import CREPS_ARCHITECTURES
     for name, path, what in ((DEFAULT_MODEL, hub.BUILTIN_DEMO, "anycost"),

@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     keys: dict[str, Any] = {}
     if args.curve:
-        from ..paths import keys_dir
+        from ..core.paths import keys_dir
         from ..service.keys import load_client_keys
         server_key, pair = load_client_keys(keys_dir())
         keys = {"curve_server_key": server_key, "curve_keypair": pair}

@@ -1,7 +1,6 @@
 """Per-machine latency of each sub-generator, and the choice of one for a latency budget."""
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from dataclasses import dataclass
@@ -9,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from ..bench import cpu_name
+from ..core import measurements
+from ..core.timing import cpu_name
 from ..editing import fingerprint
 from ..models import TRAINED_RATIOS, Generator
 from ..models.macs import count_macs
@@ -38,12 +38,11 @@ def calibrate(g: Generator, cache_folder: Path | None, repeats: int = 3, log=Non
     device = g.w_avg.device.type
     key = f"{fingerprint(g)}-{cpu_name().replace(' ', '_').replace('/', '_')}-{device}-{threads}t-{path}"
     cache = cache_folder / f"{key}.json" if cache_folder else None
-    if cache is not None and cache.is_file():
-        try:
-            raw = json.loads(cache.read_text())
-            return {(float(r), int(k)): ms for r, k, ms in raw["latency"]}
-        except (ValueError, KeyError, TypeError):
-            pass  # a damaged cache is measured again
+    saved = measurements.read(cache)
+    try:
+        return {(float(r), int(k)): float(ms) for r, k, ms in saved["latency"]}
+    except (KeyError, TypeError, ValueError):
+        pass                                  # none, or damaged: measured again
     configs = [(r, k) for r in TRAINED_RATIOS for k in g.cfg.elastic_resolutions]
     wplus = g.latent_to_wplus(torch.zeros(1, g.cfg.style_dim, device=g.w_avg.device))
     times: dict[tuple[float, int], list[float]] = {c: [] for c in configs}
@@ -56,10 +55,8 @@ def calibrate(g: Generator, cache_folder: Path | None, repeats: int = 3, log=Non
                 synthesis(wplus, channels=c[0], target_res=c[1])
                 times[c].append((time.perf_counter() - t0) * 1000)
     latency = {c: statistics.median(v) for c, v in times.items()}
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps({"latency": [[r, k, ms] for (r, k), ms in latency.items()],
-                                     "threads": threads, "device": device}))
+    measurements.write(cache, {"latency": [[r, k, ms] for (r, k), ms in latency.items()],
+                               "threads": threads, "device": device})
     if log:
         log(f"calibrated {len(configs)} configurations in {sum(map(sum, times.values())) / 1000:.1f} s")
     return latency

@@ -14,12 +14,12 @@ from PIL import Image as PILImage
 
 from .. import protocol as P
 from ..checkpoints import Model
+from ..core.paths import models_dir
 from ..creps_files import CrepsModel
 from ..editing import Direction, apply_edit, from_model_file, from_official_boundaries, pca_directions
 from ..faces.detection import FaceDetector, FacesUnavailable
 from ..faces.photo import AlignedFace, Blend, FaceError, align_photo
 from ..faces.recipes import model_recipe
-from ..hub import cache_dir
 from ..imaging import from_pil, to_pil
 from ..perceptual import Perceptual
 from ..projection import ProjectionCancelled, ProjectionOptions
@@ -275,10 +275,10 @@ def load_directions(m: Model | CrepsModel) -> dict[str, Direction]:
     generator in the model folder (`boundary_<name>.pt`); else PCA directions of W, cached."""
     n_style = m.generator.n_style
     dirs = from_model_file(m.metadata, m.extra_tensors, n_style)
-    boundary = cache_dir() / f"boundary_{m.name}.pt"
+    boundary = models_dir() / f"boundary_{m.name}.pt"
     if not dirs and boundary.is_file():
         dirs = from_official_boundaries(boundary, n_style)
-    return dirs or pca_directions(m.generator, cache_dir() / "directions")
+    return dirs or pca_directions(m.generator, models_dir() / "directions")
 
 
 # ---------------------------------------------------------------------------- pixels

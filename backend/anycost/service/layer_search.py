@@ -10,7 +10,6 @@ paper's consistency figures measure). Results are cached per machine, model and 
 """
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,10 +17,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..core import measurements
+from ..core.timing import machine_key, timed
+from ..inference.fast import FastSynthesis
 from ..models import TRAINED_RATIOS, Generator
 from ..models.channels import layer_widths, uniform_channels
-from ..models.conv_forms import machine_key, timed
-from ..models.fast import FastSynthesis
 from ..projection import psnr
 
 MAX_PSNR = 100.0
@@ -120,13 +120,12 @@ def search(g: Generator, fast: FastSynthesis, resolution: int, budget_ms: float,
 def cached_search(g: Generator, fast: FastSynthesis, model_key: str, resolution: int, budget_ms: float,
                   folder: Path | None, probe: Probe | None = None, log=None) -> LayerConfig:
     path = folder / f"layers-{model_key}-{machine_key()}-{resolution}-{budget_ms:g}ms.json" if folder else None
-    if path is not None and path.is_file():
+    saved = measurements.read(path)
+    if isinstance(saved, dict):
         try:
-            return LayerConfig(**json.loads(path.read_text()))
-        except (ValueError, TypeError):
+            return LayerConfig(**saved)
+        except TypeError:
             pass                                                       # damaged: searched again
     found = search(g, fast, resolution, budget_ms, probe=probe, log=log)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(found)))
+    measurements.write(path, asdict(found))
     return found

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import statistics
 import time
 from collections import OrderedDict
@@ -20,11 +19,12 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from ..bench import cpu_name
+from ..core import measurements
+from ..core.timing import cpu_name
 from ..editing import Direction, fingerprint
-from ..models.conv_forms import FormChooser
+from ..inference.conv_forms import FormChooser
+from ..inference.fast import FastSynthesis, LastRender
 from ..models.creps import SquareView
-from ..models.fast import FastSynthesis, LastRender
 from ..perceptual import Perceptual
 from ..projection import ProjectionOptions, ProjectionResult, project
 from .calibration import SubConfig, calibrate, pick, rank_configs
@@ -97,7 +97,7 @@ class ServedModel:
 
 
 class ServedAnycost(ServedModel):
-    """Draws with the batch-1 fast path on the CPU (`models.fast`), the reference elsewhere.
+    """Draws with the batch-1 fast path on the CPU (`inference.fast`), the reference elsewhere.
 
     The fast path keeps the last render of recent sessions per configuration (`LastRender`), so an edit
     whose directions leave the first W+ rows alone does not recompute the levels that read them."""
@@ -154,12 +154,11 @@ class ServedCreps(ServedModel):
               f"-{device}-{threads}t"
         cache = state / "calibration" / f"{key}.json"
         sizes = [s for s in CREPS_PREVIEW_SIZES if s <= 2 * self.resolution]
-        latency = None
-        if cache.is_file():
-            try:
-                latency = {int(k): float(v) for k, v in json.loads(cache.read_text())["latency"].items()}
-            except (ValueError, KeyError, TypeError, AttributeError):
-                latency = None
+        latency: dict[int, float] | None
+        try:
+            latency = {int(k): float(v) for k, v in measurements.read(cache)["latency"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            latency = None                    # none, or damaged: measured again
         if latency is None or set(latency) != set(sizes):
             ws = g.map(torch.zeros(1, g.cfg.style_dim, device=g.w_avg.device))
             times: dict[int, list[float]] = {s: [] for s in sizes}
@@ -171,8 +170,7 @@ class ServedCreps(ServedModel):
                         g.render(ws, (s, s))
                         times[s].append((time.perf_counter() - t0) * 1000)
             latency = {s: statistics.median(v) for s, v in times.items()}
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps({"latency": {str(k): v for k, v in latency.items()}, "threads": threads}))
+            measurements.write(cache, {"latency": {str(k): v for k, v in latency.items()}, "threads": threads})
             if log:
                 log(f"calibrated {len(sizes)} CREPS preview sizes of {self.name}")
         # a bigger render is never really faster: a dip is timer noise, so latency is made non-decreasing

@@ -21,7 +21,7 @@ import zmq
 
 from .. import __version__
 from .. import protocol as P
-from ..bench import p95
+from ..core.timing import p95
 from ..memory import give_back_freed_memory, rss_bytes
 from .engine import Engine, Job
 

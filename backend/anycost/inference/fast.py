@@ -21,10 +21,11 @@ from typing import Sequence, cast
 import torch
 import torch.nn.functional as F
 
-from .channels import ChannelSpec, resolve_channels
-from .conv_forms import FormChooser, LayerShape, WinogradWeight, conv3x3, polyphase_weight, timed, upsample_kernel
-from .generator import Generator
-from .layers import StyledConv, ToRGB
+from ..core.timing import timed
+from ..models.channels import ChannelSpec, resolve_channels
+from ..models.generator import Generator
+from ..models.layers import StyledConv, ToRGB
+from .conv_forms import FormChooser, LayerShape, WinogradWeight, conv3x3, polyphase_weight, upsample_kernel
 
 GAIN = math.sqrt(2.0)   # the leaky ReLU's gain, applied by the next layer
 

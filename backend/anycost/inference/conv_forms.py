@@ -23,14 +23,15 @@ Which form is fastest depends on the layer's size and the CPU, so it is measured
 from __future__ import annotations
 
 import hashlib
-import json
 import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from ..core import measurements
+from ..core.timing import machine_key
 
 CONV_FORMS = ("dense", "winograd", "dense-amod", "gemm-amod", "wino2-amod", "wino4-amod")
 UP_FORMS = ("transpose-blur", "fold-amod", "polyphase", "polyphase-winograd")
@@ -138,12 +139,6 @@ class LayerShape:
         return f"{'up' if self.up else 'conv'}-{self.in_ch}-{self.out_ch}-{self.res}"
 
 
-def machine_key() -> str:
-    from ..bench import cpu_name
-    cpu = cpu_name().replace(" ", "_").replace("/", "_")
-    return f"{cpu}-{torch.get_num_threads()}t-torch{torch.__version__.split('+')[0]}"
-
-
 class FormChooser:
     """Times every form of a layer shape once on this machine and keeps the fastest.
 
@@ -198,26 +193,12 @@ class FormChooser:
         if path is None or self._loaded_key == path.name:
             return
         self._loaded_key = path.name
-        if path.is_file():
-            try:
-                saved = json.loads(path.read_text())["choices"]
-                self._choices.update({k: v for k, v in saved.items() if isinstance(v, str)
-                                      and v in CONV_FORMS + UP_FORMS
-                                      and (self.winograd or "winograd" not in v)})
-            except (ValueError, KeyError, TypeError, AttributeError):
-                pass  # a damaged file is measured again
+        saved = measurements.read(path)
+        choices = saved.get("choices") if isinstance(saved, dict) else None
+        if isinstance(choices, dict):            # else none or damaged: measured again
+            self._choices.update({k: v for k, v in choices.items() if isinstance(v, str)
+                                  and v in CONV_FORMS + UP_FORMS
+                                  and (self.winograd or "winograd" not in v)})
 
     def _save(self) -> None:
-        path = self._path()
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"machine": machine_key(), "choices": self._choices}, indent=1))
-        tmp.replace(path)
-
-
-def timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t0) * 1000
+        measurements.write(self._path(), {"machine": machine_key(), "choices": self._choices})

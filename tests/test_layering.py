@@ -1,0 +1,55 @@
+"""The backend's layers depend one way (README, Layout): each folder imports only the ones below it,
+and the modules vendored into the editors import nothing of the backend but each other."""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "backend" / "anycost"
+# a layer -> the parts of `anycost` it may import (besides itself)
+ALLOWED = {
+    "core": set(),
+    "models": {"core", "defaults"},
+    "inference": {"core", "defaults", "models"},
+    "protocol": set(),
+    "client": {"protocol"},
+}
+
+
+def anycost_imports(path: Path, root: Path = ROOT) -> set[str]:
+    """The first component under `anycost` (the package at `root`) of everything the module imports from it."""
+    tree = ast.parse(path.read_text())
+    package = path.relative_to(root).parts[:-1]
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:                                   # relative: resolve against the module's package
+                base = list(package[:len(package) - node.level + 1])
+                parts = base + (node.module.split(".") if node.module else [])
+                if not parts:                                # `from .. import x`: x itself is the part
+                    out.update(a.name for a in node.names)
+                    continue
+                out.add(parts[0])
+            elif node.module and node.module.split(".")[0] == "anycost":
+                parts = node.module.split(".")[1:]
+                out.update([parts[0]] if parts else [a.name for a in node.names])
+        elif isinstance(node, ast.Import):
+            out.update(a.name.split(".")[1] for a in node.names if a.name.startswith("anycost."))
+    return out
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_each_layer_imports_only_what_lies_below_it(layer):
+    files = sorted((ROOT / layer).rglob("*.py")) if (ROOT / layer).is_dir() else [ROOT / f"{layer}.py"]
+    assert files
+    for f in files:
+        used = anycost_imports(f) - {layer, "__version__"}
+        assert used <= ALLOWED[layer], f"{f.relative_to(ROOT)} imports {sorted(used - ALLOWED[layer])}"
+
+
+def test_the_checker_sees_relative_and_absolute_imports(tmp_path):
+    probe = tmp_path / "models" / "probe.py"
+    probe.parent.mkdir()
+    probe.write_text("from ..service import engine\nfrom anycost.cli import main\nfrom . import ops\n"
+                     "import anycost.hub\nfrom .. import editing\n")
+    assert anycost_imports(probe, tmp_path) == {"service", "cli", "models", "hub", "editing"}
