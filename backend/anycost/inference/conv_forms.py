@@ -1,6 +1,6 @@
 """The ways one batch-1 modulated 3x3 convolution can be computed, and the choice between them.
 
-Every form computes the same function (up to float rounding; `tests/test_fast_synthesis.py`):
+Every form computes the same function (up to float rounding; `tests/unit/test_fast_synthesis.py`):
 
 * stride-1 layers: ``dense`` (oneDNN direct convolution of the modulated weight), ``winograd``
   (NNPACK's Winograd/FFT convolution of the modulated weight: fewer multiplies, more memory

@@ -1,4 +1,4 @@
-"""Runs inside real Krita (GUI, under Xvfb) for tests/test_krita_real.py: drives the installed
+"""Runs inside real Krita (GUI, under Xvfb) for tests/editors/test_krita_real.py: drives the installed
 Anycost docker like a user (Project, drag a slider, Apply, Undo), records what the document looks
 like after each step into $ANYCOST_TEST_OUT (JSON), then quits Krita."""
 import json

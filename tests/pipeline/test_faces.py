@@ -18,7 +18,7 @@ from anycost.faces.geometry import Alignment, warp_back, warp_to_crop
 from anycost.faces.photo import Blend, FaceError, align_photo, choose_face
 from anycost.faces.recipes import Recipe, model_recipe
 
-from .conftest import REPO, run_cli, without_module
+from ..conftest import REPO, run_cli, without_module
 
 
 def _require_mediapipe():

@@ -12,8 +12,8 @@ from anycost.faces.geometry import Alignment
 from anycost.faces.recipes import model_recipe
 from anycost.protocol import BackendError
 
-from .daemon_helpers import Daemon
-from .test_faces import _require_mediapipe
+from ..daemon_helpers import Daemon
+from ..pipeline.test_faces import _require_mediapipe
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +144,8 @@ def test_krita_panel_aligns_offers_the_faces_and_applies_around_the_chosen_one(d
     from anycost_plugin.controller import EDITING, IDLE
     from anycost_plugin.settings import MemoryStore
 
-    from .krita_helpers import pump
-    from .plugin_fakes import MemoryHost
+    from ..krita_helpers import pump
+    from ..plugin_fakes import MemoryHost
     two = np.full((700, 1300, 3), 90, np.uint8)
     two[:600, :700] = photo
     two[300:660, 850:1210] = np.asarray(Image.fromarray(photo[40:552, 150:662]).resize((360, 360)))

@@ -12,8 +12,8 @@ from anycost.creps_files import load_creps
 from anycost.imaging import to_pil
 from anycost.protocol import BackendError
 
-from .conftest import TINY_CREPS
-from .daemon_helpers import Daemon, face_image
+from ..conftest import TINY_CREPS
+from ..daemon_helpers import Daemon, face_image
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +115,8 @@ def test_the_plugin_applies_a_creps_final_at_the_selection_size_with_progress(da
     from anycost_plugin.controller import EDITING, IDLE, EditController
     from anycost_plugin.settings import Settings
 
-    from .krita_helpers import pump
-    from .plugin_fakes import MemoryHost
+    from ..krita_helpers import pump
+    from ..plugin_fakes import MemoryHost
     conn = Connection(Settings(address=daemon.address, autostart=False), QtLoop())
     conn.start()
     try:

@@ -7,7 +7,7 @@ import pytest
 from anycost.launcher import free_port
 from anycost_plugin.oneshot import EditError, connect, edit_region, parse_edits
 
-from .daemon_helpers import face_image
+from ..daemon_helpers import face_image
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ from anycost_plugin.connection import CONNECTED, STARTING, UNREACHABLE, Connecti
 from anycost_plugin.controller import EDITING, IDLE, EditController, HostError
 from anycost_plugin.settings import MemoryStore, Settings
 
-from .conftest import CLI
-from .daemon_helpers import face_image
-from .krita_helpers import pump
-from .plugin_fakes import MemoryHost, RecordingSocket
+from ..conftest import CLI
+from ..daemon_helpers import face_image
+from ..krita_helpers import pump
+from ..plugin_fakes import MemoryHost, RecordingSocket
 
 
 @pytest.fixture(scope="module")

@@ -158,7 +158,7 @@ def test_per_layer_search_meets_a_budget_and_is_cached(g, tmp_path, monkeypatch)
     fast = FastSynthesis(g, FormChooser())
     wide = layer_search.search(g, fast, 64, budget_ms=1e6, latents=2)
     assert wide.fits and set(wide.ratios) == {1.0} and 0 < wide.psnr < 100
-    budget = 0.5 * wide.latency_ms
+    budget = 0.1 * wide.latency_ms        # far under full width even if that was timed on a busy machine
     found = layer_search.cached_search(g, fast, "g", 64, budget, tmp_path)
     assert found.widths == layer_widths(g.cfg, found.ratios)
     assert found.budget_ms == budget

@@ -14,7 +14,7 @@ from PIL import Image
 from anycost.checkpoints import load_model
 from anycost.hub import OFFICIAL_MODELS
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 
 def assert_one_line_error(result, *fragments):

@@ -11,8 +11,8 @@ from anycost.perceptual import make_perceptual
 from anycost_train.creps_card import LATENT_SEED, agreement
 from anycost_train.creps_training import teacher_directions
 
-from .conftest import run_cli
-from .daemon_helpers import Daemon
+from ..conftest import run_cli
+from ..daemon_helpers import Daemon
 
 
 @pytest.fixture(scope="module")

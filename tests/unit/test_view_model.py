@@ -11,7 +11,7 @@ from anycost_plugin.controller import APPLYING, EDITING, IDLE, PROJECTING, HostE
 from anycost_plugin.settings import MemoryStore, Settings
 from anycost_plugin.view_model import DOCUMENT_CHECK_MS, SLIDER_STEPS, EditView, Slider
 
-from .plugin_fakes import ManualLoop, MemoryHost, ScriptedConnection
+from ..plugin_fakes import ManualLoop, MemoryHost, ScriptedConnection
 
 W, H = 8, 6
 DIRECTIONS = [{"name": "smile", "min": -3.0, "max": 3.0, "default": 0.0},

@@ -12,8 +12,8 @@ from anycost import protocol as P
 from anycost.client import BackendTimeout, Client
 from anycost.protocol import BackendError
 
-from .conftest import run_cli, without_module
-from .daemon_helpers import Daemon, face_image
+from ..conftest import run_cli, without_module
+from ..daemon_helpers import Daemon, face_image
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ from PIL import Image
 from anycost.client import Client
 from anycost.plugin_install import enable_in_kritarc
 
-from .conftest import CLI
-from .daemon_helpers import FACE, Daemon
+from ..conftest import CLI, REPO
+from ..daemon_helpers import FACE, Daemon
 
-DRIVER = Path(__file__).with_name("krita_driver")
+DRIVER = REPO / "tests" / "krita_driver"
 W, H, REGION = 96, 80, (12, 6, 72, 68)
 PHOTO_REGION = (110, 0, 280, 300)          # the astronaut's head and some background around it
 
@@ -72,7 +72,7 @@ def test_docker_in_real_krita(profile, tmp_path, model, aligned):
     found and aligned: the edit lands around the face only, the rest of the photo untouched."""
     krita, xvfb = _need("krita"), _need("xvfb-run")
     if aligned:
-        from .test_faces import _require_mediapipe
+        from ..pipeline.test_faces import _require_mediapipe
         _require_mediapipe()
     env, kritarc = profile
     w, h, region = (512, 512, PHOTO_REGION) if aligned else (W, H, REGION)

@@ -15,7 +15,7 @@ import pytest
 from anycost import protocol as P
 from anycost.client import Client
 
-from .daemon_helpers import Daemon, face_image
+from ..daemon_helpers import Daemon, face_image
 
 SEED, MESSAGES = 20261201, 3000
 FINAL = (P.RESULT, P.ERROR)

@@ -17,7 +17,7 @@ from anycost.models import Encoder, EncoderConfig
 from anycost.perceptual import make_perceptual
 from anycost.projection import fit_metrics
 
-from .conftest import fixture_path, run_cli
+from ..conftest import fixture_path, run_cli
 
 TRAIN_CLI = Path(sys.executable).with_name("anycost-train")
 
@@ -145,7 +145,7 @@ def test_directions_are_stored_with_names_ranges_and_kinds(model_with_directions
 
 
 def test_project_and_edit_commands(model_with_directions, tmp_path):
-    img = Image.open(Path(__file__).resolve().parents[1] / "backend/anycost/data/demo-face.png").convert("L")
+    img = Image.open(Path(__file__).resolve().parents[2] / "backend/anycost/data/demo-face.png").convert("L")
     img.save(tmp_path / "grey.png")                                 # a mode the model lacks: converted
     r = run_cli("project", str(tmp_path / "grey.png"), "--model", str(model_with_directions), "--steps", "5",
                 "--region", "20,20,200,200", "--out", str(tmp_path / "l.npy"),
@@ -190,7 +190,7 @@ def test_report_measures_projection_and_directions(model_with_directions, tmp_pa
 def test_daemon_serves_the_encoder_and_directions(model_with_directions, tmp_path):
     from anycost.client import Client
 
-    from .daemon_helpers import Daemon, face_image
+    from ..daemon_helpers import Daemon, face_image
     d = Daemon(tmp_path, model_with_directions)
     d.wait_ready()
     with Client(d.address) as c:

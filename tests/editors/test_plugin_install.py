@@ -9,7 +9,7 @@ import pytest
 
 from anycost.plugin_install import enable_in_kritarc
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 
 def test_enable_in_kritarc_keeps_everything_else(tmp_path):

@@ -19,8 +19,8 @@ from PIL import Image
 
 from anycost.client import Client
 
-from .conftest import CLI, REPO
-from .daemon_helpers import FACE, Daemon
+from ..conftest import CLI, REPO
+from ..daemon_helpers import FACE, Daemon
 
 W, H, REGION = 90, 76, (10, 4, 70, 66)
 
@@ -168,7 +168,7 @@ def test_noninteractive_call_with_a_creps_model(gimp, creps_daemon):
 def test_noninteractive_call_aligns_the_face_of_a_photo(gimp, tmp_path):
     """The built-in demo model declares a face alignment: on a photograph the plug-in's new layer
     covers the face's surroundings only, and wherever the face mask is 0 its pixels are the photo's."""
-    from .test_faces import _require_mediapipe
+    from ..pipeline.test_faces import _require_mediapipe
     from .test_krita_real import PHOTO_REGION, photo_mask_outside
     _require_mediapipe()
     from skimage import data

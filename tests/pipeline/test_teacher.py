@@ -21,7 +21,7 @@ from anycost_train.teachers import (
 )
 from anycost_train.trainer import Trainer
 
-from .conftest import REPO, without_module
+from ..conftest import REPO, without_module
 
 # a 32 px student whose z holds the DCGAN's 100 entries and 28 free ones
 STUDENT = {"arch": "custom", "n_res": 3, "batch": 4, "log_every": 1, "sample_every": 1000, "checkpoint_every": 1000,

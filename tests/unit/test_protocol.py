@@ -103,7 +103,7 @@ def test_open_request_fields():
 
 def _spec() -> str:
     from pathlib import Path
-    return (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+    return (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
 
 
 def test_the_spec_lists_exactly_the_ops_and_error_codes_of_the_code():

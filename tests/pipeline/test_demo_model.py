@@ -15,7 +15,7 @@ from anycost_train import release as release_mod
 from anycost_train.directions import SUPERVISED
 from anycost_train.release import consistency_figures, lineage, release
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_models_list_and_serve_default_to_the_demo(tmp_path):
     assert r.returncode == 0 and "built in" in r.stdout
     from anycost.client import Client
 
-    from .daemon_helpers import Daemon
+    from ..daemon_helpers import Daemon
     d = Daemon(tmp_path, None)
     d.wait_ready()
     with Client(d.address) as c:

@@ -91,7 +91,7 @@ def test_previews_agree_with_downsampled_finals(g, ws):
 
 
 def test_bench_creps_saves_its_figures(tmp_path):
-    from .conftest import run_cli
+    from ..conftest import run_cli
     out = tmp_path / "creps.json"
     r = run_cli("--threads", "1", "bench", "--creps", "creps-demo", "--sizes", "32", "--tile", "16",
                 "--untiled-max", "32", "--out", str(out))
@@ -109,7 +109,7 @@ def test_files_and_the_official_layout(g, ws, tmp_path):
     from anycost.creps_files import load_creps, save_creps
     from anycost.errors import CheckpointError
 
-    from .conftest import run_cli
+    from ..conftest import run_cli
     with torch.no_grad():
         ref = g.render(ws, (24, 40))
     path = save_creps(tmp_path / "c.safetensors", g, {"name": "small"})
@@ -140,7 +140,7 @@ def test_sample_command_sizes_and_regions(g, tmp_path):
 
     from anycost.creps_files import save_creps
 
-    from .conftest import run_cli
+    from ..conftest import run_cli
     model = str(save_creps(tmp_path / "small.safetensors", g))
     common = ["sample", "--model", model, "--seed", "3", "--size", "50x30", "--tile", "16"]
     assert run_cli(*common, "--out", str(tmp_path / "full.npy")).returncode == 0

@@ -20,8 +20,8 @@ from anycost import protocol as P
 from anycost.client import BackendTimeout, Client
 from anycost.memory import process_memory_mb as _rss_mb
 
-from .conftest import CLI, run_cli
-from .daemon_helpers import Daemon, face_image
+from ..conftest import CLI, run_cli
+from ..daemon_helpers import Daemon, face_image
 
 
 @pytest.fixture(scope="module")
