@@ -5,18 +5,17 @@ backend/anycost/data/astronaut.jpg. Its face is found by mediapipe and aligned w
 model's face-crop rule at 256 px: `anycost-backend demo` edits this crop when mediapipe is not
 installed, the model card projects it, and the tests open it. Rerun after the rule changes.
 """
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from anycost.defaults import DEMO_FACE, DEMO_PHOTO
 from anycost.faces.detection import FaceDetector
 from anycost.faces.photo import align_photo
 from anycost.faces.recipes import model_recipe
 from anycost.hub import open_model
 
-DATA = Path(__file__).resolve().parents[1] / "backend" / "anycost" / "data"
-PHOTO, OUT = DATA / "astronaut.jpg", DATA / "demo-face.png"
+PHOTO, OUT = DEMO_PHOTO, DEMO_FACE
 
 
 def main() -> None:

@@ -9,11 +9,12 @@ from pathlib import Path
 from PIL import Image
 
 from anycost import protocol as P
+from anycost.defaults import DEMO_FACE
 from anycost.launcher import free_port, wait_ready
 
 from .conftest import CLI
 
-FACE = Path(__file__).resolve().parents[1] / "backend" / "anycost" / "data" / "demo-face.png"
+FACE = DEMO_FACE
 
 
 def face_image(w: int = 96, h: int = 80, mode: str = "RGB8") -> dict:

@@ -22,13 +22,14 @@ from .checkpoints import (
     read_metadata,
     write_container,
 )
+from .defaults import DATA_DIR
 from .errors import CheckpointError
 from .models.creps import CrepsConfig, CrepsGenerator
 from .models.encoder import Encoder
 
 # the built-in CREPS demo model shipped inside the package (trained by `anycost-train creps --preset creps-demo`)
 BUILTIN_CREPS_DEMO_NAME = "creps-demo"
-BUILTIN_CREPS_DEMO = Path(__file__).parent / "data" / "creps-demo.safetensors"
+BUILTIN_CREPS_DEMO = DATA_DIR / "creps-demo.safetensors"
 
 # built by upstream but never run, or recomputed by us: dropped by the converter
 _UNUSED = ("synthesis.b4.tores.", "synthesis.decoder_8.", "synthesis.b4.input.coords")

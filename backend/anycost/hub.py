@@ -19,7 +19,7 @@ import torch
 
 from .checkpoints import SUFFIX, Model, load_model, load_official_encoder
 from .core.paths import models_dir
-from .defaults import DEFAULT_MODEL
+from .defaults import DATA_DIR, DEFAULT_MODEL
 from .errors import CheckpointError, DownloadError
 from .models import Generator, architecture
 
@@ -28,7 +28,7 @@ from .models import Generator, architecture
 OFFICIAL_BASE_URL = "https://hanlab18.mit.edu/projects/anycost-gan/files"
 
 # The built-in model shipped inside the package (trained by training/).
-BUILTIN_DEMO = Path(__file__).parent / "data" / f"demo{SUFFIX}"
+BUILTIN_DEMO = DATA_DIR / f"demo{SUFFIX}"
 
 
 FFHQ = {"name": "ffhq"}   # FFHQ's own crop rule, unchanged

@@ -9,6 +9,7 @@ sent one, never as a traceback.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,6 +21,7 @@ from .controller import APPLYING, EDITING, IDLE, PROJECTING, EditController, Hos
 from .events import Loop, Signal
 from .settings import BUDGET_CHOICES, Settings
 
+log = logging.getLogger("anycost_plugin")
 SLIDER_STEPS = 200                # integer positions of a slider widget, minimum to maximum
 DOCUMENT_CHECK_MS = 1000          # how often the open session's document is checked to be still open
 
@@ -144,13 +146,13 @@ class EditView:
         """Project the host's layer (`host` may be a function that finds it and raises HostError)."""
         if face is None:
             self._on_faces([], 0)
-        try:
+
+        def start() -> None:
             chosen = host() if callable(host) else host
             self.controller.attach(self.connection.socket)
             self.controller.project(chosen, model=model, steps=self.settings.steps,
                                     align=self.settings.align_faces, face=face)
-        except HostError as e:
-            self.say(str(e), error=True)
+        self._guarded("project", start)
 
     def choose_face(self, index: int, host: Host | Callable[[], Host], model: str = "") -> None:
         """Another face of the last projection's menu: projects again."""
@@ -164,10 +166,7 @@ class EditView:
         """A slider moved to `position`: sends the edit; returns the value to print beside it."""
         slider = next(s for s in self.sliders if s.name == name)
         value = slider.value_at(position)
-        try:
-            self.controller.set_value(name, value)
-        except HostError as e:
-            self.say(str(e), error=True)
+        self._guarded("edit", lambda: self.controller.set_value(name, value))
         return value
 
     def reset(self) -> None:
@@ -175,10 +174,7 @@ class EditView:
         self.values_reset.emit()
 
     def apply(self, feather: int) -> None:
-        try:
-            self.controller.apply(feather)
-        except HostError as e:
-            self.say(str(e), error=True)
+        self._guarded("apply", lambda: self.controller.apply(feather))
 
     def discard(self) -> None:
         self.controller.discard()
@@ -195,6 +191,16 @@ class EditView:
         self.settings.budget = BUDGET_CHOICES[index]
         self.controller.budget_ms = self.settings.budget_ms()
         self._save()
+
+    def _guarded(self, what: str, action: Callable[[], None]) -> None:
+        """Run a control's action: whatever fails is a message, never the editor's traceback dialog."""
+        try:
+            action()
+        except HostError as e:
+            self.say(str(e), error=True)
+        except Exception as e:
+            log.exception("%s failed", what)
+            self.say(f"Unexpected error: {type(e).__name__}: {e}", error=True)
 
     def say(self, text: str, error: bool = False, code: ErrorCode | None = None) -> None:
         self.message = Message(text, error, code)

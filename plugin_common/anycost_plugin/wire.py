@@ -16,7 +16,7 @@ from anycost.protocol import BackendError, ErrorCode
 
 from .events import Loop, Signal
 
-log = logging.getLogger("anycost_krita")
+log = logging.getLogger("anycost_plugin")
 
 
 @dataclass

@@ -6,8 +6,6 @@ forward to it; every failure ends up as a message here, never a traceback.
 """
 from __future__ import annotations
 
-import logging
-
 from anycost import protocol as P
 from anycost_plugin.settings import BUDGET_CHOICES, Settings, budget_label
 from anycost_plugin.view_model import SLIDER_STEPS, EditView, Slider
@@ -29,7 +27,6 @@ from .qt import (
 )
 from .qt_loop import QtLoop
 
-log = logging.getLogger("anycost_krita")
 STATE_COLOURS = {"connected": "#3a3", "unreachable": "#c33"}
 __all__ = ["SLIDER_STEPS", "AnycostPanel"]
 

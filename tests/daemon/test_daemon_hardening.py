@@ -18,7 +18,7 @@ import zmq
 
 from anycost import protocol as P
 from anycost.client import BackendTimeout, Client
-from anycost.memory import process_memory_mb as _rss_mb
+from anycost.core.memory import process_memory_mb as _rss_mb
 
 from ..conftest import CLI, run_cli
 from ..daemon_helpers import Daemon, face_image

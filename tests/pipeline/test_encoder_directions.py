@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from anycost.checkpoints import load_model, load_official_encoder, save_model
+from anycost.defaults import DEMO_FACE
 from anycost.editing import from_model_file
 from anycost.hub import open_model
 from anycost.models import Encoder, EncoderConfig
@@ -145,7 +146,7 @@ def test_directions_are_stored_with_names_ranges_and_kinds(model_with_directions
 
 
 def test_project_and_edit_commands(model_with_directions, tmp_path):
-    img = Image.open(Path(__file__).resolve().parents[2] / "backend/anycost/data/demo-face.png").convert("L")
+    img = Image.open(DEMO_FACE).convert("L")
     img.save(tmp_path / "grey.png")                                 # a mode the model lacks: converted
     r = run_cli("project", str(tmp_path / "grey.png"), "--model", str(model_with_directions), "--steps", "5",
                 "--region", "20,20,200,200", "--out", str(tmp_path / "l.npy"),

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from anycost.core.memory import keep_freed_memory
 from anycost.inference.conv_forms import (
     CONV_FORMS,
     UP_FORMS,
@@ -16,7 +17,6 @@ from anycost.inference.conv_forms import (
     winograd_available,
 )
 from anycost.inference.fast import FastSynthesis
-from anycost.memory import keep_freed_memory
 from anycost.models import Generator, GeneratorConfig, uniform_channels
 from anycost.models.ops import make_blur_kernel, upfirdn2d
 from anycost.projection import psnr
@@ -153,8 +153,8 @@ def test_an_edit_of_later_rows_reuses_the_first_levels(g, wplus):
 
 
 def test_per_layer_search_meets_a_budget_and_is_cached(g, tmp_path, monkeypatch):
+    from anycost.bench import layer_search
     from anycost.models.channels import layer_widths
-    from anycost.service import layer_search
     fast = FastSynthesis(g, FormChooser())
     wide = layer_search.search(g, fast, 64, budget_ms=1e6, latents=2)
     assert wide.fits and set(wide.ratios) == {1.0} and 0 < wide.psnr < 100

@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parents[2] / "backend" / "anycost"
 # a layer -> the parts of `anycost` it may import (besides itself)
 ALLOWED = {
     "core": set(),
+    "bench": {"core", "defaults", "models", "inference", "projection", "protocol", "client", "launcher"},
     "models": {"core", "defaults"},
     "inference": {"core", "defaults", "models"},
     "protocol": set(),

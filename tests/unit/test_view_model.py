@@ -104,6 +104,11 @@ def test_errors_become_typed_messages(view):
     view.project(lambda: (_ for _ in ()).throw(HostError("Open an image first")))   # the host factory refuses
     assert view.message.text == "Open an image first" and view.message.error and view.message.code is None
     assert view.phase == IDLE
+
+    def broken():
+        raise RuntimeError("the layer vanished")
+    view.project(broken)                                      # a bug is a message too, never a traceback
+    assert view.message.text == "Unexpected error: RuntimeError: the layer vanished" and view.message.error
     view.project(host())
     sock = view.connection.socket
     sock.fail(sock.last("open"), ErrorCode.NO_FACE, "no face in the region")

@@ -63,11 +63,11 @@ def run(args) -> int:
         return run_creps_command(args)
     import torch
 
-    from ..bench import environment, format_table, matmul_peak, run_bench, to_json
+    from ..bench.synthesis import environment, format_table, matmul_peak, run_bench, to_json
+    from ..core.memory import keep_freed_memory
     from ..core.paths import state_dir
     from ..hub import open_model
     from ..inference.conv_forms import FormChooser
-    from ..memory import keep_freed_memory
 
     if args.repeat < 1:
         raise AnycostError(f"--repeat must be at least 1, got {args.repeat}")
@@ -114,8 +114,8 @@ def save(out: Path, payload: dict) -> int:
 
 
 def run_e2e_command(args) -> int:
-    from ..bench import environment
-    from ..e2e_bench import run_e2e
+    from ..bench.e2e import run_e2e
+    from ..bench.synthesis import environment
 
     result = run_e2e(args.model, args.threads, n=args.n, log=lambda m: print(m, file=sys.stderr), tcp=args.tcp)
     result["environment"] = environment(result["threads"])
@@ -136,8 +136,8 @@ def run_e2e_command(args) -> int:
 
 
 def run_memory_command(args) -> int:
-    from ..bench import environment
-    from ..memory_bench import run_memory
+    from ..bench.memory import run_memory
+    from ..bench.synthesis import environment
     from .serve import default_threads
 
     if not sys.platform.startswith("linux"):
@@ -162,9 +162,9 @@ def _stem(model: str | None) -> str:
 def run_creps_command(args) -> int:
     import torch
 
-    from ..bench import environment
-    from ..creps_bench import format_table
-    from ..creps_bench import run as run_creps
+    from ..bench.creps import format_table
+    from ..bench.creps import run as run_creps
+    from ..bench.synthesis import environment
     from ..models.creps import creps_architecture
     creps_architecture(args.creps)                       # a clear error for an unknown name
     threads = torch.get_num_threads()
@@ -179,7 +179,7 @@ def run_creps_command(args) -> int:
 def run_reuse_command(args, chooser) -> int:
     import torch
 
-    from ..bench import environment, reuse_bench
+    from ..bench.synthesis import environment, reuse_bench
     from ..hub import open_model
 
     spec = args.model or f"random:{args.arch}"
@@ -204,12 +204,12 @@ def run_reuse_command(args, chooser) -> int:
 def run_layer_search_command(args, chooser) -> int:
     import torch
 
-    from ..bench import environment
+    from ..bench.layer_search import best_uniform, cached_search, make_probe
+    from ..bench.synthesis import environment
     from ..core.paths import state_dir
     from ..editing import fingerprint
     from ..hub import open_model
     from ..inference.fast import FastSynthesis
-    from ..service.layer_search import best_uniform, cached_search, make_probe
 
     spec = args.model or f"random:{args.arch}"
     g = open_model(spec).generator

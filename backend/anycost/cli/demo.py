@@ -15,14 +15,14 @@ import statistics
 import time
 from pathlib import Path
 
+from ..defaults import DEMO_FACE, DEMO_PHOTO
 from ..errors import AnycostError
 
 NAME = "demo"
 HELP = "edit a real photo: find and project its face, drag every slider, render the final (headless, real daemon)"
-DATA = Path(__file__).resolve().parents[1] / "data"
-DEFAULT_IMAGE = DATA / "astronaut.jpg"
+DEFAULT_IMAGE = DEMO_PHOTO
 # the same photo's face, aligned with the demo model's crop rule at 256 px (scripts/make_demo_image.py)
-ALIGNED_CROP = DATA / "demo-face.png"
+ALIGNED_CROP = DEMO_FACE
 FINAL_EDIT = {"smile": 0.67, "age": 0.5}      # the final's sliders, as shares of each one's maximum
 
 

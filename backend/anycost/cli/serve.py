@@ -45,9 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import torch
 
+    from ..core.memory import keep_freed_memory
     from ..core.paths import keys_dir, state_dir
     from ..hub import open_any
-    from ..memory import keep_freed_memory
     from ..perceptual import make_perceptual
     from ..protocol import is_loopback
     from ..service.engine import Engine

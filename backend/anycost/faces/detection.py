@@ -17,11 +17,11 @@ import os
 import threading
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from ..defaults import DEMO_FACE
 from ..errors import AnycostError
 
 # Face-mesh indices: the eye contours (the image-left eye is the subject's right), nose tip and the
@@ -72,7 +72,7 @@ def five_points(mesh: np.ndarray) -> np.ndarray:
                      mesh[NOSE_TIP, :2], mesh[MOUTH_LEFT, :2], mesh[MOUTH_RIGHT, :2]])
 
 
-WARM_UP_FACE = Path(__file__).resolve().parents[1] / "data" / "demo-face.png"
+WARM_UP_FACE = DEMO_FACE
 
 
 @contextlib.contextmanager

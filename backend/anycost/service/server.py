@@ -21,13 +21,13 @@ import zmq
 
 from .. import __version__
 from .. import protocol as P
+from ..core.memory import give_back_freed_memory, rss_bytes
 from ..core.timing import p95
-from ..memory import give_back_freed_memory, rss_bytes
 from .engine import Engine, Job
 
 log = logging.getLogger("anycost.backend")
 
-COMPUTE_OPS = {"open": "open", "edit": "edit", "render": "render"}
+COMPUTE_OPS = ("open", "edit", "render")     # queued for the worker; each is the Engine method of that name
 OUTBOX = "inproc://anycost-outbox"
 # A job that leaves the process this much larger than before it (an 8192 px render) has its freed
 # memory given back once the worker is idle: at these delays, since the reply's buffers are freed
@@ -363,7 +363,7 @@ class Server:
                 data = self.engine.refine(job)
                 emit(P.reply(job.id, P.REFINED, op="edit", data=data))
                 return _pixels(data)
-            data = getattr(self.engine, COMPUTE_OPS[job.op])(job, emit)
+            data = getattr(self.engine, job.op)(job, emit)
             if job.op == "edit":
                 self.edit_ms.append(data["render_ms"])
                 self._maybe_schedule_refine(job, data)

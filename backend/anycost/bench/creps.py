@@ -13,7 +13,7 @@ def measure_one(arch: str, size: int, tile: int, threads: int, seed: int = 0) ->
     """Run in a child: build the model, render once at size x size, report time and memory."""
     import torch
 
-    from .models.creps import CrepsGenerator, creps_architecture
+    from ..models.creps import CrepsGenerator, creps_architecture
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     g = CrepsGenerator(creps_architecture(arch)).eval()
@@ -44,7 +44,7 @@ def run(arch: str, sizes: list[int], tile: int, untiled_max: int, threads: int, 
     rows = []
     for size in sizes:
         for t in ([tile] if size > tile else []) + ([size] if size <= untiled_max else []):
-            r = subprocess.run([sys.executable, "-m", "anycost.creps_bench", arch, str(size), str(t), str(threads)],
+            r = subprocess.run([sys.executable, "-m", "anycost.bench.creps", arch, str(size), str(t), str(threads)],
                                capture_output=True, text=True)
             if r.returncode != 0:
                 rows.append({"arch": arch, "size": size, "tile": t, "error": r.stderr.strip().splitlines()[-1:]})

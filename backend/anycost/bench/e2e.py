@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import statistics
 import time
-from pathlib import Path
 
-from . import protocol as P
-from .client import Client
-from .core.timing import p95
-from .launcher import free_port, private_address, start_daemon, wait_ready
+from .. import protocol as P
+from ..client import Client
+from ..core.timing import p95
+from ..defaults import DEMO_FACE
+from ..launcher import free_port, private_address, start_daemon, wait_ready
 
-FACE = Path(__file__).parent / "data" / "demo-face.png"
+FACE = DEMO_FACE
 
 
 def _summary(rtt: list[float], render: list[float]) -> dict:

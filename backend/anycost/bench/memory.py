@@ -8,10 +8,10 @@ import statistics
 import threading
 import time
 
-from .client import Client
-from .e2e_bench import open_face_session
-from .launcher import private_address, start_daemon, wait_ready
-from .memory import process_memory_mb as rss_mb
+from ..client import Client
+from ..core.memory import process_memory_mb as rss_mb
+from ..launcher import private_address, start_daemon, wait_ready
+from .e2e import open_face_session
 
 
 class Sampler:
