@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from anycost.checkpoints import load_model
-from anycost_train.faces import faces_of_latents
+from anycost_train.procedural_faces import faces_of_latents
 
 
 def psnr_to_renderer(g, z: torch.Tensor, target: torch.Tensor) -> float:

@@ -10,11 +10,17 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from .core.paths import models_dir
 from .models import CrepsGenerator, Generator
+
+if TYPE_CHECKING:
+    from .checkpoints import Model
+    from .creps_files import CrepsModel
 
 PCA_COMPONENTS = 8
 PCA_SAMPLES = 20000
@@ -115,3 +121,14 @@ def pca_directions(g: Generator | CrepsGenerator, cache_dir: Path | None = None,
     rows = default_rows(g.n_style)
     return {f"PC{i + 1}": Direction(f"PC{i + 1}", comps[i], -3.0, 3.0, float(stds[i]), rows, "pca")
             for i in range(len(comps))}
+
+
+def load_directions(m: Model | CrepsModel) -> dict[str, Direction]:
+    """The model's own directions; else an official boundary file placed next to the official
+    generator in the model folder (`boundary_<name>.pt`); else PCA directions of W, cached."""
+    n_style = m.generator.n_style
+    dirs = from_model_file(m.metadata, m.extra_tensors, n_style)
+    boundary = models_dir() / f"boundary_{m.name}.pt"
+    if not dirs and boundary.is_file():
+        dirs = from_official_boundaries(boundary, n_style)
+    return dirs or pca_directions(m.generator, models_dir() / "directions")

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import protocol as P
+
 
 def to_255(img: torch.Tensor) -> torch.Tensor:
     """[-1, 1] -> float of whole numbers 0..255: the 8-bit values, same shape."""
@@ -39,3 +41,24 @@ def grid(images: list[Image.Image], cols: int | None = None, pad: int = 2,
         r, c = divmod(i, cols)
         out.paste(im, (pad + c * (w + pad), pad + r * (h + pad)))
     return out
+
+
+# ------------------------------------------------------------------ protocol images
+
+def decode_image(image: P.Image) -> Image.Image:
+    mode = "RGBA" if image.mode == "RGBA8" else "RGB"
+    return Image.frombytes(mode, (image.w, image.h), image.data).convert("RGB")
+
+
+def encode_pixels(px: np.ndarray) -> P.Image:
+    """uint8 [h, w, 3] -> RGB8."""
+    return P.Image(px.shape[1], px.shape[0], "RGB8", np.ascontiguousarray(px).tobytes())
+
+
+def encode_image(img: torch.Tensor, size: tuple[int, int] | None = None) -> P.Image:
+    """[1, 3, H, W] in [-1, 1] -> RGB8, resized to `size` (w, h) when given."""
+    pil = to_pil(img[0])
+    if size is not None and tuple(size) != pil.size:
+        # size: [w, h] (a list when it came in a message); PIL sets its filter names in a loop
+        pil = pil.resize(tuple(size), Image.LANCZOS)  # type: ignore[arg-type, attr-defined]
+    return P.Image(pil.width, pil.height, "RGB8", pil.tobytes())

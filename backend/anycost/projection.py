@@ -79,7 +79,7 @@ def initial_wplus(g: Generator, target: torch.Tensor, encoder=None) -> torch.Ten
 
 
 def project(
-    g: Generator,                               # or a CREPS generator's SquareView
+    g: Generator,                               # or a CREPS generator's CrepsAsAnycost
     target: torch.Tensor,                       # [1, 3, R, R] in [-1, 1], R = the model's resolution
     perceptual: Perceptual,
     options: ProjectionOptions = ProjectionOptions(),  # noqa: B008 (read only, never mutated)

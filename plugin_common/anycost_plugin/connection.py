@@ -21,10 +21,10 @@ from pathlib import Path
 from anycost import protocol as P
 from anycost.protocol import BackendError, ErrorCode
 
+from .backend_socket import BackendSocket
 from .events import Loop, Signal
 from .launcher import LaunchError, last_lines, start_backend, stop_backend
 from .settings import Settings
-from .wire import BackendSocket
 
 DISCONNECTED, CONNECTING, STARTING, CONNECTED, UNREACHABLE = (
     "disconnected", "connecting", "starting", "connected", "unreachable")

@@ -12,8 +12,8 @@ from typing import Protocol
 from anycost import protocol as P  # the backend's own module (vendored by install-plugin)
 from anycost.protocol import BackendError, ErrorCode
 
+from .backend_socket import BackendSocket
 from .events import Signal
-from .wire import BackendSocket
 
 IDLE, PROJECTING, EDITING, APPLYING = "idle", "projecting", "editing", "applying"
 

@@ -39,8 +39,8 @@ def run(procedure, run_mode, image, drawables, config, data):
 
 
 def edit(procedure, run_mode, image, drawables, config):
+    from anycost_plugin.batch_edit import EditError, connect, edit_region, parse_edits
     from anycost_plugin.controller import HostError, edit_name
-    from anycost_plugin.oneshot import EditError, connect, edit_region, parse_edits
     from anycost_plugin.settings import Settings
     from gimp_host import GimpHost
 

@@ -1,11 +1,11 @@
-"""The GIMP plug-in's editor-independent part (anycost_plugin.oneshot) against a real daemon.
+"""The GIMP plug-in's editor-independent part (anycost_plugin.batch_edit) against a real daemon.
 Real GIMP 3 runs in test_gimp_real.py."""
 from __future__ import annotations
 
 import pytest
 
 from anycost.launcher import free_port
-from anycost_plugin.oneshot import EditError, connect, edit_region, parse_edits
+from anycost_plugin.batch_edit import EditError, connect, edit_region, parse_edits
 
 from ..daemon_helpers import face_image
 

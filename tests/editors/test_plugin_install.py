@@ -81,7 +81,7 @@ def test_install_gimp_plugin_folder(tmp_path):
     assert script.stat().st_mode & 0o111                   # ...and executable
     assert script.read_text().startswith("#!/usr/bin/env python3")
     assert (folder / "vendor" / "anycost" / "client.py").is_file() and (folder / "vendor" / "zmq").is_dir()
-    assert (folder / "vendor" / "anycost_plugin" / "oneshot.py").is_file()
+    assert (folder / "vendor" / "anycost_plugin" / "batch_edit.py").is_file()
     assert {p.name for p in folder.glob("*.py")} == {"anycost-edit.py", "gimp_dialog.py", "gimp_host.py",
                                                      "glib_loop.py"}
     assert "GIMP's Python" in r.stdout and "imports pyzmq and msgpack" in r.stdout

@@ -13,8 +13,8 @@ from anycost.checkpoints import load_model
 from anycost_train.config import load_config
 from anycost_train.data import ImageFolder, ProceduralFaces, read_labels
 from anycost_train.discriminator import MultiResDiscriminator
-from anycost_train.faces import ATTRIBUTES, draw_face, face, sample_params
-from anycost_train.subnets import arch_dim, arch_vector
+from anycost_train.procedural_faces import ATTRIBUTES, draw_face, face, sample_params
+from anycost_train.subgenerators import arch_dim, arch_vector
 from anycost_train.trainer import Trainer
 
 TRAIN_CLI = Path(sys.executable).with_name("anycost-train")

@@ -19,7 +19,7 @@ from anycost.faces.geometry import Alignment
 from anycost.faces.photo import FaceError, align_photo
 from anycost.faces.recipes import Recipe
 
-from .faces import draw_face, landmarks, sample_params
+from .procedural_faces import draw_face, landmarks, sample_params
 
 CANVAS = (960, 720)
 FACE_PX = 256

@@ -31,10 +31,10 @@ from . import dist
 from .config import CrepsTrainConfig
 from .data import ImageFolder, ProceduralFaces
 from .discriminator import MultiResDiscriminator
+from .gan_steps import apply_loss, batch_of_step, update_ema
 from .heldout import model_teacher
 from .losses import d_logistic, g_nonsaturating, path_length, r1_penalty
 from .run_loop import TrainingRun, set_learning_rates
-from .steps import apply_loss, batch_of_step, update_ema
 from .teachers import TeacherSamples, open_teacher
 from .trainer import command_line, git_commit
 

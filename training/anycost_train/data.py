@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from anycost.imaging import from_pil
 
-from .faces import ATTRIBUTES, face, labels
+from .procedural_faces import ATTRIBUTES, face, labels
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ from . import dist
 from .config import TrainConfig
 from .data import open_data
 from .discriminator import MultiResDiscriminator
-from .faces import faces_of_latents
+from .gan_steps import apply_loss, batch_of_step, update_ema
 from .losses import consistency, d_logistic, g_nonsaturating, path_length, r1_penalty
+from .procedural_faces import faces_of_latents
 from .run_loop import TrainingRun, set_learning_rates
-from .steps import apply_loss, batch_of_step, update_ema
-from .subnets import arch_dim, arch_vector, sample_ratios, widths
+from .subgenerators import arch_dim, arch_vector, sample_ratios, widths
 from .teachers import open_teacher, paired_images, resize_to, teacher_latents
 
 log = logging.getLogger("anycost_train")

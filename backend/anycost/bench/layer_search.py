@@ -39,7 +39,7 @@ class LayerConfig:
 
 
 @dataclass
-class Probe:
+class ReferenceRenders:
     """Seeded latents and the full generator's images of them, rendered once per model."""
     wpluses: list[torch.Tensor]
     fulls: list[torch.Tensor]
@@ -48,11 +48,11 @@ class Probe:
         return [F.adaptive_avg_pool2d(f, res) for f in self.fulls]
 
 
-def make_probe(g: Generator, fast: FastSynthesis, latents: int = 4, seed: int = 0) -> Probe:
+def reference_renders(g: Generator, fast: FastSynthesis, latents: int = 4, seed: int = 0) -> ReferenceRenders:
     gen = torch.Generator().manual_seed(seed)
     with torch.inference_mode():
         wpluses = [g.latent_to_wplus(torch.randn(1, g.cfg.style_dim, generator=gen)) for _ in range(latents)]
-        return Probe(wpluses, [fast(w).clamp(-1, 1) for w in wpluses])
+        return ReferenceRenders(wpluses, [fast(w).clamp(-1, 1) for w in wpluses])
 
 
 def fidelity(fast: FastSynthesis, wpluses: list[torch.Tensor], refs: list[torch.Tensor], widths, res: int) -> float:
@@ -66,7 +66,7 @@ def latency(fast: FastSynthesis, wplus: torch.Tensor, widths, res: int, repeat: 
     return statistics.median(timed(lambda: fast(wplus, channels=widths, target_res=res)) for _ in range(repeat))
 
 
-def best_uniform(g: Generator, fast: FastSynthesis, probe: Probe, res: int, budget_ms: float) -> dict | None:
+def best_uniform(g: Generator, fast: FastSynthesis, probe: ReferenceRenders, res: int, budget_ms: float) -> dict | None:
     """The widest uniform trained ratio at `res` whose measured latency fits, measured as `search` does."""
     refs = probe.references(res)
     with torch.inference_mode():
@@ -79,14 +79,14 @@ def best_uniform(g: Generator, fast: FastSynthesis, probe: Probe, res: int, budg
 
 
 def search(g: Generator, fast: FastSynthesis, resolution: int, budget_ms: float, latents: int = 4,
-           probe: Probe | None = None, log=None) -> LayerConfig:
+           probe: ReferenceRenders | None = None, log=None) -> LayerConfig:
     cfg = g.cfg
     g.resolve_target_res(resolution)
     steps = sorted(TRAINED_RATIOS, reverse=True)                  # 1, 0.75, 0.5, 0.25
     levels = [r for r in cfg.levels if r <= resolution]
     # channel entries per level: the 4 px level owns entries 0 (input) and 1; level k the next two
     groups = [[0, 1]] + [[2 * k, 2 * k + 1] for k in range(1, len(levels))]
-    probe = probe or make_probe(g, fast, latents)
+    probe = probe or reference_renders(g, fast, latents)
     wpluses, refs = probe.wpluses, probe.references(resolution)
     with torch.inference_mode():
         level_of = [0] * len(groups)
@@ -118,7 +118,7 @@ def search(g: Generator, fast: FastSynthesis, resolution: int, budget_ms: float,
 
 
 def cached_search(g: Generator, fast: FastSynthesis, model_key: str, resolution: int, budget_ms: float,
-                  folder: Path | None, probe: Probe | None = None, log=None) -> LayerConfig:
+                  folder: Path | None, probe: ReferenceRenders | None = None, log=None) -> LayerConfig:
     path = folder / f"layers-{model_key}-{machine_key()}-{resolution}-{budget_ms:g}ms.json" if folder else None
     saved = measurements.read(path)
     if isinstance(saved, dict):

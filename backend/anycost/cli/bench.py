@@ -204,7 +204,7 @@ def run_reuse_command(args, chooser) -> int:
 def run_layer_search_command(args, chooser) -> int:
     import torch
 
-    from ..bench.layer_search import best_uniform, cached_search, make_probe
+    from ..bench.layer_search import best_uniform, cached_search, reference_renders
     from ..bench.synthesis import environment
     from ..core.paths import state_dir
     from ..editing import fingerprint
@@ -219,7 +219,7 @@ def run_layer_search_command(args, chooser) -> int:
     for res in resolutions:
         g.resolve_target_res(res)
     fast = FastSynthesis(g, chooser)
-    probe = make_probe(g, fast)                   # the same latents and full renders for every search
+    probe = reference_renders(g, fast)                   # the same latents and full renders for every search
 
     def log(m):
         print(m, file=sys.stderr)

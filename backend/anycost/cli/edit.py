@@ -47,11 +47,10 @@ def run(args) -> int:
     import numpy as np
     import torch
 
-    from ..editing import apply_edit
+    from ..editing import apply_edit, load_directions
     from ..hub import open_model
     from ..imaging import to_pil
     from ..models import resolve_channels
-    from ..service.engine import load_directions
     from .alignment_files import load_alignment, write_composited
     from .project import read_image
 

@@ -92,7 +92,7 @@ def creps_info(spec: str) -> int:
 
 
 def print_directions_and_notes(model) -> None:
-    from ..service.engine import load_directions
+    from ..editing import load_directions
     print("  directions:")
     for d in load_directions(model).values():
         named = {e["name"]: e for e in model.metadata.get("directions", [])}

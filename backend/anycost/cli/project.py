@@ -109,7 +109,7 @@ def run(args) -> int:
     if args.reconstruction:
         import torch
 
-        from ..service.engine import encode_image
+        from ..imaging import encode_image
         with torch.inference_mode():
             rec = g.synthesis(r.wplus)
         if aligned is not None:

@@ -398,7 +398,7 @@ class CrepsGenerator(nn.Module):
         return out
 
 
-class SquareView:
+class CrepsAsAnycost:
     """A CREPS generator seen the way projection sees an anycost generator: `synthesis(wplus,
     channels, target_res)` draws the square image (CREPS has no channel sub-networks, so only
     channels 1.0, at any resolution). A view, because `synthesis` is the generator's submodule."""

@@ -14,17 +14,16 @@ from PIL import Image as PILImage
 
 from .. import protocol as P
 from ..checkpoints import Model
-from ..core.paths import models_dir
 from ..creps_files import CrepsModel
-from ..editing import Direction, apply_edit, from_model_file, from_official_boundaries, pca_directions
+from ..editing import apply_edit, load_directions
 from ..faces.detection import FaceDetector, FacesUnavailable
 from ..faces.photo import AlignedFace, Blend, FaceError, align_photo
 from ..faces.recipes import model_recipe
-from ..imaging import from_pil, to_pil
+from ..imaging import decode_image, encode_image, encode_pixels, from_pil
 from ..perceptual import Perceptual
 from ..projection import ProjectionCancelled, ProjectionOptions
 from .calibration import SubConfig
-from .served import ServedAnycost, ServedCreps, ServedModel
+from .served_models import ServedAnycost, ServedCreps, ServedModel
 from .sessions import Session, SessionStore
 
 log = logging.getLogger("anycost.backend")
@@ -268,35 +267,3 @@ class Engine:
         while len(self._blends) > KEPT_BLENDS:
             self._blends.pop(next(iter(self._blends)))
         return blend
-
-
-def load_directions(m: Model | CrepsModel) -> dict[str, Direction]:
-    """The model's own directions; else an official boundary file placed next to the official
-    generator in the model folder (`boundary_<name>.pt`); else PCA directions of W, cached."""
-    n_style = m.generator.n_style
-    dirs = from_model_file(m.metadata, m.extra_tensors, n_style)
-    boundary = models_dir() / f"boundary_{m.name}.pt"
-    if not dirs and boundary.is_file():
-        dirs = from_official_boundaries(boundary, n_style)
-    return dirs or pca_directions(m.generator, models_dir() / "directions")
-
-
-# ---------------------------------------------------------------------------- pixels
-
-def decode_image(image: P.Image) -> PILImage.Image:
-    mode = "RGBA" if image.mode == "RGBA8" else "RGB"
-    return PILImage.frombytes(mode, (image.w, image.h), image.data).convert("RGB")
-
-
-def encode_pixels(px: np.ndarray) -> P.Image:
-    """uint8 [h, w, 3] -> RGB8."""
-    return P.Image(px.shape[1], px.shape[0], "RGB8", np.ascontiguousarray(px).tobytes())
-
-
-def encode_image(img: torch.Tensor, size: tuple[int, int] | None = None) -> P.Image:
-    """[1, 3, H, W] in [-1, 1] -> RGB8, resized to `size` (w, h) when given."""
-    pil = to_pil(img[0])
-    if size is not None and tuple(size) != pil.size:
-        # size: [w, h] (a list when it came in a message); PIL sets its filter names in a loop
-        pil = pil.resize(tuple(size), PILImage.LANCZOS)  # type: ignore[arg-type, attr-defined]
-    return P.Image(pil.width, pil.height, "RGB8", pil.tobytes())

@@ -24,7 +24,7 @@ from ..core.timing import cpu_name
 from ..editing import Direction, fingerprint
 from ..inference.conv_forms import FormChooser
 from ..inference.fast import FastSynthesis, LastRender
-from ..models.creps import SquareView
+from ..models.creps import CrepsAsAnycost
 from ..perceptual import Perceptual
 from ..projection import ProjectionOptions, ProjectionResult, project
 from .calibration import SubConfig, calibrate, pick, rank_configs
@@ -188,8 +188,8 @@ class ServedCreps(ServedModel):
         encoder = (lambda x: g.wplus_from_anycost(enc(x))) if enc is not None else None
         r = self.resolution
         configs = [(1.0, r // 2), (1.0, r // 4)] if r >= 32 else []
-        # a SquareView stands in for a Generator (cfg, n_style, w_avg, synthesis); configs given
-        return project(SquareView(g), target, perceptual, opts,  # type: ignore[arg-type]
+        # a CrepsAsAnycost stands in for a Generator (cfg, n_style, w_avg, synthesis); configs given
+        return project(CrepsAsAnycost(g), target, perceptual, opts,  # type: ignore[arg-type]
                        encoder=encoder, progress=progress, should_stop=should_stop, configs=configs)
 
     def describe_config(self, config: SubConfig | None, size: tuple[int, int] | None) -> dict:
