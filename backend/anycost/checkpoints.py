@@ -15,14 +15,14 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AbstractSet
+from typing import AbstractSet, Any, Generic, Literal, TypeVar, overload
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError
-from .models import Generator, GeneratorConfig
+from .models import CrepsGenerator, Generator, GeneratorConfig
 from .models.encoder import Encoder, EncoderConfig, infer_encoder_config
 from .models.ops import make_blur_kernel
 
@@ -31,10 +31,16 @@ FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 
 
+G = TypeVar("G", Generator, CrepsGenerator)
+Kind = Literal["anycost", "creps"]
+
+
 @dataclass
-class Model:
-    """A loaded model: the generator plus what the file says about it."""
-    generator: Generator
+class Model(Generic[G]):
+    """A loaded model of either kind: the generator (an anycost `Generator`, or a `CrepsGenerator`
+    that draws at any size) plus what the file says about it. A CREPS model trained in another
+    model's W space (metadata `w_space`) carries that model's encoder and directions."""
+    generator: G
     metadata: dict = field(default_factory=dict)   # attributes, figures, provenance, ...
     source: str = ""                                # path or name it came from
     extra_tensors: dict = field(default_factory=dict)  # other prefixes (directions.)
@@ -43,6 +49,22 @@ class Model:
     @property
     def name(self) -> str:
         return self.metadata.get("name") or Path(self.source).stem
+
+    @property
+    def kind(self) -> Kind:
+        return "creps" if isinstance(self.generator, CrepsGenerator) else "anycost"
+
+
+AnycostModel = Model[Generator]
+CrepsModel = Model[CrepsGenerator]
+
+
+def check_kind(model: Model, kind: Kind | None, source: str) -> Model:
+    """The model, if it is of `kind` (None: either); else a CheckpointError that says what it is."""
+    if kind is not None and model.kind != kind:
+        what = {"anycost": "an anycost generator (e.g. demo)", "creps": "a CREPS model (e.g. creps-demo)"}
+        raise CheckpointError(f"{source} is {what[model.kind]}; this needs {what[kind]}")
+    return model
 
 
 # ------------------------------------------------------------------------------ our format
@@ -124,8 +146,8 @@ def encoder_from_container(tensors: dict[str, torch.Tensor], meta: dict, path) -
 def _load_ours(path: Path) -> Model:
     tensors, meta = read_container(path)
     if "generator" not in meta and "creps" in meta:
-        raise CheckpointError(f"{path}: a CREPS model; anycost generators and CREPS models are opened "
-                              "differently (anycost.creps_files.load_creps)")
+        from .creps_files import creps_from_container
+        return creps_from_container(tensors, meta, path)
     g = Generator(GeneratorConfig.from_dict(meta["generator"]))
     g_sd = {k[2:]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith("g.")}
     _load_state(g, g_sd, path)
@@ -231,9 +253,22 @@ def load_official_encoder(path: str | Path) -> Encoder:
 
 # ------------------------------------------------------------------------------ dispatch
 
-def load_model(path: str | Path) -> Model:
-    """Open a model file of either format (decided by content, not by name)."""
-    path = Path(path).expanduser()
+@overload
+def load_model(path: str | Path, kind: Literal["anycost"] = ...) -> AnycostModel: ...
+@overload
+def load_model(path: str | Path, kind: Literal["creps"]) -> CrepsModel: ...
+@overload
+def load_model(path: str | Path, kind: None) -> Model[Any]: ...
+
+
+def load_model(path: str | Path, kind: Kind | None = "anycost") -> Model:
+    """Open a model file (decided by content, not by name): our format, of either kind, or an
+    official Anycost/StyleGAN2 checkpoint. `kind`: what the caller needs (None: either), refused
+    with a message that says what the file holds otherwise."""
+    return check_kind(_load_file(Path(path).expanduser()), kind, str(path))
+
+
+def _load_file(path: Path) -> Model:
     if not path.is_file():
         raise CheckpointError(f"model file not found: {path}")
     with open(path, "rb") as f:

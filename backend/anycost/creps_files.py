@@ -9,17 +9,16 @@ from __future__ import annotations
 import pickle
 import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .checkpoints import (
+    CrepsModel,
+    Model,
     _torch_load,
     encoder_entries,
     encoder_from_container,
-    read_container,
-    read_metadata,
     write_container,
 )
 from .defaults import DATA_DIR
@@ -35,21 +34,6 @@ BUILTIN_CREPS_DEMO = DATA_DIR / "creps-demo.safetensors"
 _UNUSED = ("synthesis.b4.tores.", "synthesis.decoder_8.", "synthesis.b4.input.coords")
 
 
-@dataclass
-class CrepsModel:
-    """A loaded CREPS model. A model trained in another model's W space (metadata `w_space`) carries
-    that model's encoder (its W+ guess has one row fewer: see `wplus_from_anycost`) and directions."""
-    generator: CrepsGenerator
-    metadata: dict = field(default_factory=dict)
-    source: str = ""
-    extra_tensors: dict = field(default_factory=dict)  # directions.<name>
-    encoder: Encoder | None = None
-
-    @property
-    def name(self) -> str:
-        return self.metadata.get("name") or Path(self.source).stem
-
-
 def save_creps(path: str | Path, g: CrepsGenerator, metadata: dict | None = None, half: bool = False,
                encoder: Encoder | None = None, extra_tensors: dict | None = None) -> Path:
     meta = {**(metadata or {}), "creps": g.cfg.to_dict()}
@@ -59,17 +43,15 @@ def save_creps(path: str | Path, g: CrepsGenerator, metadata: dict | None = None
     return write_container(Path(path), tensors, meta, half)
 
 
-def load_creps(path: str | Path) -> CrepsModel:
-    path = Path(path).expanduser()
-    tensors, meta = read_container(path)
-    if "creps" not in meta:
-        raise CheckpointError(f"{path}: not a CREPS model (an anycost generator: open it with load_model)")
+def creps_from_container(tensors: dict, meta: dict, path: Path) -> CrepsModel:
+    """The CREPS model of our file's tensors and metadata (checkpoints.load_model calls this). Its
+    encoder, when it shares an anycost model's W space, guesses one W+ row fewer (`wplus_from_anycost`)."""
     g = CrepsGenerator(CrepsConfig.from_dict(meta["creps"]))
     sd = {k[len("creps."):]: v.float() if v.is_floating_point() else v for k, v in tensors.items()
           if k.startswith("creps.")}
     _load_strict(g, sd, path)
     extra = {k: v for k, v in tensors.items() if not k.startswith(("creps.", "encoder."))}
-    return CrepsModel(g.eval(), meta, str(path), extra, encoder_from_container(tensors, meta, path))
+    return Model(g.eval(), meta, str(path), extra, encoder_from_container(tensors, meta, path))
 
 
 def _load_strict(g: CrepsGenerator, sd: dict, source) -> None:
@@ -83,44 +65,17 @@ def _load_strict(g: CrepsGenerator, sd: dict, source) -> None:
     g.load_state_dict(sd)
 
 
-def is_creps_spec(spec: str) -> bool:
-    """Does this --model name a CREPS model (creps-demo, random:creps-ARCH[:SEED], or a CREPS file)?"""
-    if spec == BUILTIN_CREPS_DEMO_NAME and not Path(spec).exists():
-        return True
-    if spec.startswith("random:"):
-        return spec.split(":")[1].startswith("creps")
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        return False
+def random_creps(spec: str) -> CrepsModel:
+    """`random:creps-ARCH[:SEED]`: an untrained CREPS generator of a named architecture (timing, tests)."""
+    from .models.creps import creps_architecture
+    parts = spec.split(":")
     try:
-        return "creps" in read_metadata(path)
-    except (CheckpointError, ValueError):       # not our file, or unreadable metadata
-        return False
-
-
-def open_creps(spec: str, device: str = "cpu") -> CrepsModel:
-    """A CREPS model by file, the built-in `creps-demo`, or random:ARCH[:SEED] with untrained
-    weights (timing, tests)."""
-    if spec == BUILTIN_CREPS_DEMO_NAME and not Path(spec).exists():
-        if not BUILTIN_CREPS_DEMO.is_file():
-            raise CheckpointError(f"the built-in CREPS demo model is missing from this installation "
-                                  f"({BUILTIN_CREPS_DEMO}); reinstall anycost, or pass a CREPS model file")
-        model = load_creps(BUILTIN_CREPS_DEMO)
-    elif spec.startswith("random:"):
-        from .models.creps import creps_architecture
-        parts = spec.split(":")
-        try:
-            seed = int(parts[2]) if len(parts) > 2 else 0
-        except ValueError:
-            raise CheckpointError(f"bad seed in {spec!r}") from None
-        torch.manual_seed(seed)
-        model = CrepsModel(CrepsGenerator(creps_architecture(parts[1])).eval(), {"name": spec, "untrained": True}, spec)
-    else:
-        model = load_creps(spec)
-    model.generator.to(device)
-    if model.encoder is not None:
-        model.encoder.to(device)
-    return model
+        seed = int(parts[2]) if len(parts) > 2 else 0
+        cfg = creps_architecture(parts[1])
+    except ValueError as e:
+        raise CheckpointError(f"{spec!r}: {e}" if "architecture" in str(e) else f"bad seed in {spec!r}") from None
+    torch.manual_seed(seed)
+    return Model(CrepsGenerator(cfg).eval(), {"name": spec, "untrained": True}, spec)
 
 
 # ------------------------------------------------------------------------------- conversion
@@ -192,4 +147,4 @@ def convert_official(src: str | Path, dst: str | Path, upstream_repo: str | Path
     return save_creps(dst, g, meta, half=half)
 
 
-__all__ = ["CrepsModel", "convert_official", "infer_config", "load_creps", "save_creps"]
+__all__ = ["convert_official", "creps_from_container", "infer_config", "random_creps", "save_creps"]

@@ -20,7 +20,6 @@ from .models import CrepsGenerator, Generator
 
 if TYPE_CHECKING:
     from .checkpoints import Model
-    from .creps_files import CrepsModel
 
 PCA_COMPONENTS = 8
 PCA_SAMPLES = 20000
@@ -123,7 +122,7 @@ def pca_directions(g: Generator | CrepsGenerator, cache_dir: Path | None = None,
             for i in range(len(comps))}
 
 
-def load_directions(m: Model | CrepsModel) -> dict[str, Direction]:
+def load_directions(m: Model) -> dict[str, Direction]:
     """The model's own directions; else an official boundary file placed next to the official
     generator in the model folder (`boundary_<name>.pt`); else PCA directions of W, cached."""
     n_style = m.generator.n_style

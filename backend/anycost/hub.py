@@ -14,10 +14,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal, overload
 
 import torch
 
-from .checkpoints import SUFFIX, Model, load_model, load_official_encoder
+from .checkpoints import SUFFIX, AnycostModel, CrepsModel, Kind, Model, check_kind, load_model, load_official_encoder
 from .core.paths import models_dir
 from .defaults import DATA_DIR, DEFAULT_MODEL
 from .errors import CheckpointError, DownloadError
@@ -73,22 +74,31 @@ def _read_manifest() -> dict:
 
 # ------------------------------------------------------------------------------ resolve
 
-def open_model(spec: str, device: str = "cpu") -> Model:
-    """Load a model named by path, official name, cache file name or random:ARCH[:SEED]."""
-    from .creps_files import is_creps_spec
-    if is_creps_spec(spec):
-        raise CheckpointError(f"{spec} is a CREPS model: `serve` and `sample` take CREPS models; this command "
-                              "needs an anycost generator (e.g. demo)")
+@overload
+def open_model(spec: str, device: str = ..., kind: Literal["anycost"] = ...) -> AnycostModel: ...
+@overload
+def open_model(spec: str, device: str = ..., *, kind: Literal["creps"]) -> CrepsModel: ...
+@overload
+def open_model(spec: str, device: str = ..., *, kind: None) -> Model[Any]: ...
+
+
+def open_model(spec: str, device: str = "cpu", kind: Kind | None = "anycost") -> Model:
+    """The one resolver of `--model`: a file path, a built-in name (`demo`, `creps-demo`), an official
+    name, a file name in the model folder, or random:ARCH[:SEED] (untrained, seeded). `kind`: what
+    the caller needs (None: either); anything else is refused with a message saying what it is."""
+    from .creps_files import BUILTIN_CREPS_DEMO, BUILTIN_CREPS_DEMO_NAME, random_creps
     path = Path(spec).expanduser()
+    model: Model
     if spec.startswith("random:"):
-        model = random_model(spec)
-    elif spec == DEFAULT_MODEL and not path.exists():
-        if not BUILTIN_DEMO.is_file():
-            raise CheckpointError(f"the built-in demo model is missing from this installation ({BUILTIN_DEMO}); "
+        model = random_creps(spec) if spec.split(":")[1].startswith("creps") else random_model(spec)
+    elif spec in (DEFAULT_MODEL, BUILTIN_CREPS_DEMO_NAME) and not path.exists():
+        builtin = BUILTIN_DEMO if spec == DEFAULT_MODEL else BUILTIN_CREPS_DEMO
+        if not builtin.is_file():
+            raise CheckpointError(f"the built-in model {spec!r} is missing from this installation ({builtin}); "
                                   "reinstall anycost, or pass --model (a file or an official name)")
-        model = load_model(BUILTIN_DEMO)
+        model = load_model(builtin, kind=None)
     elif path.exists() or os.sep in spec or spec.endswith((".pt", ".pth", SUFFIX)):
-        model = load_model(path)
+        model = load_model(path, kind=None)
     elif spec in OFFICIAL_MODELS:
         local = models_dir() / OFFICIAL_MODELS[spec].filename
         if not local.is_file():
@@ -99,10 +109,11 @@ def open_model(spec: str, device: str = "cpu") -> Model:
         if encoder_file.is_file():
             model.encoder = load_official_encoder(encoder_file)
     elif (models_dir() / f"{spec}{SUFFIX}").is_file():
-        model = load_model(models_dir() / f"{spec}{SUFFIX}")
+        model = load_model(models_dir() / f"{spec}{SUFFIX}", kind=None)
     else:
         raise CheckpointError(f"unknown model {spec!r}: not a file, not an official name "
                               f"({', '.join(OFFICIAL_MODELS)}), not in {models_dir()}")
+    check_kind(model, kind, spec)
     official = OFFICIAL_MODELS.get(model.name)
     if official is not None and official.alignment and "alignment" not in model.metadata:
         model.metadata["alignment"] = official.alignment
@@ -110,12 +121,6 @@ def open_model(spec: str, device: str = "cpu") -> Model:
     if model.encoder is not None:
         model.encoder.to(device)
     return model
-
-
-def open_any(spec: str, device: str = "cpu"):
-    """An anycost model (`open_model`) or a CREPS model (`creps_files.open_creps`), by what `spec` names."""
-    from .creps_files import is_creps_spec, open_creps
-    return open_creps(spec, device) if is_creps_spec(spec) else open_model(spec, device)
 
 
 def random_model(spec: str) -> Model:

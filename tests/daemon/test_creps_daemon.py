@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from anycost import protocol as P
-from anycost.creps_files import load_creps
+from anycost.checkpoints import load_model
 from anycost.imaging import to_pil
 from anycost.protocol import BackendError
 
@@ -67,7 +67,7 @@ def test_preview_is_a_smaller_render_and_the_final_is_exactly_the_size(daemon, c
     assert [m["data"]["tile"] for m in progress] == [1, 2] and progress[0]["data"]["tiles"] == 2
 
     # the same pixels as drawing the session's W+ here at that size: no resampling on the way
-    g = load_creps(creps_file).generator
+    g = load_model(creps_file, kind="creps").generator
     wplus = load_file(str(daemon.root / "state" / "sessions" / f"{sid}.safetensors"))["wplus"]
     torch.set_num_threads(1)
     with torch.no_grad():

@@ -194,8 +194,8 @@ def test_an_any_size_model_draws_the_face_at_its_size_in_the_photo(client, photo
     assert final["config"]["full"] and final["config"]["resolution"] == round(r["alignment"]["face_px"])
     out = pixels(final["image"])
     assert out.shape == (h, w, 3)
-    from anycost.hub import open_any
-    recipe = model_recipe(open_any("creps-demo").metadata)
+    from anycost.hub import open_model
+    recipe = model_recipe(open_model("creps-demo", kind="creps").metadata)
     mask = face_mask(Alignment.from_dict(r["alignment"]), recipe, (x, y, w, h))
     original = photo[y:y + h, x:x + w]
     assert np.array_equal(out[mask == 0], original[mask == 0])

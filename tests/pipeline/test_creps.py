@@ -106,14 +106,14 @@ def test_bench_creps_saves_its_figures(tmp_path):
 
 def test_files_and_the_official_layout(g, ws, tmp_path):
     from anycost.checkpoints import load_model
-    from anycost.creps_files import load_creps, save_creps
+    from anycost.creps_files import save_creps
     from anycost.errors import CheckpointError
 
     from ..conftest import run_cli
     with torch.no_grad():
         ref = g.render(ws, (24, 40))
     path = save_creps(tmp_path / "c.safetensors", g, {"name": "small"})
-    back = load_creps(path)
+    back = load_model(path, kind="creps")
     assert back.generator.cfg == SMALL and back.metadata["name"] == "small"
     with torch.no_grad():
         assert torch.equal(back.generator.render(ws, (24, 40)), ref)
@@ -127,7 +127,7 @@ def test_files_and_the_official_layout(g, ws, tmp_path):
     torch.save(sd, tmp_path / "official.pt")
     r = run_cli("convert-creps", str(tmp_path / "official.pt"), "--out", str(tmp_path / "conv.safetensors"))
     assert r.returncode == 0, r.stderr
-    conv = load_creps(tmp_path / "conv.safetensors").generator
+    conv = load_model(tmp_path / "conv.safetensors", kind="creps").generator
     assert conv.cfg.resolution == 32 and conv.cfg.channels(8) == SMALL.channels(8) and conv.cfg.rank == 4
     with torch.no_grad():
         assert torch.equal(conv.render(ws, (24, 40)), ref)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from anycost.creps_files import BUILTIN_CREPS_DEMO, open_creps
+from anycost.creps_files import BUILTIN_CREPS_DEMO
 from anycost.hub import open_model
 from anycost.perceptual import make_perceptual
 from anycost_train.creps_card import LATENT_SEED, agreement
@@ -18,7 +18,7 @@ from ..daemon_helpers import Daemon
 @pytest.fixture(scope="module")
 def creps():
     assert BUILTIN_CREPS_DEMO.is_file(), f"{BUILTIN_CREPS_DEMO} is not in the package"
-    return open_creps("creps-demo")
+    return open_model("creps-demo", kind="creps")
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ import sys
 import pytest
 import torch
 
-from anycost.checkpoints import save_model
-from anycost.creps_files import load_creps
+from anycost.checkpoints import load_model, save_model
 from anycost.models import Generator, GeneratorConfig
 from anycost.models.creps import CrepsConfig
 from anycost.models.encoder import Encoder, EncoderConfig
@@ -33,7 +32,7 @@ def test_adversarial_run_writes_model_samples_log_and_resumes_bit_for_bit(tmp_pa
     assert len(log) == 4 and all("r1" in r for r in log[::2]) and any("pl" in r for r in log)
     assert {r["res"] for r in log} <= {16, 8} and all(r["d_loss"] > 0 for r in log)
     assert (tmp_path / "a" / "samples" / "creps-0000004.png").is_file()
-    model = load_creps(tmp_path / "a" / "latest.safetensors")
+    model = load_model(tmp_path / "a" / "latest.safetensors", kind="creps")
     assert model.metadata["training"]["step"] == 4 and model.encoder is None
     with torch.no_grad():
         assert model.generator.render(model.generator.map(torch.randn(1, 32)), (24, 40)).shape == (1, 3, 24, 40)
@@ -87,7 +86,7 @@ def test_distillation_shares_the_teacher_w_space_and_learns(teacher_file, tmp_pa
     t.run()
     assert error() < 0.8 * before, (before, error())
 
-    model = load_creps(tmp_path / "d" / "latest.safetensors")
+    model = load_model(tmp_path / "d" / "latest.safetensors", kind="creps")
     assert model.metadata["w_space"]["model"] == "teacher"
     g = model.generator
     assert model.metadata["directions"][0]["rows"] == [0, g.cfg.num_ws]     # covers the head's row too
@@ -169,7 +168,7 @@ def test_torchrun_two_processes_keep_replicas_identical(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     sums = [(out / f"replica-rank{k}.txt").read_text().split() for k in range(2)]
     assert sums[0] == sums[1] and sums[0][0] == "2"
-    assert load_creps(out / "latest.safetensors").metadata["training"]["images"] == 2 * 2 * 2
+    assert load_model(out / "latest.safetensors", kind="creps").metadata["training"]["images"] == 2 * 2 * 2
 
 
 def test_release_and_card_of_a_distilled_model(teacher_file, tmp_path):
@@ -188,7 +187,7 @@ def test_release_and_card_of_a_distilled_model(teacher_file, tmp_path):
     r = run_train_cli("--threads", "1", "creps-release", "--model", str(tmp_path / "r" / "latest.safetensors"),
                       "--out", str(shipped), "--name", "tiny-creps")
     assert r.returncode == 0, r.stderr
-    model = load_creps(shipped)
+    model = load_model(shipped, kind="creps")
     assert torch.allclose(model.extra_tensors["directions.smile"].float(), new_smile, atol=1e-3)   # float16 file
     figures = model.metadata["figures"]
     assert model.metadata["name"] == "tiny-creps" and model.metadata["lineage"][-1]["stage"] == "creps"

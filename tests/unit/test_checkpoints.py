@@ -141,3 +141,32 @@ def test_wrong_content_is_named(tmp_path):
         load_model(path)
     with pytest.raises(CheckpointError):
         infer_config({"style.1.weight": torch.zeros(4, 4)})
+
+
+# ------------------------------------------------------------------ one record, one loader, one resolver
+
+def test_one_loader_and_resolver_for_both_kinds(tmp_path):
+    from anycost.checkpoints import Model
+    from anycost.creps_files import BUILTIN_CREPS_DEMO, save_creps
+    from anycost.hub import open_model
+
+    creps = open_model("random:creps-demo:3", kind=None)
+    assert isinstance(creps, Model) and creps.kind == "creps" and creps.metadata["untrained"]
+    path = save_creps(tmp_path / "c.safetensors", creps.generator, {"name": "c"})
+    back = load_model(path, kind=None)
+    assert back.kind == "creps" and back.name == "c"
+    assert all(torch.equal(a, b) for a, b in zip(back.generator.state_dict().values(),
+                                                 creps.generator.state_dict().values(), strict=True))
+    assert load_model(path, kind="creps").kind == "creps"
+    with pytest.raises(CheckpointError, match="is a CREPS model .*this needs an anycost generator"):
+        load_model(path)                                            # the default: an anycost generator
+    with pytest.raises(CheckpointError, match="is a CREPS model"):
+        open_model("creps-demo")
+    if BUILTIN_CREPS_DEMO.is_file():
+        assert open_model("creps-demo", kind="creps").kind == "creps"
+    demo = open_model("demo", kind=None)
+    assert demo.kind == "anycost" and open_model(str(path), kind=None).kind == "creps"
+    with pytest.raises(CheckpointError, match="is an anycost generator .*this needs a CREPS model"):
+        open_model("demo", kind="creps")
+    with pytest.raises(CheckpointError, match="unknown CREPS architecture"):
+        open_model("random:creps-nope", kind=None)

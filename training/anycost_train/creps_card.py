@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from anycost.core.timing import cpu_name
-from anycost.creps_files import open_creps
 from anycost.editing import apply_edit, from_model_file
 from anycost.errors import CheckpointError
 from anycost.hub import open_model
@@ -136,7 +135,7 @@ def zoom_compare(creps, anycost, wplus: torch.Tensor, final: int = 512, crop: in
 def write_creps_card(model_spec: str, out: Path, n_latents: int = 16, n_faces: int = 4, steps: int = 50,
                      log_fn=print) -> Path:
     t0 = time.time()
-    model = open_creps(model_spec)
+    model = open_model(model_spec, kind="creps")
     creps = model.generator
     w_space = (model.metadata.get("w_space") or {}).get("model")
     anycost_model = open_w_space(model.metadata)

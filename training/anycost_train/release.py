@@ -101,10 +101,11 @@ def release(model_path: Path, out: Path, name: str, ablations: dict[str, Path] |
 def release_creps(model_path: Path, out: Path, name: str, half: bool = True, n: int = 32, log_fn=print) -> Path:
     """The same for a CREPS model: its agreement with the anycost model whose W space it shares and
     its scale consistency measured into the file, the lineage of both, half precision."""
-    from anycost.creps_files import load_creps, save_creps
+    from anycost.checkpoints import load_model
+    from anycost.creps_files import save_creps
 
     from .creps_card import LATENT_SEED, agreement, open_w_space, random_latents, scale_consistency
-    model = load_creps(model_path)
+    model = load_model(model_path, kind="creps")
     g = model.generator
     w_space = (model.metadata.get("w_space") or {}).get("model")
     anycost = open_w_space(model.metadata)

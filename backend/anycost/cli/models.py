@@ -49,12 +49,11 @@ def run(args) -> int:
 
 def info(spec: str) -> int:
     from .. import hub
-    from ..creps_files import is_creps_spec
     from ..models.macs import count_macs
 
-    if is_creps_spec(spec):
-        return creps_info(spec)
-    model = hub.open_model(spec)
+    model = hub.open_model(spec, kind=None)
+    if model.kind == "creps":
+        return creps_info(model)
     cfg = model.generator.cfg
     print(f"model {model.name} ({model.source})")
     print(f"  generator: {cfg.resolution} px, style_dim {cfg.style_dim}, n_mlp {cfg.n_mlp}, W+ rows {cfg.n_style}, "
@@ -72,10 +71,7 @@ def info(spec: str) -> int:
     return 0
 
 
-def creps_info(spec: str) -> int:
-    from ..creps_files import open_creps
-
-    model = open_creps(spec)
+def creps_info(model) -> int:
     cfg = model.generator.cfg
     print(f"model {model.name} ({model.source})")
     print(f"  CREPS generator: trained at {cfg.resolution} px, drawn at any size; style_dim {cfg.style_dim}, "

@@ -81,21 +81,20 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def run(args) -> int:
-    from ..creps_files import is_creps_spec
+    from ..hub import open_model
     if args.out.suffix.lower() not in (".png", ".npy"):
         raise AnycostError(f"--out must end in .png or .npy, got {args.out}")
-    if is_creps_spec(args.model):
-        return run_creps(args)
+    model = open_model(args.model, device=args.device, kind=None)
+    if model.kind == "creps":
+        return run_creps(args, model)
     if args.size or args.region:
         raise AnycostError("--size and --region are for CREPS models; anycost models take --resolution")
     import torch
 
-    from ..hub import open_model
     from ..models import resolve_channels
 
     if args.n < 1:
         raise AnycostError(f"--n must be at least 1, got {args.n}")
-    model = open_model(args.model, device=args.device)
     g = model.generator
     channels = parse_channels(args.channels)
     g.resolve_target_res(args.resolution)            # validate before any work
@@ -122,20 +121,18 @@ def run(args) -> int:
     return 0
 
 
-def run_creps(args) -> int:
+def run_creps(args, model) -> int:
     """A CREPS model: the same continuous image at any size, region and supersampling."""
     import sys
 
     import torch
 
-    from ..creps_files import open_creps
     from .options import parse_int_list
 
     if args.channels or args.resolution:
         raise AnycostError("--channels and --resolution are for anycost models; CREPS models take --size")
     if args.n < 1 or args.supersample < 1 or args.tile < 1:
         raise AnycostError("--n, --supersample and --tile must be at least 1")
-    model = open_creps(args.model, device=args.device)
     g = model.generator
     w, h = parse_size(args.size) if args.size else (g.cfg.resolution, g.cfg.resolution)
     region = None

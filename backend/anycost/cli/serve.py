@@ -47,7 +47,7 @@ def run(args) -> int:
 
     from ..core.memory import keep_freed_memory
     from ..core.paths import keys_dir, state_dir
-    from ..hub import open_any
+    from ..hub import open_model
     from ..perceptual import make_perceptual
     from ..protocol import is_loopback
     from ..service.engine import Engine
@@ -70,7 +70,7 @@ def run(args) -> int:
     specs = args.models or default_models()
     models = {}
     for spec in specs:
-        m = open_any(spec, device=args.device)
+        m = open_model(spec, device=args.device, kind=None)
         models[m.name if m.name not in models else spec] = m
     engine = Engine(models, SessionStore(state_dir() / "sessions", args.max_sessions),
                     make_perceptual(device=args.device), state_dir(), args.device, args.max_image_pixels,

@@ -14,7 +14,6 @@ from PIL import Image as PILImage
 
 from .. import protocol as P
 from ..checkpoints import Model
-from ..creps_files import CrepsModel
 from ..editing import apply_edit, load_directions
 from ..faces.detection import FaceDetector, FacesUnavailable
 from ..faces.photo import AlignedFace, Blend, FaceError, align_photo
@@ -49,7 +48,7 @@ class Job:
 
 
 class Engine:
-    def __init__(self, models: dict[str, Model | CrepsModel], sessions: SessionStore, perceptual: Perceptual,
+    def __init__(self, models: dict[str, Model], sessions: SessionStore, perceptual: Perceptual,
                  state: Path, device: str = "cpu", max_pixels: int = 4096 * 4096,
                  refine_budget_ms: float = 1000.0, default_steps: int = 100):
         self.sessions = sessions
@@ -62,7 +61,7 @@ class Engine:
         self.models: dict[str, ServedModel] = {}
         for name, m in models.items():
             m.generator.to(device).eval().requires_grad_(False)
-            kind = ServedCreps if isinstance(m, CrepsModel) else ServedAnycost
+            kind = ServedCreps if m.kind == "creps" else ServedAnycost
             self.models[name] = kind(name, m, load_directions(m))
         self.default_model = next(iter(self.models))
         self.ready = threading.Event()

@@ -31,7 +31,6 @@ from .calibration import SubConfig, calibrate, pick, rank_configs
 
 if TYPE_CHECKING:
     from ..checkpoints import Model
-    from ..creps_files import CrepsModel
 
 Progress = Callable[[int, int], None]
 CREPS_PREVIEW_SIZES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
@@ -42,7 +41,7 @@ FINAL_TILE = 256                 # samples per tile side of a CREPS final (bound
 class ServedModel:
     """What every served model offers the engine."""
     name: str
-    model: Model | CrepsModel
+    model: Model
     directions: dict[str, Direction]
     ranked: list[SubConfig] | None = field(default=None)   # None until calibrated
     kind = "anycost"
