@@ -3,16 +3,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 from PIL import Image
 
 from anycost import protocol as P
 from anycost.defaults import DEMO_FACE
-from anycost.launcher import free_port, wait_ready
-
-from .conftest import CLI
+from anycost.launcher import free_port, start_daemon, wait_ready
 
 FACE = DEMO_FACE
 
@@ -31,12 +28,11 @@ class Daemon:
         self.address = address or f"tcp://127.0.0.1:{port or free_port()}"
         self.env = dict(os.environ, ANYCOST_STATE_DIR=str(root / "state"), ANYCOST_CACHE_DIR=str(root / "cache"),
                         ANYCOST_CONFIG_DIR=str(root / "config"))
-        self.args = [str(CLI), "--threads", "1", "serve", "--bind", self.address,
-                     *(["--model", str(model)] if model is not None else []),
-                     "--steps", "5", "--refine-delay", "0.2", *extra]
+        args = [*(["--model", str(model)] if model is not None else []), "--steps", "5", "--refine-delay", "0.2",
+                *extra]
         self.log_path = root / f"daemon-{abs(hash(self.address))}.log"
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        self.proc = start_daemon(self.address, args, env=self.env, log_file=self.log, threads=1)
 
     def wait_ready(self, timeout: float = 120) -> dict:
         return wait_ready(self.address, self.proc, timeout)

@@ -6,6 +6,7 @@ protocol in their hosts' event loops.
 from __future__ import annotations
 
 import itertools
+import subprocess
 import time
 from typing import Callable
 
@@ -87,3 +88,23 @@ class Client:
 
     def call(self, op: str, timeout: float = 60.0, on_progress=None, **fields) -> dict:
         return self.wait(self.send(op, **fields), timeout, on_progress)
+
+    def wait_ready(self, timeout: float = 120.0, proc: subprocess.Popen | None = None,
+                   poll_s: float = 0.2) -> dict:
+        """Ask `hello` until the daemon says "ready" (it measures its previews first); returns the
+        hello data. The one blocking wait for a daemon (the CLI, the one-shot plugin path, tests).
+        BackendTimeout when none is ready within `timeout`; BackendError (UNREACHABLE) as soon as
+        `proc`, the daemon's process if we started it, has exited."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise P.BackendError(P.ErrorCode.UNREACHABLE,
+                                     f"the daemon exited with code {proc.returncode} before it was ready")
+            try:
+                hello = self.call("hello", timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+            except BackendTimeout:
+                continue
+            if hello.get("state") == "ready":
+                return hello
+            time.sleep(poll_s)
+        raise BackendTimeout(f"no ready daemon on {self.address} after {timeout:g} s")

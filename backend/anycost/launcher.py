@@ -5,12 +5,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Sequence
 
 from . import protocol as P
-from .client import BackendTimeout, Client
+from .client import Client
 
 
 def free_port() -> int:
@@ -40,17 +39,6 @@ def start_daemon(address: str, args: Sequence[str] = (), env: dict | None = None
 
 
 def wait_ready(address: str, proc: subprocess.Popen | None = None, timeout: float = 120.0) -> dict:
-    """Poll `hello` until the daemon reports state "ready"; returns the hello data."""
-    deadline = time.monotonic() + timeout
+    """The hello data once the daemon at `address` is ready (Client.wait_ready: its errors)."""
     with Client(address) as c:
-        while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"the daemon exited with code {proc.returncode} before it was ready")
-            try:
-                hello = c.call("hello", timeout=1.0)
-            except BackendTimeout:
-                continue
-            if hello.get("state") == "ready":
-                return hello
-            time.sleep(0.2)
-    raise TimeoutError(f"no ready daemon on {address} after {timeout:g} s")
+        return c.wait_ready(timeout, proc)

@@ -3,7 +3,6 @@ direction values, close the session, and return the render (the host pastes it w
 edge, as after the interactive flow). Blocking: for a plug-in call that needs no event loop."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from anycost import protocol as P
@@ -49,18 +48,13 @@ def connect(address: str, executable: str | None, log_path: Path, start_timeout_
         except LaunchError as e:
             client.close()
             raise EditError(str(e)) from None
-    deadline = time.monotonic() + start_timeout_s
-    while True:
-        try:
-            if client.call("hello", timeout=2.0).get("state") == "ready":
-                return client
-        except BackendTimeout:
-            pass
-        if time.monotonic() > deadline:
-            client.close()
-            raise EditError(f"the backend at {address} did not become ready within {start_timeout_s:g} s "
-                            f"(log: {log_path})")
-        time.sleep(0.3)
+    try:
+        client.wait_ready(start_timeout_s, poll_s=0.3)
+    except P.BackendError:
+        client.close()
+        raise EditError(f"the backend at {address} did not become ready within {start_timeout_s:g} s "
+                        f"(log: {log_path})") from None
+    return client
 
 
 def edit_region(client: Client, rgba: bytes, w: int, h: int, edits: dict[str, float], model: str = "",

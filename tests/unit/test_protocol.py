@@ -117,3 +117,18 @@ def test_the_spec_lists_exactly_the_ops_and_error_codes_of_the_code():
     assert sorted(listed) == sorted(c.value for c in P.SERVER_CODES)
     client_line = next(line for line in table.splitlines() if line.startswith("Clients report"))
     assert sorted(re.findall(r"`([a-z_]+)`", client_line)) == sorted(c.value for c in P.CLIENT_CODES)
+
+
+def test_the_one_ready_wait_says_why_it_gave_up(tmp_path):
+    from anycost.client import BackendTimeout, Client
+    from anycost.launcher import free_port
+    address = f"tcp://127.0.0.1:{free_port()}"                  # nothing listens there
+    gone = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    gone.wait()
+    with Client(address) as c:
+        with pytest.raises(P.BackendError, match="exited with code 3 before it was ready") as e:
+            c.wait_ready(timeout=5, proc=gone)
+        assert e.value.code is P.ErrorCode.UNREACHABLE and not isinstance(e.value, BackendTimeout)
+        with pytest.raises(BackendTimeout, match="no ready daemon") as t:
+            c.wait_ready(timeout=0.3)
+        assert t.value.code is P.ErrorCode.UNREACHABLE

@@ -82,8 +82,8 @@ def run(args) -> int:
         t0 = time.monotonic()
         try:
             hello = wait_ready(address, proc)
-        except (RuntimeError, TimeoutError) as e:
-            raise AnycostError(f"{e}; see {out / 'daemon.log'}") from None
+        except BackendError as e:
+            raise AnycostError(f"{e.message}; see {out / 'daemon.log'}") from None
         report["steps"]["daemon_ready_s"] = round(time.monotonic() - t0, 2)
         for w in hello["warnings"]:
             say(f"backend warning: {w}")
