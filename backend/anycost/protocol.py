@@ -307,27 +307,133 @@ class Image:
         return cls(w, h, mode, data)
 
 
+# ------------------------------------------------------------------------------ requests
+# One record per request that carries fields: `fields()` is what a client sends, `from_message`
+# what the daemon reads, with every check of docs/protocol.md's tables made there, in one place.
+# What needs the model or the session (its directions, the model's name) is checked by the daemon.
+
+MAX_STEPS = 2000
+MAX_TIME_LIMIT_S = 3600.0
+MAX_OUTPUT_SIDE = 16384              # with the area bound: no 1 x 67M strip that only the resampler would choke on
+MAX_OUTPUT_PIXELS = 8192 * 8192
+MAX_SUPERSAMPLE = 4
+Size = tuple[int, int]
+
+
 @dataclass(frozen=True)
 class OpenRequest:
-    """The fields of an `open` request as a client builds it (docs/protocol.md, `open`); the
-    daemon's defaults where a field is left at its default here."""
+    """`open`: project an image (or a region of it) and start a session."""
     image: Image
-    model: str = ""                    # "" = the daemon's default model (sent as no field)
-    steps: int = 100
+    model: str | None = None           # None: the daemon's default model
+    steps: int | None = None           # None: the daemon's default (`serve --steps`)
     align: bool = False                # "auto": find and align the face; else the region as it is
     face: int | None = None            # with align: which face (0 = the largest)
-    preview_every: int | None = None   # a preview in every N-th progress message
+    preview_every: int | None = None   # a preview in every N-th progress message (the daemon: 10)
+    region: tuple[int, int, int, int] | None = None   # None: the whole image
+    time_limit_s: float | None = None  # None: 120 s
 
     def fields(self) -> dict:
-        out: dict[str, Any] = {"image": self.image.to_dict(), "steps": self.steps,
+        out: dict[str, Any] = {"image": self.image.to_dict(),
                                "align": ALIGN_MODES[1] if self.align else ALIGN_MODES[0]}
-        if self.model:
-            out["model"] = self.model
+        for name in ("model", "steps", "preview_every", "time_limit_s"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if self.region is not None:
+            out["region"] = list(self.region)
         if self.align and self.face is not None:
             out["face"] = self.face
-        if self.preview_every is not None:
-            out["preview_every"] = self.preview_every
         return out
+
+    @classmethod
+    def from_message(cls, msg: dict, max_pixels: int | None = None) -> OpenRequest:
+        image = Image.from_dict(field(msg, "image", dict), max_pixels)
+        steps = field(msg, "steps", int, required=False)
+        if steps is not None and not 0 <= steps <= MAX_STEPS:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"'steps' must be in 0..{MAX_STEPS}, got {steps}")
+        time_limit = field(msg, "time_limit_s", float, required=False)
+        if time_limit is not None and not 0 < time_limit <= MAX_TIME_LIMIT_S:
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                f"'time_limit_s' must be in (0, {MAX_TIME_LIMIT_S:g}], got {time_limit}")
+        align = field(msg, "align", str, required=False, default=ALIGN_MODES[0])
+        if align not in ALIGN_MODES:
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                f"'align' must be one of {', '.join(ALIGN_MODES)}, got {align!r}")
+        preview_every = field(msg, "preview_every", int, required=False)
+        return cls(image, field(msg, "model", str, required=False), steps, align == ALIGN_MODES[1],
+                   field(msg, "face", int, required=False),
+                   None if preview_every is None else max(1, preview_every),
+                   region(msg, image.w, image.h) if msg.get("region") is not None else None, time_limit)
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """`edit`: a preview of the session with these slider values, within a latency budget."""
+    session: str
+    values: dict[str, float]
+    budget_ms: float = 100.0
+    size: Size | None = None           # None: the sub-generator's own size
+
+    def fields(self) -> dict:
+        out: dict[str, Any] = {"session": self.session, "values": dict(self.values), "budget_ms": self.budget_ms}
+        if self.size is not None:
+            out["size"] = list(self.size)
+        return out
+
+    @classmethod
+    def from_message(cls, msg: dict) -> EditRequest:
+        budget = field(msg, "budget_ms", float, required=False, default=100.0)
+        if budget <= 0:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "'budget_ms' must be positive")
+        return cls(session_id(msg), slider_values(msg), budget, output_size(msg))
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """`render`: the final image of the session with these values (Apply)."""
+    session: str
+    values: dict[str, float]
+    size: Size | None = None           # None: the region's size
+    supersample: int = 1               # CREPS models only: s x s samples per pixel
+
+    def fields(self) -> dict:
+        out: dict[str, Any] = {"session": self.session, "values": dict(self.values)}
+        if self.size is not None:
+            out["size"] = list(self.size)
+        if self.supersample != 1:
+            out["supersample"] = self.supersample
+        return out
+
+    @classmethod
+    def from_message(cls, msg: dict) -> RenderRequest:
+        supersample = field(msg, "supersample", int, required=False, default=1)
+        if not 1 <= supersample <= MAX_SUPERSAMPLE:
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                f"'supersample' must be in 1..{MAX_SUPERSAMPLE}, got {supersample}")
+        return cls(session_id(msg), slider_values(msg), output_size(msg), supersample)
+
+
+def slider_values(msg: dict) -> dict[str, float]:
+    """`values`: direction name -> a number (which directions exist is the model's to say)."""
+    values = field(msg, "values", dict, required=False, default={})
+    out = {}
+    for k, v in values.items():
+        if not isinstance(k, str) or not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"value of {k!r} must be a number")
+        out[k] = float(v)
+    return out
+
+
+def output_size(msg: dict) -> Size | None:
+    """`size`: [w, h] positive integers within the output limits, or None when absent."""
+    size = field(msg, "size", list, required=False)
+    if size is None:
+        return None
+    if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "'size' must be [w, h] positive integers")
+    if max(size) > MAX_OUTPUT_SIDE or size[0] * size[1] > MAX_OUTPUT_PIXELS:
+        raise ProtocolError(ErrorCode.TOO_LARGE, f"'size' {size} is over the limit ({MAX_OUTPUT_SIDE} px a "
+                                                 f"side, {MAX_OUTPUT_PIXELS} pixels in all)")
+    return size[0], size[1]
 
 
 def region(msg: dict, width: int, height: int, name: str = "region") -> tuple[int, int, int, int]:

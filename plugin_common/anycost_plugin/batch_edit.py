@@ -63,7 +63,7 @@ def edit_region(client: Client, rgba: bytes, w: int, h: int, edits: dict[str, fl
     """RGBA8 pixels of a w x h region -> the edited result rendered at full quality (RGB8) and
     where it goes in the region ([x, y, w, h]: all of it, or with `align` the aligned face's
     surroundings, the photo blended in around the face)."""
-    request = P.OpenRequest(P.Image(w, h, "RGBA8", rgba), model, steps, align, face)
+    request = P.OpenRequest(P.Image(w, h, "RGBA8", rgba), model or None, steps, align, face)
     try:
         opened = client.call("open", timeout=600, on_progress=on_progress, **request.fields())
     except P.BackendError as e:
@@ -77,7 +77,8 @@ def edit_region(client: Client, rgba: bytes, w: int, h: int, edits: dict[str, fl
         if unknown:
             raise EditError(f"this model has no direction {', '.join(unknown)}; it has: {', '.join(sorted(known))}")
         try:
-            out = client.call("render", timeout=600, session=session, values=edits, size=list(rect[2:]))["image"]
+            render = P.RenderRequest(session, edits, (rect[2], rect[3]))
+            out = client.call("render", timeout=600, **render.fields())["image"]
         except P.BackendError as e:
             raise EditError(f"render failed: {e.message}") from None
     finally:

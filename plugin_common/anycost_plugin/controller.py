@@ -113,8 +113,8 @@ class EditController:
         image, region = host.source()        # raises HostError with the reason
         host.region = region
         self.host, self.region, self.source_region = host, region, region
-        request = P.OpenRequest(P.Image(image["w"], image["h"], image["mode"], image["data"]), model, steps,
-                                align, face, preview_every=10)
+        request = P.OpenRequest(P.Image(image["w"], image["h"], image["mode"], image["data"]), model or None,
+                                steps, align, face, preview_every=10)
         self._set(PROJECTING, f"Projecting {region[2]}×{region[3]} px…")
         self.progress.emit(0.0)
         self._open_id = self.socket.send("open", request.fields(), self._on_opened, self._on_open_error,
@@ -197,15 +197,15 @@ class EditController:
 
     def _pump(self) -> None:
         """Send the newest values if none is in flight (one in flight: no pile-up)."""
-        if not self._dirty or self._edit_id is not None or self.socket is None or self.phase != EDITING:
+        if (not self._dirty or self._edit_id is not None or self.socket is None or self.session is None
+                or self.phase != EDITING):
             return
         self._dirty = False
         self._sent_values = dict(self.values)
         w, h = self.region[2], self.region[3]
         self._sent_at = time.monotonic()
-        self._edit_id = self.socket.send("edit", {"session": self.session, "values": dict(self.values),
-                                                  "budget_ms": self._budget(), "size": [w, h]},
-                                         self._on_edit, self._on_edit_error)
+        edit = P.EditRequest(self.session, dict(self.values), self._budget(), (w, h))
+        self._edit_id = self.socket.send("edit", edit.fields(), self._on_edit, self._on_edit_error)
         self._newest_edit = self._edit_id
         self.edits_sent += 1
 
@@ -241,7 +241,7 @@ class EditController:
         self.progress.emit(0.0)
         values = dict(self.values)
         assert self.socket is not None                # EDITING implies attached (attach() fails a session otherwise)
-        self.socket.send("render", {"session": self.session, "values": values, "size": [w, h]},
+        self.socket.send("render", P.RenderRequest(self.session, values, (w, h)).fields(),
                          lambda data: self._on_rendered(data, values, feather), self._on_render_error,
                          self._on_render_progress)
 

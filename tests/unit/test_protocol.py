@@ -90,15 +90,38 @@ def test_error_codes_travel_as_their_wire_spelling_and_come_back_typed():
     assert not client & server and client | server == set(P.ErrorCode)
 
 
-def test_open_request_fields():
+def test_request_records_round_trip():
     image = P.Image(2, 1, "RGB8", bytes(6))
     plain = P.OpenRequest(image).fields()
-    assert plain == {"image": image.to_dict(), "steps": 100, "align": "none"}      # the daemon's defaults
-    aligned = P.OpenRequest(image, model="demo", steps=20, align=True, face=1, preview_every=10).fields()
-    assert aligned == {**plain, "steps": 20, "align": "auto", "model": "demo", "face": 1, "preview_every": 10}
+    assert plain == {"image": image.to_dict(), "align": "none"}          # the rest: the daemon's defaults
+    assert P.OpenRequest.from_message(plain) == P.OpenRequest(image)
+    full = P.OpenRequest(image, model="demo", steps=20, align=True, face=1, preview_every=10, region=(0, 0, 2, 1),
+                         time_limit_s=30.0)
     assert "face" not in P.OpenRequest(image, face=1).fields()            # a face index means nothing unaligned
-    back = P.unpack(P.pack(P.request("open", 9, **aligned)))
-    assert P.Image.from_dict(back["image"]) == image and back["align"] in P.ALIGN_MODES
+    for record in (full, P.EditRequest("a" * 32, {"smile": 1.5}, 50.0, (64, 48)), P.EditRequest("b" * 32, {}),
+                   P.RenderRequest("c" * 32, {"age": -1.0}, (300, 200), 2), P.RenderRequest("d" * 32, {})):
+        back = P.unpack(P.pack(P.request("x", 1, **record.fields())))   # through the wire
+        assert type(record).from_message(back) == record, record
+
+
+@pytest.mark.parametrize("make,fields,code,words", [
+    (P.OpenRequest, {"steps": 2001}, P.ErrorCode.BAD_REQUEST, "'steps' must be in 0..2000"),
+    (P.OpenRequest, {"time_limit_s": 0}, P.ErrorCode.BAD_REQUEST, "time_limit_s"),
+    (P.OpenRequest, {"align": "maybe"}, P.ErrorCode.BAD_REQUEST, "'align' must be one of none, auto"),
+    (P.OpenRequest, {"region": [1, 0, 2, 1]}, P.ErrorCode.BAD_REQUEST, "outside"),
+    (P.OpenRequest, {"image": None}, P.ErrorCode.BAD_REQUEST, "missing field 'image'"),
+    (P.EditRequest, {"budget_ms": 0}, P.ErrorCode.BAD_REQUEST, "'budget_ms' must be positive"),
+    (P.EditRequest, {"values": {"smile": "a lot"}}, P.ErrorCode.BAD_REQUEST, "must be a number"),
+    (P.EditRequest, {"size": [0, 5]}, P.ErrorCode.BAD_REQUEST, "positive integers"),
+    (P.EditRequest, {"session": "nope"}, P.ErrorCode.BAD_REQUEST, "not a session id"),
+    (P.RenderRequest, {"size": [16385, 1]}, P.ErrorCode.TOO_LARGE, "over the limit"),
+    (P.RenderRequest, {"supersample": 5}, P.ErrorCode.BAD_REQUEST, "'supersample' must be in 1..4"),
+])
+def test_request_records_refuse_what_the_spec_refuses(make, fields, code, words):
+    base = {"image": P.Image(2, 1, "RGB8", bytes(6)).to_dict(), "session": "a" * 32}
+    with pytest.raises(P.ProtocolError, match=words) as e:
+        make.from_message({**base, **fields})
+    assert e.value.code == code
 
 
 def _spec() -> str:

@@ -28,11 +28,6 @@ from .sessions import Session, SessionStore
 log = logging.getLogger("anycost.backend")
 
 Emit = Callable[[dict], None]
-MAX_STEPS = 2000
-MAX_OUTPUT_PIXELS = 8192 * 8192
-MAX_OUTPUT_SIDE = 16384  # with the area bound: no 1 x 67M strip that only the resampler would choke on
-MAX_TIME_LIMIT_S = 3600.0
-MAX_SUPERSAMPLE = 4
 KEPT_BLENDS = 8          # sessions whose face mask and warp grid stay in memory
 
 
@@ -85,25 +80,16 @@ class Engine:
     # ---------------------------------------------------------------------- ops
 
     def open(self, job: Job, emit: Emit) -> dict:
-        msg = job.msg
-        image = P.Image.from_dict(P.field(msg, "image", dict), self.max_pixels)
-        x, y, w, h = P.region(msg, image.w, image.h)
-        sm = self.served(P.field(msg, "model", str, required=False))
-        steps = P.field(msg, "steps", int, required=False, default=self.default_steps)
-        if not 0 <= steps <= MAX_STEPS:
-            raise P.ProtocolError(P.ErrorCode.BAD_REQUEST, f"'steps' must be in 0..{MAX_STEPS}, got {steps}")
-        time_limit = P.field(msg, "time_limit_s", float, required=False, default=120.0)
-        if not 0 < time_limit <= MAX_TIME_LIMIT_S:
-            raise P.ProtocolError(P.ErrorCode.BAD_REQUEST,
-                                  f"'time_limit_s' must be in (0, {MAX_TIME_LIMIT_S:g}], got {time_limit}")
-        preview_every = max(1, P.field(msg, "preview_every", int, required=False, default=10))
-        align = P.field(msg, "align", str, required=False, default="none")
-        if align not in P.ALIGN_MODES:
-            raise P.ProtocolError(P.ErrorCode.BAD_REQUEST,
-                                  f"'align' must be one of {', '.join(P.ALIGN_MODES)}, got {align!r}")
-        face_index = P.field(msg, "face", int, required=False)
+        req = P.OpenRequest.from_message(job.msg, self.max_pixels)
+        image = req.image
+        x, y, w, h = req.region or (0, 0, image.w, image.h)
+        sm = self.served(req.model)
+        steps = self.default_steps if req.steps is None else req.steps
+        time_limit = 120.0 if req.time_limit_s is None else req.time_limit_s
+        preview_every = 10 if req.preview_every is None else req.preview_every
+        face_index = req.face
         photo = decode_image(image)
-        recipe = model_recipe(sm.model.metadata) if align == "auto" else None
+        recipe = model_recipe(sm.model.metadata) if req.align else None
         photo_px = np.asarray(photo) if recipe else None
         # (photo_px is set whenever recipe is)
         aligned = (self.align(photo_px, recipe, sm.resolution, (x, y, w, h), face_index)  # type: ignore[arg-type]
@@ -150,7 +136,7 @@ class Engine:
                  "directions": [d.describe() for d in sm.directions.values()], "alignment": None}
         if aligned is not None:
             reply["alignment"] = aligned.describe()
-        elif align == "auto":
+        elif req.align:
             reply["alignment_note"] = f"model {sm.name} declares no face alignment: the region was projected as is"
         return reply
 
@@ -164,36 +150,19 @@ class Engine:
         except FaceError as e:
             raise P.ProtocolError(P.ErrorCode.NO_FACE, str(e)) from None
 
-    def session_and_values(self, msg: dict) -> tuple[Session, ServedModel, dict]:
-        s = self.sessions.get(P.session_id(msg))
+    def session_and_model(self, sid: str, values: dict[str, float]) -> tuple[Session, ServedModel]:
+        """The session, its model, and the values checked against the model's directions."""
+        s = self.sessions.get(sid)
         sm = self.served(s.model)
-        values = P.field(msg, "values", dict, required=False, default={})
-        clean = {}
-        for k, v in values.items():
+        for k in values:
             if k not in sm.directions:
                 raise P.ProtocolError(P.ErrorCode.NOT_FOUND, f"model {sm.name} has no direction {k!r}")
-            if not isinstance(v, (int, float)) or isinstance(v, bool):
-                raise P.ProtocolError(P.ErrorCode.BAD_REQUEST, f"value of {k!r} must be a number")
-            clean[k] = float(v)
-        return s, sm, clean
-
-    def output_size(self, msg: dict, default: tuple[int, int] | None) -> tuple[int, int] | None:
-        size = P.field(msg, "size", list, required=False)
-        if size is None:
-            return default
-        if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
-            raise P.ProtocolError(P.ErrorCode.BAD_REQUEST, "'size' must be [w, h] positive integers")
-        if max(size) > MAX_OUTPUT_SIDE or size[0] * size[1] > MAX_OUTPUT_PIXELS:
-            raise P.ProtocolError(P.ErrorCode.TOO_LARGE, f"'size' {size} is over the limit ({MAX_OUTPUT_SIDE} px a "
-                                                         f"side, {MAX_OUTPUT_PIXELS} pixels in all)")
-        return size[0], size[1]
+        return s, sm
 
     def edit(self, job: Job, emit: Emit) -> dict:
-        s, sm, values = self.session_and_values(job.msg)
-        budget = P.field(job.msg, "budget_ms", float, required=False, default=100.0)
-        if budget <= 0:
-            raise P.ProtocolError(P.ErrorCode.BAD_REQUEST, "'budget_ms' must be positive")
-        size = self.output_size(job.msg, None)
+        req = P.EditRequest.from_message(job.msg)
+        s, sm = self.session_and_model(req.session, req.values)
+        values, budget, size = req.values, req.budget_ms, req.size
         self.sessions.set_values(s, values)
         if s.align is not None:       # the face is blended back after the render: that time is the budget's too
             budget = max(1.0, budget - self.blend(s).last_ms)
@@ -201,19 +170,17 @@ class Engine:
 
     def refine(self, job: Job) -> dict:
         """A better preview of the last edit, sent unasked once the user pauses."""
-        s, sm, values = self.session_and_values(job.msg)
-        size = self.output_size(job.msg, None)
-        return self._render(sm, s, values, sm.preview_config(self.refine_budget_ms), size, refined=True)
+        req = P.EditRequest.from_message(job.msg)
+        s, sm = self.session_and_model(req.session, req.values)
+        return self._render(sm, s, req.values, sm.preview_config(self.refine_budget_ms), req.size, refined=True)
 
     def render(self, job: Job, emit: Emit) -> dict:
         """The final image: the full generator (resized to `size`), or a CREPS model drawn at exactly
         `size`, tile by tile, with `progress` messages ({tile, tiles}) and cancellable between tiles."""
-        s, sm, values = self.session_and_values(job.msg)
-        size = self.output_size(job.msg, (s.region[2], s.region[3]))
-        supersample = P.field(job.msg, "supersample", int, required=False, default=1)
-        if not 1 <= supersample <= MAX_SUPERSAMPLE:
-            raise P.ProtocolError(P.ErrorCode.BAD_REQUEST,
-                                  f"'supersample' must be in 1..{MAX_SUPERSAMPLE}, got {supersample}")
+        req = P.RenderRequest.from_message(job.msg)
+        s, sm = self.session_and_model(req.session, req.values)
+        values, supersample = req.values, req.supersample
+        size = req.size or (s.region[2], s.region[3])
         if supersample > 1 and not sm.any_size:
             raise P.ProtocolError(P.ErrorCode.BAD_REQUEST,
                                   f"'supersample' needs a CREPS model; {sm.name} is an anycost generator")
