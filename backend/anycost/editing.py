@@ -7,6 +7,7 @@ from the projected latent, which is never modified.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +117,9 @@ def pca_directions(g: Generator | CrepsGenerator, cache_dir: Path | None = None,
         comps, stds = v[:k].contiguous(), (s[:k] / (n - 1) ** 0.5).contiguous()
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            save_file({"components": comps, "stds": stds}, str(cache))
+            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")    # atomic, as core.measurements writes
+            save_file({"components": comps, "stds": stds}, str(tmp))
+            tmp.replace(cache)
     rows = default_rows(g.n_style)
     return {f"PC{i + 1}": Direction(f"PC{i + 1}", comps[i], -3.0, 3.0, float(stds[i]), rows, "pca")
             for i in range(len(comps))}
