@@ -6,6 +6,7 @@ GIMP's Python can reuse it without torch.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -410,6 +411,78 @@ class RenderRequest:
             raise ProtocolError(ErrorCode.BAD_REQUEST,
                                 f"'supersample' must be in 1..{MAX_SUPERSAMPLE}, got {supersample}")
         return cls(session_id(msg), slider_values(msg), output_size(msg), supersample)
+
+
+# ------------------------------------------------------------------------------- replies
+# The results clients read field by field, as records: the daemon builds them (`to_dict`), clients
+# read them (`from_dict`, tolerant of fields an older daemon leaves out).
+
+@dataclass(frozen=True)
+class DirectionInfo:
+    """A slider the session offers (docs/protocol.md, "Direction")."""
+    name: str
+    min: float
+    max: float
+    default: float = 0.0
+    source: str = "model"           # "model", "official-boundary" or "pca"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "min": self.min, "max": self.max, "default": self.default, "source": self.source}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DirectionInfo:
+        return cls(str(d["name"]), float(d["min"]), float(d["max"]), float(d.get("default", 0.0)),
+                   str(d.get("source", "model")))
+
+
+@dataclass(frozen=True)
+class OpenResult:
+    """`open`'s result: the new session and how well the image was reproduced."""
+    session: str
+    region: tuple[int, int, int, int]  # what later images cover, in the request image's pixels
+    reconstruction: Image
+    directions: tuple[DirectionInfo, ...]
+    model: str = ""
+    metrics: dict = dataclasses.field(default_factory=dict)      # psnr, the perceptual distance, configs, steps, ...
+    alignment: dict | None = None      # the faces found and the one aligned (docs/protocol.md, `open`)
+    alignment_note: str = ""           # why `align: "auto"` projected the region as it is
+
+    def to_dict(self) -> dict:
+        out = {"session": self.session, "model": self.model, "region": list(self.region),
+               "reconstruction": self.reconstruction.to_dict(), "metrics": self.metrics,
+               "directions": [d.to_dict() for d in self.directions], "alignment": self.alignment}
+        if self.alignment_note:
+            out["alignment_note"] = self.alignment_note
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict, fallback_region: tuple[int, int, int, int] = (0, 0, 0, 0)) -> OpenResult:
+        r = d.get("region") or fallback_region
+        return cls(str(d["session"]), (int(r[0]), int(r[1]), int(r[2]), int(r[3])),
+                   Image(**{k: d["reconstruction"][k] for k in ("w", "h", "mode", "data")}),
+                   tuple(DirectionInfo.from_dict(x) for x in d.get("directions") or ()), str(d.get("model", "")),
+                   dict(d.get("metrics") or {}), d.get("alignment") or None, str(d.get("alignment_note") or ""))
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """The result of `edit` and `render`, and the data of a `refined` reply."""
+    session: str
+    image: Image
+    render_ms: float = 0.0
+    config: dict = dataclasses.field(default_factory=dict)       # ratio, resolution, full (docs/protocol.md, "Config")
+    refined: bool = False
+    values: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"session": self.session, "image": self.image.to_dict(), "render_ms": self.render_ms,
+                "config": self.config, "refined": self.refined, "values": self.values}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RenderResult:
+        return cls(str(d.get("session", "")), Image(**{k: d["image"][k] for k in ("w", "h", "mode", "data")}),
+                   float(d.get("render_ms", 0.0)), dict(d.get("config") or {}), bool(d.get("refined", False)),
+                   {str(k): float(v) for k, v in (d.get("values") or {}).items()})
 
 
 def slider_values(msg: dict) -> dict[str, float]:

@@ -69,16 +69,16 @@ def edit_region(client: Client, rgba: bytes, w: int, h: int, edits: dict[str, fl
     except P.BackendError as e:
         what = "no usable face" if e.code == P.ErrorCode.NO_FACE else "projection failed"
         raise EditError(f"{what}: {e.message}") from None
-    session = opened["session"]
-    rect = tuple(opened.get("region") or (0, 0, w, h))
+    result = P.OpenResult.from_dict(opened, (0, 0, w, h))
+    session, rect = result.session, result.region
     try:
-        known = {d["name"] for d in opened.get("directions", [])}
+        known = {d.name for d in result.directions}
         unknown = sorted(set(edits) - known)
         if unknown:
             raise EditError(f"this model has no direction {', '.join(unknown)}; it has: {', '.join(sorted(known))}")
         try:
             render = P.RenderRequest(session, edits, (rect[2], rect[3]))
-            out = client.call("render", timeout=600, **render.fields())["image"]
+            out = P.RenderResult.from_dict(client.call("render", timeout=600, **render.fields())).image
         except P.BackendError as e:
             raise EditError(f"render failed: {e.message}") from None
     finally:
@@ -86,4 +86,4 @@ def edit_region(client: Client, rgba: bytes, w: int, h: int, edits: dict[str, fl
             client.call("close", timeout=10, session=session)
         except P.BackendError:           # a timeout too: the session is only left to the daemon's eviction
             pass
-    return out["data"], rect
+    return out.data, rect

@@ -53,7 +53,7 @@ class EditController:
         self.session: str | None = None
         self.region = None                    # where previews and Apply go (narrowed for an aligned face)
         self.source_region = None             # what was projected
-        self.directions: list[dict] = []
+        self.directions: list[P.DirectionInfo] = []
         self.values: dict[str, float] = {}
         self.budget_ms: float | None = None   # None: auto
         self._open_id = None
@@ -138,28 +138,29 @@ class EditController:
             self._narrow(data["region"])
         preview = data.get("preview")
         if preview and self._host_alive():   # the current reconstruction, at model resolution
-            self._show(preview, resize=True)
+            self._show(P.Image(preview["w"], preview["h"], preview["mode"], preview["data"]), resize=True)
 
     def _on_opened(self, data: dict) -> None:
         self._open_id = None
-        self.session = data["session"]
-        self._narrow(data.get("region") or (0, 0, self.source_region[2], self.source_region[3]))
-        aligned = data.get("alignment") or {}
+        opened = P.OpenResult.from_dict(data, (0, 0, self.source_region[2], self.source_region[3]))
+        self.session = opened.session
+        self._narrow(opened.region)
+        aligned = opened.alignment or {}
         self.faces_found.emit(list(aligned.get("faces") or []), int(aligned.get("face") or 0))
-        self.directions = list(data.get("directions") or [])
-        self.values = {d["name"]: float(d.get("default", 0.0)) for d in self.directions}
+        self.directions = list(opened.directions)
+        self.values = {d.name: d.default for d in self.directions}
         self._sent_values = dict(self.values)
         self.directions_changed.emit(self.directions)
         self.progress.emit(1.0)
         if self._host_alive():
-            self._show(data["reconstruction"])
-        psnr = (data.get("metrics") or {}).get("psnr")
+            self._show(opened.reconstruction)
+        psnr = opened.metrics.get("psnr")
         what = "Projected" + (f" (PSNR {psnr:.1f} dB)" if isinstance(psnr, (int, float)) else "")
         if aligned:
             n = len(aligned.get("faces") or [])
             what += f"; face {int(aligned.get('face') or 0) + 1} of {n}, aligned" if n > 1 else "; face aligned"
-        elif data.get("alignment_note"):
-            what += f"; {data['alignment_note']}"
+        elif opened.alignment_note:
+            what += f"; {opened.alignment_note}"
         self._set(EDITING, what)
 
     def _on_open_error(self, err: BackendError) -> None:
@@ -186,7 +187,7 @@ class EditController:
     def reset(self) -> None:
         if self.session is None:
             return
-        self.values = {d["name"]: float(d.get("default", 0.0)) for d in self.directions}
+        self.values = {d.name: d.default for d in self.directions}
         self._dirty = self.values != self._sent_values
         self._pump()
 
@@ -212,10 +213,10 @@ class EditController:
     def _on_edit(self, data: dict) -> None:
         self._edit_id = None
         round_trip = (time.monotonic() - self._sent_at) * 1000
-        self._overhead_ms = 0.8 * self._overhead_ms + 0.2 * max(0.0, round_trip - float(data.get("render_ms", 0)))
+        shown = P.RenderResult.from_dict(data)
+        self._overhead_ms = 0.8 * self._overhead_ms + 0.2 * max(0.0, round_trip - shown.render_ms)
         if self._host_alive() and self.phase == EDITING:
-            self._show(data["image"])
-            self.preview_shown.emit({k: data.get(k) for k in ("config", "render_ms", "refined", "values")})
+            self._show_preview(shown)
         self._pump()
 
     def _on_edit_error(self, err: BackendError) -> None:
@@ -228,8 +229,12 @@ class EditController:
         if rid != self._newest_edit or self._edit_id is not None or self._dirty or self.phase != EDITING:
             return                                    # an older edit's, or newer values are coming
         if self._host_alive():
-            self._show(data["image"])
-            self.preview_shown.emit({k: data.get(k) for k in ("config", "render_ms", "refined", "values")})
+            self._show_preview(P.RenderResult.from_dict(data))
+
+    def _show_preview(self, shown: P.RenderResult) -> None:
+        self._show(shown.image)
+        self.preview_shown.emit({"config": shown.config, "render_ms": shown.render_ms, "refined": shown.refined,
+                                 "values": shown.values})
 
     # ------------------------------------------------------------------ apply / discard
 
@@ -255,10 +260,10 @@ class EditController:
             self.discard()
             self._set(IDLE, "The document was closed before Apply finished", error=True)
             return
-        img = data["image"]
+        img = P.RenderResult.from_dict(data).image
         assert self.host is not None                  # alive, checked above
         try:
-            self.host.apply(img["data"], img["w"], img["h"], feather, edit_name(values))
+            self.host.apply(img.data, img.w, img.h, feather, edit_name(values))
         except HostError as e:
             self._fail(f"Apply failed: {e}")
             return
@@ -295,11 +300,11 @@ class EditController:
     def _host_alive(self) -> bool:
         return self.host is not None and self.host.alive()
 
-    def _show(self, image: dict, resize: bool = False) -> None:
+    def _show(self, image: P.Image, resize: bool = False) -> None:
         w, h = self.region[2], self.region[3]
-        rgb = image["data"]
-        if resize and (image["w"], image["h"]) != (w, h):
-            rgb = resize_nearest(rgb, image["w"], image["h"], w, h)
+        rgb = image.data
+        if resize and (image.w, image.h) != (w, h):
+            rgb = resize_nearest(rgb, image.w, image.h, w, h)
         assert self.host is not None                  # callers check _host_alive() first
         self.host.show_preview(rgb, w, h)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from anycost.protocol import ErrorCode
+from anycost.protocol import DirectionInfo, ErrorCode
 
 from .connection import CONNECTED, Connection
 from .controller import APPLYING, EDITING, IDLE, PROJECTING, EditController, Host, HostError, face_menu
@@ -36,9 +36,8 @@ class Slider:
     default: float
 
     @classmethod
-    def from_direction(cls, d: dict) -> Slider:
-        return cls(d["name"], d["name"].replace("_", " ").capitalize(), float(d["min"]), float(d["max"]),
-                   float(d.get("default", 0.0)))
+    def from_direction(cls, d: DirectionInfo) -> Slider:
+        return cls(d.name, d.name.replace("_", " ").capitalize(), d.min, d.max, d.default)
 
     def position(self, value: float) -> int:
         return round((value - self.lo) / (self.hi - self.lo) * SLIDER_STEPS) if self.hi > self.lo else 0

@@ -104,8 +104,8 @@ def test_project_edit_latest_wins_apply(connection, daemon):
     pump(lambda: ctl.phase == EDITING, 120, "projection")
     assert ctl.session and ctl.directions and host.preview is not None
     reconstruction = host.preview
-    name = ctl.directions[0]["name"]
-    top = ctl.directions[0]["max"]
+    name = ctl.directions[0].name
+    top = ctl.directions[0].max
     for i in range(1, 21):                              # a fast drag: 20 moves, no waiting
         ctl.set_value(name, top * i / 20)
     assert ctl.edits_sent == 1                          # one in flight, the rest coalesced
@@ -133,7 +133,7 @@ def test_discard_and_closed_document(connection, daemon):
     ctl.project(host, steps=2)
     pump(lambda: ctl.phase == EDITING, 120, "projection")
     host.open = False                                   # the document is closed under the session
-    ctl.set_value(ctl.directions[0]["name"], 1.0)
+    ctl.set_value(ctl.directions[0].name, 1.0)
     ctl.apply(feather=4)
     pump(lambda: ctl.phase == IDLE, 60, "apply on a closed document")
     assert not host.applied and "closed" in ctl.message and ctl.session is None
@@ -147,7 +147,7 @@ def test_a_failing_document_update_is_a_message_and_editing_goes_on(connection):
     host = face_host()
     ctl.project(host, steps=2)
     pump(lambda: ctl.phase == EDITING, 120, "projection")
-    name = ctl.directions[0]["name"]
+    name = ctl.directions[0].name
     host.broken = True
     ctl.set_value(name, 1.0)
     pump(lambda: ctl.error, 60, "the failure reported")

@@ -155,3 +155,18 @@ def test_the_one_ready_wait_says_why_it_gave_up(tmp_path):
         with pytest.raises(BackendTimeout, match="no ready daemon") as t:
             c.wait_ready(timeout=0.3)
         assert t.value.code is P.ErrorCode.UNREACHABLE
+
+
+def test_reply_records_round_trip_and_tolerate_an_older_daemon():
+    img = P.Image(2, 1, "RGB8", bytes(6))
+    opened = P.OpenResult("a" * 32, (3, 4, 20, 10), img, (P.DirectionInfo("smile", -3.0, 3.0),
+                                                         P.DirectionInfo("PC1", -2.0, 2.0, 0.5, "pca")),
+                          "demo", {"psnr": 21.5}, {"faces": [], "face": 0}, "")
+    wire = P.unpack(P.pack(P.reply(1, P.RESULT, data=opened.to_dict())))["data"]
+    assert P.OpenResult.from_dict(wire) == opened and "alignment_note" not in wire
+    sparse = {"session": "b" * 32, "reconstruction": img.to_dict(), "directions": [{"name": "x", "min": -1, "max": 1}]}
+    old = P.OpenResult.from_dict(sparse, (0, 0, 2, 1))        # no region, metrics, model or alignment
+    assert old.region == (0, 0, 2, 1) and old.directions[0] == P.DirectionInfo("x", -1.0, 1.0) and old.alignment is None
+    shown = P.RenderResult("a" * 32, img, 12.5, {"ratio": 0.5, "resolution": 32, "full": False}, True, {"smile": 1.0})
+    assert P.RenderResult.from_dict(P.unpack(P.pack(shown.to_dict()))) == shown
+    assert P.RenderResult.from_dict({"image": img.to_dict()}) == P.RenderResult("", img)

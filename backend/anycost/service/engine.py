@@ -131,14 +131,11 @@ class Engine:
         with torch.inference_mode():     # an any-size model shows it at preview size: its final can be large
             config = sm.preview_config(self.refine_budget_ms) if sm.any_size else None
             recon = self.draw(sm, session, result.wplus.to(self.device), config, (w, h))
-        reply = {"session": session.id, "model": sm.name, "region": [x, y, w, h],
-                 "reconstruction": recon.to_dict(), "metrics": metrics,
-                 "directions": [d.describe() for d in sm.directions.values()], "alignment": None}
-        if aligned is not None:
-            reply["alignment"] = aligned.describe()
-        elif req.align:
-            reply["alignment_note"] = f"model {sm.name} declares no face alignment: the region was projected as is"
-        return reply
+        note = (f"model {sm.name} declares no face alignment: the region was projected as is"
+                if req.align and aligned is None else "")
+        return P.OpenResult(session.id, (x, y, w, h), recon,
+                            tuple(P.DirectionInfo(**d.describe()) for d in sm.directions.values()), sm.name,
+                            metrics, None if aligned is None else aligned.describe(), note).to_dict()
 
     def align(self, photo: np.ndarray, recipe, resolution: int, bounds, face: int | None) -> AlignedFace:
         try:
@@ -202,8 +199,8 @@ class Engine:
             image = self.draw(sm, s, wplus, config, size, supersample, progress)
         render_ms = (time.perf_counter() - t0) * 1000
         drawn = self.face_size(s) if s.align is not None else size
-        return {"session": s.id, "image": image.to_dict(), "render_ms": round(render_ms, 2),
-                "config": sm.describe_config(config, drawn), "refined": refined, "values": values}
+        return P.RenderResult(s.id, image, round(render_ms, 2), sm.describe_config(config, drawn), refined,
+                              values).to_dict()
 
     def draw(self, sm: ServedModel, s: Session, wplus: torch.Tensor, config: SubConfig | None, size,
              supersample: int = 1, progress=None) -> P.Image:
