@@ -71,9 +71,12 @@ def random_creps(spec: str) -> CrepsModel:
     parts = spec.split(":")
     try:
         seed = int(parts[2]) if len(parts) > 2 else 0
+    except ValueError:
+        raise CheckpointError(f"bad seed in {spec!r}") from None
+    try:
         cfg = creps_architecture(parts[1])
     except ValueError as e:
-        raise CheckpointError(f"{spec!r}: {e}" if "architecture" in str(e) else f"bad seed in {spec!r}") from None
+        raise CheckpointError(f"{spec!r}: {e}") from None
     torch.manual_seed(seed)
     return Model(CrepsGenerator(cfg).eval(), {"name": spec, "untrained": True}, spec)
 

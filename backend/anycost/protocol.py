@@ -459,7 +459,7 @@ class OpenResult:
     def from_dict(cls, d: dict, fallback_region: tuple[int, int, int, int] = (0, 0, 0, 0)) -> OpenResult:
         r = d.get("region") or fallback_region
         return cls(str(d["session"]), (int(r[0]), int(r[1]), int(r[2]), int(r[3])),
-                   Image(**{k: d["reconstruction"][k] for k in ("w", "h", "mode", "data")}),
+                   Image.from_dict(d["reconstruction"], name="reconstruction"),
                    tuple(DirectionInfo.from_dict(x) for x in d.get("directions") or ()), str(d.get("model", "")),
                    dict(d.get("metrics") or {}), d.get("alignment") or None, str(d.get("alignment_note") or ""))
 
@@ -480,7 +480,7 @@ class RenderResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> RenderResult:
-        return cls(str(d.get("session", "")), Image(**{k: d["image"][k] for k in ("w", "h", "mode", "data")}),
+        return cls(str(d.get("session", "")), Image.from_dict(d["image"]),
                    float(d.get("render_ms", 0.0)), dict(d.get("config") or {}), bool(d.get("refined", False)),
                    {str(k): float(v) for k, v in (d.get("values") or {}).items()})
 

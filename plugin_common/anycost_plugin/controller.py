@@ -113,7 +113,7 @@ class EditController:
         image, region = host.source()        # raises HostError with the reason
         host.region = region
         self.host, self.region, self.source_region = host, region, region
-        request = P.OpenRequest(P.Image(image["w"], image["h"], image["mode"], image["data"]), model or None,
+        request = P.OpenRequest(P.Image.from_dict(image, name="the layer's pixels"), model or None,
                                 steps, align, face, preview_every=10)
         self._set(PROJECTING, f"Projecting {region[2]}×{region[3]} px…")
         self.progress.emit(0.0)
@@ -138,7 +138,7 @@ class EditController:
             self._narrow(data["region"])
         preview = data.get("preview")
         if preview and self._host_alive():   # the current reconstruction, at model resolution
-            self._show(P.Image(preview["w"], preview["h"], preview["mode"], preview["data"]), resize=True)
+            self._show(P.Image.from_dict(preview, name="preview"), resize=True)
 
     def _on_opened(self, data: dict) -> None:
         self._open_id = None

@@ -63,6 +63,7 @@ class Enabled:
     model: bool
     face: bool
     progress: bool
+    ok: bool                          # a dialog's OK (GIMP): applies when editing, closes when idle
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,6 @@ class EditView:
         self.changed, self.sliders_changed, self.values_reset = Signal(), Signal(), Signal()
         self.faces_changed, self.models_changed, self.progress = Signal(), Signal(), Signal()
         self.sliders: list[Slider] = []
-        self.faces: list[str] = []
         self.message = Message()
         self.status = ""
         self.connection.state_changed.connect(self._on_state)
@@ -124,7 +124,7 @@ class EditView:
                        reset=editing, apply=editing,
                        discard=phase in (EDITING, PROJECTING) or self.controller.session is not None,
                        sliders=editing, model=phase == IDLE, face=online and phase in (IDLE, EDITING),
-                       progress=phase in (PROJECTING, APPLYING))
+                       progress=phase in (PROJECTING, APPLYING), ok=phase in (IDLE, EDITING))
 
     def value(self, name: str) -> float:
         return self.controller.values.get(name, 0.0)
@@ -233,8 +233,7 @@ class EditView:
         self.say(f"Preview: {kind}, {info.get('render_ms', 0):.0f} ms" + (" (refined)" if info.get("refined") else ""))
 
     def _on_faces(self, faces: list, chosen: int) -> None:
-        self.faces = face_menu(faces)
-        self.faces_changed.emit(self.faces, chosen)
+        self.faces_changed.emit(face_menu(faces), chosen)
 
     def _check_document(self) -> None:
         c = self.controller

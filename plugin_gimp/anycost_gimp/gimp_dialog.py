@@ -178,7 +178,7 @@ class EditDialog:
             scale.set_sensitive(on.sliders)
         self.model_box.set_sensitive(on.model)
         self.face_box.set_sensitive(on.face)
-        self.dialog.set_response_sensitive(Gtk.ResponseType.OK, v.phase in (IDLE, EDITING))
+        self.dialog.set_response_sensitive(Gtk.ResponseType.OK, on.ok)
 
     def _on_models(self, names: list, chosen: int) -> None:
         self.model_box.remove_all()

@@ -59,20 +59,20 @@ def test_what_may_be_pressed_in_each_phase(view):
     view.start()
     assert view.online and view.status == "Connected to a scripted backend"
     idle = view.enabled
-    assert idle.project and idle.model and not idle.apply and not idle.reset and not idle.discard and not idle.cancel
+    assert idle.ok and idle.project and idle.model and not idle.apply and not idle.reset and not idle.discard and not idle.cancel
     h = host()
     view.project(h)
     assert view.phase == PROJECTING
     projecting = view.enabled
-    assert projecting.cancel and projecting.progress and projecting.discard
+    assert projecting.cancel and projecting.progress and projecting.discard and not projecting.ok
     assert not projecting.project and not projecting.model and not projecting.sliders
     opened(view)
     assert view.phase == EDITING and h.preview == image(10)["data"]
     editing = view.enabled
-    assert editing.sliders and editing.apply and editing.reset and editing.project and not editing.model
+    assert editing.ok and editing.sliders and editing.apply and editing.reset and editing.project and not editing.model
     assert view.message.text.startswith("Projected (PSNR 21.5 dB)") and not view.message.error
     view.apply(4)
-    assert view.phase == APPLYING and view.enabled.progress and not view.enabled.apply
+    assert view.phase == APPLYING and view.enabled.progress and not view.enabled.apply and not view.enabled.ok
     sock = view.connection.socket
     sock.answer(sock.last("render"), {"image": image(50), "values": {}})
     assert view.phase == IDLE and h.applied[-1][3] == 4 and view.message.text == "Applied as a new layer"

@@ -87,12 +87,11 @@ class Engine:
         steps = self.default_steps if req.steps is None else req.steps
         time_limit = 120.0 if req.time_limit_s is None else req.time_limit_s
         preview_every = 10 if req.preview_every is None else req.preview_every
-        face_index = req.face
         photo = decode_image(image)
         recipe = model_recipe(sm.model.metadata) if req.align else None
         photo_px = np.asarray(photo) if recipe else None
         # (photo_px is set whenever recipe is)
-        aligned = (self.align(photo_px, recipe, sm.resolution, (x, y, w, h), face_index)  # type: ignore[arg-type]
+        aligned = (self.align(photo_px, recipe, sm.resolution, (x, y, w, h), req.face)  # type: ignore[arg-type]
                    if recipe else None)
         res = sm.resolution
         original = blend = None
