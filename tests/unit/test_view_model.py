@@ -59,7 +59,8 @@ def test_what_may_be_pressed_in_each_phase(view):
     view.start()
     assert view.online and view.status == "Connected to a scripted backend"
     idle = view.enabled
-    assert idle.ok and idle.project and idle.model and not idle.apply and not idle.reset and not idle.discard and not idle.cancel
+    assert idle.ok and idle.project and idle.model
+    assert not idle.apply and not idle.reset and not idle.discard and not idle.cancel
     h = host()
     view.project(h)
     assert view.phase == PROJECTING
