@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anycost.faces.blending import mask_rect
-from anycost.faces.geometry import Alignment
-from anycost.faces.photo import AlignedFace, Blend
-from anycost.faces.recipes import Recipe
+from anycost.editing.faces.blending import mask_rect
+from anycost.editing.faces.geometry import Alignment
+from anycost.editing.faces.photo import AlignedFace, Blend
+from anycost.editing.faces.recipes import Recipe
 
 
 def main() -> None:

@@ -9,11 +9,11 @@ installed, the model card projects it, and the tests open it. Rerun after the ru
 import numpy as np
 from PIL import Image
 
-from anycost.defaults import DEMO_FACE, DEMO_PHOTO
-from anycost.faces.detection import FaceDetector
-from anycost.faces.photo import align_photo
-from anycost.faces.recipes import model_recipe
-from anycost.hub import open_model
+from anycost.core.defaults import DEMO_FACE, DEMO_PHOTO
+from anycost.editing.faces.detection import FaceDetector
+from anycost.editing.faces.photo import align_photo
+from anycost.editing.faces.recipes import model_recipe
+from anycost.formats.registry import open_model
 
 PHOTO, OUT = DEMO_PHOTO, DEMO_FACE
 

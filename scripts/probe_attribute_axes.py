@@ -18,7 +18,7 @@ import argparse
 import numpy as np
 import torch
 
-from anycost.checkpoints import load_model
+from anycost.formats.checkpoints import load_model
 from anycost_train.attributes import ATTRIBUTES, AttributeMeter
 from anycost_train.directions import TRUNCATION, measure_wplus, sample_w
 from anycost_train.heldout import paired_teacher

@@ -13,8 +13,8 @@ import statistics
 import torch
 import torch.nn.functional as F
 
-from anycost.checkpoints import load_model
-from anycost.projection import psnr
+from anycost.editing.projection import psnr
+from anycost.formats.checkpoints import load_model
 from anycost_train.heldout import HELD_OUT_SEED, model_teacher
 from anycost_train.teachers import open_teacher, paired_images
 

@@ -10,7 +10,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from anycost.checkpoints import load_model
+from anycost.formats.checkpoints import load_model
 from anycost_train.procedural_faces import faces_of_latents
 
 

@@ -70,7 +70,7 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
 @pytest.fixture(scope="session")
 def tiny_model_file(tmp_path_factory) -> Path:
     """A small generator in our format (64 px), quick enough to project in a test."""
-    from anycost.checkpoints import save_model
+    from anycost.formats.checkpoints import save_model
     from anycost.models import Generator, GeneratorConfig
     torch.manual_seed(0)
     g = Generator(GeneratorConfig.from_multiplier(64, 0.0625, 32, style_dim=64, n_mlp=2))
@@ -118,6 +118,6 @@ def tiny_daemon(tiny_model_file, tmp_path_factory):
 @pytest.fixture
 def client(daemon):
     """A client of the module's `daemon` fixture."""
-    from anycost.client import Client
+    from anycost.protocol.client import Client
     with Client(daemon.address) as c:
         yield c

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from anycost import protocol as P
-from anycost.defaults import DEMO_FACE
-from anycost.launcher import free_port, start_daemon, wait_ready
+from anycost.core.defaults import DEMO_FACE
+from anycost.protocol import messages as P
+from anycost.protocol.client import Client
+from anycost.protocol.spawn import free_port, start_backend
 
 FACE = DEMO_FACE
 
@@ -32,10 +33,11 @@ class Daemon:
                 *extra]
         self.log_path = root / f"daemon-{abs(hash(self.address))}.log"
         self.log = open(self.log_path, "ab")
-        self.proc = start_daemon(self.address, args, env=self.env, log_file=self.log, threads=1)
+        self.proc = start_backend(self.address, args, env=self.env, log=self.log, threads=1)
 
-    def wait_ready(self, timeout: float = 120) -> dict:
-        return wait_ready(self.address, self.proc, timeout)
+    def wait_ready(self, timeout: float = 120) -> P.Hello:
+        with Client(self.address) as c:
+            return c.wait_ready(timeout, self.proc)
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 20) -> int:
         if self.proc.poll() is None:

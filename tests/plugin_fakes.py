@@ -3,6 +3,7 @@ bytes) for a document, a socket whose requests the test answers (a scripted clie
 manual clock, and a connection that is connected when told."""
 from __future__ import annotations
 
+from anycost.protocol import messages as P
 from anycost_plugin.connection import CONNECTED, DISCONNECTED
 from anycost_plugin.events import Signal
 
@@ -67,7 +68,7 @@ class RecordingSocket:
         return next(i + 1 for i in range(len(self.sent) - 1, -1, -1) if self.sent[i][0] == op)
 
     def fail(self, rid, code, message=""):
-        from anycost.protocol import BackendError
+        from anycost.protocol.messages import BackendError
         if rid not in self.forgotten:
             self.sent[rid - 1][3](BackendError(code, message))
 
@@ -123,7 +124,7 @@ class ScriptedConnection:
     def __init__(self, models=("tiny",), default="tiny"):
         self.state_changed, self.models_changed = Signal(), Signal()
         self.state, self.message, self.socket = DISCONNECTED, "", None
-        self.models = [{"name": n} for n in models]
+        self.models = [P.ModelInfo(n, 64) for n in models]
         self.default_model = default
 
     @property

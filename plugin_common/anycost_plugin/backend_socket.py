@@ -11,8 +11,8 @@ from typing import Callable
 
 import zmq
 
-from anycost import protocol as P  # the backend's own module (vendored by install-plugin)
-from anycost.protocol import BackendError, ErrorCode
+from anycost.protocol import messages as P  # the backend's own module (vendored by install-plugin)
+from anycost.protocol.messages import BackendError, ErrorCode
 
 from .events import Loop, Signal
 

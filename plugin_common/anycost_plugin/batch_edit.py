@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anycost import protocol as P
-from anycost.client import BackendTimeout, Client
-
-from .launcher import LaunchError, start_backend
+from anycost.protocol import messages as P
+from anycost.protocol.client import BackendTimeout, Client
+from anycost.protocol.spawn import LaunchError, start_backend
 
 
 class EditError(Exception):
@@ -44,7 +43,7 @@ def connect(address: str, executable: str | None, log_path: Path, start_timeout_
             client.close()
             raise EditError(f"no backend answers at {address} (start `anycost-backend serve`)") from None
         try:
-            start_backend(executable, address, log_path)
+            start_backend(address, executable=executable, log=log_path, for_editor=True)
         except LaunchError as e:
             client.close()
             raise EditError(str(e)) from None

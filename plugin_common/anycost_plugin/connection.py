@@ -18,12 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from anycost import protocol as P
-from anycost.protocol import BackendError, ErrorCode
+from anycost.protocol import messages as P
+from anycost.protocol.messages import BackendError, ErrorCode
+from anycost.protocol.spawn import LaunchError, last_lines, start_backend, stop_backend
 
 from .backend_socket import BackendSocket
 from .events import Loop, Signal
-from .launcher import LaunchError, last_lines, start_backend, stop_backend
 from .settings import Settings
 
 DISCONNECTED, CONNECTING, STARTING, CONNECTED, UNREACHABLE = (
@@ -44,7 +44,7 @@ class Connection:
         self.start_timeout_s, self.retry_s = start_timeout_s, retry_s
         self.state, self.message = DISCONNECTED, ""
         self.socket: BackendSocket | None = None
-        self.models: list[dict] = []
+        self.models: list[P.ModelInfo] = []
         self.default_model = ""
         self.child: subprocess.Popen | None = None   # the backend we started, if any
         self._hello_id: int | None = None
@@ -111,7 +111,7 @@ class Connection:
         self._deadline.stop()
         self._hello_id = None
         self._missed = 0
-        if data.get("state") != "ready":          # calibrating: ask again shortly
+        if not P.Hello.from_dict(data).ready:          # calibrating: ask again shortly
             self._set(self.state if self.state == STARTING else CONNECTING,
                       "The backend is measuring its previews on this machine…")
             self._tick.start(500)
@@ -123,8 +123,8 @@ class Connection:
             self.socket.send("models", {}, self._on_models, self._on_error)
 
     def _on_models(self, data: dict) -> None:
-        self.models = list(data.get("models") or [])
-        self.default_model = data.get("default_model") or ""
+        listed = P.ModelsResult.from_dict(data)
+        self.models, self.default_model = list(listed.models), listed.default_model
         self._set(CONNECTED, f"Connected to {self.address}"
                              + (" (started by Krita)" if self.child is not None else ""))
         self.models_changed.emit(self.models, self.default_model)
@@ -175,7 +175,8 @@ class Connection:
 
     def _launch(self, restarted: bool) -> None:
         try:
-            self.child = start_backend(self.settings.executable, self.address, self.log_path)
+            self.child = start_backend(self.address, executable=self.settings.executable, log=self.log_path,
+                                       for_editor=True)
         except LaunchError as e:
             self._fail(str(e))
             return

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from anycost import protocol as P  # the backend's own module (vendored by install-plugin)
-from anycost.protocol import BackendError, ErrorCode
+from anycost.protocol import messages as P  # the backend's own module (vendored by install-plugin)
+from anycost.protocol.messages import BackendError, ErrorCode
 
 from .backend_socket import BackendSocket
 from .events import Signal

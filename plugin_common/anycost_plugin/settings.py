@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Protocol
 
-from anycost import protocol as P  # the backend's own module (vendored by install-plugin)
+from anycost.protocol import messages as P  # the backend's own module (vendored by install-plugin)
 
 BUDGET_CHOICES = ("auto", "50", "100", "250", "1000")   # the preview-quality menu of both plugins
 

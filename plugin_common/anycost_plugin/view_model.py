@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from anycost.protocol import DirectionInfo, ErrorCode
+from anycost.protocol.messages import DirectionInfo, ErrorCode, ModelInfo
 
 from .connection import CONNECTED, Connection
 from .controller import APPLYING, EDITING, IDLE, PROJECTING, EditController, Host, HostError, face_menu
@@ -212,8 +212,8 @@ class EditView:
         self.controller.attach(self.connection.socket if state == CONNECTED else None)
         self.changed.emit()
 
-    def _on_models(self, models: list, default: str) -> None:
-        names = [m["name"] for m in models]
+    def _on_models(self, models: list[ModelInfo], default: str) -> None:
+        names = [m.name for m in models]
         want = self.settings.model_among(names, default)
         self.models_changed.emit(names, names.index(want) if want in names else -1)
 

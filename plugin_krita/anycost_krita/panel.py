@@ -6,7 +6,7 @@ forward to it; every failure ends up as a message here, never a traceback.
 """
 from __future__ import annotations
 
-from anycost import protocol as P
+from anycost.protocol import messages as P
 from anycost_plugin.settings import BUDGET_CHOICES, Settings, budget_label
 from anycost_plugin.view_model import SLIDER_STEPS, EditView, Slider
 

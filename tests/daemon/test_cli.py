@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from anycost.checkpoints import load_model
-from anycost.hub import OFFICIAL_MODELS
+from anycost.formats.checkpoints import load_model
+from anycost.formats.registry import OFFICIAL_MODELS
 
 from ..conftest import run_cli
 

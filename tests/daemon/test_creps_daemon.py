@@ -7,10 +7,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from anycost import protocol as P
-from anycost.checkpoints import load_model
-from anycost.imaging import to_pil
-from anycost.protocol import BackendError
+from anycost.core.imaging import to_pil
+from anycost.formats.checkpoints import load_model
+from anycost.protocol import messages as P
+from anycost.protocol.messages import BackendError
 
 from ..conftest import TINY_CREPS
 from ..daemon_helpers import Daemon, face_image

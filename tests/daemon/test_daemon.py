@@ -8,9 +8,9 @@ import msgpack
 import numpy as np
 import pytest
 
-from anycost import protocol as P
-from anycost.client import BackendTimeout, Client
-from anycost.protocol import BackendError
+from anycost.protocol import messages as P
+from anycost.protocol.client import BackendTimeout, Client
+from anycost.protocol.messages import BackendError
 
 from ..conftest import run_cli, without_module
 from ..daemon_helpers import Daemon, face_image

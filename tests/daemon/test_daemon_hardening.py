@@ -16,9 +16,9 @@ import msgpack
 import pytest
 import zmq
 
-from anycost import protocol as P
-from anycost.client import BackendTimeout, Client
 from anycost.core.memory import process_memory_mb as _rss_mb
+from anycost.protocol import messages as P
+from anycost.protocol.client import BackendTimeout, Client
 
 from ..conftest import CLI, run_cli
 from ..daemon_helpers import Daemon, face_image
@@ -189,8 +189,8 @@ def test_serve_status_and_the_default_endpoint_are_private_to_the_user(tiny_mode
                              str(tiny_model_file), "--steps", "1"], env=dict(os.environ, **env),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        from anycost.launcher import wait_ready
-        wait_ready(address, proc)
+        with Client(address) as c:
+            c.wait_ready(proc=proc)
         sock = runtime_dir / "anycost" / "backend.sock"
         assert stat.S_IMODE(os.stat(sock.parent).st_mode) == 0o700
         assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600 and stat.S_ISSOCK(os.stat(sock).st_mode)

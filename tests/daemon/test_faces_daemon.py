@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anycost import protocol as P
-from anycost.client import Client
-from anycost.faces.blending import face_mask
-from anycost.faces.geometry import Alignment
-from anycost.faces.recipes import model_recipe
-from anycost.protocol import BackendError
+from anycost.editing.faces.blending import face_mask
+from anycost.editing.faces.geometry import Alignment
+from anycost.editing.faces.recipes import model_recipe
+from anycost.protocol import messages as P
+from anycost.protocol.client import Client
+from anycost.protocol.messages import BackendError
 
 from ..daemon_helpers import Daemon
 from ..pipeline.test_faces import _require_mediapipe
@@ -51,7 +51,7 @@ def pixels(img: dict) -> np.ndarray:
 
 
 def test_aligned_session_previews_and_applies_into_the_photo(client, photo):
-    from anycost.hub import open_model
+    from anycost.formats.registry import open_model
     recipe = model_recipe(open_model("demo").metadata)
     progress = []
     r = client.call("open", image=image_of(photo, "RGBA8"), align="auto", steps=5, timeout=120,
@@ -194,7 +194,7 @@ def test_an_any_size_model_draws_the_face_at_its_size_in_the_photo(client, photo
     assert final["config"]["full"] and final["config"]["resolution"] == round(r["alignment"]["face_px"])
     out = pixels(final["image"])
     assert out.shape == (h, w, 3)
-    from anycost.hub import open_model
+    from anycost.formats.registry import open_model
     recipe = model_recipe(open_model("creps-demo", kind="creps").metadata)
     mask = face_mask(Alignment.from_dict(r["alignment"]), recipe, (x, y, w, h))
     original = photo[y:y + h, x:x + w]

@@ -12,8 +12,8 @@ import time
 import msgpack
 import pytest
 
-from anycost import protocol as P
-from anycost.client import Client
+from anycost.protocol import messages as P
+from anycost.protocol.client import Client
 
 from ..daemon_helpers import Daemon, face_image
 

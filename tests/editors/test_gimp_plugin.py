@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from anycost.launcher import free_port
+from anycost.protocol.spawn import free_port
 from anycost_plugin.batch_edit import EditError, connect, edit_region, parse_edits
 
 from ..daemon_helpers import face_image

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anycost.client import Client
+from anycost.protocol.client import Client
 
 from ..conftest import CLI, REPO
 from ..daemon_helpers import FACE, Daemon

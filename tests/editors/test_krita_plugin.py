@@ -8,9 +8,9 @@ import signal
 
 import pytest
 
-from anycost import protocol as P
-from anycost.client import Client
-from anycost.launcher import free_port
+from anycost.protocol import messages as P
+from anycost.protocol.client import Client
+from anycost.protocol.spawn import free_port
 from anycost_krita.qt_loop import QtLoop
 from anycost_plugin import pixels
 from anycost_plugin.connection import CONNECTED, STARTING, UNREACHABLE, Connection

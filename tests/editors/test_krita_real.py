@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anycost.client import Client
-from anycost.plugin_install import enable_in_kritarc
+from anycost.install.plugins import enable_in_kritarc
+from anycost.protocol.client import Client
 
 from ..conftest import CLI, REPO
 from ..daemon_helpers import FACE, Daemon
@@ -50,7 +50,7 @@ def profile(tmp_path):
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert (pykrita / "anycost_krita.desktop").is_file() \
-        and (pykrita / "anycost_krita/vendor/anycost/protocol.py").is_file()
+        and (pykrita / "anycost_krita/vendor/anycost/protocol/messages.py").is_file()
     shutil.copytree(DRIVER / "anycost_test_driver", pykrita / "anycost_test_driver")
     shutil.copy(DRIVER / "anycost_test_driver.desktop", pykrita)
     enable_in_kritarc(kritarc, "anycost_test_driver")
@@ -134,11 +134,11 @@ def test_docker_in_real_krita(profile, tmp_path, model, aligned):
 def photo_mask_outside(photo: np.ndarray, region: list) -> np.ndarray:
     """Where the face mask of the demo model's alignment of `photo` (found again, in PHOTO_REGION)
     is 0, over `region`, which must be the rectangle the backend returned."""
-    from anycost.faces.blending import face_mask
-    from anycost.faces.detection import FaceDetector
-    from anycost.faces.photo import align_photo
-    from anycost.faces.recipes import model_recipe
-    from anycost.hub import open_model
+    from anycost.editing.faces.blending import face_mask
+    from anycost.editing.faces.detection import FaceDetector
+    from anycost.editing.faces.photo import align_photo
+    from anycost.editing.faces.recipes import model_recipe
+    from anycost.formats.registry import open_model
     detector = FaceDetector()
     try:
         demo = open_model("demo")

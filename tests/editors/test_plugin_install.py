@@ -7,7 +7,7 @@ import venv
 
 import pytest
 
-from anycost.plugin_install import enable_in_kritarc
+from anycost.install.plugins import enable_in_kritarc
 
 from ..conftest import run_cli
 
@@ -34,8 +34,10 @@ def test_install_copies_plugin_and_protocol(tmp_path):
     plugin = pykrita / "anycost_krita"
     assert (pykrita / "anycost_krita.desktop").read_text().count("X-KDE-Library=anycost_krita") == 1
     assert (plugin / "panel.py").is_file() and not list(plugin.rglob("__pycache__"))
-    from anycost import protocol
-    assert (plugin / "vendor" / "anycost" / "protocol.py").read_text() == open(protocol.__file__).read()
+    from anycost.protocol import messages
+    vendored = plugin / "vendor" / "anycost" / "protocol"
+    assert (vendored / "messages.py").read_text() == open(messages.__file__).read()
+    assert {p.name for p in vendored.glob("*.py")} == {"__init__.py", "messages.py", "client.py", "spawn.py"}
     assert (plugin / "vendor" / "anycost_plugin" / "pixels.py").is_file()
     assert "imports pyzmq and msgpack" in r.stdout
     # no torch, no numpy anywhere in the plugin
@@ -63,8 +65,8 @@ def test_missing_dependencies_are_unpacked_for_kritas_python(tmp_path):
         pytest.skip("no package index reachable: " + r.stderr.strip())
     assert r.returncode == 0, r.stderr
     assert "unpacked pyzmq and msgpack wheels" in r.stdout
-    check = ("import sys; sys.path.insert(0, %r); import anycost_krita; from anycost import protocol; "
-             "from anycost_plugin import pixels; import zmq, msgpack; "
+    check = ("import sys; sys.path.insert(0, %r); import anycost_krita; "
+             "from anycost.protocol import messages as protocol; from anycost_plugin import pixels; import zmq, msgpack; "
              "print(zmq.zmq_version(), protocol.unpack(protocol.pack({'a': 1})))" % str(pykrita))
     out = subprocess.run([py, "-c", check], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -80,7 +82,7 @@ def test_install_gimp_plugin_folder(tmp_path):
     script = folder / "anycost-edit.py"                    # GIMP 3: the file is named like its folder...
     assert script.stat().st_mode & 0o111                   # ...and executable
     assert script.read_text().startswith("#!/usr/bin/env python3")
-    assert (folder / "vendor" / "anycost" / "client.py").is_file() and (folder / "vendor" / "zmq").is_dir()
+    assert (folder / "vendor" / "anycost" / "protocol" / "client.py").is_file() and (folder / "vendor" / "zmq").is_dir()
     assert (folder / "vendor" / "anycost_plugin" / "batch_edit.py").is_file()
     assert {p.name for p in folder.glob("*.py")} == {"anycost-edit.py", "gimp_dialog.py", "gimp_host.py",
                                                      "glib_loop.py"}

@@ -105,9 +105,9 @@ def test_bench_creps_saves_its_figures(tmp_path):
 
 
 def test_files_and_the_official_layout(g, ws, tmp_path):
-    from anycost.checkpoints import load_model
-    from anycost.creps_files import save_creps
-    from anycost.errors import CheckpointError
+    from anycost.core.errors import CheckpointError
+    from anycost.formats.checkpoints import load_model
+    from anycost.formats.creps import save_creps
 
     from ..conftest import run_cli
     with torch.no_grad():
@@ -138,7 +138,7 @@ def test_files_and_the_official_layout(g, ws, tmp_path):
 def test_sample_command_sizes_and_regions(g, tmp_path):
     import numpy as np
 
-    from anycost.creps_files import save_creps
+    from anycost.formats.creps import save_creps
 
     from ..conftest import run_cli
     model = str(save_creps(tmp_path / "small.safetensors", g))

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from anycost.creps_files import BUILTIN_CREPS_DEMO
-from anycost.hub import open_model
-from anycost.perceptual import make_perceptual
+from anycost.editing.perceptual import make_perceptual
+from anycost.formats.creps import BUILTIN_CREPS_DEMO
+from anycost.formats.registry import open_model
 from anycost_train.creps_card import LATENT_SEED, agreement
 from anycost_train.creps_training import teacher_directions
 
@@ -66,6 +66,6 @@ def test_served_by_default(tmp_path):
     d = Daemon(tmp_path, None)
     try:
         hello = d.wait_ready()
-        assert hello["models"] == ["demo", "creps-demo"] and hello["default_model"] == "demo"
+        assert hello.models == ("demo", "creps-demo") and hello.default_model == "demo"
     finally:
         assert d.stop() == 0

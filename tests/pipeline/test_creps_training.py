@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from anycost.checkpoints import load_model, save_model
+from anycost.formats.checkpoints import load_model, save_model
 from anycost.models import Generator, GeneratorConfig
 from anycost.models.creps import CrepsConfig
 from anycost.models.encoder import Encoder, EncoderConfig
@@ -139,7 +139,7 @@ def test_encoded_latents_are_the_teachers_encoder_guesses(teacher_file, tmp_path
 
 
 def load_creps_teacher_direction(path):
-    from anycost.checkpoints import load_model
+    from anycost.formats.checkpoints import load_model
     return load_model(path).extra_tensors["directions.smile"]
 
 
@@ -173,7 +173,7 @@ def test_torchrun_two_processes_keep_replicas_identical(tmp_path):
 
 def test_release_and_card_of_a_distilled_model(teacher_file, tmp_path):
     """creps-release measures into the file and keeps both lineages; creps-card writes the page."""
-    from anycost.checkpoints import load_model
+    from anycost.formats.checkpoints import load_model
     w_space = tmp_path / "teacher.safetensors"
     shutil.copy(teacher_file, w_space)
     over = {"teacher": str(w_space), "adv_weight": 0.0, "pl_weight": 0.0, "iters": 2, "batch": 2,

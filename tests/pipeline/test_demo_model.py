@@ -6,11 +6,11 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from anycost.checkpoints import load_model, save_model
-from anycost.editing import from_model_file
-from anycost.hub import BUILTIN_DEMO, open_model
+from anycost.editing.directions import from_model_file
+from anycost.editing.perceptual import make_perceptual
+from anycost.formats.checkpoints import load_model, save_model
+from anycost.formats.registry import BUILTIN_DEMO, open_model
 from anycost.models import TRAINED_RATIOS
-from anycost.perceptual import make_perceptual
 from anycost_train import release as release_mod
 from anycost_train.directions import SUPERVISED
 from anycost_train.release import consistency_figures, lineage, release
@@ -48,7 +48,7 @@ def test_shipped_file_is_small_and_self_describing(demo):
 def test_demo_draws_the_teachers_face_of_its_latent(demo):
     """The first 100 entries of z are the teacher's latent (the warm start): G(z) must be closer to the
     teacher's face of that latent than to the teacher's faces of other latents."""
-    from anycost.projection import psnr
+    from anycost.editing.projection import psnr
     from anycost_train.teachers import DCGANFaces
     g, teacher = demo.generator.eval(), DCGANFaces()
     z = torch.randn(8, g.cfg.style_dim, generator=torch.Generator().manual_seed(99))
@@ -85,7 +85,7 @@ def test_consistency_figures_are_what_the_model_does(demo):
 def test_models_list_and_serve_default_to_the_demo(tmp_path):
     r = run_cli("models", "list")
     assert r.returncode == 0 and "built in" in r.stdout
-    from anycost.client import Client
+    from anycost.protocol.client import Client
 
     from ..daemon_helpers import Daemon
     d = Daemon(tmp_path, None)

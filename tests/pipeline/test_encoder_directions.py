@@ -10,13 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from anycost.checkpoints import load_model, load_official_encoder, save_model
-from anycost.defaults import DEMO_FACE
-from anycost.editing import from_model_file
-from anycost.hub import open_model
+from anycost.core.defaults import DEMO_FACE
+from anycost.editing.directions import from_model_file
+from anycost.editing.perceptual import make_perceptual
+from anycost.editing.projection import fit_metrics
+from anycost.formats.checkpoints import load_model, load_official_encoder, save_model
+from anycost.formats.registry import open_model
 from anycost.models import Encoder, EncoderConfig
-from anycost.perceptual import make_perceptual
-from anycost.projection import fit_metrics
 
 from ..conftest import fixture_path, run_cli
 
@@ -40,7 +40,7 @@ def test_official_encoder_loads_and_matches(official_encoder_fixture, official_f
     # placed beside an official generator in the model folder, it is picked up with it
     monkeypatch.setenv("ANYCOST_CACHE_DIR", str(tmp_path / "cache"))
     (tmp_path / "cache").mkdir()
-    from anycost import hub
+    from anycost.formats import registry as hub
     monkeypatch.setitem(hub.OFFICIAL_MODELS, "small-config", hub.OfficialModel("small-config", 128, "fixture"))
     (tmp_path / "cache" / "generator_small-config.pt").write_bytes(official_file.read_bytes())
     (tmp_path / "cache" / "encoder_small-config.pt").write_bytes(path.read_bytes())
@@ -100,7 +100,7 @@ def test_encoder_training_resumes(trained_encoder, tiny_model_file):
 def model_with_directions(tmp_path_factory):
     """The built-in demo (it draws faces the detector finds) with two measured sliders fitted anew on
     few samples, one principal component named, and the others kept as PCs."""
-    from anycost.hub import BUILTIN_DEMO
+    from anycost.formats.registry import BUILTIN_DEMO
     out = tmp_path_factory.mktemp("dirs") / "model.safetensors"
     r = subprocess.run([str(TRAIN_CLI), "--threads", "1", "directions", "--model", str(BUILTIN_DEMO), "--out", str(out),
                         "--samples", "120", "--eval", "6", "--judge-steps", "3", "--sliders", "age,smile",
@@ -189,7 +189,7 @@ def test_report_measures_projection_and_directions(model_with_directions, tmp_pa
 
 
 def test_daemon_serves_the_encoder_and_directions(model_with_directions, tmp_path):
-    from anycost.client import Client
+    from anycost.protocol.client import Client
 
     from ..daemon_helpers import Daemon, face_image
     d = Daemon(tmp_path, model_with_directions)

@@ -1,4 +1,4 @@
-"""Face detection, alignment and compositing on real and procedural photos (anycost.faces)."""
+"""Face detection, alignment and compositing on real and procedural photos (anycost.editing.faces)."""
 from __future__ import annotations
 
 import json
@@ -13,16 +13,16 @@ import pytest
 import torch
 from PIL import Image
 
-from anycost.faces.blending import composite, face_mask, mask_rect
-from anycost.faces.geometry import Alignment, warp_back, warp_to_crop
-from anycost.faces.photo import Blend, FaceError, align_photo, choose_face
-from anycost.faces.recipes import Recipe, model_recipe
+from anycost.editing.faces.blending import composite, face_mask, mask_rect
+from anycost.editing.faces.geometry import Alignment, warp_back, warp_to_crop
+from anycost.editing.faces.photo import Blend, FaceError, align_photo, choose_face
+from anycost.editing.faces.recipes import Recipe, model_recipe
 
 from ..conftest import REPO, run_cli, without_module
 
 
 def _require_mediapipe():
-    """Skip (fail in CI) without mediapipe. Not imported here: only anycost.faces imports it, keeping
+    """Skip (fail in CI) without mediapipe. Not imported here: only anycost.editing.faces imports it, keeping
     the environment clean (see detection._environment_kept)."""
     import importlib.util
     if importlib.util.find_spec("mediapipe") is None:
@@ -34,7 +34,7 @@ def _require_mediapipe():
 @pytest.fixture(scope="module")
 def detector():
     _require_mediapipe()
-    from anycost.faces.detection import FaceDetector
+    from anycost.editing.faces.detection import FaceDetector
     before = dict(os.environ)
     d = FaceDetector()
     assert dict(os.environ) == before        # OpenCV's Qt variables must not leak into programs we start
@@ -99,7 +99,7 @@ def test_composite_keeps_every_pixel_outside_the_mask():
 
 
 def test_models_declare_their_recipe():
-    from anycost.hub import open_model
+    from anycost.formats.registry import open_model
     meta = open_model("demo").metadata
     demo = model_recipe(meta)
     fitted = meta["alignment"]["fitted"]                  # fitted to the model's own samples' landmarks
@@ -112,7 +112,7 @@ def test_models_declare_their_recipe():
 def test_a_profile_face_is_refused_with_its_angle(astronaut, detector):
     """No profile photo ships here: the astronaut's own 3-D landmarks are turned 60 degrees about
     the vertical axis (what a profile's mesh looks like) and given to the face choice."""
-    from anycost.faces.detection import DetectedFace, five_points
+    from anycost.editing.faces.detection import DetectedFace, five_points
     face = detector.detect(astronaut)[0]
     mesh = face.mesh.copy()
     centre = mesh.mean(0)
@@ -204,7 +204,7 @@ def test_blend_changes_only_the_face(astronaut, detector):
 # ------------------------------------------------------------------ procedural faces: ground truth
 
 def test_alignment_error_on_procedural_faces_with_known_landmarks(detector):
-    from anycost.hub import open_model
+    from anycost.formats.registry import open_model
     from anycost_train.alignment_accuracy import alignment_errors
     r = alignment_errors(model_recipe(open_model("demo").metadata), 128, detector, n=12, seed=100)
     assert r["found"] >= 9, r["misses"]
@@ -228,7 +228,7 @@ def test_project_align_auto_then_edit_writes_the_composited_photo(astronaut, tmp
     assert r.returncode == 0, r.stderr
     edited = np.asarray(Image.open(out))
     assert edited.shape == astronaut.shape
-    from anycost.faces.photo import AlignedFace
+    from anycost.editing.faces.photo import AlignedFace
     face = AlignedFace.from_record(record)
     x, y, w, h = face.rect
     keep = np.ones(astronaut.shape[:2], bool)
@@ -256,7 +256,7 @@ def test_project_align_errors_are_one_line(astronaut, tmp_path):
 
 def test_without_mediapipe_the_message_says_how_to_install(tmp_path):
     """A folder first on the path whose `mediapipe` cannot be imported: as on a machine without it."""
-    code = ("from anycost.faces.detection import FaceDetector\n"
+    code = ("from anycost.editing.faces.detection import FaceDetector\n"
             "try:\n    FaceDetector()\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                        env=dict(os.environ, PYTHONPATH=without_module(tmp_path, "mediapipe")))
@@ -268,9 +268,9 @@ def test_fitted_recipe_frames_the_models_own_faces_and_is_written_into_a_model(t
     its detected landmarks gives back nearly the sample itself (the identity, up to the spread)."""
     import shutil
 
-    from anycost.checkpoints import load_model
-    from anycost.faces.detection import FaceDetector
-    from anycost.hub import BUILTIN_DEMO
+    from anycost.editing.faces.detection import FaceDetector
+    from anycost.formats.checkpoints import load_model
+    from anycost.formats.registry import BUILTIN_DEMO
     from anycost_train.alignment_fit import fit_recipe
     from anycost_train.attributes import AttributeMeter
     from anycost_train.directions import render, sample_w

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from anycost.checkpoints import load_model
+from anycost.formats.checkpoints import load_model
 from anycost_train.config import load_config
 from anycost_train.data import ImageFolder, ProceduralFaces, read_labels
 from anycost_train.discriminator import MultiResDiscriminator

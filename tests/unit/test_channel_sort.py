@@ -1,6 +1,6 @@
 import torch
 
-from anycost.checkpoints import load_model
+from anycost.formats.checkpoints import load_model
 from anycost.models import Generator, GeneratorConfig
 from anycost.models.channel_sort import sort_channels
 

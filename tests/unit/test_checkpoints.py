@@ -5,8 +5,8 @@ import pickle
 import pytest
 import torch
 
-from anycost.checkpoints import infer_config, load_model, save_model
-from anycost.errors import CheckpointError
+from anycost.core.errors import CheckpointError
+from anycost.formats.checkpoints import infer_config, load_model, save_model
 from anycost.models import Generator, GeneratorConfig
 
 
@@ -146,9 +146,9 @@ def test_wrong_content_is_named(tmp_path):
 # ------------------------------------------------------------------ one record, one loader, one resolver
 
 def test_one_loader_and_resolver_for_both_kinds(tmp_path):
-    from anycost.checkpoints import Model
-    from anycost.creps_files import BUILTIN_CREPS_DEMO, save_creps
-    from anycost.hub import open_model
+    from anycost.formats.checkpoints import Model
+    from anycost.formats.creps import BUILTIN_CREPS_DEMO, save_creps
+    from anycost.formats.registry import open_model
 
     creps = open_model("random:creps-demo:3", kind=None)
     assert isinstance(creps, Model) and creps.kind == "creps" and creps.metadata["untrained"]

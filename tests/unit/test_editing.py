@@ -1,7 +1,7 @@
 import torch
 
-from anycost.checkpoints import load_model
-from anycost.editing import Direction, apply_edit, default_rows, pca_directions
+from anycost.editing.directions import Direction, apply_edit, default_rows, pca_directions
+from anycost.formats.checkpoints import load_model
 
 
 def test_pca_directions_are_orthonormal_cached_and_ordered(tiny_model_file, tmp_path):
@@ -27,7 +27,7 @@ def test_apply_edit_moves_only_its_rows_and_never_the_original():
 
 
 def test_official_boundary_file_next_to_the_model_is_used(tiny_model_file, tmp_path, monkeypatch):
-    from anycost.editing import load_directions
+    from anycost.editing.directions import load_directions
     monkeypatch.setenv("ANYCOST_CACHE_DIR", str(tmp_path))
     m = load_model(tiny_model_file)
     assert next(iter(load_directions(m).values())).source == "pca"

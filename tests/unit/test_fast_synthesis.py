@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from anycost.core.memory import keep_freed_memory
+from anycost.editing.projection import psnr
 from anycost.inference.conv_forms import (
     CONV_FORMS,
     UP_FORMS,
@@ -19,7 +20,6 @@ from anycost.inference.conv_forms import (
 from anycost.inference.fast import FastSynthesis
 from anycost.models import Generator, GeneratorConfig, uniform_channels
 from anycost.models.ops import make_blur_kernel, upfirdn2d
-from anycost.projection import psnr
 
 TOL = 1e-3          # the bound on any fast path against the fp32 reference
 
@@ -74,7 +74,7 @@ def test_zero_noise_and_per_layer_widths_match(g, wplus):
 
 
 def test_the_demo_model_matches(wplus):
-    from anycost.hub import open_model
+    from anycost.formats.registry import open_model
     demo = open_model("demo").generator
     z = torch.randn(1, demo.cfg.style_dim, generator=torch.Generator().manual_seed(2))
     fast = FastSynthesis(demo, FormChooser())

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from anycost.checkpoints import load_model
+from anycost.formats.checkpoints import load_model
 from anycost.models import uniform_channels
 
 TOL = 1e-4

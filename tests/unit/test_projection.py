@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from anycost.checkpoints import load_model
-from anycost.perceptual import laplacian_l1, make_perceptual
-from anycost.projection import ProjectionCancelled, ProjectionOptions, fit_metrics, project
+from anycost.editing.perceptual import laplacian_l1, make_perceptual
+from anycost.editing.projection import ProjectionCancelled, ProjectionOptions, fit_metrics, project
+from anycost.formats.checkpoints import load_model
 
 
 @pytest.fixture(scope="module")

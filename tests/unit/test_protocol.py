@@ -4,7 +4,7 @@ import sys
 import msgpack
 import pytest
 
-from anycost import protocol as P
+from anycost.protocol import messages as P
 
 
 def test_round_trip_and_envelope():
@@ -68,7 +68,8 @@ def test_region():
 
 def test_protocol_and_client_import_no_torch():
     """The plugins reuse these inside Krita/GIMP, where there is no torch."""
-    code = "import sys, anycost.protocol, anycost.client; print('torch' in sys.modules, 'numpy' in sys.modules)"
+    code = ("import sys, anycost.protocol.messages, anycost.protocol.client, anycost.protocol.spawn; "
+            "print('torch' in sys.modules, 'numpy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 
@@ -143,8 +144,8 @@ def test_the_spec_lists_exactly_the_ops_and_error_codes_of_the_code():
 
 
 def test_the_one_ready_wait_says_why_it_gave_up(tmp_path):
-    from anycost.client import BackendTimeout, Client
-    from anycost.launcher import free_port
+    from anycost.protocol.client import BackendTimeout, Client
+    from anycost.protocol.spawn import free_port
     address = f"tcp://127.0.0.1:{free_port()}"                  # nothing listens there
     gone = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     gone.wait()
@@ -170,3 +171,32 @@ def test_reply_records_round_trip_and_tolerate_an_older_daemon():
     shown = P.RenderResult("a" * 32, img, 12.5, {"ratio": 0.5, "resolution": 32, "full": False}, True, {"smile": 1.0})
     assert P.RenderResult.from_dict(P.unpack(P.pack(shown.to_dict()))) == shown
     assert P.RenderResult.from_dict({"image": img.to_dict()}) == P.RenderResult("", img)
+
+
+def test_the_other_ops_records_round_trip():
+    info = P.ModelInfo("demo", 64, "anycost", 256, 10, False, True, False, None, "ffhq",
+                       "MIT", (P.DirectionInfo("smile", -3.0, 3.0),), ({"ratio": 0.5, "resolution": 32},))
+    records = [P.Hello("0.1.0", P.VERSION, "calibrating", ("demo",), "demo", "lpips-alex", ("a warning",), "cpu", 2,
+                       {"max_queue": 64}),
+               P.ModelsResult((info, P.ModelInfo("creps-demo", 128, "creps", any_size=True)), "demo"),
+               P.Stats(3.5, {"edit": 4}, {"cancelled": 1}, 1, "open", 2, {"n": 4, "median": 9.5, "p95": 12.0}),
+               P.CancelResult(7, "running", True), P.CancelResult("x", "unknown", False),
+               P.CloseResult("a" * 32), P.ShutdownResult()]
+    for record in records:
+        back = P.unpack(P.pack(P.reply(1, P.RESULT, data=record.to_dict())))["data"]
+        assert type(record).from_dict(back) == record, record
+    assert not records[0].ready and P.Hello.from_dict({"state": "ready"}).ready
+    for request in (P.CancelRequest(3), P.CancelRequest("x"), P.CloseRequest("c" * 32)):
+        back = P.unpack(P.pack(P.request("x", 1, **request.fields())))
+        assert type(request).from_message(back) == request
+    with pytest.raises(P.ProtocolError, match="not a session id"):
+        P.CloseRequest.from_message({"session": "../etc"})
+
+
+def test_every_op_has_its_request_and_result_record():
+    assert list(P.REQUESTS) == list(P.OPS) and list(P.RESULTS) == list(P.OPS)
+    spec = _spec()
+    for op, record in P.REQUESTS.items():
+        section = spec.split(f"### `{op}`", 1)[1].split("\n### ", 1)[0]
+        for name in getattr(record, "__dataclass_fields__", ()):
+            assert f"`{name}`" in section, (op, name)     # every field a request record carries is in the spec

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from anycost.protocol import ErrorCode
+from anycost.protocol.messages import ErrorCode
 from anycost_plugin.controller import APPLYING, EDITING, IDLE, PROJECTING, HostError
 from anycost_plugin.settings import MemoryStore, Settings
 from anycost_plugin.view_model import DOCUMENT_CHECK_MS, SLIDER_STEPS, EditView, Slider

@@ -15,9 +15,9 @@ from typing import cast
 import numpy as np
 from PIL import Image
 
-from anycost.faces.geometry import Alignment
-from anycost.faces.photo import FaceError, align_photo
-from anycost.faces.recipes import Recipe
+from anycost.editing.faces.geometry import Alignment
+from anycost.editing.faces.photo import FaceError, align_photo
+from anycost.editing.faces.recipes import Recipe
 
 from .procedural_faces import draw_face, landmarks, sample_params
 

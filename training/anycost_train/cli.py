@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from anycost.cli.options import OneLineErrorParser
-from anycost.errors import AnycostError
+from anycost.core.errors import AnycostError
 
 from .config import CREPS_PRESETS, PRESETS, TrainConfig, load_config
 
@@ -224,7 +224,7 @@ def encoder_cmd(args) -> int:
 
 
 def directions_cmd(args) -> int:
-    from anycost.checkpoints import load_model, save_model
+    from anycost.formats.checkpoints import load_model, save_model
 
     from .attributes import AttributeMeter
     from .directions import directions_to_file, named_pcs, projected_faces, supervised_directions
@@ -306,8 +306,8 @@ def bench_cmd(args) -> int:
 
     import torch
 
-    from anycost.checkpoints import save_model
     from anycost.core.timing import cpu_name
+    from anycost.formats.checkpoints import save_model
 
     from .trainer import Trainer
 
@@ -350,9 +350,9 @@ def alignment_cmd(args) -> int:
 def alignment_accuracy_cmd(args) -> int:
     import platform
 
-    from anycost.faces.detection import FaceDetector
-    from anycost.faces.recipes import Recipe, model_recipe
-    from anycost.hub import open_model
+    from anycost.editing.faces.detection import FaceDetector
+    from anycost.editing.faces.recipes import Recipe, model_recipe
+    from anycost.formats.registry import open_model
 
     from .alignment_accuracy import alignment_errors
     detector = FaceDetector()

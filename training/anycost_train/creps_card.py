@@ -13,13 +13,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from anycost.core.errors import CheckpointError
+from anycost.core.imaging import grid, to_pil
 from anycost.core.timing import cpu_name
-from anycost.editing import apply_edit, from_model_file
-from anycost.errors import CheckpointError
-from anycost.hub import open_model
-from anycost.imaging import grid, to_pil
-from anycost.perceptual import make_perceptual
-from anycost.projection import ProjectionOptions, project, psnr
+from anycost.editing.directions import apply_edit, from_model_file
+from anycost.editing.perceptual import make_perceptual
+from anycost.editing.projection import ProjectionOptions, project, psnr
+from anycost.formats.registry import open_model
 
 from .heldout import held_out_faces
 

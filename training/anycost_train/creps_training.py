@@ -19,13 +19,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from anycost.creps_files import save_creps
-from anycost.hub import open_model
-from anycost.imaging import grid, to_pil
+from anycost.core.imaging import grid, to_pil
+from anycost.editing.perceptual import make_perceptual
+from anycost.editing.projection import downsample
+from anycost.formats.creps import save_creps
+from anycost.formats.registry import open_model
 from anycost.models.config import GeneratorConfig
 from anycost.models.creps import CrepsConfig, CrepsGenerator
-from anycost.perceptual import make_perceptual
-from anycost.projection import downsample
 
 from . import dist
 from .config import CrepsTrainConfig

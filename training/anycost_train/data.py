@@ -13,7 +13,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from anycost.imaging import from_pil
+from anycost.core.imaging import from_pil
 
 from .procedural_faces import ATTRIBUTES, face, labels
 

@@ -29,7 +29,7 @@ from typing import cast
 import numpy as np
 import torch
 
-from anycost.editing import Direction, apply_edit, pca_directions
+from anycost.editing.directions import Direction, apply_edit, pca_directions
 from anycost.models import Generator
 
 from .attributes import ATTRIBUTES, AttributeMeter
@@ -264,8 +264,8 @@ def projected_faces(model, n: int, steps: int = 100, seed: int = JUDGE_SEED) -> 
     """The W+ of n faces of the generator the model learnt from (neither training data nor the cards'
     held-out faces), projected as the editor projects a photo (encoder guess, then `steps` steps of
     the backend's default optimization); None when the model has no encoder or no such teacher."""
-    from anycost.perceptual import make_perceptual
-    from anycost.projection import ProjectionOptions, project
+    from anycost.editing.perceptual import make_perceptual
+    from anycost.editing.projection import ProjectionOptions, project
 
     from .heldout import held_out_faces, model_teacher
     if model.encoder is None or not model_teacher(model.metadata):

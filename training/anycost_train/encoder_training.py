@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from anycost.checkpoints import load_model, save_model
+from anycost.editing.perceptual import make_perceptual
+from anycost.editing.projection import downsample, sub_configs
+from anycost.formats.checkpoints import load_model, save_model
 from anycost.models import Encoder, EncoderConfig
-from anycost.perceptual import make_perceptual
-from anycost.projection import downsample, sub_configs
 
 from .data import open_data
 from .run_loop import plain_rng_state, set_plain_rng_state

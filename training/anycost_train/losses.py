@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from anycost.perceptual import Perceptual
-from anycost.projection import downsample
+from anycost.editing.perceptual import Perceptual
+from anycost.editing.projection import downsample
 
 
 def d_logistic(real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:

@@ -10,13 +10,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from anycost.checkpoints import load_model
+from anycost.core.imaging import grid, to_pil
 from anycost.core.timing import cpu_name
-from anycost.editing import apply_edit, from_model_file
-from anycost.imaging import grid, to_pil
+from anycost.editing.directions import apply_edit, from_model_file
+from anycost.editing.perceptual import make_perceptual
+from anycost.editing.projection import ProjectionOptions, downsample, initial_wplus, project, psnr
+from anycost.formats.checkpoints import load_model
 from anycost.models import TRAINED_RATIOS
-from anycost.perceptual import make_perceptual
-from anycost.projection import ProjectionOptions, downsample, initial_wplus, project, psnr
 
 from .heldout import HELD_OUT_SEED
 
@@ -74,7 +74,7 @@ def slider_strip(g, direction, seeds=SLIDER_SEEDS) -> Image.Image:
 
 def pc_strips(g, folder: Path, k: int = 8) -> Path:
     """Each principal component on each candidate row range (two seeds, slider -3..3), to name them by."""
-    from anycost.editing import pca_directions
+    from anycost.editing.directions import pca_directions
 
     from .directions import row_ranges
     folder.mkdir(parents=True, exist_ok=True)
@@ -260,7 +260,8 @@ def write_model_card(model_path: Path, out: Path, n_projections: int = 6, n_slid
     log_fn("face detection rates")
     rates = detection_rates(g, meter, teacher, n_detect)
     lines += ["## Faces", "", f"Share of {n_detect} random samples (seed 31337) in which mediapipe's face detector "
-              "(the backend's, `anycost.faces`) finds a face, each sample upscaled bicubic to 256 px. Bar: >= 90 % for "
+              "(the backend's, `anycost.editing.faces`) finds a face, each sample upscaled bicubic to 256 px. "
+              "Bar: >= 90 % for "
               "the full generator.", "", "| samples of | faces found |", "|---|---|"]
     lines += [f"| {k} | {_pct(v)} |" for k, v in rates.items()]
     full_rate = rates["full, truncation 1"]
@@ -369,7 +370,7 @@ def write_model_card(model_path: Path, out: Path, n_projections: int = 6, n_slid
 def _photo_crop(resolution: int) -> torch.Tensor | None:
     """The astronaut's face, aligned with the demo model's rule (backend/anycost/data/demo-face.png)."""
     from anycost.cli.demo import ALIGNED_CROP
-    from anycost.imaging import from_pil
+    from anycost.core.imaging import from_pil
     if not ALIGNED_CROP.is_file():
         return None
     # PIL sets its filter names (Image.LANCZOS, ...) in a loop: mypy cannot see them

@@ -219,6 +219,6 @@ def faces_of_latents(z, resolution: int):
     CDF, are the face's uniforms. What the renderer warm start teaches G(z) to draw. -> [N, 3, R, R]."""
     import torch
 
-    from anycost.imaging import from_pil
+    from anycost.core.imaging import from_pil
     u = 0.5 * (1 + torch.erf(z[:, :N_FACTORS] / 2 ** 0.5))
     return torch.stack([from_pil(draw_face(params_from_uniforms(row.tolist()), resolution)) for row in u])

@@ -9,11 +9,11 @@ from typing import Any
 
 import torch
 
-from anycost.checkpoints import load_model, save_model
 from anycost.core.timing import cpu_name
+from anycost.editing.perceptual import Perceptual, make_perceptual
+from anycost.editing.projection import downsample, psnr
+from anycost.formats.checkpoints import load_model, save_model
 from anycost.models import TRAINED_RATIOS, Generator
-from anycost.perceptual import Perceptual, make_perceptual
-from anycost.projection import downsample, psnr
 
 MAX_SHIPPED_BYTES = 25 * 1024 * 1024
 CONSISTENCY_SAMPLES = 64
@@ -101,8 +101,8 @@ def release(model_path: Path, out: Path, name: str, ablations: dict[str, Path] |
 def release_creps(model_path: Path, out: Path, name: str, half: bool = True, n: int = 32, log_fn=print) -> Path:
     """The same for a CREPS model: its agreement with the anycost model whose W space it shares and
     its scale consistency measured into the file, the lineage of both, half precision."""
-    from anycost.checkpoints import load_model
-    from anycost.creps_files import save_creps
+    from anycost.formats.checkpoints import load_model
+    from anycost.formats.creps import save_creps
 
     from .creps_card import LATENT_SEED, agreement, open_w_space, random_latents, scale_consistency
     model = load_model(model_path, kind="creps")

@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 
-from anycost.checkpoints import load_model
 from anycost.core.timing import cpu_name
-from anycost.editing import from_model_file
+from anycost.editing.directions import from_model_file
+from anycost.editing.perceptual import make_perceptual
+from anycost.editing.projection import ProjectionOptions, downsample, project, psnr
+from anycost.formats.checkpoints import load_model
 from anycost.models import TRAINED_RATIOS
-from anycost.perceptual import make_perceptual
-from anycost.projection import ProjectionOptions, downsample, project, psnr
 
 from .directions import SUPERVISED
 from .heldout import HELD_OUT_SEED, held_out_faces

@@ -72,7 +72,7 @@ class GeneratorTeacher:
     """The full generator of a model file the project opens, as a teacher."""
 
     def __init__(self, spec: str, device: str | torch.device = "cpu"):
-        from anycost.hub import open_model
+        from anycost.formats.registry import open_model
         model = open_model(spec)
         self.g = model.generator.eval().requires_grad_(False).to(device)
         self.name = model.metadata.get("name") or Path(spec).stem
@@ -90,7 +90,7 @@ def open_teacher(spec: str, device: str | torch.device = "cpu"):
     """`gan-face-generate`, or a model file / name the project opens."""
     if spec == DCGAN_FACES:
         return DCGANFaces(device)
-    from anycost.errors import CheckpointError
+    from anycost.core.errors import CheckpointError
     try:
         return GeneratorTeacher(spec, device)
     except (CheckpointError, FileNotFoundError) as e:

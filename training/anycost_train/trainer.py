@@ -13,12 +13,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from anycost.checkpoints import load_model, save_model
-from anycost.imaging import grid, to_pil
+from anycost.core.imaging import grid, to_pil
+from anycost.editing.perceptual import make_perceptual
+from anycost.editing.projection import downsample
+from anycost.formats.checkpoints import load_model, save_model
 from anycost.models import TRAINED_RATIOS, Generator
 from anycost.models.channel_sort import sort_channels
-from anycost.perceptual import make_perceptual
-from anycost.projection import downsample
 
 from . import dist
 from .config import TrainConfig

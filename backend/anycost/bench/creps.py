@@ -13,7 +13,7 @@ def measure_one(arch: str, size: int, tile: int, threads: int, seed: int = 0) ->
     """Run in a child: build the model, render once at size x size, report time and memory."""
     import torch
 
-    from ..models.creps import CrepsGenerator, creps_architecture
+    from anycost.models.creps import CrepsGenerator, creps_architecture
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     g = CrepsGenerator(creps_architecture(arch)).eval()

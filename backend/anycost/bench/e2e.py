@@ -6,11 +6,11 @@ from __future__ import annotations
 import statistics
 import time
 
-from .. import protocol as P
-from ..client import Client
-from ..core.timing import p95
-from ..defaults import DEMO_FACE
-from ..launcher import free_port, private_address, start_daemon, wait_ready
+from anycost.core.defaults import DEMO_FACE
+from anycost.core.timing import p95
+from anycost.protocol import messages as P
+from anycost.protocol.client import Client
+from anycost.protocol.spawn import free_port, private_address, start_backend
 
 FACE = DEMO_FACE
 
@@ -37,12 +37,13 @@ def run_e2e(model: str | None, threads: int | None, budgets=(50, 100, 250), n: i
     # the editors' default transport (a Unix socket), or loopback TCP
     address = f"tcp://127.0.0.1:{free_port()}" if tcp else private_address("bench")
     args = ["--refine-delay", "-1"] + (["--model", model] if model else [])
-    proc = start_daemon(address, args, threads=threads, log_file=log_file)
+    proc = start_backend(address, args, threads=threads, log=log_file)
     try:
-        hello = wait_ready(address, proc)
         with Client(address) as c:
+            hello = c.wait_ready(proc=proc)
             sid, name = open_face_session(c)
-            out = {"model": c.call("models")["models"][0]["name"], "threads": hello["threads"], "budgets": {},
+            out = {"model": P.ModelsResult.from_dict(c.call("models")).models[0].name, "threads": hello.threads,
+                   "budgets": {},
                    "transport": address.split("://")[0]}
             for budget in budgets:
                 configs: dict[str, int]

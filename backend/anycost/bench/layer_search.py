@@ -17,12 +17,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..core import measurements
-from ..core.timing import machine_key, timed
-from ..inference.fast import FastSynthesis
-from ..models import TRAINED_RATIOS, Generator
-from ..models.channels import layer_widths, uniform_channels
-from ..projection import psnr
+from anycost.core import measurements
+from anycost.core.timing import machine_key, timed
+from anycost.editing.projection import psnr
+from anycost.inference.fast import FastSynthesis
+from anycost.models import TRAINED_RATIOS, Generator
+from anycost.models.channels import layer_widths, uniform_channels
 
 MAX_PSNR = 100.0
 

@@ -8,10 +8,11 @@ import statistics
 import threading
 import time
 
-from ..client import Client
-from ..core.memory import process_memory_mb as rss_mb
-from ..launcher import private_address, start_daemon, wait_ready
-from .e2e import open_face_session
+from anycost.bench.e2e import open_face_session
+from anycost.core.memory import process_memory_mb as rss_mb
+from anycost.protocol import messages as P
+from anycost.protocol.client import Client
+from anycost.protocol.spawn import private_address, start_backend
 
 
 class Sampler:
@@ -46,14 +47,14 @@ def measure(model: str | None, threads: int | None, keep_memory: bool, side: int
             log=print) -> dict:
     args = ["--refine-delay", "-1"] + (["--model", model] if model else []) + (["--keep-memory"] if keep_memory else [])
     address = private_address("membench")
-    proc = start_daemon(address, args, threads=threads)
+    proc = start_backend(address, args, threads=threads)
     try:
-        wait_ready(address, proc)
         with Client(address) as c:
+            c.wait_ready(proc=proc)
             sid, name = open_face_session(c)
             before_ms = _previews(c, sid, name, n)
             time.sleep(1.0)
-            out = {"keep_memory": keep_memory, "rss_before_mb": round(rss_mb(proc.pid), 1)}
+            out: dict[str, object] = {"keep_memory": keep_memory, "rss_before_mb": round(rss_mb(proc.pid), 1)}
             sampler = Sampler(proc.pid)
             c.call("edit", session=sid, values={name: 1.0}, budget_ms=100, size=[side, side], timeout=600)
             r = c.call("render", session=sid, values={name: 1.0}, size=[side, side], timeout=600)
@@ -69,7 +70,7 @@ def measure(model: str | None, threads: int | None, keep_memory: bool, side: int
             out["preview_ms_before"] = round(statistics.median(before_ms), 2)
             out["preview_ms_first_after"] = round(after_ms[0], 2)
             out["preview_ms_after"] = round(statistics.median(after_ms[1:]), 2)
-            out["model"] = c.call("models")["models"][0]["name"]
+            out["model"] = P.ModelsResult.from_dict(c.call("models")).models[0].name
             c.call("close", session=sid)
             c.call("shutdown")
         proc.wait(timeout=60)

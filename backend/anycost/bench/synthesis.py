@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ..core.timing import cpu_name
-from ..inference.conv_forms import FormChooser
-from ..inference.fast import FastSynthesis, LastRender
-from ..models import TRAINED_RATIOS, Generator
-from ..models.macs import count_macs
+from anycost.core.timing import cpu_name
+from anycost.inference.conv_forms import FormChooser
+from anycost.inference.fast import FastSynthesis, LastRender
+from anycost.models import TRAINED_RATIOS, Generator
+from anycost.models.macs import count_macs
 
 
 @dataclass

@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import AnycostError
-from . import (
+from anycost.cli import (
     bench,
     convert_creps,
     demo,
@@ -20,7 +19,8 @@ from . import (
     serve,
     status,
 )
-from .options import OneLineErrorParser
+from anycost.cli.options import OneLineErrorParser
+from anycost.core.errors import AnycostError
 
 # each module: NAME, HELP, add_arguments(p), run(args)
 COMMANDS = [demo, serve, status, project, edit, sample, grid, models, bench, convert_creps, install_service,

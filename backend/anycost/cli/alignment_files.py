@@ -2,21 +2,26 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import AnycostError
+from anycost.core.errors import AnycostError
 
 FORMAT = "anycost-alignment"
 
 
-def align_for_cli(photo: np.ndarray, recipe, resolution: int, bounds, face: int | None):
-    from ..faces.detection import FaceDetector
-    from ..faces.photo import align_photo
+@contextmanager
+def face_detector(needed: bool):
+    """A face detector for one command (closed after it), or None when no alignment is asked for."""
+    if not needed:
+        yield None
+        return
+    from anycost.editing.faces.detection import FaceDetector
     detector = FaceDetector()
     try:
-        return align_photo(photo, recipe, resolution, detector, bounds, face)
+        yield detector
     finally:
         detector.close()
 
@@ -34,7 +39,7 @@ def save_alignment(latent: Path, photo: Path, size: tuple[int, int], aligned) ->
 
 def load_alignment(latent: Path):
     """(AlignedFace, photo path, photo size) saved by `project --align auto`, or None when there is none."""
-    from ..faces.photo import AlignedFace
+    from anycost.editing.faces.photo import AlignedFace
     path = sidecar(latent)
     if not path.is_file():
         return None
@@ -52,7 +57,7 @@ def write_composited(out: Path, photo, aligned, render, size: tuple[int, int] | 
     ([1, 3, r, r]) blended over the face."""
     from PIL import Image
 
-    from ..faces.photo import Blend
+    from anycost.editing.faces.photo import Blend
     x, y, w, h = aligned.rect
     if size is not None and tuple(size) != photo.size:
         raise AnycostError(f"the photo is {photo.width}x{photo.height} px, but the face was projected from a "

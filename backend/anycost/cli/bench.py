@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..defaults import TRAINED_RATIOS
-from ..errors import AnycostError
-from .options import parse_float_list, parse_int_list
+from anycost.cli.options import parse_float_list, parse_int_list
+from anycost.core.defaults import TRAINED_RATIOS
+from anycost.core.errors import AnycostError
 
 NAME = "bench"
 HELP = "measure MACs and median batch-1 latency of every (channel ratio x resolution) configuration"
@@ -63,11 +63,11 @@ def run(args) -> int:
         return run_creps_command(args)
     import torch
 
-    from ..bench.synthesis import environment, format_table, matmul_peak, run_bench, to_json
-    from ..core.memory import keep_freed_memory
-    from ..core.paths import state_dir
-    from ..hub import open_model
-    from ..inference.conv_forms import FormChooser
+    from anycost.bench.synthesis import environment, format_table, matmul_peak, run_bench, to_json
+    from anycost.core.memory import keep_freed_memory
+    from anycost.core.paths import state_dir
+    from anycost.formats.registry import open_model
+    from anycost.inference.conv_forms import FormChooser
 
     if args.repeat < 1:
         raise AnycostError(f"--repeat must be at least 1, got {args.repeat}")
@@ -114,8 +114,8 @@ def save(out: Path, payload: dict) -> int:
 
 
 def run_e2e_command(args) -> int:
-    from ..bench.e2e import run_e2e
-    from ..bench.synthesis import environment
+    from anycost.bench.e2e import run_e2e
+    from anycost.bench.synthesis import environment
 
     result = run_e2e(args.model, args.threads, n=args.n, log=lambda m: print(m, file=sys.stderr), tcp=args.tcp)
     result["environment"] = environment(result["threads"])
@@ -136,9 +136,9 @@ def run_e2e_command(args) -> int:
 
 
 def run_memory_command(args) -> int:
-    from ..bench.memory import run_memory
-    from ..bench.synthesis import environment
-    from .serve import default_threads
+    from anycost.bench.memory import run_memory
+    from anycost.bench.synthesis import environment
+    from anycost.cli.serve import default_threads
 
     if not sys.platform.startswith("linux"):
         raise AnycostError("bench --memory reads /proc: Linux only")
@@ -162,10 +162,10 @@ def _stem(model: str | None) -> str:
 def run_creps_command(args) -> int:
     import torch
 
-    from ..bench.creps import format_table
-    from ..bench.creps import run as run_creps
-    from ..bench.synthesis import environment
-    from ..models.creps import creps_architecture
+    from anycost.bench.creps import format_table
+    from anycost.bench.creps import run as run_creps
+    from anycost.bench.synthesis import environment
+    from anycost.models.creps import creps_architecture
     creps_architecture(args.creps)                       # a clear error for an unknown name
     threads = torch.get_num_threads()
     rows = run_creps(args.creps, parse_int_list(args.sizes, "--sizes"), args.tile, args.untiled_max, threads,
@@ -179,8 +179,8 @@ def run_creps_command(args) -> int:
 def run_reuse_command(args, chooser) -> int:
     import torch
 
-    from ..bench.synthesis import environment, reuse_bench
-    from ..hub import open_model
+    from anycost.bench.synthesis import environment, reuse_bench
+    from anycost.formats.registry import open_model
 
     spec = args.model or f"random:{args.arch}"
     g = open_model(spec).generator
@@ -204,12 +204,12 @@ def run_reuse_command(args, chooser) -> int:
 def run_layer_search_command(args, chooser) -> int:
     import torch
 
-    from ..bench.layer_search import best_uniform, cached_search, reference_renders
-    from ..bench.synthesis import environment
-    from ..core.paths import state_dir
-    from ..editing import fingerprint
-    from ..hub import open_model
-    from ..inference.fast import FastSynthesis
+    from anycost.bench.layer_search import best_uniform, cached_search, reference_renders
+    from anycost.bench.synthesis import environment
+    from anycost.core.paths import state_dir
+    from anycost.editing.directions import fingerprint
+    from anycost.formats.registry import open_model
+    from anycost.inference.fast import FastSynthesis
 
     spec = args.model or f"random:{args.arch}"
     g = open_model(spec).generator

@@ -19,8 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..checkpoints import load_model
-    from ..creps_files import convert_official
+    from anycost.formats.checkpoints import load_model
+    from anycost.formats.creps import convert_official
     out = convert_official(args.source, args.out, args.upstream_repo, args.name, args.half)
     cfg = load_model(out, kind="creps").generator.cfg
     print(f"wrote {out}: CREPS {cfg.resolution}px, {cfg.num_ws} ws, widths up to {cfg.channel_max}, rank {cfg.rank}")

@@ -15,8 +15,8 @@ import statistics
 import time
 from pathlib import Path
 
-from ..defaults import DEMO_FACE, DEMO_PHOTO
-from ..errors import AnycostError
+from anycost.core.defaults import DEMO_FACE, DEMO_PHOTO
+from anycost.core.errors import AnycostError
 
 NAME = "demo"
 HELP = "edit a real photo: find and project its face, drag every slider, render the final (headless, real daemon)"
@@ -49,10 +49,10 @@ def faces_available() -> bool:
 def run(args) -> int:
     from PIL import Image
 
-    from .. import protocol as P
-    from ..client import Client
-    from ..launcher import private_address, start_daemon, wait_ready
-    from ..protocol import BackendError
+    from anycost.protocol import messages as P
+    from anycost.protocol.client import Client
+    from anycost.protocol.messages import BackendError
+    from anycost.protocol.spawn import private_address, start_backend
 
     image_path, align = args.image, args.align
     if align == "auto" and not faces_available():
@@ -73,25 +73,26 @@ def run(args) -> int:
     proc = None
     if args.address is None:
         serve_args = ["--model", args.model] if args.model else []
-        log = open(out / "daemon.log", "w")
-        proc = start_daemon(address, serve_args, log_file=log, threads=args.threads)
+        log = open(out / "daemon.log", "wb")
+        proc = start_backend(address, serve_args, log=log, threads=args.threads)
         say(f"started anycost-backend on {address} (log: {out / 'daemon.log'})")
     report = {"image": str(image_path), "align": align, "address": address, "steps": {}}
     strip = []
     try:
         t0 = time.monotonic()
         try:
-            hello = wait_ready(address, proc)
+            with Client(address) as c:
+                hello = c.wait_ready(proc=proc)
         except BackendError as e:
             raise AnycostError(f"{e.message}; see {out / 'daemon.log'}") from None
         report["steps"]["daemon_ready_s"] = round(time.monotonic() - t0, 2)
-        for w in hello["warnings"]:
+        for w in hello.warnings:
             say(f"backend warning: {w}")
         with Client(address) as c:
-            model = c.call("models")["models"][0]
-            report["model"] = {k: model[k] for k in ("name", "resolution", "untrained")}
-            report["model"]["licence"] = model.get("licence", "")
-            say(f"model {model['name']} ({model['resolution']} px); projecting {image_path.name} ...")
+            model = P.ModelsResult.from_dict(c.call("models")).models[0]
+            report["model"] = {"name": model.name, "resolution": model.resolution, "untrained": model.untrained,
+                               "licence": model.licence}
+            say(f"model {model.name} ({model.resolution} px); projecting {image_path.name} ...")
             t0 = time.monotonic()
             image = P.Image(src.width, src.height, "RGB8", src.tobytes()).to_dict()
 

@@ -8,9 +8,9 @@ import argparse
 from pathlib import Path
 from typing import cast
 
-from ..defaults import DEFAULT_MODEL
-from ..errors import AnycostError
-from .options import parse_channels
+from anycost.cli.options import parse_channels
+from anycost.core.defaults import DEFAULT_MODEL
+from anycost.core.errors import AnycostError
 
 NAME = "edit"
 HELP = "render a latent (.npy from `project`) with direction values, any sub-generator"
@@ -47,12 +47,12 @@ def run(args) -> int:
     import numpy as np
     import torch
 
-    from ..editing import apply_edit, load_directions
-    from ..hub import open_model
-    from ..imaging import to_pil
-    from ..models import resolve_channels
-    from .alignment_files import load_alignment, write_composited
-    from .project import read_image
+    from anycost.cli.alignment_files import load_alignment, write_composited
+    from anycost.cli.project import read_image
+    from anycost.core.imaging import to_pil
+    from anycost.editing.directions import apply_edit, load_directions
+    from anycost.formats.registry import open_model
+    from anycost.models import resolve_channels
 
     values = parse_values(args.set)
     try:

@@ -18,10 +18,10 @@ def run(args) -> int:
     import torch
     from PIL import Image
 
-    from ..defaults import DEFAULT_MODEL, TRAINED_RATIOS
-    from ..hub import open_model
-    from ..imaging import grid, to_pil
-    from ..models.macs import count_macs
+    from anycost.core.defaults import DEFAULT_MODEL, TRAINED_RATIOS
+    from anycost.core.imaging import grid, to_pil
+    from anycost.formats.registry import open_model
+    from anycost.models.macs import count_macs
 
     model = open_model(args.model or DEFAULT_MODEL)
     g = model.generator

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..plugin_install import install_gimp, install_krita
+    from anycost.install.plugins import install_gimp, install_krita
     if args.editor == "gimp":
         report = install_gimp(args.plug_ins_dir, args.gimp_python, args.gimp_python_version)
     else:

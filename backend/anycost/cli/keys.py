@@ -12,8 +12,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..core.paths import keys_dir
-    from ..service.keys import make_keys
+    from anycost.core.paths import keys_dir
+    from anycost.service.keys import make_keys
 
     made = make_keys(keys_dir(), args.force)
     print(f"server keys: {made['server_public']} (public), {made['server_secret']} (secret)")

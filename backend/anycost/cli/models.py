@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..core.paths import models_dir
-from ..defaults import DEFAULT_MODEL
+from anycost.core.defaults import DEFAULT_MODEL
+from anycost.core.paths import models_dir
 
 NAME = "models"
 HELP = "list the models available locally, or pull an official one"
@@ -23,23 +23,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from .. import hub
-    from ..models import ARCHITECTURES
+    from anycost.formats import registry
+    from anycost.models import ARCHITECTURES
 
     if args.action == "info":
         return info(args.name)
     if args.action == "pull":
-        path = hub.pull(args.name, sha256=args.sha256, force=args.force, progress=not args.quiet)
+        path = registry.pull(args.name, sha256=args.sha256, force=args.force, progress=not args.quiet)
         print(f"{args.name}: {path}")
         return 0
     print(f"model folder: {models_dir()}")
-    from ..creps_files import BUILTIN_CREPS_DEMO, BUILTIN_CREPS_DEMO_NAME
-    from ..models.creps import CREPS_ARCHITECTURES
-    for name, path, what in ((DEFAULT_MODEL, hub.BUILTIN_DEMO, "anycost"),
+    from anycost.formats.creps import BUILTIN_CREPS_DEMO, BUILTIN_CREPS_DEMO_NAME
+    from anycost.models.creps import CREPS_ARCHITECTURES
+    for name, path, what in ((DEFAULT_MODEL, registry.BUILTIN_DEMO, "anycost"),
                              (BUILTIN_CREPS_DEMO_NAME, BUILTIN_CREPS_DEMO, "CREPS, any output size")):
         state = f"built in ({what})" if path.is_file() else f"missing ({path})"
         print(f"  {name:34s} {'':11s}  {state}")
-    for e in hub.list_models():
+    for e in registry.list_models():
         size = f"{e.bytes / 1e6:8.1f} MB" if e.path else " " * 11
         print(f"  {e.name:34s} {size}  {e.note}")
     print(f"  {'random:ARCH[:SEED]':34s} {'':11s}  untrained networks; ARCH in "
@@ -48,10 +48,10 @@ def run(args) -> int:
 
 
 def info(spec: str) -> int:
-    from .. import hub
-    from ..models.macs import count_macs
+    from anycost.formats import registry
+    from anycost.models.macs import count_macs
 
-    model = hub.open_model(spec, kind=None)
+    model = registry.open_model(spec, kind=None)
     if model.kind == "creps":
         return creps_info(model)
     cfg = model.generator.cfg
@@ -88,7 +88,7 @@ def creps_info(model) -> int:
 
 
 def print_directions_and_notes(model) -> None:
-    from ..editing import load_directions
+    from anycost.editing.directions import load_directions
     print("  directions:")
     for d in load_directions(model).values():
         named = {e["name"]: e for e in model.metadata.get("directions", [])}

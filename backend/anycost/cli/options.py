@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import AnycostError
+from anycost.core.errors import AnycostError
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..defaults import DEFAULT_MODEL
-from ..errors import AnycostError
+from anycost.core.defaults import DEFAULT_MODEL
+from anycost.core.errors import AnycostError
 
 NAME = "project"
 HELP = "project an image (or a region of it) into a model's W+ and save the latent (.npy)"
@@ -57,14 +57,14 @@ def read_image(path: Path):
 
 def run(args) -> int:
     import numpy as np
-    from PIL import Image
 
-    from ..faces.recipes import model_recipe
-    from ..hub import open_model
-    from ..imaging import from_pil
-    from ..perceptual import make_perceptual
-    from ..projection import ProjectionOptions, project
-    from .alignment_files import align_for_cli, save_alignment, write_composited
+    from anycost.cli.alignment_files import face_detector, save_alignment, write_composited
+    from anycost.core.imaging import from_pil
+    from anycost.editing.faces.photo import projection_target
+    from anycost.editing.faces.recipes import model_recipe
+    from anycost.editing.perceptual import make_perceptual
+    from anycost.editing.projection import ProjectionOptions, project
+    from anycost.formats.registry import open_model
 
     if args.out.suffix.lower() != ".npy":
         raise AnycostError(f"--out must end in .npy, got {args.out}")
@@ -78,19 +78,16 @@ def run(args) -> int:
     g = model.generator.eval().requires_grad_(False)
     res = g.cfg.resolution
     recipe = model_recipe(model.metadata) if args.align == "auto" else None
-    aligned = None
-    if recipe is not None:
-        aligned = align_for_cli(np.asarray(img), recipe, res, (x, y, w, h), args.face)
-        crop = Image.fromarray(aligned.crop)
+    if args.align == "auto" and recipe is None:
+        print(f"model {model.name} declares no face alignment: projecting the region as it is")
+    with face_detector(recipe is not None) as detector:
+        found = projection_target(img, (x, y, w, h), res, recipe, detector, args.face)
+    aligned = found.aligned
+    if aligned is not None:
         d = aligned.describe()
         print(f"face {d['face']} of {len(d['faces'])}: {d['face_px']:.0f} px across, turned {d['roll']:+.1f} degrees; "
               f"an edit may change {d['region'][2]}x{d['region'][3]} px at {d['region'][0]},{d['region'][1]}")
-    else:
-        if args.align == "auto":
-            print(f"model {model.name} declares no face alignment: projecting the region as it is")
-        # PIL sets its filter names (Image.LANCZOS, ...) in a loop: mypy cannot see them
-        crop = img.crop((x, y, x + w, y + h)).resize((res, res), Image.LANCZOS)  # type: ignore[attr-defined]
-    target = from_pil(crop)[None]
+    target = from_pil(found.crop)[None]
     perceptual = make_perceptual()
     r = project(g, target, perceptual, ProjectionOptions(steps=args.steps, consistency_weight=args.alpha),
                 encoder=model.encoder,
@@ -109,13 +106,12 @@ def run(args) -> int:
     if args.reconstruction:
         import torch
 
-        from ..imaging import encode_image
+        from anycost.core.imaging import decode_image, encode_image
         with torch.inference_mode():
             rec = g.synthesis(r.wplus)
         if aligned is not None:
             write_composited(args.reconstruction, img, aligned, rec)
         else:
-            pil = encode_image(rec, (w, h))
-            Image.frombytes("RGB", (pil.w, pil.h), pil.data).save(args.reconstruction)
+            decode_image(encode_image(rec, (w, h))).save(args.reconstruction)
     print(f"wrote {args.out}" + (f" and {args.out.with_suffix('.json')}" if aligned is not None else ""))
     return 0

@@ -5,9 +5,9 @@ import argparse
 from pathlib import Path
 from typing import cast
 
-from ..defaults import DEFAULT_MODEL
-from ..errors import AnycostError
-from .options import parse_channels
+from anycost.cli.options import parse_channels
+from anycost.core.defaults import DEFAULT_MODEL
+from anycost.core.errors import AnycostError
 
 NAME = "sample"
 HELP = "generate images from seeds or latent files with any sub-generator"
@@ -61,7 +61,7 @@ def write_images(out, path: Path) -> None:
     """N x 3 x H x W floats -> .npy (the float output, exactly) or .png (a grid when several)."""
     import numpy as np
 
-    from ..imaging import grid, to_pil
+    from anycost.core.imaging import grid, to_pil
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".npy":
         np.save(path, out.numpy())
@@ -81,7 +81,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def run(args) -> int:
-    from ..hub import open_model
+    from anycost.formats.registry import open_model
     if args.out.suffix.lower() not in (".png", ".npy"):
         raise AnycostError(f"--out must end in .png or .npy, got {args.out}")
     model = open_model(args.model, device=args.device, kind=None)
@@ -91,7 +91,7 @@ def run(args) -> int:
         raise AnycostError("--size and --region are for CREPS models; anycost models take --resolution")
     import torch
 
-    from ..models import resolve_channels
+    from anycost.models import resolve_channels
 
     if args.n < 1:
         raise AnycostError(f"--n must be at least 1, got {args.n}")
@@ -127,7 +127,7 @@ def run_creps(args, model) -> int:
 
     import torch
 
-    from .options import parse_int_list
+    from anycost.cli.options import parse_int_list
 
     if args.channels or args.resolution:
         raise AnycostError("--channels and --resolution are for anycost models; CREPS models take --size")

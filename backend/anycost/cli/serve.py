@@ -6,8 +6,8 @@ import logging
 import os
 import signal
 
-from .. import protocol as P
-from ..errors import AnycostError
+from anycost.core.errors import AnycostError
+from anycost.protocol import messages as P
 
 NAME = "serve"
 HELP = "run the editing daemon (ZeroMQ) in the foreground"
@@ -45,16 +45,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import torch
 
-    from ..core.memory import keep_freed_memory
-    from ..core.paths import keys_dir, state_dir
-    from ..hub import open_model
-    from ..perceptual import make_perceptual
-    from ..protocol import is_loopback
-    from ..service.engine import Engine
-    from ..service.keys import load_server_keys
-    from ..service.logs import setup_logging
-    from ..service.server import BindError, Server
-    from ..service.sessions import SessionStore
+    from anycost.core.memory import keep_freed_memory
+    from anycost.core.paths import keys_dir, state_dir
+    from anycost.editing.perceptual import make_perceptual
+    from anycost.formats.registry import open_model
+    from anycost.protocol.messages import is_loopback
+    from anycost.service.engine import Engine
+    from anycost.service.keys import load_server_keys
+    from anycost.service.logs import setup_logging
+    from anycost.service.server import BindError, Server
+    from anycost.service.sessions import SessionStore
 
     log_path = setup_logging(state_dir() / "logs", args.verbose)
     log = logging.getLogger("anycost.backend")
@@ -94,6 +94,6 @@ def run(args) -> int:
 def default_models() -> list[str]:
     """The built-in models: the anycost demo (the default) and, when installed, the CREPS demo that
     shares its W space (finals at the selection's exact size)."""
-    from ..creps_files import BUILTIN_CREPS_DEMO, BUILTIN_CREPS_DEMO_NAME
-    from ..hub import DEFAULT_MODEL
+    from anycost.formats.creps import BUILTIN_CREPS_DEMO, BUILTIN_CREPS_DEMO_NAME
+    from anycost.formats.registry import DEFAULT_MODEL
     return [DEFAULT_MODEL] + ([BUILTIN_CREPS_DEMO_NAME] if BUILTIN_CREPS_DEMO.is_file() else [])

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .. import protocol as P
-from ..client import BackendTimeout, Client
-from ..protocol import BackendError
+from anycost.protocol import messages as P
+from anycost.protocol.client import BackendTimeout, Client
+from anycost.protocol.messages import BackendError
 
 NAME = "status"
 HELP = "tell whether a daemon answers on the address and what it serves (exit 1 if none)"
@@ -23,26 +23,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     keys: dict[str, Any] = {}
     if args.curve:
-        from ..core.paths import keys_dir
-        from ..service.keys import load_client_keys
+        from anycost.core.paths import keys_dir
+        from anycost.service.keys import load_client_keys
         server_key, pair = load_client_keys(keys_dir())
         keys = {"curve_server_key": server_key, "curve_keypair": pair}
     with Client(args.address, **keys) as c:
         try:
-            hello = c.call("hello", timeout=args.timeout)
-            models = c.call("models", timeout=args.timeout)["models"]
+            hello = P.Hello.from_dict(c.call("hello", timeout=args.timeout))
+            models = P.ModelsResult.from_dict(c.call("models", timeout=args.timeout)).models
         except BackendTimeout:
             print(f"no anycost-backend answers on {args.address}")
             return 1
         except BackendError as e:
             print(f"{args.address} answered with an error: {e}")
             return 1
-    print(f"anycost-backend {hello['version']} on {args.address}: {hello['state']}, protocol {hello['protocol']}, "
-          f"{hello['device']}, {hello['threads']} thread(s), perceptual loss {hello['perceptual']}")
+    print(f"anycost-backend {hello.version} on {args.address}: {hello.state}, protocol {hello.protocol}, "
+          f"{hello.device}, {hello.threads} thread(s), perceptual loss {hello.perceptual}")
     for m in models:
-        dirs = ", ".join(d["name"] for d in m["directions"])
-        print(f"  model {m['name']}: {m['resolution']} px{' (untrained)' if m['untrained'] else ''}; "
-              f"directions: {dirs}")
-    for w in hello["warnings"]:
+        dirs = ", ".join(d.name for d in m.directions)
+        print(f"  model {m.name}: {m.resolution} px{' (untrained)' if m.untrained else ''}; directions: {dirs}")
+    for w in hello.warnings:
         print(f"  warning: {w}")
     return 0

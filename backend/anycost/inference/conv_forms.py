@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..core import measurements
-from ..core.timing import machine_key
+from anycost.core import measurements
+from anycost.core.timing import machine_key
 
 CONV_FORMS = ("dense", "winograd", "dense-amod", "gemm-amod", "wino2-amod", "wino4-amod")
 UP_FORMS = ("transpose-blur", "fold-amod", "polyphase", "polyphase-winograd")

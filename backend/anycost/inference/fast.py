@@ -21,11 +21,18 @@ from typing import Sequence, cast
 import torch
 import torch.nn.functional as F
 
-from ..core.timing import timed
-from ..models.channels import ChannelSpec, resolve_channels
-from ..models.generator import Generator
-from ..models.layers import StyledConv, ToRGB
-from .conv_forms import FormChooser, LayerShape, WinogradWeight, conv3x3, polyphase_weight, upsample_kernel
+from anycost.core.timing import timed
+from anycost.inference.conv_forms import (
+    FormChooser,
+    LayerShape,
+    WinogradWeight,
+    conv3x3,
+    polyphase_weight,
+    upsample_kernel,
+)
+from anycost.models.channels import ChannelSpec, resolve_channels
+from anycost.models.generator import Generator
+from anycost.models.layers import StyledConv, ToRGB
 
 GAIN = math.sqrt(2.0)   # the leaky ReLU's gain, applied by the next layer
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from .generator import Generator
-from .layers import ModulatedConv2d
+from anycost.models.generator import Generator
+from anycost.models.layers import ModulatedConv2d
 
 
 @torch.no_grad()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Sequence, Union, cast
 
-from ..defaults import TRAINED_RATIOS
-from .config import BASE_CHANNELS, GeneratorConfig
+from anycost.core.defaults import TRAINED_RATIOS
+from anycost.models.config import BASE_CHANNELS, GeneratorConfig
 
 ChannelSpec = Union[None, float, Sequence[int]]
 

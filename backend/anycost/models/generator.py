@@ -7,9 +7,9 @@ from typing import Literal, Optional, Sequence, Union, overload
 import torch
 from torch import nn
 
-from .channels import ChannelSpec, resolve_channels
-from .config import GeneratorConfig
-from .layers import ConstantInput, EqualLinear, PixelNorm, StyledConv, ToRGB
+from anycost.models.channels import ChannelSpec, resolve_channels
+from anycost.models.config import GeneratorConfig
+from anycost.models.layers import ConstantInput, EqualLinear, PixelNorm, StyledConv, ToRGB
 
 # "const" | "random" | "zero" | one tensor (or None: no noise) per layer
 NoiseSpec = Union[str, Sequence[Optional[torch.Tensor]]]

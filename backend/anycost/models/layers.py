@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ops import bias_lrelu, make_blur_kernel, modulated_conv2d, upfirdn2d
+from anycost.models.ops import bias_lrelu, make_blur_kernel, modulated_conv2d, upfirdn2d
 
 
 class PixelNorm(nn.Module):

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .channels import ChannelSpec, resolve_channels
-from .config import GeneratorConfig
+from anycost.models.channels import ChannelSpec, resolve_channels
+from anycost.models.config import GeneratorConfig
 
 
 @dataclass(frozen=True)

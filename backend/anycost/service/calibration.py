@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
-from ..core import measurements
-from ..core.timing import cpu_name
-from ..editing import fingerprint
-from ..models import TRAINED_RATIOS, Generator
-from ..models.macs import count_macs
+from anycost.core import measurements
+from anycost.core.timing import cpu_name
+from anycost.editing.directions import fingerprint
+from anycost.models import TRAINED_RATIOS, Generator
+from anycost.models.macs import count_macs
 
 
 @dataclass(frozen=True)

@@ -8,22 +8,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from PIL import Image as PILImage
 
-from .. import protocol as P
-from ..checkpoints import Model
-from ..editing import apply_edit, load_directions
-from ..faces.detection import FaceDetector, FacesUnavailable
-from ..faces.photo import AlignedFace, Blend, FaceError, align_photo
-from ..faces.recipes import model_recipe
-from ..imaging import decode_image, encode_image, encode_pixels, from_pil
-from ..perceptual import Perceptual
-from ..projection import ProjectionCancelled, ProjectionOptions
-from .calibration import SubConfig
-from .served_models import ServedAnycost, ServedCreps, ServedModel
-from .sessions import Session, SessionStore
+from anycost.core.imaging import decode_image, encode_image, encode_pixels, from_pil
+from anycost.editing.directions import apply_edit, load_directions
+from anycost.editing.faces.detection import FaceDetector, FacesUnavailable
+from anycost.editing.faces.photo import AlignedFace, Blend, FaceError, ProjectionTarget, projection_target
+from anycost.editing.faces.recipes import model_recipe
+from anycost.editing.perceptual import Perceptual
+from anycost.editing.projection import ProjectionCancelled, ProjectionOptions
+from anycost.formats.checkpoints import Model
+from anycost.protocol import messages as P
+from anycost.service.calibration import SubConfig
+from anycost.service.served_models import ServedAnycost, ServedCreps, ServedModel
+from anycost.service.sessions import Session, SessionStore
 
 log = logging.getLogger("anycost.backend")
 
@@ -87,25 +86,11 @@ class Engine:
         steps = self.default_steps if req.steps is None else req.steps
         time_limit = 120.0 if req.time_limit_s is None else req.time_limit_s
         preview_every = 10 if req.preview_every is None else req.preview_every
-        photo = decode_image(image)
         recipe = model_recipe(sm.model.metadata) if req.align else None
-        photo_px = np.asarray(photo) if recipe else None
-        # (photo_px is set whenever recipe is)
-        aligned = (self.align(photo_px, recipe, sm.resolution, (x, y, w, h), req.face)  # type: ignore[arg-type]
-                   if recipe else None)
-        res = sm.resolution
-        original = blend = None
-        if aligned is None:
-            # PIL sets its filter names (Image.LANCZOS, ...) in a loop: mypy cannot see them
-            crop = photo.crop((x, y, x + w, y + h)).resize((res, res), PILImage.LANCZOS)  # type: ignore[attr-defined]
-        else:
-            # an alignment was found in these pixels, and align_photo made its crop
-            assert photo_px is not None and aligned.crop is not None
-            crop = PILImage.fromarray(aligned.crop)
-            x, y, w, h = aligned.rect
-            original = np.ascontiguousarray(photo_px[y:y + h, x:x + w])
-            blend = Blend(aligned, original)
-        target = from_pil(crop)[None].to(self.device)
+        found = self.target(decode_image(image), (x, y, w, h), sm.resolution, recipe, req.face)
+        aligned, original, blend = found.aligned, found.original, found.blend()
+        x, y, w, h = found.rect
+        target = from_pil(found.crop)[None].to(self.device)
 
         def progress(step, total, loss, img):
             out = {"step": step, "steps": total, "loss": round(loss, 5)}
@@ -136,11 +121,11 @@ class Engine:
                             tuple(P.DirectionInfo(**d.describe()) for d in sm.directions.values()), sm.name,
                             metrics, None if aligned is None else aligned.describe(), note).to_dict()
 
-    def align(self, photo: np.ndarray, recipe, resolution: int, bounds, face: int | None) -> AlignedFace:
+    def target(self, photo: PILImage.Image, region, resolution: int, recipe, face: int | None) -> ProjectionTarget:
         try:
-            if self._detector is None:
+            if recipe is not None and self._detector is None:
                 self._detector = FaceDetector()
-            return align_photo(photo, recipe, resolution, self._detector, bounds, face)
+            return projection_target(photo, region, resolution, recipe, self._detector, face)
         except FacesUnavailable as e:
             raise P.ProtocolError(P.ErrorCode.UNAVAILABLE, str(e)) from None
         except FaceError as e:

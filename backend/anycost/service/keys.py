@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 from typing import cast
 
-from ..errors import AnycostError
+from anycost.core.errors import AnycostError
 
 
 def make_keys(folder: Path, force: bool = False) -> dict[str, Path]:

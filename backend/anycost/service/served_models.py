@@ -19,18 +19,19 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from ..core import measurements
-from ..core.timing import cpu_name
-from ..editing import Direction, fingerprint
-from ..inference.conv_forms import FormChooser
-from ..inference.fast import FastSynthesis, LastRender
-from ..models.creps import CrepsAsAnycost
-from ..perceptual import Perceptual
-from ..projection import ProjectionOptions, ProjectionResult, project
-from .calibration import SubConfig, calibrate, pick, rank_configs
+from anycost.core import measurements
+from anycost.core.timing import cpu_name
+from anycost.editing.directions import Direction, fingerprint
+from anycost.editing.perceptual import Perceptual
+from anycost.editing.projection import ProjectionOptions, ProjectionResult, project
+from anycost.inference.conv_forms import FormChooser
+from anycost.inference.fast import FastSynthesis, LastRender
+from anycost.models.creps import CrepsAsAnycost
+from anycost.protocol import messages as P
+from anycost.service.calibration import SubConfig, calibrate, pick, rank_configs
 
 if TYPE_CHECKING:
-    from ..checkpoints import Model
+    from anycost.formats.checkpoints import Model
 
 Progress = Callable[[int, int], None]
 CREPS_PREVIEW_SIZES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
@@ -73,15 +74,14 @@ class ServedModel:
     def has_encoder(self) -> bool:
         return self.model.encoder is not None
 
-    def describe(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "resolution": self.resolution,
-                "style_dim": self.g.cfg.style_dim, "n_style": self.n_style,
-                "untrained": bool(self.model.metadata.get("untrained")), "has_encoder": self.has_encoder,
-                "any_size": self.any_size, "w_space": (self.model.metadata.get("w_space") or {}).get("model"),
-                "alignment": (self.model.metadata.get("alignment") or {}).get("name"),
-                "licence": str(self.model.metadata.get("licence") or ""),
-                "directions": [d.describe() for d in self.directions.values()],
-                "configs": [c.describe() for c in self.ranked] if self.ranked else None}
+    def describe(self) -> P.ModelInfo:
+        meta = self.model.metadata
+        return P.ModelInfo(self.name, self.resolution, self.kind, self.g.cfg.style_dim, self.n_style,
+                           bool(meta.get("untrained")), self.has_encoder, self.any_size,
+                           (meta.get("w_space") or {}).get("model"), (meta.get("alignment") or {}).get("name"),
+                           str(meta.get("licence") or ""),
+                           tuple(P.DirectionInfo(**d.describe()) for d in self.directions.values()),
+                           tuple(c.describe() for c in self.ranked) if self.ranked else None)
 
     def preview_config(self, budget_ms: float) -> SubConfig:
         assert self.ranked is not None                  # calibrated at start-up, before any edit

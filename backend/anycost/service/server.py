@@ -19,11 +19,11 @@ from typing import Any
 
 import zmq
 
-from .. import __version__
-from .. import protocol as P
-from ..core.memory import give_back_freed_memory, rss_bytes
-from ..core.timing import p95
-from .engine import Engine, Job
+from anycost import __version__
+from anycost.core.memory import give_back_freed_memory, rss_bytes
+from anycost.core.timing import p95
+from anycost.protocol import messages as P
+from anycost.service.engine import Engine, Job
 
 log = logging.getLogger("anycost.backend")
 
@@ -220,17 +220,14 @@ class Server:
         warnings = [e.perceptual.warning] if e.perceptual.warning else []
         warnings += [f"model {n} is untrained (random weights)" for n, m in e.models.items()
                      if m.model.metadata.get("untrained")]
-        return {"server": "anycost-backend", "version": __version__, "protocol": P.VERSION,
-                "state": "ready" if e.ready.is_set() else "calibrating",
-                "models": list(e.models), "default_model": e.default_model,
-                "perceptual": e.perceptual.name, "warnings": warnings, "device": e.device,
-                "threads": self.threads,
-                "limits": {"max_image_pixels": e.max_pixels, "max_message_bytes": self.max_message_bytes,
-                           "max_sessions": e.sessions.max_sessions, "max_queue": self.max_queue}}
+        return P.Hello(__version__, P.VERSION, "ready" if e.ready.is_set() else "calibrating", tuple(e.models),
+                       e.default_model, e.perceptual.name, tuple(warnings), str(e.device), self.threads,
+                       {"max_image_pixels": e.max_pixels, "max_message_bytes": self.max_message_bytes,
+                        "max_sessions": e.sessions.max_sessions, "max_queue": self.max_queue}).to_dict()
 
     def _op_models(self, identity, msg) -> dict:
-        return {"models": [m.describe() for m in self.engine.models.values()],
-                "default_model": self.engine.default_model}
+        return P.ModelsResult(tuple(m.describe() for m in self.engine.models.values()),
+                              self.engine.default_model).to_dict()
 
     def _op_stats(self, identity, msg) -> dict:
         ms = list(self.edit_ms)
@@ -239,36 +236,35 @@ class Server:
             running = self.running.op if self.running else None
         with self._count_lock:
             errors = dict(self.errors)
-        return {"uptime_s": round(time.time() - self.started, 1), "requests": dict(self.counts),
-                "errors": errors, "queued": queued, "running": running,
-                "sessions": self.engine.sessions.count(),
-                "edit_render_ms": {"n": len(ms), "median": round(statistics.median(ms), 2) if ms else None,
-                                   "p95": round(p95(ms), 2) if ms else None}}
+        return P.Stats(round(time.time() - self.started, 1), dict(self.counts), errors, queued, running,
+                       self.engine.sessions.count(),
+                       {"n": len(ms), "median": round(statistics.median(ms), 2) if ms else None,
+                        "p95": round(p95(ms), 2) if ms else None}).to_dict()
 
     def _op_cancel(self, identity, msg) -> dict:
-        target = P.field(msg, "target", (int, str))
+        target = P.CancelRequest.from_message(msg).target
         with self.cond:
             q = self.queues.get(identity) or collections.deque()
             for job in list(q):
                 if job.id == target:
                     q.remove(job)
                     self._send_error(identity, job.id, P.ErrorCode.CANCELLED, "cancelled before it started")
-                    return {"target": target, "state": "pending", "cancelled": True}
+                    return P.CancelResult(target, "pending", True).to_dict()
             if self.running is not None and self.running.identity == identity and self.running.id == target:
                 self.running.cancel.set()
-                return {"target": target, "state": "running", "cancelled": True}
-        return {"target": target, "state": "unknown", "cancelled": False}
+                return P.CancelResult(target, "running", True).to_dict()
+        return P.CancelResult(target, "unknown", False).to_dict()
 
     def _op_close(self, identity, msg) -> dict:
-        sid = P.session_id(msg)
+        sid = P.CloseRequest.from_message(msg).session
         with self.cond:
             self.refine_due.pop(sid, None)
         self.engine.sessions.close(sid)
-        return {"session": sid, "closed": True}
+        return P.CloseResult(sid).to_dict()
 
     def _op_shutdown(self, identity, msg) -> dict:
         self.stopping.set()
-        return {"stopping": True}
+        return P.ShutdownResult().to_dict()
 
     def _enqueue(self, job: Job) -> None:
         with self.cond:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .. import protocol as P
+from anycost.protocol import messages as P
 
 MAX_EVICTED_REMEMBERED = 1000
 
@@ -37,7 +37,7 @@ class Session:
     metrics: dict = field(default_factory=dict)
     created: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.time)
-    align: dict | None = None         # anycost.faces.photo.AlignedFace.record(); None: a plain crop
+    align: dict | None = None         # anycost.editing.faces.photo.AlignedFace.record(); None: a plain crop
     wplus: torch.Tensor | None = field(default=None, repr=False)   # [1, n_style, D], never edited in place
     original: np.ndarray | None = field(default=None, repr=False)  # uint8 [h, w, 3] under `region` (aligned)
 

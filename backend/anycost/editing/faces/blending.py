@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .geometry import Alignment, Rect, apply
-from .recipes import Recipe
+from anycost.editing.faces.geometry import Alignment, Rect, apply
+from anycost.editing.faces.recipes import Recipe
 
 
 def mask_rect(alignment: Alignment, recipe: Recipe, bounds: Rect) -> Rect | None:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..defaults import DEMO_FACE
-from ..errors import AnycostError
+from anycost.core.defaults import DEMO_FACE
+from anycost.core.errors import AnycostError
 
 # Face-mesh indices: the eye contours (the image-left eye is the subject's right), nose tip and the
 # mouth's outer corners; the eye centre is the contour's mean, as FFHQ's is the mean of dlib's six.

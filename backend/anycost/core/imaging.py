@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import protocol as P
+from anycost.protocol import messages as P
 
 
 def to_255(img: torch.Tensor) -> torch.Tensor:

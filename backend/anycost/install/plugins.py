@@ -12,7 +12,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import AnycostError
+from anycost.core.errors import AnycostError
 
 KRITA_PLUGIN = "anycost_krita"
 KRITA_DESKTOP = """[Desktop Entry]
@@ -65,16 +65,16 @@ def package_dir(name: str) -> Path:
 
 def write_vendor(vendor: Path) -> None:
     """What a plugin imports besides its editor's API: a minimal `anycost` package (the backend's
-    own protocol and client modules, which need only pyzmq and msgpack) and `anycost_plugin`.
+    own `protocol` package, which needs only pyzmq and msgpack) and `anycost_plugin`.
     Wheels unpacked by an earlier install are kept."""
     vendor.mkdir(parents=True, exist_ok=True)
     anycost = vendor / "anycost"
     if anycost.exists():
         shutil.rmtree(anycost)
     anycost.mkdir()
-    here = Path(__file__).parent
-    for name in ("__init__.py", "protocol.py", "client.py"):
-        shutil.copy2(here / name, anycost / name)
+    here = package_dir("anycost")
+    shutil.copy2(here / "__init__.py", anycost / "__init__.py")
+    shutil.copytree(here / "protocol", anycost / "protocol", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shared = vendor / "anycost_plugin"
     if shared.exists():
         shutil.rmtree(shared)

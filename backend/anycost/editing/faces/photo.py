@@ -3,7 +3,8 @@
 `align_photo` finds the faces, picks one (the largest unless told), checks it suits the model and
 returns an `AlignedFace`: the crop, the transform, and the photo rectangle an edit may change.
 `Blend` warps a render (any preview size, or the final) back over that rectangle and blends it
-in with the soft face mask.
+in with the soft face mask. `projection_target` is the step the daemon's `open` and the CLI's
+`project` share: a photo and a region -> what to project, aligned or as it is.
 """
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 
-from ..errors import AnycostError
-from ..imaging import to_255
-from .blending import blend_255, face_mask, mask_rect
-from .detection import DetectedFace, FaceDetector
-from .geometry import Alignment, Rect, back_grid, warp_back, warp_to_crop
-from .recipes import Recipe
+from anycost.core.errors import AnycostError
+from anycost.core.imaging import to_255
+from anycost.editing.faces.blending import blend_255, face_mask, mask_rect
+from anycost.editing.faces.detection import DetectedFace, FaceDetector
+from anycost.editing.faces.geometry import Alignment, Rect, back_grid, warp_back, warp_to_crop
+from anycost.editing.faces.recipes import Recipe
 
 MAX_YAW = 40.0            # degrees: more turned than this is a profile the recipe cannot frame
 # The face's crop must span max(MIN_FACE_PX, resolution / MAX_UPSCALE) photo pixels: below that the
@@ -77,6 +79,35 @@ class Blend:
         out = blend_255(self._original, edited, self._mask)
         self.last_ms = (time.perf_counter() - t0) * 1000
         return out
+
+
+@dataclass
+class ProjectionTarget:
+    crop: Image.Image                 # RGB at the model's resolution: what is projected
+    rect: Rect                        # the photo pixels an edit may change
+    aligned: AlignedFace | None       # None: the region was taken as it is
+    original: np.ndarray | None       # an aligned face's photo pixels under `rect` (uint8 [h, w, 3])
+
+    def blend(self) -> Blend | None:
+        return None if self.aligned is None or self.original is None else Blend(self.aligned, self.original)
+
+
+def projection_target(photo: Image.Image, region: Rect, resolution: int, recipe: Recipe | None = None,
+                      detector: FaceDetector | None = None, face: int | None = None) -> ProjectionTarget:
+    """With a `recipe` (and its `detector`): the face in `region` aligned as the model was trained
+    (FaceError when there is none it can use). Without: the region resized to the model's square."""
+    x, y, w, h = region
+    if recipe is None:
+        # PIL sets its filter names (Image.LANCZOS, ...) in a loop: mypy cannot see them
+        crop = photo.crop((x, y, x + w, y + h)).resize((resolution, resolution), Image.LANCZOS)  # type: ignore[attr-defined]
+        return ProjectionTarget(crop, region, None, None)
+    assert detector is not None, "aligning needs a face detector"
+    pixels = np.asarray(photo.convert("RGB"))
+    aligned = align_photo(pixels, recipe, resolution, detector, region, face)
+    assert aligned.crop is not None                 # align_photo always makes the crop
+    x, y, w, h = aligned.rect
+    return ProjectionTarget(Image.fromarray(aligned.crop), aligned.rect, aligned,
+                            np.ascontiguousarray(pixels[y:y + h, x:x + w]))
 
 
 def align_photo(photo: np.ndarray, recipe: Recipe, resolution: int, detector: FaceDetector,

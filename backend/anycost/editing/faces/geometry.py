@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .recipes import Recipe
+from anycost.editing.faces.recipes import Recipe
 
 Rect = tuple[int, int, int, int]    # x, y, w, h
 

@@ -18,11 +18,20 @@ from typing import Any, Literal, overload
 
 import torch
 
-from .checkpoints import SUFFIX, AnycostModel, CrepsModel, Kind, Model, check_kind, load_model, load_official_encoder
-from .core.paths import models_dir
-from .defaults import DATA_DIR, DEFAULT_MODEL
-from .errors import CheckpointError, DownloadError
-from .models import Generator, architecture
+from anycost.core.defaults import DATA_DIR, DEFAULT_MODEL
+from anycost.core.errors import CheckpointError, DownloadError
+from anycost.core.paths import models_dir
+from anycost.formats.checkpoints import (
+    SUFFIX,
+    AnycostModel,
+    CrepsModel,
+    Kind,
+    Model,
+    check_kind,
+    load_model,
+    load_official_encoder,
+)
+from anycost.models import Generator, architecture
 
 # The official release (mit-han-lab/anycost-gan, models/__init__.py). The host has been reported
 # gone (their issue #30), so a mirror can be set with ANYCOST_MODEL_BASE_URL and local files always work.
@@ -41,7 +50,7 @@ class OfficialModel:
     resolution: int
     description: str
     sha256: str | None = None   # not published upstream; checked when known (--sha256), recorded on pull
-    alignment: dict | None = None   # the crop rule of its training data (anycost.faces.recipes); None: none
+    alignment: dict | None = None   # the crop rule of its training data (anycost.editing.faces.recipes); None: none
 
     @property
     def filename(self) -> str:
@@ -86,7 +95,7 @@ def open_model(spec: str, device: str = "cpu", kind: Kind | None = "anycost") ->
     """The one resolver of `--model`: a file path, a built-in name (`demo`, `creps-demo`), an official
     name, a file name in the model folder, or random:ARCH[:SEED] (untrained, seeded). `kind`: what
     the caller needs (None: either); anything else is refused with a message saying what it is."""
-    from .creps_files import BUILTIN_CREPS_DEMO, BUILTIN_CREPS_DEMO_NAME, random_creps
+    from anycost.formats.creps import BUILTIN_CREPS_DEMO, BUILTIN_CREPS_DEMO_NAME, random_creps
     path = Path(spec).expanduser()
     model: Model
     if spec.startswith("random:"):

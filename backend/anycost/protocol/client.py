@@ -12,7 +12,7 @@ from typing import Callable
 
 import zmq
 
-from . import protocol as P
+from anycost.protocol import messages as P
 
 
 class BackendTimeout(P.BackendError):
@@ -90,9 +90,9 @@ class Client:
         return self.wait(self.send(op, **fields), timeout, on_progress)
 
     def wait_ready(self, timeout: float = 120.0, proc: subprocess.Popen | None = None,
-                   poll_s: float = 0.2) -> dict:
+                   poll_s: float = 0.2) -> P.Hello:
         """Ask `hello` until the daemon says "ready" (it measures its previews first); returns the
-        hello data. The one blocking wait for a daemon (the CLI, the one-shot plugin path, tests).
+        hello record. The one blocking wait for a daemon (the CLI, the one-shot plugin path, tests).
         BackendTimeout when none is ready within `timeout`; BackendError (UNREACHABLE) as soon as
         `proc`, the daemon's process if we started it, has exited."""
         deadline = time.monotonic() + timeout
@@ -101,10 +101,10 @@ class Client:
                 raise P.BackendError(P.ErrorCode.UNREACHABLE,
                                      f"the daemon exited with code {proc.returncode} before it was ready")
             try:
-                hello = self.call("hello", timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+                hello = P.Hello.from_dict(self.call("hello", timeout=min(2.0, max(0.1, deadline - time.monotonic()))))
             except BackendTimeout:
                 continue
-            if hello.get("state") == "ready":
+            if hello.ready:
                 return hello
             time.sleep(poll_s)
         raise BackendTimeout(f"no ready daemon on {self.address} after {timeout:g} s")

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 import torch
 from safetensors.torch import load_file, save_file
 
-from .core.paths import models_dir
-from .models import CrepsGenerator, Generator
+from anycost.core.paths import models_dir
+from anycost.models import CrepsGenerator, Generator
 
 if TYPE_CHECKING:
-    from .checkpoints import Model
+    from anycost.formats.checkpoints import Model
 
 PCA_COMPONENTS = 8
 PCA_SAMPLES = 20000

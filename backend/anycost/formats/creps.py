@@ -13,7 +13,9 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import (
+from anycost.core.defaults import DATA_DIR
+from anycost.core.errors import CheckpointError
+from anycost.formats.checkpoints import (
     CrepsModel,
     Model,
     _torch_load,
@@ -21,10 +23,8 @@ from .checkpoints import (
     encoder_from_container,
     write_container,
 )
-from .defaults import DATA_DIR
-from .errors import CheckpointError
-from .models.creps import CrepsConfig, CrepsGenerator
-from .models.encoder import Encoder
+from anycost.models.creps import CrepsConfig, CrepsGenerator
+from anycost.models.encoder import Encoder
 
 # the built-in CREPS demo model shipped inside the package (trained by `anycost-train creps --preset creps-demo`)
 BUILTIN_CREPS_DEMO_NAME = "creps-demo"
@@ -67,7 +67,7 @@ def _load_strict(g: CrepsGenerator, sd: dict, source) -> None:
 
 def random_creps(spec: str) -> CrepsModel:
     """`random:creps-ARCH[:SEED]`: an untrained CREPS generator of a named architecture (timing, tests)."""
-    from .models.creps import creps_architecture
+    from anycost.models.creps import creps_architecture
     parts = spec.split(":")
     try:
         seed = int(parts[2]) if len(parts) > 2 else 0

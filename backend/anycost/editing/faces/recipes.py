@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..errors import AnycostError
+from anycost.core.errors import AnycostError
 
 LEFT_EYE, RIGHT_EYE, NOSE, MOUTH_LEFT, MOUTH_RIGHT = range(5)   # rows of a five-point landmark array
 

@@ -21,10 +21,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .errors import CheckpointError
-from .models import CrepsGenerator, Generator, GeneratorConfig
-from .models.encoder import Encoder, EncoderConfig, infer_encoder_config
-from .models.ops import make_blur_kernel
+from anycost.core.errors import CheckpointError
+from anycost.models import CrepsGenerator, Generator, GeneratorConfig
+from anycost.models.encoder import Encoder, EncoderConfig, infer_encoder_config
+from anycost.models.ops import make_blur_kernel
 
 FORMAT_NAME = "anycost-editor"
 FORMAT_VERSION = 1
@@ -146,7 +146,7 @@ def encoder_from_container(tensors: dict[str, torch.Tensor], meta: dict, path) -
 def _load_ours(path: Path) -> Model:
     tensors, meta = read_container(path)
     if "generator" not in meta and "creps" in meta:
-        from .creps_files import creps_from_container
+        from anycost.formats.creps import creps_from_container
         return creps_from_container(tensors, meta, path)
     g = Generator(GeneratorConfig.from_dict(meta["generator"]))
     g_sd = {k[2:]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith("g.")}

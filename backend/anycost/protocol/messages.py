@@ -413,6 +413,32 @@ class RenderRequest:
         return cls(session_id(msg), slider_values(msg), output_size(msg), supersample)
 
 
+@dataclass(frozen=True)
+class CancelRequest:
+    """`cancel`: stop a queued or running request of this client (its id)."""
+    target: int | str
+
+    def fields(self) -> dict:
+        return {"target": self.target}
+
+    @classmethod
+    def from_message(cls, msg: dict) -> CancelRequest:
+        return cls(field(msg, "target", (int, str)))
+
+
+@dataclass(frozen=True)
+class CloseRequest:
+    """`close`: end a session and free its memory."""
+    session: str
+
+    def fields(self) -> dict:
+        return {"session": self.session}
+
+    @classmethod
+    def from_message(cls, msg: dict) -> CloseRequest:
+        return cls(session_id(msg))
+
+
 # ------------------------------------------------------------------------------- replies
 # The results clients read field by field, as records: the daemon builds them (`to_dict`), clients
 # read them (`from_dict`, tolerant of fields an older daemon leaves out).
@@ -483,6 +509,162 @@ class RenderResult:
         return cls(str(d.get("session", "")), Image.from_dict(d["image"]),
                    float(d.get("render_ms", 0.0)), dict(d.get("config") or {}), bool(d.get("refined", False)),
                    {str(k): float(v) for k, v in (d.get("values") or {}).items()})
+
+
+@dataclass(frozen=True)
+class Hello:
+    """`hello`'s result: who answers and whether it is ready (it measures its previews first)."""
+    version: str
+    protocol: int
+    state: str                         # "ready" or "calibrating"
+    models: tuple[str, ...] = ()
+    default_model: str = ""
+    perceptual: str = ""               # the projection's perceptual distance (lpips-vgg, or its fallback)
+    warnings: tuple[str, ...] = ()     # things the user should know (a fallback loss, untrained models)
+    device: str = "cpu"
+    threads: int = 0
+    limits: dict = dataclasses.field(default_factory=dict)   # max_image_pixels, max_message_bytes, ...
+    server: str = "anycost-backend"
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+    def to_dict(self) -> dict:
+        return {"server": self.server, "version": self.version, "protocol": self.protocol, "state": self.state,
+                "models": list(self.models), "default_model": self.default_model, "perceptual": self.perceptual,
+                "warnings": list(self.warnings), "device": self.device, "threads": self.threads,
+                "limits": dict(self.limits)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Hello:
+        return cls(str(d.get("version", "")), int(d.get("protocol", 0)), str(d.get("state", "")),
+                   tuple(str(m) for m in d.get("models") or ()), str(d.get("default_model") or ""),
+                   str(d.get("perceptual") or ""), tuple(str(w) for w in d.get("warnings") or ()),
+                   str(d.get("device") or "cpu"), int(d.get("threads") or 0), dict(d.get("limits") or {}),
+                   str(d.get("server") or "anycost-backend"))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One served model, as `models` lists it (docs/protocol.md, `models`)."""
+    name: str
+    resolution: int
+    kind: str = "anycost"              # "anycost" or "creps" (any output size)
+    style_dim: int = 0
+    n_style: int = 0
+    untrained: bool = False
+    has_encoder: bool = False
+    any_size: bool = False
+    w_space: str | None = None         # the model whose W space this one shares (CREPS next to its twin)
+    alignment: str | None = None       # the face crop rule it declares, None: none
+    licence: str = ""
+    directions: tuple[DirectionInfo, ...] = ()
+    configs: tuple[dict, ...] | None = None   # the sub-generators ranked by measured latency
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "resolution": self.resolution, "style_dim": self.style_dim,
+                "n_style": self.n_style, "untrained": self.untrained, "has_encoder": self.has_encoder,
+                "any_size": self.any_size, "w_space": self.w_space, "alignment": self.alignment,
+                "licence": self.licence, "directions": [d.to_dict() for d in self.directions],
+                "configs": None if self.configs is None else [dict(c) for c in self.configs]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelInfo:
+        configs = d.get("configs")
+        return cls(str(d["name"]), int(d["resolution"]), str(d.get("kind") or "anycost"), int(d.get("style_dim") or 0),
+                   int(d.get("n_style") or 0), bool(d.get("untrained")), bool(d.get("has_encoder")),
+                   bool(d.get("any_size")), d.get("w_space"), d.get("alignment"), str(d.get("licence") or ""),
+                   tuple(DirectionInfo.from_dict(x) for x in d.get("directions") or ()),
+                   None if configs is None else tuple(dict(c) for c in configs))
+
+
+@dataclass(frozen=True)
+class ModelsResult:
+    """`models`' result: every served model and the one `open` uses when none is named."""
+    models: tuple[ModelInfo, ...]
+    default_model: str = ""
+
+    def to_dict(self) -> dict:
+        return {"models": [m.to_dict() for m in self.models], "default_model": self.default_model}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelsResult:
+        return cls(tuple(ModelInfo.from_dict(m) for m in d.get("models") or ()), str(d.get("default_model") or ""))
+
+
+@dataclass(frozen=True)
+class Stats:
+    """`stats`' result: what the daemon has done since it started."""
+    uptime_s: float
+    requests: dict[str, int]           # op -> requests answered
+    errors: dict[str, int]             # error code -> errors answered
+    queued: int = 0
+    running: str | None = None         # the op being computed now
+    sessions: int = 0
+    edit_render_ms: dict = dataclasses.field(default_factory=dict)   # n, median, p95 of edit renders
+
+    def to_dict(self) -> dict:
+        return {"uptime_s": self.uptime_s, "requests": dict(self.requests), "errors": dict(self.errors),
+                "queued": self.queued, "running": self.running, "sessions": self.sessions,
+                "edit_render_ms": dict(self.edit_render_ms)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Stats:
+        return cls(float(d.get("uptime_s", 0.0)), {str(k): int(v) for k, v in (d.get("requests") or {}).items()},
+                   {str(k): int(v) for k, v in (d.get("errors") or {}).items()}, int(d.get("queued") or 0),
+                   d.get("running"), int(d.get("sessions") or 0), dict(d.get("edit_render_ms") or {}))
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """`cancel`'s result: where the target was ("pending", "running" or "unknown")."""
+    target: int | str
+    state: str
+    cancelled: bool
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "state": self.state, "cancelled": self.cancelled}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CancelResult:
+        return cls(d["target"], str(d["state"]), bool(d["cancelled"]))
+
+
+@dataclass(frozen=True)
+class CloseResult:
+    """`close`'s result."""
+    session: str
+    closed: bool = True
+
+    def to_dict(self) -> dict:
+        return {"session": self.session, "closed": self.closed}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CloseResult:
+        return cls(str(d["session"]), bool(d.get("closed", True)))
+
+
+@dataclass(frozen=True)
+class ShutdownResult:
+    """`shutdown`'s result: the daemon stops after answering."""
+    stopping: bool = True
+
+    def to_dict(self) -> dict:
+        return {"stopping": self.stopping}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ShutdownResult:
+        return cls(bool(d.get("stopping", True)))
+
+
+# every op's request record (None: the op takes no fields) and result record
+REQUESTS: dict[str, type | None] = {"hello": None, "models": None, "open": OpenRequest, "edit": EditRequest,
+                                    "render": RenderRequest, "cancel": CancelRequest, "close": CloseRequest,
+                                    "stats": None, "shutdown": None}
+RESULTS: dict[str, type] = {"hello": Hello, "models": ModelsResult, "open": OpenResult, "edit": RenderResult,
+                            "render": RenderResult, "cancel": CancelResult, "close": CloseResult, "stats": Stats,
+                            "shutdown": ShutdownResult}
 
 
 def slider_values(msg: dict) -> dict[str, float]:

@@ -17,8 +17,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .models import TRAINED_RATIOS, Generator
-from .perceptual import Perceptual
+from anycost.editing.perceptual import Perceptual
+from anycost.models import TRAINED_RATIOS, Generator
 
 
 class ProjectionCancelled(Exception):
