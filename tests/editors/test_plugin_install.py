@@ -66,7 +66,8 @@ def test_missing_dependencies_are_unpacked_for_kritas_python(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "unpacked pyzmq and msgpack wheels" in r.stdout
     check = ("import sys; sys.path.insert(0, %r); import anycost_krita; "
-             "from anycost.protocol import messages as protocol; from anycost_plugin import pixels; import zmq, msgpack; "
+             "from anycost.protocol import messages as protocol; from anycost_plugin import pixels; "
+             "import zmq, msgpack; "
              "print(zmq.zmq_version(), protocol.unpack(protocol.pack({'a': 1})))" % str(pykrita))
     out = subprocess.run([py, "-c", check], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

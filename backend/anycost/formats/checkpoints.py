@@ -1,4 +1,5 @@
-"""Model files: our own format, and the official Anycost GAN / rosinality StyleGAN2 checkpoints.
+"""Model files: our own format, the official Anycost GAN / rosinality StyleGAN2 checkpoints, and
+NVIDIA's StyleGAN2 network pickles (read by `nvidia_pickle`, without running their code).
 
 Our format is one safetensors file: tensors under prefixes (`g.` for the generator, later `encoder.`
 and `directions.`), and a JSON metadata block under the header key "anycost" describing everything
@@ -262,9 +263,9 @@ def load_model(path: str | Path, kind: None) -> Model[Any]: ...
 
 
 def load_model(path: str | Path, kind: Kind | None = "anycost") -> Model:
-    """Open a model file (decided by content, not by name): our format, of either kind, or an
-    official Anycost/StyleGAN2 checkpoint. `kind`: what the caller needs (None: either), refused
-    with a message that says what the file holds otherwise."""
+    """Open a model file (decided by content, not by name): our format, of either kind, an official
+    Anycost/StyleGAN2 checkpoint, or an NVIDIA StyleGAN2 network pickle. `kind`: what the caller
+    needs (None: either), refused with a message that says what the file holds otherwise."""
     return check_kind(_load_file(Path(path).expanduser()), kind, str(path))
 
 
@@ -277,6 +278,11 @@ def _load_file(path: Path) -> Model:
     # can be anything, "PK" or 0x80 included, so they must not be read as a zip or pickle signature.
     if len(head) >= 9 and head[8:9] == b"{" and 8 + int.from_bytes(head[:8], "little") <= path.stat().st_size:
         return _load_ours(path)
-    if head[:2] == b"PK" or head[:1] == b"\x80":   # zip (torch.save) or legacy raw pickle
+    if head[:2] == b"PK" or head[:4] == b"\x80\x02\x8a\x0a":   # zip (torch.save) or its legacy format
         return _load_official(path)
-    raise CheckpointError(f"{path}: not a model file (neither Anycost safetensors nor a PyTorch checkpoint)")
+    if head[:1] == b"\x80":                                 # a raw pickle: NVIDIA's network pickles
+        from anycost.formats.nvidia_pickle import generator_from_pickle
+        g, meta = generator_from_pickle(path)
+        return Model(g, meta, str(path))
+    raise CheckpointError(f"{path}: not a model file (neither Anycost safetensors, a PyTorch checkpoint nor "
+                          "an NVIDIA network pickle)")

@@ -60,6 +60,8 @@ class FastStyledConv:
         self.wsq = self.w.square().sum(dim=(2, 3))                                  # [O, I]
         self.gain_in = gain_in
         self.bias = layer.activate.bias[:out_ch].contiguous()
+        # the activation gain is applied by the next layer (GAIN, its gain_in): clamp before it
+        self.clamp = None if layer.activate.clamp is None else layer.activate.clamp / GAIN
         self.noise = None if noise is None else (layer.noise.weight * noise).contiguous()   # [1, 1, H, W]
         self.blur = conv.blur.kernel if conv.upsample else None
         self.form: str | None = None
@@ -141,7 +143,8 @@ class FastStyledConv:
             y = out.view(1, c4 // 4, 2 * h, 2 * w)
         elif self.noise is not None:
             y.add_(self.noise)
-        return F.leaky_relu_(y, 0.2)
+        y = F.leaky_relu_(y, 0.2)
+        return y if self.clamp is None else y.clamp_(-self.clamp, self.clamp)
 
     def input_like(self, w_row: torch.Tensor) -> torch.Tensor:
         r = self.shape.res // 2 if self.shape.up else self.shape.res
@@ -157,6 +160,7 @@ class FastToRGB:
         self.w = (conv.weight[0, :, :in_ch] * conv.scale).contiguous()              # [3, I, 1, 1]
         self.gain_in = gain_in
         self.bias = layer.bias.reshape(-1).contiguous()
+        self.clamp = layer.clamp
         # upfirdn2d(up=2, pad=(2, 1)) with a symmetric-or-not kernel K == conv_transpose(K, stride 2, pad 1)
         self.up = layer.upsample.kernel[None, None].expand(3, 1, 4, 4).contiguous() \
             if hasattr(layer, "upsample") else None
@@ -164,6 +168,8 @@ class FastToRGB:
     def __call__(self, x: torch.Tensor, w_row: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
         s = self.styles(w_row) * self.gain_in
         y = F.conv2d(x, self.w * s[None, :, None, None], self.bias)
+        if self.clamp is not None:
+            y.clamp_(-self.clamp, self.clamp)
         if skip is not None:
             assert self.up is not None                       # a skip image comes with an upsampling layer
             y.add_(F.conv_transpose2d(skip, self.up, stride=2, padding=1, groups=3))

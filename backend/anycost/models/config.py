@@ -18,6 +18,9 @@ class GeneratorConfig:
     n_mlp: int = 8                     # Linear layers in the mapping network.
     lr_mlp: float = 0.01               # Equalised-LR multiplier of the mapping network.
     blur_kernel: tuple[float, ...] = (1.0, 3.0, 3.0, 1.0)   # FIR taps of every 2x upsampling.
+    # Activations of every conv and toRGB clamped to [-c, c] (NVIDIA's StyleGAN2-ADA `conv_clamp`,
+    # 256 in its configs); None: unclamped (Anycost GAN, rosinality).
+    conv_clamp: float | None = None
     # Smallest resolution trained and offered as a preview (0: the last four levels, as the official
     # models). Not compared: it changes what is offered, not the weights.
     elastic_min: int = field(default=0, compare=False)
@@ -32,6 +35,8 @@ class GeneratorConfig:
             raise ValueError(f"channels must list every level {levels}, got {sorted(self.channels)}")
         if any(c < 1 for c in self.channels.values()):
             raise ValueError("every level needs at least one channel")
+        if self.conv_clamp is not None and not self.conv_clamp > 0:
+            raise ValueError(f"conv_clamp must be positive or None, got {self.conv_clamp}")
 
     @classmethod
     def from_multiplier(cls, resolution: int, channel_multiplier: float = 2, channel_max: int = 512,
@@ -84,9 +89,12 @@ class GeneratorConfig:
         return [r for r in self.levels[-4:][::-1] if r >= self.elastic_min]
 
     def to_dict(self) -> dict:
-        return {"resolution": self.resolution, "style_dim": self.style_dim, "n_mlp": self.n_mlp,
-                "lr_mlp": self.lr_mlp, "blur_kernel": list(self.blur_kernel), "elastic_min": self.elastic_min,
-                "channels": {str(k): v for k, v in sorted(self.channels.items())}, "extra": self.extra}
+        out = {"resolution": self.resolution, "style_dim": self.style_dim, "n_mlp": self.n_mlp,
+               "lr_mlp": self.lr_mlp, "blur_kernel": list(self.blur_kernel), "elastic_min": self.elastic_min,
+               "channels": {str(k): v for k, v in sorted(self.channels.items())}, "extra": self.extra}
+        if self.conv_clamp is not None:          # files without a clamp stay as they were
+            out["conv_clamp"] = self.conv_clamp
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
@@ -94,6 +102,7 @@ class GeneratorConfig:
                    lr_mlp=float(d.get("lr_mlp", 0.01)),
                    blur_kernel=tuple(float(t) for t in d.get("blur_kernel", (1, 3, 3, 1))),
                    elastic_min=int(d.get("elastic_min", 0)),
+                   conv_clamp=None if d.get("conv_clamp") is None else float(d["conv_clamp"]),
                    channels={int(k): int(v) for k, v in d["channels"].items()}, extra=dict(d.get("extra", {})))
 
 

@@ -27,20 +27,20 @@ class Generator(nn.Module):
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
         self.cfg = cfg
-        ch, sd, bk = cfg.channels, cfg.style_dim, cfg.blur_kernel
+        ch, sd, bk, clamp = cfg.channels, cfg.style_dim, cfg.blur_kernel, cfg.conv_clamp
         self.style = nn.Sequential(PixelNorm(), *[
             EqualLinear(sd, sd, lr_mul=cfg.lr_mlp, activation=True) for _ in range(cfg.n_mlp)])
         self.input = ConstantInput(ch[4])
-        self.conv1 = StyledConv(ch[4], ch[4], 3, sd, blur_kernel=bk)
-        self.to_rgb1 = ToRGB(ch[4], sd, upsample=False, blur_kernel=bk)
+        self.conv1 = StyledConv(ch[4], ch[4], 3, sd, blur_kernel=bk, clamp=clamp)
+        self.to_rgb1 = ToRGB(ch[4], sd, upsample=False, blur_kernel=bk, clamp=clamp)
         self.convs = nn.ModuleList()
         self.to_rgbs = nn.ModuleList()
         in_ch = ch[4]
         for res in cfg.levels[1:]:
             out_ch = ch[res]
-            self.convs.append(StyledConv(in_ch, out_ch, 3, sd, upsample=True, blur_kernel=bk))
-            self.convs.append(StyledConv(out_ch, out_ch, 3, sd, blur_kernel=bk))
-            self.to_rgbs.append(ToRGB(out_ch, sd, blur_kernel=bk))
+            self.convs.append(StyledConv(in_ch, out_ch, 3, sd, upsample=True, blur_kernel=bk, clamp=clamp))
+            self.convs.append(StyledConv(out_ch, out_ch, 3, sd, blur_kernel=bk, clamp=clamp))
+            self.to_rgbs.append(ToRGB(out_ch, sd, blur_kernel=bk, clamp=clamp))
             in_ch = out_ch
         self.noises = nn.Module()
         for i in range(cfg.num_layers):

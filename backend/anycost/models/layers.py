@@ -137,12 +137,14 @@ class NoiseInjection(nn.Module):
 
 
 class FusedLeakyReLU(nn.Module):
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, clamp: float | None = None):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channels))
+        self.clamp = clamp                 # applied after the gain, as NVIDIA's bias_act does
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return bias_lrelu(x, self.bias)
+        x = bias_lrelu(x, self.bias)
+        return x if self.clamp is None else x.clamp(-self.clamp, self.clamp)
 
 
 class ConstantInput(nn.Module):
@@ -159,12 +161,12 @@ class StyledConv(nn.Module):
     """Modulated conv -> noise -> bias + leaky ReLU."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
-                 upsample: bool = False, blur_kernel: Sequence[float] = (1, 3, 3, 1)):
+                 upsample: bool = False, blur_kernel: Sequence[float] = (1, 3, 3, 1), clamp: float | None = None):
         super().__init__()
         self.conv = ModulatedConv2d(in_channels, out_channels, kernel_size, style_dim,
                                     upsample=upsample, blur_kernel=blur_kernel)
         self.noise = NoiseInjection()
-        self.activate = FusedLeakyReLU(out_channels)
+        self.activate = FusedLeakyReLU(out_channels, clamp)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None,
                 out_channels: int | None = None, impl: str = "auto") -> torch.Tensor:
@@ -178,16 +180,19 @@ class ToRGB(nn.Module):
     upsample: Upsample                               # all but the first (4 px) one
 
     def __init__(self, in_channels: int, style_dim: int, upsample: bool = True,
-                 blur_kernel: Sequence[float] = (1, 3, 3, 1)):
+                 blur_kernel: Sequence[float] = (1, 3, 3, 1), clamp: float | None = None):
         super().__init__()
         if upsample:
             self.upsample = Upsample(blur_kernel)
         self.conv = ModulatedConv2d(in_channels, 3, 1, style_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        self.clamp = clamp                 # this layer's output, before the skip image is added
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None,
                 impl: str = "auto") -> torch.Tensor:
         out = self.conv(x, style, impl=impl) + self.bias.to(x.dtype)
+        if self.clamp is not None:
+            out = out.clamp(-self.clamp, self.clamp)
         if skip is not None:
             out = out + self.upsample(skip)
         return out
