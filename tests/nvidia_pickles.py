@@ -102,8 +102,8 @@ def nvidia_generator(g: Generator, c_dim: int = 0) -> Persistent:
                                       "bias": _param(sd[f"{ours}.bias"].reshape(3))}, {},
                        {"affine": _fc(sd[f"{ours}.conv.modulation.weight"], sd[f"{ours}.conv.modulation.bias"])})
 
-    blocks = {"b4": _module("SynthesisBlock", {"const": _param(sd["input.input"][0])}, {"resample_filter": filt.clone()},
-                            {"conv1": layer("conv1", 0), "torgb": torgb("to_rgb1")})}
+    blocks = {"b4": _module("SynthesisBlock", {"const": _param(sd["input.input"][0])},
+                            {"resample_filter": filt.clone()}, {"conv1": layer("conv1", 0), "torgb": torgb("to_rgb1")})}
     for j, res in enumerate(cfg.levels[1:]):
         blocks[f"b{res}"] = _module("SynthesisBlock", {}, {"resample_filter": filt.clone()},
                                     {"conv0": layer(f"convs.{2 * j}", 2 * j + 1),
