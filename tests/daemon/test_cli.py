@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from anycost.formats.checkpoints import load_model
-from anycost.formats.registry import OFFICIAL_MODELS
+from anycost.formats.registry import SOURCES
 
 from ..conftest import run_cli
 
@@ -120,7 +120,7 @@ def test_pull_downloads_checks_and_lists(file_server, official_file, tmp_path):
     name = "anycost-car-config-f"
     # the served file is a real generator in the official layout, but only 128 px: pull must refuse
     # it as the wrong model, then accept a correct one
-    (root / OFFICIAL_MODELS[name].filename).write_bytes(official_file.read_bytes())
+    (root / SOURCES[name].filename).write_bytes(official_file.read_bytes())
     env = {"ANYCOST_MODEL_BASE_URL": url}
     r = run_cli("models", "pull", name, "--quiet", env=env)
     assert_one_line_error(r, "128 px", "512 px")
@@ -130,7 +130,7 @@ def test_pull_downloads_checks_and_lists(file_server, official_file, tmp_path):
     from anycost.models import Generator, GeneratorConfig
     torch.manual_seed(0)
     car = Generator(GeneratorConfig.from_multiplier(512, 0.0625, 16, style_dim=16, n_mlp=1))
-    release = root / OFFICIAL_MODELS[name].filename
+    release = root / SOURCES[name].filename
     torch.save({"g_ema": car.state_dict()}, release)
     digest = hashlib.sha256(release.read_bytes()).hexdigest()
 

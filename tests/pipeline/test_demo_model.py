@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from anycost.editing.consistency import consistency_figures
 from anycost.editing.directions import from_model_file
 from anycost.editing.perceptual import make_perceptual
 from anycost.formats.checkpoints import load_model, save_model
@@ -13,7 +14,7 @@ from anycost.formats.registry import BUILTIN_DEMO, open_model
 from anycost.models import TRAINED_RATIOS
 from anycost_train import release as release_mod
 from anycost_train.directions import SUPERVISED
-from anycost_train.release import consistency_figures, lineage, release
+from anycost_train.release import lineage, release
 
 from ..conftest import run_cli
 

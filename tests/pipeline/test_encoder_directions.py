@@ -40,8 +40,10 @@ def test_official_encoder_loads_and_matches(official_encoder_fixture, official_f
     # placed beside an official generator in the model folder, it is picked up with it
     monkeypatch.setenv("ANYCOST_CACHE_DIR", str(tmp_path / "cache"))
     (tmp_path / "cache").mkdir()
-    from anycost.formats import registry as hub
-    monkeypatch.setitem(hub.OFFICIAL_MODELS, "small-config", hub.OfficialModel("small-config", 128, "fixture"))
+    from anycost.formats import registry
+    monkeypatch.setitem(registry.SOURCES, "small-config",
+                        registry.Source("small-config", 128, "fixture", "generator_small-config.pt", "", "",
+                                        sub_generators=True))
     (tmp_path / "cache" / "generator_small-config.pt").write_bytes(official_file.read_bytes())
     (tmp_path / "cache" / "encoder_small-config.pt").write_bytes(path.read_bytes())
     assert open_model("small-config").encoder is not None

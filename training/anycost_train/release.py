@@ -2,45 +2,18 @@
 from, store it in half precision, and refuse files too large to ship inside the package."""
 from __future__ import annotations
 
-import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from anycost.core.timing import cpu_name
-from anycost.editing.perceptual import Perceptual, make_perceptual
-from anycost.editing.projection import downsample, psnr
+from anycost.editing.consistency import SAMPLES, SEED, consistency_figures
+from anycost.editing.perceptual import make_perceptual
 from anycost.formats.checkpoints import load_model, save_model
-from anycost.models import TRAINED_RATIOS, Generator
 
 MAX_SHIPPED_BYTES = 25 * 1024 * 1024
-CONSISTENCY_SAMPLES = 64
-CONSISTENCY_SEED = 2024
-
-
-@torch.no_grad()
-def consistency_figures(g: Generator, perceptual: Perceptual, n: int = CONSISTENCY_SAMPLES,
-                        seed: int = CONSISTENCY_SEED, batch: int = 16) -> list[dict]:
-    """Each sub-generator (uniform channel ratio x resolution) against the full generator's image of
-    the same latent, area-downsampled to the sub-generator's size: mean PSNR (dB) and perceptual
-    distance over `n` random latents. This is the agreement a preview has with the final."""
-    g = g.eval()
-    z = torch.randn(n, g.cfg.style_dim, generator=torch.Generator().manual_seed(seed))
-    configs = [(r, k) for r in TRAINED_RATIOS for k in g.cfg.elastic_resolutions]
-    per_config: dict[tuple[float, int], dict[str, list[float]]] = {c: {"psnr": [], perceptual.name: []}
-                                                                   for c in configs}
-    for start in range(0, n, batch):
-        wplus = g.latent_to_wplus(z[start:start + batch])
-        full = g.synthesis(wplus, noise="const")
-        for ratio, res in configs:
-            sub = g.synthesis(wplus, channels=ratio, target_res=res, noise="const")
-            ref = downsample(full, res)
-            per_config[(ratio, res)]["psnr"] += [psnr(a[None], b[None]) for a, b in zip(sub, ref, strict=True)]
-            per_config[(ratio, res)][perceptual.name] += perceptual.distance(sub, ref).tolist()
-    return [{"ratio": r, "resolution": k, **{key: round(statistics.mean(v), 4) for key, v in values.items()}}
-            for (r, k), values in per_config.items() if not (r == 1.0 and k == g.cfg.resolution)]
+CONSISTENCY_SAMPLES = SAMPLES
+CONSISTENCY_SEED = SEED
 
 
 def lineage(metadata: dict) -> list[dict]:

@@ -10,6 +10,7 @@ from anycost.cli import (
     demo,
     edit,
     grid,
+    import_model,
     install_plugin,
     install_service,
     keys,
@@ -23,8 +24,8 @@ from anycost.cli.options import OneLineErrorParser
 from anycost.core.errors import AnycostError
 
 # each module: NAME, HELP, add_arguments(p), run(args)
-COMMANDS = [demo, serve, status, project, edit, sample, grid, models, bench, convert_creps, install_service,
-            install_plugin, keys]
+COMMANDS = [demo, serve, status, project, edit, sample, grid, models, import_model, bench, convert_creps,
+            install_service, install_plugin, keys]
 
 
 def build_parser() -> argparse.ArgumentParser:

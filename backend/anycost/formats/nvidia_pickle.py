@@ -139,9 +139,9 @@ class _Unpickler(pickle.Unpickler):
         try:
             return ADMITTED[(module, name)]
         except KeyError:
-            raise PickleRefused(f"the pickle asks for {module}.{name}, which is not one of the things an "
-                                "NVIDIA StyleGAN2 network pickle holds; it was not loaded (unpickling it "
-                                "the usual way could run code)") from None
+            raise PickleRefused(f"refused: the pickle asks for {module}.{name}, which an NVIDIA StyleGAN2 "
+                                "network pickle never holds; nothing in it was run (unpickling it the usual "
+                                "way could run code)") from None
 
     def persistent_load(self, pid):
         raise PickleRefused(f"the pickle refers to an external object ({str(pid)[:40]}); not an NVIDIA network pickle")
@@ -242,7 +242,7 @@ def generator_from_pickle(path: str | Path) -> tuple[Generator, dict]:
         if v.shape != own[k].shape:
             raise CheckpointError(f"{path}: {k} has shape {list(v.shape)}, expected {list(own[k].shape)}")
     g.load_state_dict(ours)
-    meta = {"name": path.stem, "source_layout": "nvidia-pickle",
+    meta = {"name": path.stem, "source_layout": "nvidia-pickle", "sub_generators": False,
             "source": {"file": path.name, "class": f"{g_rec.class_name}", "code_sha256": g_rec.source_sha256,
                        "num_fp16_res": int(sk.get("num_fp16_res") or 0), "conv_clamp": clamp,
                        "channel_base": sk.get("channel_base"), "channel_max": sk.get("channel_max")}}

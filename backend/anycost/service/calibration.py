@@ -1,4 +1,11 @@
-"""Per-machine latency of each sub-generator, and the choice of one for a latency budget."""
+"""Per-machine latency of each sub-generator, their agreement with the final, and the choice of one
+for a latency budget.
+
+A model trained for sub-generators offers every trained channel ratio at every elastic
+resolution, ranked by the consistency figures it carries. One that is not (a plain StyleGAN2:
+metadata `sub_generators: false`) offers only full channels at its lower resolutions, i.e. its
+own skip outputs. A trained model without figures (an official file, a StyleGAN2) has them
+measured when first served and cached; an untrained one is ranked by MACs."""
 from __future__ import annotations
 
 import statistics
@@ -10,9 +17,40 @@ import torch
 
 from anycost.core import measurements
 from anycost.core.timing import cpu_name
+from anycost.editing.consistency import consistency_figures
 from anycost.editing.directions import fingerprint
 from anycost.models import TRAINED_RATIOS, Generator
 from anycost.models.macs import count_macs
+
+MEASURED_SAMPLES = 16        # latents for the figures measured at first serve (a trained model: 64)
+
+
+def preview_configs(g: Generator, metadata: dict) -> list[tuple[float, int]]:
+    """The (channel ratio, resolution) pairs a model may preview with (the full generator included)."""
+    ratios = TRAINED_RATIOS if metadata.get("sub_generators", True) else (1.0,)
+    return [(r, k) for r in ratios for k in g.cfg.elastic_resolutions]
+
+
+def measured_consistency(g: Generator, configs: list[tuple[float, int]], cache_folder: Path | None,
+                         log=None) -> list[dict]:
+    """consistency_figures of `configs` for a model that carries none, kept in `cache_folder` per
+    model (the figures do not depend on the machine)."""
+    cache = cache_folder / f"consistency-{fingerprint(g)}.json" if cache_folder else None
+    saved = measurements.read(cache)
+    want = sorted(c for c in configs if c != (1.0, g.cfg.resolution))
+    if isinstance(saved, dict) and saved.get("configs") == [list(c) for c in want] \
+            and isinstance(saved.get("consistency"), list):
+        return saved["consistency"]
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        figures = consistency_figures(g, n=MEASURED_SAMPLES, batch=4, configs=want)
+    measurements.write(cache, {"configs": [list(c) for c in want], "consistency": figures,
+                               "samples": MEASURED_SAMPLES, "noise": "const"})
+    if log:
+        log(f"measured how {len(want)} preview configurations agree with the final "
+            f"({MEASURED_SAMPLES} latents, {time.perf_counter() - t0:.1f} s): "
+            + ", ".join(f"{f['ratio']:g}x@{f['resolution']} {f['psnr']:.1f} dB" for f in figures))
+    return figures
 
 
 @dataclass(frozen=True)
@@ -28,8 +66,10 @@ class SubConfig:
 
 
 def calibrate(g: Generator, cache_folder: Path | None, repeats: int = 3, log=None,
-              synthesis=None, path: str = "reference") -> dict[tuple, float]:
-    """Median synthesis latency (ms) of every trained configuration, cached per machine and model.
+              synthesis=None, path: str = "reference",
+              configs: list[tuple[float, int]] | None = None) -> dict[tuple, float]:
+    """Median synthesis latency (ms) of `configs` (default: every trained ratio at every elastic
+    resolution), cached per machine and model.
 
     `synthesis(wplus, channels=, target_res=)` is what the daemon will draw with (default the
     reference `g.synthesis`); `path` names it in the cache key."""
@@ -39,11 +79,13 @@ def calibrate(g: Generator, cache_folder: Path | None, repeats: int = 3, log=Non
     key = f"{fingerprint(g)}-{cpu_name().replace(' ', '_').replace('/', '_')}-{device}-{threads}t-{path}"
     cache = cache_folder / f"{key}.json" if cache_folder else None
     saved = measurements.read(cache)
+    configs = configs or [(r, k) for r in TRAINED_RATIOS for k in g.cfg.elastic_resolutions]
     try:
-        return {(float(r), int(k)): float(ms) for r, k, ms in saved["latency"]}
+        latency = {(float(r), int(k)): float(ms) for r, k, ms in saved["latency"]}
+        if set(configs) <= set(latency):
+            return {c: latency[c] for c in configs}
     except (KeyError, TypeError, ValueError):
         pass                                  # none, or damaged: measured again
-    configs = [(r, k) for r in TRAINED_RATIOS for k in g.cfg.elastic_resolutions]
     wplus = g.latent_to_wplus(torch.zeros(1, g.cfg.style_dim, device=g.w_avg.device))
     times: dict[tuple[float, int], list[float]] = {c: [] for c in configs}
     with torch.inference_mode():
@@ -62,10 +104,10 @@ def calibrate(g: Generator, cache_folder: Path | None, repeats: int = 3, log=Non
     return latency
 
 
-def rank_configs(g: Generator, latency: dict[tuple, float], metadata: dict) -> list[SubConfig]:
-    """Configurations ordered best quality first."""
-    consistency = {(float(c["ratio"]), int(c["resolution"])): float(c["psnr"])
-                   for c in (metadata.get("figures") or {}).get("consistency", [])}
+def rank_configs(g: Generator, latency: dict[tuple, float], figures: list[dict]) -> list[SubConfig]:
+    """Configurations ordered best quality first: by their consistency `figures` (PSNR against the
+    final), or by MACs where there are none."""
+    consistency = {(float(c["ratio"]), int(c["resolution"])): float(c["psnr"]) for c in figures}
     out = []
     for (r, k), ms in latency.items():
         if (r, k) == (1.0, g.cfg.resolution):

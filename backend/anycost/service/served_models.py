@@ -28,7 +28,14 @@ from anycost.inference.conv_forms import FormChooser
 from anycost.inference.fast import FastSynthesis, LastRender
 from anycost.models.creps import CrepsAsAnycost
 from anycost.protocol import messages as P
-from anycost.service.calibration import SubConfig, calibrate, pick, rank_configs
+from anycost.service.calibration import (
+    SubConfig,
+    calibrate,
+    measured_consistency,
+    pick,
+    preview_configs,
+    rank_configs,
+)
 
 if TYPE_CHECKING:
     from anycost.formats.checkpoints import Model
@@ -109,9 +116,14 @@ class ServedAnycost(ServedModel):
         if self.g.w_avg.device.type == "cpu":
             self.fast = FastSynthesis(self.g, FormChooser(state / "calibration"))
             self.last_renders = OrderedDict()
+        meta = self.model.metadata
+        configs = preview_configs(self.g, meta)
+        figures = (meta.get("figures") or {}).get("consistency") or []
+        if not figures and not meta.get("untrained"):     # none carried: measured now, once per model
+            figures = measured_consistency(self.g, configs, state / "calibration", log=log)
         latency = calibrate(self.g, state / "calibration", log=log, synthesis=self.synthesis,
-                            path="fast" if self.fast else "reference")
-        self.ranked = rank_configs(self.g, latency, self.model.metadata)
+                            path="fast" if self.fast else "reference", configs=configs)
+        self.ranked = rank_configs(self.g, latency, figures)
 
     def synthesis(self, wplus: torch.Tensor, channels=None, target_res=None,
                   session: str | None = None) -> torch.Tensor:
