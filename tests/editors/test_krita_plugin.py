@@ -46,7 +46,7 @@ def face_host(w=80, h=72, region=None) -> MemoryHost:
 
 def test_connection_reports_models(connection, daemon):
     assert connection.message.startswith("Connected to " + daemon.address)
-    assert [m["name"] for m in connection.models] == ["tiny"] and connection.default_model == "tiny"
+    assert [m.name for m in connection.models] == ["tiny"] and connection.default_model == "tiny"
 
 
 def test_no_backend_without_autostart_is_unreachable_with_reason():

@@ -60,7 +60,20 @@ def info(spec: str) -> int:
           f"{sum(p.numel() for p in model.generator.parameters()) / 1e6:.2f} M parameters, "
           f"{count_macs(cfg).true / 1e9:.2f} GMACs")
     print("  channels per resolution: " + ", ".join(f"{r}:{c}" for r, c in sorted(cfg.channels.items())))
-    print(f"  trained sub-resolutions: {cfg.elastic_resolutions}")
+    if model.metadata.get("sub_generators", True):
+        print(f"  previews: sub-generators (channel ratios 1, 0.75, 0.5, 0.25 at {cfg.elastic_resolutions} px)")
+    else:
+        print(f"  previews: full channels at {cfg.elastic_resolutions} px (its own lower-resolution outputs): "
+              "not trained for sub-generators")
+    figures = (model.metadata.get("figures") or {}).get("consistency")
+    print("  agreement with the final: " + ("carried by the file (" + ", ".join(
+        f"{f['ratio']:g}x@{f['resolution']} {f['psnr']:.1f} dB" for f in figures) + ")" if figures else
+        "measured by the daemon when it first serves the model, then cached"))
+    if cfg.conv_clamp is not None:
+        print(f"  activations clamped to ±{cfg.conv_clamp:g} (NVIDIA's conv_clamp)")
+    if model.metadata.get("imported_from"):
+        src = model.metadata["imported_from"]
+        print(f"  imported from {src['file']} ({src['layout']}, sha256 {src['sha256'][:16]}...)")
     if model.encoder is not None:
         e = model.encoder.cfg
         print(f"  encoder: yes ({'bottleneck' if e.bottleneck else 'basic'} ResNet, widths {list(e.widths)}, "
