@@ -82,6 +82,11 @@ def test_rosinality_layout_of_another_shape_loads(tmp_path):
     z = torch.randn(1, 48)
     with torch.no_grad():
         assert torch.equal(m.generator(z), g(z))
+    # rosinality's conversion of NVIDIA's networks keeps their mean w beside g_ema: truncation uses it
+    sd = {k: v for k, v in g.state_dict().items() if k != "w_avg"}
+    centre = torch.randn(48)
+    torch.save({"g_ema": sd, "latent_avg": centre}, path)
+    assert torch.equal(load_model(path).generator.w_avg, centre)
 
 
 class _RunsCode:

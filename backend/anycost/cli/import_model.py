@@ -16,6 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="the .safetensors to write (default: NAME.safetensors in the model "
                                             "folder, where --model NAME finds it)")
     p.add_argument("--name", help="the model's name (default: the source's)")
+    p.add_argument("--as", dest="published", metavar="NAME",
+                   help="the file is this published model (`models list`): its licence, face crop rule and "
+                        "preview kind come with it")
     p.add_argument("--licence", help="the weights' licence, when the source does not say it (e.g. a fine-tune "
                                      "shared as a pickle)")
     p.add_argument("--half", action="store_true", help="store float16 (half the size; previews unchanged)")
@@ -33,10 +36,13 @@ def run(args) -> int:
     from anycost.core.errors import AnycostError
     from anycost.core.paths import models_dir
     from anycost.formats.checkpoints import SUFFIX, save_model
-    from anycost.formats.registry import SOURCES, open_model
-
+    from anycost.formats.registry import SOURCES, describe_source, open_model
     model = open_model(args.source)
-    src = SOURCES.get(args.source)
+    if args.published and args.published not in SOURCES:
+        raise AnycostError(f"--as {args.published}: not a published model (see `anycost-backend models list`)")
+    src = SOURCES.get(args.published or args.source)
+    if src is not None:
+        describe_source(model.metadata, src)
     origin = Path(model.source)
     name = args.name or model.name
     out = args.out or models_dir() / f"{name}{SUFFIX}"

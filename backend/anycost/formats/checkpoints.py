@@ -199,7 +199,7 @@ def generator_from_state_dict(sd: dict[str, torch.Tensor], source: str = "") -> 
 
 
 def _load_official(path: Path) -> Model:
-    obj = _torch_load(path)
+    obj = top = _torch_load(path)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
     for key in ("g_ema", "state_dict", "generator"):
@@ -210,6 +210,10 @@ def _load_official(path: Path) -> Model:
         keys = ", ".join(list(obj)[:6])
         raise CheckpointError(f"{path}: no generator weights found (top-level keys: {keys}); "
                               f"expected an Anycost/StyleGAN2 file with 'g_ema'")
+    # rosinality's conversion of NVIDIA's TF networks keeps their mean w beside g_ema: the truncation centre
+    latent_avg = top.get("latent_avg")
+    if "w_avg" not in obj and isinstance(latent_avg, torch.Tensor) and latent_avg.ndim == 1:
+        obj = dict(obj, w_avg=latent_avg)
     g = generator_from_state_dict(obj, str(path))
     return Model(g, {"name": path.stem.removeprefix("generator_"), "source_layout": "official"}, str(path))
 
