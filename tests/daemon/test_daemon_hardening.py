@@ -274,3 +274,12 @@ def test_memory_of_a_huge_render_is_given_back(tiny_model_file, tmp_path):
         assert after < base + 120, (base, peak, after)           # and it was given back
         c.call("edit", session=s["session"], values={}, budget_ms=1000)   # previews go on
     assert d.stop() == 0
+
+
+def test_a_worker_that_fails_at_start_up_ends_the_daemon_with_an_error(tiny_model_file, tmp_path):
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "calibration").write_text("a file where the measurements folder should be")
+    d = Daemon(tmp_path, tiny_model_file)
+    with pytest.raises(P.BackendError, match="exited with code 2"):
+        d.wait_ready(60)
+    assert "the daemon stopped because of an error" in d.log_text()

@@ -87,6 +87,8 @@ def run(args) -> int:
              torch.get_num_threads(), log_path)
     print(f"anycost-backend listening on {args.bind}", flush=True)
     server.serve_forever()
+    if server.failure is not None:       # not a clean stop: say so, and exit non-zero
+        raise AnycostError(f"the daemon stopped because of an error: {server.failure} (log: {log_path})")
     log.info("stopped")
     return 0
 

@@ -55,6 +55,7 @@ class Server:
         self.threads = threads
         self.ctx = zmq.Context()
         self.stopping = threading.Event()
+        self.failure: str | None = None      # why the worker stopped, when an error stopped it
         self.started = time.time()
         # scheduler state, guarded by `cond`
         self.cond = threading.Condition()
@@ -335,8 +336,9 @@ class Server:
                         and after - before > TRIM_ABOVE_BYTES:
                     done = time.monotonic()
                     self._trims = [done + d for d in TRIM_DELAYS_S]
-        except Exception:
+        except Exception as e:
             log.exception("worker stopped by an error")
+            self.failure = f"{type(e).__name__}: {e}"
             self.stopping.set()
         finally:
             push.close()
