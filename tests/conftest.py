@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -121,3 +124,20 @@ def client(daemon):
     from anycost.protocol.client import Client
     with Client(daemon.address) as c:
         yield c
+
+
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """A real HTTP server on loopback serving the folder it returns (stands in for a model host or a
+    mirror): (folder, base URL)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietFiles, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()

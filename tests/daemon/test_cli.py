@@ -1,10 +1,7 @@
 """The installed `anycost-backend` command, run as a user would."""
 import hashlib
-import http.server
 import json
 import socket
-import threading
-from functools import partial
 
 import numpy as np
 import pytest
@@ -95,25 +92,6 @@ def test_missing_corrupt_and_unknown_models(tmp_path):
 
 
 # ----------------------------------------------------------------------------- models pull
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *a):
-        pass
-
-
-@pytest.fixture
-def file_server(tmp_path):
-    """A real HTTP server on loopback serving a folder (stands in for the release host or a mirror)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-
 
 def test_pull_downloads_checks_and_lists(file_server, official_file, tmp_path):
     root, url = file_server

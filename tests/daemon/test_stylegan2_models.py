@@ -4,10 +4,7 @@ resolutions, ranked by the consistency measured when it was first served."""
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
-import threading
-from functools import partial
 
 import pytest
 from safetensors import safe_open
@@ -71,28 +68,17 @@ def test_import_writes_a_file_that_opens_without_the_pickle(pkl, tmp_path):
     assert meta["generator"]["conv_clamp"] == 256
     a, b = load_model(pkl).generator.state_dict(), load_model(out).generator.state_dict()
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    # claiming to be a published model it cannot be is refused
+    r = run_cli("import", str(pkl), "--out", str(out), "--as", "stylegan2-ada-ffhq")
+    assert r.returncode == 2 and "draws 64 px; stylegan2-ada-ffhq is a 1024 px model" in r.stderr
 
 
 # ------------------------------------------------------------------------------ published sources
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *a):
-        pass
-
-
-@pytest.fixture
-def host(tmp_path):
-    """A real HTTP server on loopback, standing in for NVIDIA's host."""
-    root = tmp_path / "www"
-    (root / "pretrained").mkdir(parents=True)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-def test_pull_from_the_published_address_records_the_hash_and_refuses_a_change(host, pkl, tmp_path, monkeypatch):
-    root, url = host
+def test_pull_from_the_published_address_records_the_hash_and_refuses_a_change(file_server, pkl, tmp_path,
+                                                                              monkeypatch):
+    root, url = file_server
+    (root / "pretrained").mkdir()
     monkeypatch.setenv("ANYCOST_CACHE_DIR", str(tmp_path / "models"))
     monkeypatch.delenv("ANYCOST_MODEL_BASE_URL", raising=False)
     src = registry.Source("stylegan2-ada-small", 64, "the fixture", "small.pkl", f"{url}/pretrained/small.pkl",

@@ -41,6 +41,9 @@ def run(args) -> int:
     if args.published and args.published not in SOURCES:
         raise AnycostError(f"--as {args.published}: not a published model (see `anycost-backend models list`)")
     src = SOURCES.get(args.published or args.source)
+    if src is not None and src.resolution != model.generator.cfg.resolution:
+        raise AnycostError(f"{args.source} draws {model.generator.cfg.resolution} px; {src.name} is a "
+                           f"{src.resolution} px model: not that file")
     if src is not None:
         describe_source(model.metadata, src)
     origin = Path(model.source)

@@ -151,7 +151,7 @@ def _load_ours(path: Path) -> Model:
         return creps_from_container(tensors, meta, path)
     g = Generator(GeneratorConfig.from_dict(meta["generator"]))
     g_sd = {k[2:]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith("g.")}
-    _load_state(g, g_sd, path)
+    load_state(g, g_sd, path)
     encoder = encoder_from_container(tensors, meta, path)
     extra = {k: v for k, v in tensors.items() if not k.startswith(("g.", "encoder."))}
     return Model(g.eval(), meta, str(path), extra, encoder)
@@ -191,7 +191,7 @@ def generator_from_state_dict(sd: dict[str, torch.Tensor], source: str = "") -> 
         if v.shape != expected[4].shape or not torch.allclose(v.float(), expected[4], atol=1e-6):
             raise CheckpointError(f"{source}: {k} is not the [1,3,3,1] kernel this implementation uses")
     has_w_avg = "w_avg" in sd
-    _load_state(g, {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, source,
+    load_state(g, {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, source,
                 allow_missing={"w_avg"})
     if not has_w_avg:
         g.update_w_avg()
@@ -229,7 +229,8 @@ def _torch_load(path: Path):
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({str(e).splitlines()[0][:160]})") from None
 
 
-def _load_state(g: Generator, sd: dict, source, allow_missing: AbstractSet[str] = frozenset()) -> None:
+def load_state(g: torch.nn.Module, sd: dict, source, allow_missing: AbstractSet[str] = frozenset()) -> None:
+    """Load `sd` into `g` after checking every name and shape; the error names the first mismatches."""
     own = g.state_dict()
     missing = sorted(set(own) - set(sd) - set(allow_missing))
     unexpected = sorted(set(sd) - set(own))

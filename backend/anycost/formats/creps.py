@@ -21,6 +21,7 @@ from anycost.formats.checkpoints import (
     _torch_load,
     encoder_entries,
     encoder_from_container,
+    load_state,
     write_container,
 )
 from anycost.models.creps import CrepsConfig, CrepsGenerator
@@ -49,20 +50,9 @@ def creps_from_container(tensors: dict, meta: dict, path: Path) -> CrepsModel:
     g = CrepsGenerator(CrepsConfig.from_dict(meta["creps"]))
     sd = {k[len("creps."):]: v.float() if v.is_floating_point() else v for k, v in tensors.items()
           if k.startswith("creps.")}
-    _load_strict(g, sd, path)
+    load_state(g, sd, path)
     extra = {k: v for k, v in tensors.items() if not k.startswith(("creps.", "encoder."))}
     return Model(g.eval(), meta, str(path), extra, encoder_from_container(tensors, meta, path))
-
-
-def _load_strict(g: CrepsGenerator, sd: dict, source) -> None:
-    own = g.state_dict()
-    missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-    if missing or unexpected:
-        raise CheckpointError(f"{source}: layout mismatch (missing {missing[:4]}, unexpected {unexpected[:4]})")
-    for k, v in sd.items():
-        if v.shape != own[k].shape:
-            raise CheckpointError(f"{source}: {k} has shape {list(v.shape)}, expected {list(own[k].shape)}")
-    g.load_state_dict(sd)
 
 
 def random_creps(spec: str) -> CrepsModel:
@@ -144,7 +134,7 @@ def convert_official(src: str | Path, dst: str | Path, upstream_repo: str | Path
     sd = official_state_dict(src, Path(upstream_repo) if upstream_repo else None)
     cfg = infer_config(sd)
     g = CrepsGenerator(cfg)
-    _load_strict(g, {k: v for k, v in sd.items() if not k.startswith(_UNUSED)}, src)
+    load_state(g, {k: v for k, v in sd.items() if not k.startswith(_UNUSED)}, src)
     meta = {"name": name or src.stem, "converted_from": src.name,
             "resolution": cfg.resolution, "num_ws": cfg.num_ws}
     return save_creps(dst, g, meta, half=half)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from anycost.core.errors import CheckpointError
+from anycost.formats.checkpoints import load_state
 from anycost.models import Generator, GeneratorConfig
 from anycost.models.ops import make_blur_kernel
 
@@ -234,14 +235,7 @@ def generator_from_pickle(path: str | Path) -> tuple[Generator, dict]:
                           extra={"source_layout": "nvidia-pickle"})
     g = Generator(cfg)
     ours = _rename(sd, cfg, path)
-    own = g.state_dict()
-    missing, unexpected = sorted(set(own) - set(ours)), sorted(set(ours) - set(own))
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: layout mismatch (missing {missing[:4]}, unexpected {unexpected[:4]})")
-    for k, v in ours.items():
-        if v.shape != own[k].shape:
-            raise CheckpointError(f"{path}: {k} has shape {list(v.shape)}, expected {list(own[k].shape)}")
-    g.load_state_dict(ours)
+    load_state(g, ours, path)
     meta = {"name": path.stem, "source_layout": "nvidia-pickle", "sub_generators": False,
             "source": {"file": path.name, "class": f"{g_rec.class_name}", "code_sha256": g_rec.source_sha256,
                        "num_fp16_res": int(sk.get("num_fp16_res") or 0), "conv_clamp": clamp,
