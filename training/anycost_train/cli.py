@@ -31,6 +31,31 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue exactly from OUT/train-state.pt")
     _add_overrides(t)
 
+    a = sub.add_parser("adapt", help="make any StyleGAN2 (a file, an NVIDIA pickle, a published name) an anycost "
+                                     "generator without its dataset: sub-generators fitted to its own images")
+    a.add_argument("--model", required=True, help="the model to adapt (anything --model takes)")
+    a.add_argument("--out", type=Path, required=True, help="the adapted model (.safetensors), its consistency "
+                                                          "measured in; the run's state goes to --run")
+    a.add_argument("--run", type=Path, help="run folder (checkpoints, samples, log, state; default OUT.run)")
+    a.add_argument("--config", type=Path, help="TOML file with any TrainConfig field")
+    a.add_argument("--resume", action="store_true", help="continue exactly from the run folder")
+    a.add_argument("--name", help="the adapted model's name (default: the original's, + '-anycost')")
+    for f in ("device",):
+        a.add_argument(f"--{f}", dest=f, help=f"override `{f}`")
+    for f in ("batch", "iters", "seed", "log_every", "sample_every", "checkpoint_every", "n_res", "r1_every"):
+        a.add_argument(f"--{f.replace('_', '-')}", dest=f, type=int, help=f"override `{f}`")
+    for f in ("lr", "adv_weight", "anchor_weight", "consistency_weight", "ema_kimg"):
+        a.add_argument(f"--{f.replace('_', '-')}", dest=f, type=float, help=f"override `{f}`")
+    a.add_argument("--channel-mode", dest="channel_mode", choices=["uniform", "flexible", "mixed"])
+
+    ar = sub.add_parser("adapt-report", help="sub-generator consistency before and after adaptation runs, the full "
+                                             "generator's drift, images/s: a markdown table and JSON")
+    ar.add_argument("--original", required=True, help="the model before adaptation")
+    ar.add_argument("--run", action="append", default=[], metavar="LABEL=MODEL[@RUNDIR]",
+                    help="an adapted (or stage-2) model, with its run folder for images/s (repeatable)")
+    ar.add_argument("--samples", type=int, default=64)
+    ar.add_argument("--out", type=Path, required=True, help="the markdown file; the JSON goes beside it")
+
     c = sub.add_parser("creps", help="train a CREPS generator (any-scale renders), optionally in an anycost "
                                      "model's W space (--teacher)")
     c.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples, log, state)")
@@ -152,7 +177,9 @@ def main(argv=None) -> int:
         if args.threads:
             import torch
             torch.set_num_threads(args.threads)
-        commands = {"make-dataset": make_dataset_cmd, "train": train_cmd, "creps": creps_cmd, "bench": bench_cmd,
+        commands = {"make-dataset": make_dataset_cmd, "train": train_cmd, "adapt": adapt_cmd,
+                    "adapt-report": adapt_report_cmd, "creps": creps_cmd,
+                    "bench": bench_cmd,
                     "encoder": encoder_cmd, "directions": directions_cmd, "report": report_cmd,
                     "release": release_cmd, "model-card": model_card_cmd, "creps-card": creps_card_cmd,
                     "creps-release": creps_release_cmd, "alignment": alignment_cmd,
@@ -182,6 +209,63 @@ def train_cmd(args) -> int:
     from .trainer import Trainer
     keys = [f.name for f in TrainConfig.__dataclass_fields__.values()]
     return _train(args, Trainer, lambda overrides: load_config(args.preset, args.config, overrides), keys)
+
+
+ADAPT_DEFAULTS = {"batch": 8, "iters": 2000, "lr": 0.0005, "ema_kimg": 1.0, "channel_mode": "mixed",
+                  "sample_every": 250, "checkpoint_every": 250, "log_every": 20, "mixing": 0.5}
+
+
+def adapt_cmd(args) -> int:
+    """Stage "adapt" on the model, then `release` of the result into --out."""
+    import logging
+
+    from anycost.formats.registry import open_model
+
+    from . import dist
+    from .release import release
+    from .trainer import Trainer
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run = args.run or args.out.with_suffix(".run")
+    keys = ("device", "batch", "iters", "seed", "log_every", "sample_every", "checkpoint_every", "n_res", "r1_every",
+            "lr", "adv_weight", "anchor_weight", "consistency_weight", "ema_kimg", "channel_mode")
+    overrides = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    original = open_model(args.model)
+    try:
+        if args.resume:
+            trainer = Trainer.resumed(run, overrides)
+        else:
+            from .config import merged_options
+            values = merged_options({"adapt": ADAPT_DEFAULTS}, "adapt", args.config, overrides)
+            values.update(stage="adapt", arch="custom", generator=original.generator.cfg.to_dict(), init=args.model)
+            if values.get("adv_weight", 0) > 0:         # the discriminator's real images: the original's samples
+                values.update(data="teacher", teacher=args.model)
+            trainer = Trainer(load_config(None, None, values), run)
+        latest = trainer.run()
+    finally:
+        dist.shutdown()
+    if latest is None:                                  # another rank of a torchrun job
+        return 0
+    name = args.name or f"{original.name}-anycost"
+    path = release(run / "latest.safetensors", args.out, name, half=False)
+    print(f"model: {path}")
+    return 0
+
+
+def adapt_report_cmd(args) -> int:
+    from .adapt_report import markdown, measure
+    runs = {}
+    for item in args.run:
+        label, sep, rest = item.partition("=")
+        if not sep or not label or not rest:
+            raise ValueError(f"--run takes LABEL=MODEL[@RUNDIR], got {item!r}")
+        model, _, run = rest.partition("@")
+        runs[label] = (model, Path(run) if run else None)
+    report = measure(args.original, runs, args.samples)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    args.out.write_text(markdown(report))
+    print(markdown(report))
+    return 0
 
 
 def creps_cmd(args) -> int:

@@ -14,12 +14,13 @@ else:  # pragma: no cover
 from anycost.models.config import ARCHITECTURES, GeneratorConfig, architecture
 from anycost.models.creps import CrepsConfig, creps_architecture
 
-STAGES = ("teacher", "renderer", "multires", "adach")
+STAGES = ("teacher", "renderer", "multires", "adach", "adapt")
 
 
 @dataclass
 class TrainConfig:
     stage: str = "multires"          # "teacher" or "renderer" (warm starts) | "multires" (stage 1) | "adach" (stage 2)
+    #                                  | "adapt" (stage 2 without data: sub-generators fitted to the model's own images)
     arch: str = "demo-64"            # generator architecture name, or "custom" with `generator`
     generator: dict = field(default_factory=dict)   # GeneratorConfig.to_dict() for arch = "custom"
     data: str = "procedural"         # "procedural" (the face renderer), "teacher" (the teacher's samples)
@@ -44,6 +45,8 @@ class TrainConfig:
     ema_kimg: float = 10.0           # EMA half-life in thousands of images (official: 0.5 ** (B / 10k))
     n_res: int = 4                   # multi-resolution levels (the last n_res)
     consistency_weight: float = 1.0  # stage 2: weight of MSE + perceptual(sub, full)
+    anchor_weight: float = 1.0       # stage adapt: weight of MSE + perceptual(full configuration, the original's
+    #                                  image): keeps the full generator where it was (0: free to drift)
     channel_mode: str = "mixed"      # stage 2: "uniform" | "flexible" | "mixed" (half each)
     conditioned_d: bool = True       # stage 2: generator-conditioned discriminator
     init: str = ""                   # model file to start from: stage 2 needs stage 1's (channels get sorted);
@@ -77,6 +80,10 @@ class TrainConfig:
             raise ValueError(f"unknown arch {self.arch!r}; known: {', '.join(ARCHITECTURES)}, custom")
         if self.channel_mode not in ("uniform", "flexible", "mixed"):
             raise ValueError(f"channel_mode must be uniform, flexible or mixed, got {self.channel_mode!r}")
+        if self.stage == "adapt" and not self.init:
+            raise ValueError("stage 'adapt' adapts a model: pass it as init (anycost-train adapt --model F)")
+        if self.anchor_weight < 0 or self.adv_weight < 0:
+            raise ValueError("anchor_weight and adv_weight must be >= 0")
         if self.mapping_lr_scale <= 0:
             raise ValueError("mapping_lr_scale must be > 0")
         if self.batch < 1 or self.iters < 0:

@@ -70,7 +70,8 @@ class TrainingRun:
             stats = self.train_step()
             if bar:
                 bar.update(1)
-                bar.set_postfix(d=f"{stats['d_loss']:.3f}", g=f"{stats['g_loss']:.3f}", res=stats["res"])
+                shown = {"d": stats.get("d_loss"), "g": stats.get("g_loss"), "c": stats.get("consistency")}
+                bar.set_postfix(**{k: f"{v:.3f}" for k, v in shown.items() if v is not None}, res=stats["res"])
             if self.step % tc.log_every == 0 or self.step == tc.iters:
                 now = time.monotonic()
                 stats["img_per_s"] = round((self.step - n_last) * tc.batch * self.world / max(now - t_last, 1e-9), 2)

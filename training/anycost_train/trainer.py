@@ -17,6 +17,7 @@ from anycost.core.imaging import grid, to_pil
 from anycost.editing.perceptual import make_perceptual
 from anycost.editing.projection import downsample
 from anycost.formats.checkpoints import load_model, save_model
+from anycost.formats.registry import open_model
 from anycost.models import TRAINED_RATIOS, Generator
 from anycost.models.channel_sort import sort_channels
 
@@ -32,6 +33,11 @@ from .subgenerators import arch_dim, arch_vector, sample_ratios, widths
 from .teachers import open_teacher, paired_images, resize_to, teacher_latents
 
 log = logging.getLogger("anycost_train")
+
+
+# metadata of the model an adaptation starts from that stays true of the adapted one
+KEPT_BY_ADAPT = ("alignment", "licence", "directions", "attribute_sd", "w_space", "imported_from", "source",
+                 "source_layout")
 
 
 class Trainer(TrainingRun):
@@ -54,14 +60,19 @@ class Trainer(TrainingRun):
         self.d = MultiResDiscriminator(self.gcfg, tc.n_res,
                                        arch_dim(self.gcfg) if self._conditioned else None).to(self.device)
         self.teacher = None
-        init = load_model(tc.init) if tc.init else None  # read once: weights and where they came from
+        # read once: weights and where they came from (adapt: any model the project opens, names included)
+        init = open_model(tc.init, kind="anycost") if tc.init else None
         self.init_training = init.metadata.get("training") if init else None
-        if tc.stage == "adach" and state is None:
+        # what an adapted model keeps of the original: its description, its sliders
+        adapted = init if tc.stage == "adapt" else None
+        self.kept_meta = {k: v for k, v in (adapted.metadata if adapted else {}).items() if k in KEPT_BY_ADAPT}
+        self.kept_tensors = dict(adapted.extra_tensors) if adapted else {}
+        if tc.stage in ("adach", "adapt") and state is None:
             self._init_from_stage1(init)
         elif init and state is None:                     # e.g. stage 1 from a renderer warm start
             self.g.load_state_dict(self._init_generator(init).state_dict())
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False)
-        if tc.stage == "adach":
+        if tc.stage in ("adach", "adapt"):
             if self.teacher is None:
                 self.teacher = copy.deepcopy(self.g)
             self.teacher.eval().requires_grad_(False)
@@ -81,7 +92,7 @@ class Trainer(TrainingRun):
         self.gen = torch.Generator().manual_seed(tc.seed * 1009 + self.rank)   # per rank: z, noise
         self.step = 0
         self.mean_path = torch.zeros((), device=self.device)
-        self.perceptual = (make_perceptual(device=tc.device) if tc.stage in ("adach", "renderer", "teacher")
+        self.perceptual = (make_perceptual(device=tc.device) if tc.stage in ("adach", "adapt", "renderer", "teacher")
                            else None)
         self.data = open_data(tc.data, self.gcfg.resolution, tc.data_seed, self.source)
         self.history = list(state.get("history", [])) if state is not None else []
@@ -126,12 +137,15 @@ class Trainer(TrainingRun):
     def _g_param_groups(self) -> list[dict]:
         mapping = list(self.g.style.parameters())     # the mapping network
         ids = {id(p) for p in mapping}
-        return [{"params": [p for p in self.g.parameters() if id(p) not in ids]},
-                {"params": mapping, "lr": self.tc.lr * self.tc.mapping_lr_scale}]
+        rest = {"params": [p for p in self.g.parameters() if id(p) not in ids]}
+        if self.tc.stage == "adapt":    # the W space stays the original's: its directions, encoder, projections
+            return [rest]
+        return [rest, {"params": mapping, "lr": self.tc.lr * self.tc.mapping_lr_scale}]
 
     @property
     def _conditioned(self) -> bool:
-        return self.tc.stage == "adach" and self.tc.conditioned_d
+        return ((self.tc.stage == "adach" or (self.tc.stage == "adapt" and self.tc.adv_weight > 0))
+                and self.tc.conditioned_d)
 
     # ------------------------------------------------------------------ set-up
 
@@ -143,7 +157,7 @@ class Trainer(TrainingRun):
 
     def _init_from_stage1(self, init) -> None:
         if init is None:
-            raise ValueError("stage 'adach' starts from a stage-1 model: pass --init MODEL_FILE")
+            raise ValueError(f"stage {self.tc.stage!r} starts from a trained model: pass --init MODEL_FILE")
         self.g.load_state_dict(self._init_generator(init).state_dict())
         self.teacher = copy.deepcopy(self.g)            # the frozen full generator of stage 1
         sort_channels(self.g)                           # most important channels first; same function
@@ -167,6 +181,8 @@ class Trainer(TrainingRun):
     def train_step(self) -> dict:
         if self.tc.stage in ("renderer", "teacher"):
             return self._regression_step()
+        if self.tc.stage == "adapt":
+            return self._adapt_step()
         tc, b = self.tc, self.tc.batch
         res = self.rnd.choice(self.resolutions)                        # sampling-based multi-resolution
         chans, arch = None, None
@@ -222,6 +238,62 @@ class Trainer(TrainingRun):
             apply_loss(self.g, self.g_opt, tc.pl_weight * tc.pl_every * pl)
             stats["pl"] = pl.item()
 
+        self._update_ema()
+        self.step += 1
+        return stats
+
+    def _adapt_step(self) -> dict:
+        """Stage 2 without a dataset: a sampled sub-generator (channel ratios, one of the elastic
+        resolutions) fitted to the frozen original's image of the same latent and noise (MSE +
+        perceptual distance, the paper's consistency loss); optionally a discriminator that tells the
+        original's samples from the sub-generator's; the full configuration held to the original by
+        the anchor term (the sub-generators share its weights, so it moves when they learn)."""
+        tc, b = self.tc, self.tc.batch
+        assert self.teacher is not None and self.perceptual is not None     # made for stage "adapt"
+        res = self.rnd.choice(self.resolutions)
+        ratios = sample_ratios(self.gcfg, self.rnd, tc.channel_mode)
+        chans = widths(self.gcfg, ratios)
+        arch = arch_vector(ratios).to(self.device).expand(b, -1) if self._conditioned else None
+        stats: dict[str, Any] = {"res": res, "channels": sum(chans)}
+        if tc.adv_weight > 0:                                   # D: the original's samples are the real ones
+            self.g.requires_grad_(False)
+            self.d.requires_grad_(True)
+            real = downsample(self.real_batch(self.step), res)
+            z, k = self.latents(b)
+            with torch.no_grad(), self._autocast():
+                fake = self.g(z, inject_index=k, channels=chans, target_res=res, noise="random", generator=self.gen)
+            with self._autocast():
+                d_loss = d_logistic(self.d(real, arch), self.d(fake.float(), arch))
+            apply_loss(self.d, self.d_opt, d_loss)
+            stats["d_loss"] = d_loss.item()
+            if self.step % tc.r1_every == 0:
+                real_r = real.detach().requires_grad_(True)
+                pred = self.d(real_r, arch)
+                r1 = r1_penalty(pred, real_r)
+                apply_loss(self.d, self.d_opt, tc.r1_gamma / 2 * r1 * tc.r1_every + 0 * pred[0])
+                stats["r1"] = r1.item()
+            self.d.requires_grad_(False)
+        self.g.requires_grad_(True)
+        z, k = self.latents(b)
+        noise = self.g.noise_tensors("random", b, self.gen, device=self.device)
+        with self._autocast():
+            with torch.no_grad():
+                original = self.teacher(z, inject_index=k, noise=noise).float()
+            wplus = self.g.latent_to_wplus(z, inject_index=k)
+            sub = self.g.synthesis(wplus, noise=noise, channels=chans, target_res=res).float()
+            c_loss = consistency(sub, original, self.perceptual)
+            loss = tc.consistency_weight * c_loss
+            stats["consistency"] = c_loss.item()
+            if tc.adv_weight > 0:
+                adv = g_nonsaturating(self.d(sub, arch))
+                loss = loss + tc.adv_weight * adv
+                stats["g_adv"] = adv.item()
+            if tc.anchor_weight > 0:
+                a_loss = consistency(self.g.synthesis(wplus, noise=noise).float(), original, self.perceptual)
+                loss = loss + tc.anchor_weight * a_loss
+                stats["distill"] = a_loss.item()
+        apply_loss(self.g, self.g_opt, loss)
+        stats["g_loss"] = loss.item()
         self._update_ema()
         self.step += 1
         return stats
@@ -329,16 +401,18 @@ class Trainer(TrainingRun):
         if self.rank != 0:
             dist.barrier()
             return None
-        meta = {"name": f"{self.out.name}-{self.tc.stage}",
+        meta = {**self.kept_meta, "name": f"{self.out.name}-{self.tc.stage}",
                 "training": {"stage": self.tc.stage, "step": self.step,
                              "images": self.step * self.tc.batch * self.world, "world": self.world,
                              "config": self.tc.to_dict(),
                              "perceptual": self.perceptual.name if self.perceptual else None,
                              "command": self.history[0]["command"], "commit": self.history[0]["commit"],
                              "history": self.history, "init": self.init_training}}
+        if self.tc.stage == "adapt":
+            meta["sub_generators"] = True
         path = save_model(self.out / "checkpoints" / f"{self.tc.stage}-{self.step:07d}.safetensors", self.g_ema, meta,
-                          half=self.tc.half_checkpoints)
-        save_model(self.out / "latest.safetensors", self.g_ema, meta, half=self.tc.half_checkpoints)
+                          self.kept_tensors, half=self.tc.half_checkpoints)
+        save_model(self.out / "latest.safetensors", self.g_ema, meta, self.kept_tensors, half=self.tc.half_checkpoints)
         self.save_state({"g": self.g.state_dict(), "d": self.d.state_dict(), "g_ema": self.g_ema.state_dict(),
                          "adapters": self.adapters.state_dict() if self.adapters is not None else None,
                          "g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
