@@ -32,7 +32,8 @@ def _mean_psnr(g) -> float:
 def adapted(tmp_path_factory):
     out = tmp_path_factory.mktemp("adapt") / "small-anycost.safetensors"
     r = subprocess.run([str(TRAIN_CLI), "--threads", "1", "adapt", "--model", str(fixture_path(PICKLE)),
-                        "--out", str(out), "--iters", "150", "--batch", "4", "--lr", "0.002", "--ema-kimg", "0.05", "--anchor-weight", "10",
+                        "--out", str(out), "--iters", "150", "--batch", "4", "--lr", "0.002", "--ema-kimg", "0.05",
+                        "--anchor-weight", "10",
                         "--checkpoint-every", "75", "--sample-every", "150", "--log-every", "25"],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
