@@ -44,7 +44,8 @@ def run_figures(run: Path | None) -> dict:
     return {"img_per_s": round(statistics.median(speeds), 2) if speeds else None,
             "iters": rows[-1].get("step") if rows else None,
             "options": {k: cfg.get(k) for k in ("stage", "batch", "lr", "anchor_weight", "adv_weight",
-                                                 "consistency_weight", "channel_mode", "data") if k in cfg}}
+                                                 "consistency_weight", "channel_mode", "data")
+                        if k in cfg and (cfg.get("stage") == "adapt" or k not in ("anchor_weight", "adv_weight"))}}
 
 
 def measure(original_spec: str, runs: dict[str, tuple[str, Path | None]], n: int = SAMPLES) -> dict:
