@@ -211,7 +211,7 @@ def train_cmd(args) -> int:
     return _train(args, Trainer, lambda overrides: load_config(args.preset, args.config, overrides), keys)
 
 
-ADAPT_DEFAULTS = {"batch": 8, "iters": 2000, "lr": 0.0005, "ema_kimg": 1.0, "channel_mode": "mixed",
+ADAPT_DEFAULTS = {"batch": 8, "iters": 2000, "lr": 0.0005, "ema_kimg": 1.0, "channel_mode": "mixed", "anchor_weight": 10.0,
                   "sample_every": 250, "checkpoint_every": 250, "log_every": 20, "mixing": 0.5}
 
 

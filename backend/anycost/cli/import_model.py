@@ -69,6 +69,6 @@ def run(args) -> int:
           + (f", activations clamped to ±{cfg.conv_clamp:g}" if cfg.conv_clamp else "")
           + f"; from {origin.name} (sha256 {meta['imported_from']['sha256'][:12]}); licence: {meta['licence']}")
     if meta.get("sub_generators") is False:
-        print("  not trained for sub-generators: previews use full channels at lower resolutions; "
-              "`anycost-train adapt` makes it an anycost model")
+        print("  not trained for sub-generators: previews use full channels at lower resolutions until "
+              "`anycost-train adapt` makes it an anycost model (docs/adapt.md)")
     return 0
