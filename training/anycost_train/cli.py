@@ -211,8 +211,9 @@ def train_cmd(args) -> int:
     return _train(args, Trainer, lambda overrides: load_config(args.preset, args.config, overrides), keys)
 
 
-ADAPT_DEFAULTS = {"batch": 8, "iters": 2000, "lr": 0.0005, "ema_kimg": 1.0, "channel_mode": "mixed", "anchor_weight": 10.0,
-                  "sample_every": 250, "checkpoint_every": 250, "log_every": 20, "mixing": 0.5}
+# stage "adapt"'s defaults (docs/adapt.md measures them): the anchor keeps the final where it was
+ADAPT_DEFAULTS = {"batch": 8, "iters": 2000, "lr": 0.0005, "ema_kimg": 1.0, "channel_mode": "mixed",
+                  "anchor_weight": 10.0, "sample_every": 250, "checkpoint_every": 250, "log_every": 20, "mixing": 0.5}
 
 
 def adapt_cmd(args) -> int:
