@@ -195,22 +195,7 @@ class Trainer(TrainingRun):
         real = downsample(real, res)
         stats: dict[str, Any] = {"res": res, "channels": sum(chans) if chans else sum(self.gcfg.full_channels)}
 
-        # discriminator
-        self.g.requires_grad_(False)
-        self.d.requires_grad_(True)
-        z, k = self.latents(b)
-        with torch.no_grad(), self._autocast():
-            fake = self.g(z, inject_index=k, channels=chans, target_res=res, noise="random", generator=self.gen)
-        with self._autocast():
-            d_loss = d_logistic(self.d(real, arch), self.d(fake.float(), arch))
-        apply_loss(self.d, self.d_opt, d_loss)
-        stats["d_loss"] = d_loss.item()
-        if self.step % tc.r1_every == 0:
-            real_r = real.detach().requires_grad_(True)
-            pred = self.d(real_r, arch)
-            r1 = r1_penalty(pred, real_r)
-            apply_loss(self.d, self.d_opt, tc.r1_gamma / 2 * r1 * tc.r1_every + 0 * pred[0])
-            stats["r1"] = r1.item()
+        self._discriminator_step(real, chans, res, arch, stats)
 
         # generator
         self.g.requires_grad_(True)
@@ -242,6 +227,26 @@ class Trainer(TrainingRun):
         self.step += 1
         return stats
 
+    def _discriminator_step(self, real: torch.Tensor, chans, res: int, arch, stats: dict) -> None:
+        """One step of D: `real` against G's images at this configuration, with the lazy R1 penalty."""
+        tc = self.tc
+        self.g.requires_grad_(False)
+        self.d.requires_grad_(True)
+        z, k = self.latents(tc.batch)
+        with torch.no_grad(), self._autocast():
+            fake = self.g(z, inject_index=k, channels=chans, target_res=res, noise="random", generator=self.gen)
+        with self._autocast():
+            d_loss = d_logistic(self.d(real, arch), self.d(fake.float(), arch))
+        apply_loss(self.d, self.d_opt, d_loss)
+        stats["d_loss"] = d_loss.item()
+        if self.step % tc.r1_every == 0:
+            real_r = real.detach().requires_grad_(True)
+            pred = self.d(real_r, arch)
+            r1 = r1_penalty(pred, real_r)
+            apply_loss(self.d, self.d_opt, tc.r1_gamma / 2 * r1 * tc.r1_every + 0 * pred[0])
+            stats["r1"] = r1.item()
+        self.d.requires_grad_(False)
+
     def _adapt_step(self) -> dict:
         """Stage 2 without a dataset: a sampled sub-generator (channel ratios, one of the elastic
         resolutions) fitted to the frozen original's image of the same latent and noise (MSE +
@@ -256,23 +261,7 @@ class Trainer(TrainingRun):
         arch = arch_vector(ratios).to(self.device).expand(b, -1) if self._conditioned else None
         stats: dict[str, Any] = {"res": res, "channels": sum(chans)}
         if tc.adv_weight > 0:                                   # D: the original's samples are the real ones
-            self.g.requires_grad_(False)
-            self.d.requires_grad_(True)
-            real = downsample(self.real_batch(self.step), res)
-            z, k = self.latents(b)
-            with torch.no_grad(), self._autocast():
-                fake = self.g(z, inject_index=k, channels=chans, target_res=res, noise="random", generator=self.gen)
-            with self._autocast():
-                d_loss = d_logistic(self.d(real, arch), self.d(fake.float(), arch))
-            apply_loss(self.d, self.d_opt, d_loss)
-            stats["d_loss"] = d_loss.item()
-            if self.step % tc.r1_every == 0:
-                real_r = real.detach().requires_grad_(True)
-                pred = self.d(real_r, arch)
-                r1 = r1_penalty(pred, real_r)
-                apply_loss(self.d, self.d_opt, tc.r1_gamma / 2 * r1 * tc.r1_every + 0 * pred[0])
-                stats["r1"] = r1.item()
-            self.d.requires_grad_(False)
+            self._discriminator_step(downsample(self.real_batch(self.step), res), chans, res, arch, stats)
         self.g.requires_grad_(True)
         z, k = self.latents(b)
         noise = self.g.noise_tensors("random", b, self.gen, device=self.device)
