@@ -54,6 +54,18 @@ def test_adapting_makes_the_sub_generators_agree_and_keeps_the_full_one(adapted)
     assert log[-1]["step"] == 150 and all(r["img_per_s"] > 0 for r in log)
 
 
+def test_an_adapted_model_may_be_larger_than_what_ships_in_the_package(tmp_path, monkeypatch):
+    from anycost_train import release
+    from anycost_train.cli import main
+    monkeypatch.setattr(release, "MAX_SHIPPED_BYTES", 1000)
+    out = tmp_path / "big.safetensors"
+    assert main(["--threads", "1", "adapt", "--model", str(fixture_path(PICKLE)), "--out", str(out), "--iters", "2",
+                 "--batch", "2", "--checkpoint-every", "2"]) == 0
+    assert out.stat().st_size > 1000
+    with pytest.raises(ValueError, match="may ship inside the package"):     # a built-in model still may not
+        release.release(out, tmp_path / "shipped.safetensors", "x")
+
+
 def test_without_the_anchor_the_full_generator_drifts_further(tmp_path):
     pkl = str(fixture_path(PICKLE))
     common = {"stage": "adapt", "init": pkl, "iters": 40, "batch": 4, "lr": 0.002, "checkpoint_every": 40,

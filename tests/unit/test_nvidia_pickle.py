@@ -4,9 +4,12 @@ reason when they are something else."""
 from __future__ import annotations
 
 import copy
+import copyreg
+import io
 import os
 import pickle
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -37,15 +40,22 @@ def expected() -> dict:
     return torch.load(fixture_path(EXPECTED), weights_only=True)
 
 
-def test_reading_runs_nothing_the_pickle_carries(tmp_path, fixture_pkl):
+def test_reading_runs_nothing_the_pickle_carries(tmp_path, fixture_pkl, monkeypatch):
     marker = tmp_path / "ran"
     nets = read_network_pickle(fixture_pkl)
     # the same networks, now carrying code that would leave a file behind if it were executed
     evil = tmp_path / "evil.pkl"
     evil.write_bytes(write_pickle({"G_ema": nets["G_ema"]}, module_src=f"open({str(marker)!r}, 'w').close()\n"))
-    g, _ = generator_from_pickle(evil)
-    assert not marker.exists()
-    assert not {m for m in sys.modules if m.split(".")[0] in ("torch_utils", "dnnlib")}
+    # NVIDIA's code importable, as it is where users ran it: its reconstruct call runs the carried source
+    persistence = types.ModuleType("torch_utils.persistence")
+    persistence._reconstruct_persistent_obj = lambda meta: exec(meta["module_src"], {})
+    monkeypatch.setitem(sys.modules, "torch_utils", types.ModuleType("torch_utils"))
+    monkeypatch.setitem(sys.modules, "torch_utils.persistence", persistence)
+    pickle.loads(evil.read_bytes())         # what the usual loaders do: the carried code runs
+    assert marker.exists()
+    marker.unlink()
+    g, _ = generator_from_pickle(evil)      # ours: the same file, nothing run
+    assert not marker.exists() and g.cfg.resolution == 64
     assert set(nets) == {"G", "D", "G_ema", "augment_pipe", "training_set_kwargs"}
     assert nets["G_ema"].class_name == "Generator" and nets["training_set_kwargs"]["resolution"] == 64
 
@@ -142,3 +152,36 @@ def test_a_pickle_asking_for_anything_else_is_refused_naming_it(tmp_path):
     bad.write_bytes(b"\x80\x04not really a pickle")
     with pytest.raises(CheckpointError, match="not a readable network pickle"):
         load_model(bad)
+
+
+def test_code_hidden_in_a_storage_or_behind_an_extension_code_is_refused(tmp_path):
+    marker = tmp_path / "ran"
+
+    class RunsCode:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    # the bytes of a "storage" that are themselves a pickle calling os.system
+    inner = io.BytesIO()
+    torch.save({"x": RunsCode()}, inner)
+    hidden = tmp_path / "hidden.pkl"
+
+    class Storage:
+        def __reduce__(self):
+            import torch.storage
+            return (torch.storage._load_from_bytes, (inner.getvalue(),))
+
+    hidden.write_bytes(pickle.dumps({"G_ema": Storage()}, protocol=4))
+    with pytest.raises(CheckpointError):
+        load_model(hidden)
+    # a global reached through the copyreg extension registry instead of by name
+    ext = tmp_path / "ext.pkl"
+    copyreg.add_extension(os.system.__module__, "system", 0x7ffe)
+    try:
+        ext.write_bytes(pickle.dumps({"G_ema": os.system}, protocol=4))
+        pickle.loads(ext.read_bytes())       # fills copyreg's cache, which the C unpickler reads first
+        with pytest.raises(PickleRefused, match="EXT"):
+            load_model(ext)
+    finally:
+        copyreg.remove_extension(os.system.__module__, "system", 0x7ffe)
+    assert not marker.exists()

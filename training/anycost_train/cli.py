@@ -165,7 +165,8 @@ def _add_overrides(p) -> None:
         p.add_argument(f"--{f}", dest=f, help=f"override `{f}`")
     for f in ("batch", "iters", "seed", "log_every", "sample_every", "checkpoint_every", "n_res", "r1_every"):
         p.add_argument(f"--{f.replace('_', '-')}", dest=f, type=int, help=f"override `{f}`")
-    for f in ("lr", "adv_weight", "feature_weight", "mapping_lr_scale", "consistency_weight", "pl_weight", "ema_kimg"):
+    for f in ("lr", "adv_weight", "feature_weight", "mapping_lr_scale", "consistency_weight", "pl_weight", "ema_kimg",
+              "anchor_weight"):
         p.add_argument(f"--{f.replace('_', '-')}", dest=f, type=float, help=f"override `{f}`")
     p.add_argument("--channel-mode", dest="channel_mode", choices=["uniform", "flexible", "mixed"])
     p.add_argument("--no-conditioned-d", dest="conditioned_d", action="store_const", const=False)
@@ -211,9 +212,9 @@ def train_cmd(args) -> int:
     return _train(args, Trainer, lambda overrides: load_config(args.preset, args.config, overrides), keys)
 
 
-# stage "adapt"'s defaults (docs/adapt.md measures them): the anchor keeps the final where it was
+# stage "adapt"'s defaults beside TrainConfig's (docs/adapt.md measures them; anchor_weight 10 keeps the final)
 ADAPT_DEFAULTS = {"batch": 8, "iters": 2000, "lr": 0.0005, "ema_kimg": 1.0, "channel_mode": "mixed",
-                  "anchor_weight": 10.0, "sample_every": 250, "checkpoint_every": 250, "log_every": 20, "mixing": 0.5}
+                  "sample_every": 250, "checkpoint_every": 250, "log_every": 20, "mixing": 0.5}
 
 
 def adapt_cmd(args) -> int:
@@ -247,7 +248,7 @@ def adapt_cmd(args) -> int:
     if latest is None:                                  # another rank of a torchrun job
         return 0
     name = args.name or f"{original.name}-anycost"
-    path = release(run / "latest.safetensors", args.out, name, half=False)
+    path = release(run / "latest.safetensors", args.out, name, half=False, shipped=False)   # a user's model
     print(f"model: {path}")
     return 0
 

@@ -45,7 +45,7 @@ class TrainConfig:
     ema_kimg: float = 10.0           # EMA half-life in thousands of images (official: 0.5 ** (B / 10k))
     n_res: int = 4                   # multi-resolution levels (the last n_res)
     consistency_weight: float = 1.0  # stage 2: weight of MSE + perceptual(sub, full)
-    anchor_weight: float = 1.0       # stage adapt: weight of MSE + perceptual(full configuration, the original's
+    anchor_weight: float = 10.0      # stage adapt: weight of MSE + perceptual(full configuration, the original's
     #                                  image): keeps the full generator where it was (0: free to drift)
     channel_mode: str = "mixed"      # stage 2: "uniform" | "flexible" | "mixed" (half each)
     conditioned_d: bool = True       # stage 2: generator-conditioned discriminator
@@ -82,6 +82,9 @@ class TrainConfig:
             raise ValueError(f"channel_mode must be uniform, flexible or mixed, got {self.channel_mode!r}")
         if self.stage == "adapt" and not self.init:
             raise ValueError("stage 'adapt' adapts a model: pass it as init (anycost-train adapt --model F)")
+        if self.stage == "adapt" and self.adv_weight > 0 and (self.data != "teacher" or self.teacher != self.init):
+            raise ValueError("stage 'adapt' with a discriminator shows it the original's samples: "
+                             "data = 'teacher' and teacher = init")
         if self.anchor_weight < 0 or self.adv_weight < 0:
             raise ValueError("anchor_weight and adv_weight must be >= 0")
         if self.mapping_lr_scale <= 0:

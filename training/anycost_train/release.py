@@ -45,7 +45,9 @@ def teacher_licence(metadata: dict) -> str:
 
 
 def release(model_path: Path, out: Path, name: str, ablations: dict[str, Path] | None = None, half: bool = True,
-            log_fn=print) -> Path:
+            log_fn=print, shipped: bool = True) -> Path:
+    """`shipped`: the file ships inside the package, so one over MAX_SHIPPED_BYTES is refused; a
+    user's model (adapt) lives in their model folder and may be any size."""
     model = load_model(model_path)
     perceptual = make_perceptual()
     log_fn(f"measuring consistency of {model_path} ({CONSISTENCY_SAMPLES} latents)")
@@ -68,6 +70,9 @@ def release(model_path: Path, out: Path, name: str, ablations: dict[str, Path] |
     if licence := teacher_licence(model.metadata):
         meta["licence"] = licence
     path = save_model(out, model.generator, meta, model.extra_tensors, encoder=model.encoder, half=half)
+    if not shipped:
+        log_fn(f"wrote {path} ({path.stat().st_size / 2 ** 20:.1f} MiB)")
+        return path
     return _shippable(path, log_fn)
 
 

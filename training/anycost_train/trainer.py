@@ -263,6 +263,7 @@ class Trainer(TrainingRun):
         if tc.adv_weight > 0:                                   # D: the original's samples are the real ones
             self._discriminator_step(downsample(self.real_batch(self.step), res), chans, res, arch, stats)
         self.g.requires_grad_(True)
+        self.g.style.requires_grad_(False)                      # the mapping is not trained (W stays)
         z, k = self.latents(b)
         noise = self.g.noise_tensors("random", b, self.gen, device=self.device)
         with self._autocast():

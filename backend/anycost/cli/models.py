@@ -49,6 +49,7 @@ def run(args) -> int:
 
 def info(spec: str) -> int:
     from anycost.formats import registry
+    from anycost.models import TRAINED_RATIOS
     from anycost.models.macs import count_macs
 
     model = registry.open_model(spec, kind=None)
@@ -61,7 +62,8 @@ def info(spec: str) -> int:
           f"{count_macs(cfg).true / 1e9:.2f} GMACs")
     print("  channels per resolution: " + ", ".join(f"{r}:{c}" for r, c in sorted(cfg.channels.items())))
     if model.metadata.get("sub_generators", True):
-        print(f"  previews: sub-generators (channel ratios 1, 0.75, 0.5, 0.25 at {cfg.elastic_resolutions} px)")
+        ratios = ", ".join(f"{r:g}" for r in TRAINED_RATIOS)
+        print(f"  previews: sub-generators (channel ratios {ratios} at {cfg.elastic_resolutions} px)")
     else:
         print(f"  previews: full channels at {cfg.elastic_resolutions} px (its own lower-resolution outputs): "
               "not trained for sub-generators")

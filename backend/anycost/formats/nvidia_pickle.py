@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+import pickletools
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -87,8 +88,9 @@ def _reconstruct(meta: Any) -> Persistent:
     if not isinstance(meta, dict) or meta.get("type") != "class" or not isinstance(meta.get("state"), dict):
         raise PickleRefused("a persistent object of an unknown kind (expected a class with a state)")
     src = meta.get("module_src") or ""
-    return Persistent(str(meta.get("class_name")), meta["state"],
-                      hashlib.sha256(src.encode() if isinstance(src, str) else bytes(src)).hexdigest())
+    if not isinstance(src, str):
+        raise PickleRefused("a persistent object whose source is not text")
+    return Persistent(str(meta.get("class_name")), meta["state"], hashlib.sha256(src.encode()).hexdigest())
 
 
 def _load_storage(data: bytes):
@@ -115,7 +117,9 @@ def _plain_dtype(spec, align=False, copy=False):
 
 
 def _numpy_scalar(dtype, data=None):
-    if not isinstance(dtype, np.dtype) or dtype.kind not in "biufc" or not isinstance(data, bytes):
+    # the dtype's state may have been rewritten after _plain_dtype checked it (BUILD): check it again
+    if (not isinstance(dtype, np.dtype) or dtype.kind not in "biufc" or dtype.fields is not None
+            or dtype.hasobject or not isinstance(data, bytes)):
         raise PickleRefused("a numpy scalar that is not a plain number")
     return np.frombuffer(data, dtype=dtype, count=1)[0]
 
@@ -148,15 +152,37 @@ class _Unpickler(pickle.Unpickler):
         raise PickleRefused(f"the pickle refers to an external object ({str(pid)[:40]}); not an NVIDIA network pickle")
 
 
+# Opcodes that reach objects without find_class (the copyreg extension cache, persistent ids) or
+# that NVIDIA's pickles never use; refused before unpickling starts.
+_REFUSED_OPCODES = {"EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID", "INST", "OBJ"}
+# torch.load(weights_only=True), which reads the storages, could run code before torch 2.6 (CVE-2025-32434)
+_SAFE_TORCH = (2, 6)
+
+
+def _check_opcodes(path: Path) -> None:
+    with open(path, "rb") as f:
+        try:
+            for op, _, _ in pickletools.genops(f):
+                if op.name in _REFUSED_OPCODES:
+                    raise PickleRefused(f"refused: the pickle uses the {op.name} opcode, which an NVIDIA network "
+                                        "pickle never does (it could reach code without naming it)")
+        except (ValueError, EOFError) as e:
+            raise CheckpointError(f"{path}: not a readable network pickle ({str(e)[:160]})") from None
+
+
 def read_network_pickle(path: str | Path) -> dict:
     """The pickle's top-level dict (`G`, `D`, `G_ema`, ... as `Persistent` records), nothing run."""
     path = Path(path)
+    if tuple(int(x) for x in torch.__version__.split(".")[:2]) < _SAFE_TORCH:
+        raise CheckpointError(f"{path}: reading NVIDIA pickles safely needs torch >= 2.6 (this is {torch.__version__})")
     try:
+        _check_opcodes(path)
         with open(path, "rb") as f:
             data = _Unpickler(f).load()
     except PickleRefused as e:
         raise PickleRefused(f"{path}: {e}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, RuntimeError) as e:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            RuntimeError, OverflowError, MemoryError) as e:
         raise CheckpointError(f"{path}: not a readable network pickle ({type(e).__name__}: {str(e)[:160]})") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: the pickle holds a {type(data).__name__}, not a dict of networks")
@@ -208,6 +234,14 @@ def generator_from_pickle(path: str | Path) -> tuple[Generator, dict]:
     run in float32, as NVIDIA's `force_fp32=True`), and metadata saying where it came from."""
     path = Path(path)
     nets = read_network_pickle(path)
+    try:
+        return _generator(nets, path)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as e:   # odd values in its records
+        raise CheckpointError(f"{path}: G_ema's description is not understood ({type(e).__name__}: "
+                              f"{str(e)[:160]})") from None
+
+
+def _generator(nets: dict, path: Path) -> tuple[Generator, dict]:
     g_rec = nets.get("G_ema")
     if not isinstance(g_rec, Persistent):
         raise CheckpointError(f"{path}: no G_ema network in the pickle (it holds: {', '.join(map(str, nets))})")

@@ -8,6 +8,7 @@ own skip outputs. A trained model without figures (an official file, a StyleGAN2
 measured when first served and cached; an untrained one is ranked by MACs."""
 from __future__ import annotations
 
+import hashlib
 import statistics
 import time
 from dataclasses import dataclass
@@ -31,11 +32,20 @@ def preview_configs(g: Generator, metadata: dict) -> list[tuple[float, int]]:
     return [(r, k) for r in ratios for k in g.cfg.elastic_resolutions]
 
 
+def weights_hash(g: Generator) -> str:
+    h = hashlib.sha256()
+    for name, t in g.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:20]
+
+
 def measured_consistency(g: Generator, configs: list[tuple[float, int]], cache_folder: Path | None,
                          log=None) -> list[dict]:
     """consistency_figures of `configs` for a model that carries none, kept in `cache_folder` per
-    model (the figures do not depend on the machine)."""
-    cache = cache_folder / f"consistency-{fingerprint(g)}.json" if cache_folder else None
+    model: per its weights, all of them (an adapted model shares the original's mapping network,
+    which is all `fingerprint` reads), not per machine (the figures do not depend on it)."""
+    cache = cache_folder / f"consistency-{weights_hash(g)}.json" if cache_folder else None
     saved = measurements.read(cache)
     want = sorted(c for c in configs if c != (1.0, g.cfg.resolution))
     if isinstance(saved, dict) and saved.get("configs") == [list(c) for c in want] \
