@@ -26,6 +26,8 @@ from .backend_socket import BackendSocket
 from .events import Loop, Signal
 from .settings import Settings
 
+HELLO_IN_FLIGHT = 0        # request ids start at 1
+
 DISCONNECTED, CONNECTING, STARTING, CONNECTED, UNREACHABLE = (
     "disconnected", "connecting", "starting", "connected", "unreachable")
 
@@ -104,8 +106,12 @@ class Connection:
     def _hello(self, timeout_s: float) -> None:
         if self._hello_id is not None or self.socket is None:
             return
-        self._hello_id = self.socket.send("hello", {}, self._on_hello, self._on_error)
-        self._deadline.start(int(timeout_s * 1000))
+        # in flight before send(): it drains, so the answer may be handled before it returns
+        self._hello_id = HELLO_IN_FLIGHT
+        rid = self.socket.send("hello", {}, self._on_hello, self._on_error)
+        if self._hello_id == HELLO_IN_FLIGHT:          # not answered yet: wait for it
+            self._hello_id = rid
+            self._deadline.start(int(timeout_s * 1000))
 
     def _on_hello(self, data: dict) -> None:
         self._deadline.stop()

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from anycost.protocol import messages as P
 from anycost.protocol.messages import ErrorCode
+from anycost_plugin.connection import CONNECTED
 from anycost_plugin.controller import APPLYING, EDITING, IDLE, PROJECTING, HostError
+from anycost_plugin.events import Signal
 from anycost_plugin.settings import MemoryStore, Settings
 from anycost_plugin.view_model import DOCUMENT_CHECK_MS, SLIDER_STEPS, EditView, Slider
 
@@ -163,3 +166,65 @@ def test_a_closed_document_ends_its_session_on_the_next_check(view):
     assert view.message.text == "The document was closed; its Anycost session was ended"
     sock = view.connection.socket
     assert sock.sent[-1][0] == "close" and sock.sent[-1][1] == {"session": "a" * 32}
+
+
+class _AnsweringSocket:
+    """A BackendSocket whose replies arrive inside send(), as the real one's do when it drains a
+    reply that is already there. The first socket (before the backend is started) gets no answer;
+    later ones answer `hello` "calibrating" three times, then "ready"."""
+    made = 0
+    hellos = 0
+
+    def __init__(self, address, loop):
+        self.refined, self.failed = Signal(), Signal()
+        self.rid = 0
+        _AnsweringSocket.made += 1
+        self.silent = _AnsweringSocket.made == 1
+
+    def send(self, op, fields, on_result, on_error, on_progress=None):
+        self.rid += 1
+        if self.silent:
+            return self.rid
+        if op == "hello":
+            _AnsweringSocket.hellos += 1
+            state = "calibrating" if _AnsweringSocket.hellos <= 3 else "ready"
+            on_result(P.Hello("0", P.VERSION, state).to_dict())
+        elif op == "models":
+            on_result(P.ModelsResult((P.ModelInfo("demo", 64),), "demo").to_dict())
+        return self.rid
+
+    def forget(self, rid):
+        pass
+
+    def drain(self):
+        pass
+
+    def close(self, wait_s=1.0):
+        pass
+
+
+class _Child:
+    returncode = None
+
+    def poll(self):
+        return None
+
+    def terminate(self):
+        pass
+
+    def wait(self, timeout=None):
+        return 0
+
+
+def test_a_hello_answered_inside_send_does_not_leave_the_connection_waiting(monkeypatch, tmp_path):
+    from anycost_plugin import connection as conn
+    monkeypatch.setattr(conn, "BackendSocket", _AnsweringSocket)
+    monkeypatch.setattr(conn, "start_backend", lambda *a, **k: _Child())
+    loop = ManualLoop()
+    c = conn.Connection(Settings(address="tcp://127.0.0.1:1", executable="anycost-backend"), loop, log_dir=tmp_path,
+                        hello_timeout_s=1, heartbeat_s=2, start_timeout_s=60)
+    c.start()
+    loop.advance(1500)                     # no answer: the backend is started, then it is measuring
+    assert c.child is not None
+    loop.advance(5000)                     # three "calibrating" answers, 0.5 s apart, then "ready"
+    assert c.state == CONNECTED and [m.name for m in c.models] == ["demo"], (c.state, c.message)
