@@ -228,9 +228,7 @@ def adapt_cmd(args) -> int:
     from .trainer import Trainer
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run = args.run or args.out.with_suffix(".run")
-    keys = ("device", "batch", "iters", "seed", "log_every", "sample_every", "checkpoint_every", "n_res", "r1_every",
-            "lr", "adv_weight", "anchor_weight", "consistency_weight", "ema_kimg", "channel_mode")
-    overrides = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    overrides = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__ if getattr(args, k, None) is not None}
     original = open_model(args.model)
     try:
         if args.resume:
@@ -253,13 +251,21 @@ def adapt_cmd(args) -> int:
     return 0
 
 
+def _labelled(items: list[str], option: str, form: str) -> dict[str, str]:
+    """`LABEL=VALUE` arguments (a repeatable option) as a dict."""
+    out = {}
+    for item in items:
+        label, sep, value = item.partition("=")
+        if not sep or not label or not value:
+            raise ValueError(f"{option} takes {form}, got {item!r}")
+        out[label] = value
+    return out
+
+
 def adapt_report_cmd(args) -> int:
     from .adapt_report import markdown, measure
     runs = {}
-    for item in args.run:
-        label, sep, rest = item.partition("=")
-        if not sep or not label or not rest:
-            raise ValueError(f"--run takes LABEL=MODEL[@RUNDIR], got {item!r}")
+    for label, rest in _labelled(args.run, "--run", "LABEL=MODEL[@RUNDIR]").items():
         model, _, run = rest.partition("@")
         runs[label] = (model, Path(run) if run else None)
     report = measure(args.original, runs, args.samples)
@@ -358,12 +364,7 @@ def report_cmd(args) -> int:
 
 def release_cmd(args) -> int:
     from .release import release
-    ablations = {}
-    for item in args.ablation:
-        label, sep, path = item.partition("=")
-        if not sep or not label or not path:
-            raise ValueError(f"--ablation takes LABEL=MODEL, got {item!r}")
-        ablations[label] = Path(path)
+    ablations = {label: Path(path) for label, path in _labelled(args.ablation, "--ablation", "LABEL=MODEL").items()}
     release(args.model, args.out, args.name, ablations, half=not args.full_precision)
     return 0
 

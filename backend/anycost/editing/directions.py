@@ -90,6 +90,16 @@ def from_official_boundaries(path: Path, n_style: int) -> dict[str, Direction]:
     return out
 
 
+def weights_hash(g: Generator | CrepsGenerator) -> str:
+    """A short hash of every weight: tells apart models that share a W space (`fingerprint`), such as
+    an adapted model and its original, or CREPS models trained in one anycost model's W."""
+    h = hashlib.sha256()
+    for k, v in g.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:20]
+
+
 def fingerprint(g: Generator | CrepsGenerator) -> str:
     """A short hash of the mapping network (`style.` in anycost, `mapping.` in CREPS generators):
     identifies a W space for caches."""

@@ -8,7 +8,7 @@ an inert `Persistent` record (class name + state); tensors come back through
 `torch.load(weights_only=True)`. Anything else in the file is refused, naming the global.
 
 The generator `G_ema` then becomes our `Generator`: its architecture from the tensors' shapes and
-the constructor arguments it recorded (`_init_kwargs`), its weights renamed (`NAME_MAP` below).
+the constructor arguments it recorded (`_init_kwargs`), its weights renamed (`_rename` below).
 """
 from __future__ import annotations
 
@@ -191,9 +191,6 @@ def read_network_pickle(path: str | Path) -> dict:
 
 # ------------------------------------------------------------------------------ G_ema -> Generator
 
-_BLOCK = re.compile(r"synthesis\.b(\d+)\.(conv0|conv1|torgb)\.(.+)")
-
-
 def _refuse_other_generators(g: Persistent, path: Path) -> None:
     syn = g.child("synthesis")
     names = set(syn.children())
@@ -221,9 +218,8 @@ def _check_supported(kw: dict, path: Path) -> tuple[dict, dict]:
                             "the one of every published FFHQ/AFHQ/MetFaces network, is read)")
     if mk.get("layer_features") not in (None, kw.get("w_dim")) or mk.get("embed_features") not in (None, 0):
         raise PickleRefused(f"{path}: a mapping network with hidden width {mk.get('layer_features')} (only w_dim)")
-    for key, default in (("activation", "lrelu"),):
-        if mk.get(key, default) != default or sk.get(key, default) != default:
-            raise PickleRefused(f"{path}: activation other than leaky ReLU")
+    if mk.get("activation", "lrelu") != "lrelu" or sk.get("activation", "lrelu") != "lrelu":
+        raise PickleRefused(f"{path}: activation other than leaky ReLU")
     if list(sk.get("resample_filter") or [1, 3, 3, 1]) != [1, 3, 3, 1]:
         raise PickleRefused(f"{path}: resampling filter {sk['resample_filter']} (only [1, 3, 3, 1])")
     return mk, sk

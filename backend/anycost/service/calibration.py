@@ -8,7 +8,6 @@ own skip outputs. A trained model without figures (an official file, a StyleGAN2
 measured when first served and cached; an untrained one is ranked by MACs."""
 from __future__ import annotations
 
-import hashlib
 import statistics
 import time
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import torch
 from anycost.core import measurements
 from anycost.core.timing import cpu_name
 from anycost.editing.consistency import consistency_figures
-from anycost.editing.directions import fingerprint
+from anycost.editing.directions import fingerprint, weights_hash
 from anycost.models import TRAINED_RATIOS, Generator
 from anycost.models.macs import count_macs
 
@@ -30,14 +29,6 @@ def preview_configs(g: Generator, metadata: dict) -> list[tuple[float, int]]:
     """The (channel ratio, resolution) pairs a model may preview with (the full generator included)."""
     ratios = TRAINED_RATIOS if metadata.get("sub_generators", True) else (1.0,)
     return [(r, k) for r in ratios for k in g.cfg.elastic_resolutions]
-
-
-def weights_hash(g: Generator) -> str:
-    h = hashlib.sha256()
-    for name, t in g.state_dict().items():
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:20]
 
 
 def measured_consistency(g: Generator, configs: list[tuple[float, int]], cache_folder: Path | None,

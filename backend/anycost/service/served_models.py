@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import statistics
 import time
 from collections import OrderedDict
@@ -21,7 +20,7 @@ import torch
 
 from anycost.core import measurements
 from anycost.core.timing import cpu_name
-from anycost.editing.directions import Direction, fingerprint
+from anycost.editing.directions import Direction, weights_hash
 from anycost.editing.perceptual import Perceptual
 from anycost.editing.projection import ProjectionOptions, ProjectionResult, project
 from anycost.inference.conv_forms import FormChooser
@@ -161,7 +160,7 @@ class ServedCreps(ServedModel):
         bigger is better. Sizes past twice the native resolution are not offered as previews."""
         g = self.g
         threads, device = torch.get_num_threads(), g.w_avg.device.type
-        key = f"creps-{fingerprint(g)}-{_weights_hash(g)}-{cpu_name().replace(' ', '_').replace('/', '_')}" \
+        key = f"creps-{weights_hash(g)}-{cpu_name().replace(' ', '_').replace('/', '_')}" \
               f"-{device}-{threads}t"
         cache = state / "calibration" / f"{key}.json"
         sizes = [s for s in CREPS_PREVIEW_SIZES if s <= 2 * self.resolution]
@@ -220,12 +219,3 @@ class ServedCreps(ServedModel):
         s = config.resolution
         ph, pw = (s, max(1, round(s * w / h))) if h >= w else (max(1, round(s * h / w)), s)
         return self.g.render(wplus, (ph, pw))
-
-
-def _weights_hash(g) -> str:
-    """CREPS models sharing a W space share the mapping's fingerprint: the synthesis tells them apart."""
-    h = hashlib.sha1()
-    for k, v in g.state_dict().items():
-        if k.startswith("synthesis.") and k.endswith("weight"):
-            h.update(v.detach().cpu().float().numpy().tobytes()[:4096])
-    return h.hexdigest()[:12]
