@@ -22,8 +22,10 @@ res = {}
 
 def pump(ready, what, timeout=60.0):
     context, deadline = GLib.MainContext.default(), time.monotonic() + timeout
-    while not ready():
+    while not ready() or timeout < 1:
         if time.monotonic() > deadline:
+            if timeout < 1:
+                return
             raise TimeoutError(f"timed out waiting for {what}")
         context.iteration(False)
         time.sleep(0.002)
@@ -69,6 +71,18 @@ try:
     res["value_label"] = value_label.get_text()
     res["preview_changed"] = pixels(image.get_layers()[0], RW, RH) != before
     res["edits_sent"] = d.controller.edits_sent
+    d.apply_button.clicked()                             # "Add layer": a layer, and the sliders stay
+    pump(lambda: d.controller.applied == 1 and d.controller.phase == "editing", "Add layer")
+    res["layers_after_add"] = names(image)
+    scale.set_value(0)
+    pump(lambda: "Anycost preview" in names(image), "a preview after Add layer")
+    res["layers_preview_over_edit"] = names(image)       # top first
+    d.compare_button.set_active(True)                    # before/after: the preview taken away, then back
+    res["layers_while_original"] = names(image)
+    d.compare_button.set_active(False)
+    res["preview_back_after_compare"] = names(image)[0] == "Anycost preview"
+    scale.set_value(top)
+    pump(lambda: shown and abs(shown[-1]["values"][name] - spec.hi) < 1e-6, "the newest preview again")
     res["applied"] = d.finish(Gtk.ResponseType.OK)
     d.dialog.destroy()
     layers = image.get_layers()
@@ -78,6 +92,34 @@ try:
     res["new_bounds"] = [ox, oy, new.get_width(), new.get_height()]
     px = pixels(new, RW, RH)
     res["alpha_centre"], res["alpha_corner"] = px[((RH // 2) * RW + RW // 2) * 4 + 3], px[3]
+
+    # a laptop screen: 16 sliders scroll inside the dialog, which stays within 768 px
+    from anycost.protocol.messages import DirectionInfo
+    from anycost_plugin.settings import JsonFileStore
+    from anycost_plugin.view_model import Slider
+    store = JsonFileStore(os.path.join(P["plugin_dir"], "settings.json"))      # what install-plugin wrote
+    d = EditDialog(GimpHost(image, face), Settings.load(store), GLibLoop(), store=store)
+    d.dialog.show_all()
+    d._build_scales([Slider.from_direction(DirectionInfo(f"PC{i}", -3.0, 3.0)) for i in range(1, 17)])
+    pump(lambda: True, "layout", 0.2)
+    res["dialog_height_16_sliders"] = d.dialog.get_preferred_size()[1].height
+    res["slider_labels"] = [spec.label for _, _, spec in d.scales.values()][:2]
+    res["recorded_executable"] = d.executable.get_text()
+    d.finish(Gtk.ResponseType.CANCEL)
+    d.dialog.destroy()
+
+    d = dialog()                                         # Stop: the projection alone, no preview left
+    d.settings.steps = 200
+    d.project_button.clicked()
+    pump(lambda: "Anycost preview" in names(image) or d.controller.phase != "projecting", "a progress preview")
+    res["progress_text"] = d.progress.get_text()
+    res["stop_visible"] = d.cancel_button.get_visible()
+    d.cancel_button.clicked()
+    pump(lambda: d.controller.phase == "idle", "the stopped projection")
+    res["layers_after_stop"] = names(image)
+    res["message_after_stop"] = d.message.get_text()
+    d.finish(Gtk.ResponseType.CANCEL)
+    d.dialog.destroy()
 
     d = dialog()                                         # Cancel leaves no trace
     d.project_button.clicked()

@@ -20,7 +20,6 @@ class MemoryHost:
         self.open = True
         self.broken = False           # e.g. the user deleted the layer under the preview
 
-
     def source(self):
         x, y, w, h = self.source_region
         rows = [self.rgba[((y + r) * self.w + x) * 4:((y + r) * self.w + x + w) * 4] for r in range(h)]
@@ -52,10 +51,17 @@ class RecordingSocket:
         self.refined, self.failed = Signal(), Signal()
         self.sent: list[tuple] = []
         self.forgotten: set[int] = set()
+        self.on_progress: dict[int, object] = {}
 
     def send(self, op, fields, on_result, on_error, on_progress=None) -> int:
         self.sent.append((op, fields, on_result, on_error))
+        if on_progress is not None:
+            self.on_progress[len(self.sent)] = on_progress
         return len(self.sent)
+
+    def progress(self, rid, data):
+        if rid not in self.forgotten:
+            self.on_progress[rid](data)
 
     def forget(self, rid):
         self.forgotten.add(rid)

@@ -65,6 +65,9 @@ class EditController:
         self._sent_at = 0.0
         self._to_close: list[str] = []
         self.edits_sent = 0
+        self.applied = 0                      # layers added by Apply in this controller's life
+        self.original_shown = False           # the before/after toggle: the preview layer taken away
+        self._last_shown: tuple[bytes, int, int] | None = None   # what the preview layer showed last
 
     # ------------------------------------------------------------------ state
 
@@ -94,8 +97,17 @@ class EditController:
             self._fail("The connection to the backend was lost during the operation; try again")
 
     def _on_handler_failed(self, what: str) -> None:
-        """A reply could not be shown (e.g. the user deleted the layer): say so, keep the session."""
+        """A reply could not be shown (e.g. the user deleted the layer): say so, keep the session.
+        During a projection, the projection ends too (else it would finish untracked)."""
         self._edit_id = None
+        if self.phase == PROJECTING and self._open_id is not None and self.socket is not None:
+            self.cancel_projection()
+            self.socket.forget(self._open_id)
+            self._open_id = None
+            if self.host is not None and self.host.alive():
+                self.host.remove_preview()
+            self._fail(f"Could not update the document: {what}; the projection was stopped", IDLE)
+            return
         self._fail(f"Could not update the document: {what}")
 
     # ------------------------------------------------------------------ project
@@ -166,6 +178,8 @@ class EditController:
     def _on_open_error(self, err: BackendError) -> None:
         self._open_id = None
         self.progress.emit(0.0)
+        if self.host is not None and self.host.alive():
+            self.host.remove_preview()        # the unfinished projection's progress previews
         if err.code == ErrorCode.CANCELLED:
             self._fail("Projection cancelled", IDLE, err.code)
         elif err.code == ErrorCode.NO_FACE:
@@ -181,15 +195,35 @@ class EditController:
         if name not in self.values:
             raise HostError(f"unknown direction {name!r}")
         self.values[name] = float(value)
+        self._changed_values()
+
+    def reset(self, name: str | None = None) -> None:
+        """All sliders (or the one named) back to their defaults."""
+        if self.session is None:
+            return
+        for d in self.directions:
+            if name is None or d.name == name:
+                self.values[d.name] = d.default
+        self._changed_values()
+
+    def _changed_values(self) -> None:
+        self.show_original(False)             # an edit is looked at, not the original
         self._dirty = self.values != self._sent_values
         self._pump()
 
-    def reset(self) -> None:
-        if self.session is None:
+    def show_original(self, on: bool) -> None:
+        """The before/after toggle: the preview layer goes (the document as it was) and comes back
+        with what it showed. Removing it, rather than hiding it, behaves the same in both editors
+        (Krita applies a visibility change later, through its stroke queue)."""
+        if on == self.original_shown or self.session is None:
             return
-        self.values = {d.name: d.default for d in self.directions}
-        self._dirty = self.values != self._sent_values
-        self._pump()
+        self.original_shown = on
+        if self.host is None or not self.host.alive():
+            return
+        if on:
+            self.host.remove_preview()
+        elif self._last_shown is not None:
+            self.host.show_preview(*self._last_shown)
 
     def _budget(self) -> float:
         if self.budget_ms is not None:
@@ -242,6 +276,10 @@ class EditController:
         if self.session is None or self.phase != EDITING:
             raise HostError("Nothing to apply: project a layer first")
         w, h = self.region[2], self.region[3]
+        if self._edit_id is not None and self.socket is not None:
+            self.socket.forget(self._edit_id)       # a late preview must not cover the applied layer
+        self._edit_id = self._newest_edit = None
+        self._dirty = False
         self._set(APPLYING, "Rendering at full quality…")
         self.progress.emit(0.0)
         values = dict(self.values)
@@ -267,8 +305,11 @@ class EditController:
         except HostError as e:
             self._fail(f"Apply failed: {e}")
             return
-        self.discard(remove_preview=False)          # Host.apply removed the preview already
-        self._set(IDLE, "Applied as a new layer")
+        # the session goes on: another tweak and Apply adds another layer, no new projection
+        self.applied += 1
+        self.original_shown, self._last_shown = False, None   # Host.apply removed the preview layer
+        self._sent_values = None                    # the next move draws a new preview
+        self._set(EDITING, "Applied as a new layer; move a slider for another, or Discard to finish")
 
     def _on_render_error(self, err: BackendError) -> None:
         self._fail(f"Apply failed: {err.message}", code=err.code)
@@ -289,6 +330,7 @@ class EditController:
         if remove_preview and self.host is not None and self.host.alive():
             self.host.remove_preview()
         self.session, self.directions, self.values = None, [], {}
+        self.original_shown, self._last_shown = False, None
         self._edit_id = self._newest_edit = None
         self._dirty = False
         self.directions_changed.emit([])
@@ -306,7 +348,9 @@ class EditController:
         if resize and (image.w, image.h) != (w, h):
             rgb = resize_nearest(rgb, image.w, image.h, w, h)
         assert self.host is not None                  # callers check _host_alive() first
-        self.host.show_preview(rgb, w, h)
+        self._last_shown = (rgb, w, h)
+        if not self.original_shown:                   # a refined preview waits while the original is shown
+            self.host.show_preview(rgb, w, h)
 
 
 def face_menu(faces: list) -> list[str]:

@@ -1,12 +1,19 @@
 """The plugin's settings, persisted by the host (Krita: `kritarc`, group [anycost])."""
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Protocol
 
 from anycost.protocol import messages as P  # the backend's own module (vendored by install-plugin)
 
 BUDGET_CHOICES = ("auto", "50", "100", "250", "1000")   # the preview-quality menu of both plugins
+BUDGET_LABELS = {"auto": "Balanced (auto, about 100 ms)", "50": "Fastest (50 ms, coarser)",
+                 "100": "Fast (100 ms)", "250": "Sharper (250 ms)", "1000": "Best (up to 1 s)"}
+BUDGET_TIP = ("How long each preview may take while you drag a slider: the backend draws it with the largest "
+              "sub-generator that fits that time on this machine. Apply always renders at full quality.")
 
 
 class SettingsStore(Protocol):
@@ -96,5 +103,30 @@ class MemoryStore:
         self.values[key] = value
 
 
+class JsonFileStore:
+    """Settings in a JSON file (the GIMP plug-in's `settings.json`, which install-plugin fills in);
+    a missing or unreadable file reads as empty, a write replaces the file whole."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        self.values = {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def read(self, key):
+        return self.values.get(key)
+
+    def write(self, key, value):
+        if self.values.get(key) == value:
+            return
+        self.values[key] = value
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.values, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.replace(self.path)
+
+
 def budget_label(choice: str) -> str:
-    return choice if choice == "auto" else f"{choice} ms"
+    """The preview-quality menu's entry for a choice (speed against quality, with its time)."""
+    return BUDGET_LABELS.get(choice, f"{choice} ms")

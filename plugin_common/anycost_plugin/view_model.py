@@ -10,6 +10,8 @@ sent one, never as a traceback.
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,7 +20,9 @@ from anycost.protocol.messages import DirectionInfo, ErrorCode, ModelInfo
 
 from .connection import CONNECTED, Connection
 from .controller import APPLYING, EDITING, IDLE, PROJECTING, EditController, Host, HostError, face_menu
+from .diagnostics import DiagnosticsRun, plugin_info
 from .events import Loop, Signal
+from .names import direction_label
 from .settings import BUDGET_CHOICES, Settings
 
 log = logging.getLogger("anycost_plugin")
@@ -28,16 +32,20 @@ DOCUMENT_CHECK_MS = 1000          # how often the open session's document is che
 
 @dataclass(frozen=True)
 class Slider:
-    """One direction as a slider: `label` for people, positions 0..SLIDER_STEPS over min..max."""
+    """One direction as a slider: `label` and `tip` for people, positions 0..SLIDER_STEPS over
+    min..max, a centre mark at `default` (the photo as projected)."""
     name: str
     label: str
     lo: float
     hi: float
     default: float
+    tip: str = ""
 
     @classmethod
     def from_direction(cls, d: DirectionInfo) -> Slider:
-        return cls(d.name, d.name.replace("_", " ").capitalize(), d.min, d.max, d.default)
+        label, tip = direction_label(d.name, d.source)
+        return cls(d.name, label, d.min, d.max, d.default,
+                   f"{tip}. Double-click or ↺ resets it to {Slider.text(d.default)}.")
 
     def position(self, value: float) -> int:
         return round((value - self.lo) / (self.hi - self.lo) * SLIDER_STEPS) if self.hi > self.lo else 0
@@ -64,6 +72,7 @@ class Enabled:
     face: bool
     progress: bool
     ok: bool                          # a dialog's OK (GIMP): applies when editing, closes when idle
+    compare: bool                     # the before/after toggle
 
 
 @dataclass(frozen=True)
@@ -81,9 +90,18 @@ class EditView:
     `models_changed(names, chosen)`, `progress(0..1)`."""
 
     def __init__(self, settings: Settings, loop: Loop, log_dir: Path | None = None,
-                 connection: Connection | None = None, save: Callable[[], None] | None = None):
-        """`connection`: one made elsewhere (tests); `save`: called after a setting changed here."""
+                 connection: Connection | None = None, save: Callable[[], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        """`connection`: one made elsewhere (tests); `save`: called after a setting changed here;
+        `clock`: seconds, for the projection's time estimate."""
         self.settings = settings
+        self.clock = clock
+        self.loop = loop
+        self.log_dir = log_dir
+        self.plugin_log = _log_to_file(log_dir) if log_dir is not None else None
+        self._diagnostics: DiagnosticsRun | None = None
+        self._projection_started: float | None = None
+        self.projection_text = ""             # "Projecting … about 12 s left", for the progress bar
         self.connection = connection or Connection(settings, loop, log_dir=log_dir)
         self.controller = EditController()
         self.controller.budget_ms = settings.budget_ms()
@@ -96,7 +114,7 @@ class EditView:
         self.connection.state_changed.connect(self._on_state)
         self.connection.models_changed.connect(self._on_models)
         self.controller.changed.connect(self._on_phase)
-        self.controller.progress.connect(self.progress.emit)
+        self.controller.progress.connect(self._on_progress)
         self.controller.directions_changed.connect(self._on_directions)
         self.controller.preview_shown.connect(self._on_preview)
         self.controller.faces_found.connect(self._on_faces)
@@ -124,7 +142,7 @@ class EditView:
                        reset=editing, apply=editing,
                        discard=phase in (EDITING, PROJECTING) or self.controller.session is not None,
                        sliders=editing, model=phase == IDLE, face=online and phase in (IDLE, EDITING),
-                       progress=phase in (PROJECTING, APPLYING), ok=phase in (IDLE, EDITING))
+                       progress=phase in (PROJECTING, APPLYING), ok=phase in (IDLE, EDITING), compare=editing)
 
     def value(self, name: str) -> float:
         return self.controller.values.get(name, 0.0)
@@ -168,9 +186,35 @@ class EditView:
         self._guarded("edit", lambda: self.controller.set_value(name, value))
         return value
 
-    def reset(self) -> None:
-        self.controller.reset()
+    def reset(self, name: str | None = None) -> None:
+        """Every slider back to its centre mark (or only the one named: a double-click, its ↺)."""
+        self._guarded("reset", lambda: self.controller.reset(name))
         self.values_reset.emit()
+
+    def show_original(self, on: bool) -> None:
+        """The before/after toggle: True shows the document without the edit."""
+        self._guarded("compare", lambda: self.controller.show_original(bool(on)))
+        self.changed.emit()
+
+    def diagnose(self, editor: str, out: Path | None = None) -> None:
+        """The Diagnostics button: a zip for a support request (see anycost_plugin.diagnostics)."""
+        if self._diagnostics is not None:
+            return
+        logs = [p for p in (self.plugin_log, getattr(self.connection, "log_path", None)) if p is not None]
+        info = plugin_info(editor, self.settings, self.connection.state, self.connection.message, logs)
+
+        def done(text: str, error: bool) -> None:
+            self._diagnostics = None
+            self.say(text, error=error)
+        self.say("Writing the diagnostics zip…")
+        self._diagnostics = DiagnosticsRun(self.loop, info, self.settings, done, out)
+        self._guarded("diagnose", self._diagnostics.start)
+
+    def document_changed(self) -> None:
+        """The editor switched documents: a message about another one is stale (a session stays
+        with its own document)."""
+        if self.controller.session is None and self.controller.phase == IDLE:
+            self.say("")
 
     def apply(self, feather: int) -> None:
         self._guarded("apply", lambda: self.controller.apply(feather))
@@ -202,12 +246,15 @@ class EditView:
             self.say(f"Unexpected error: {type(e).__name__}: {e}", error=True)
 
     def say(self, text: str, error: bool = False, code: ErrorCode | None = None) -> None:
+        if error:
+            log.warning("shown: %s (code %s)", text, code)
         self.message = Message(text, error, code)
         self.changed.emit()
 
     # ------------------------------------------------------------------ reactions
 
     def _on_state(self, state: str, message: str) -> None:
+        log.info("connection: %s: %s", state, message)
         self.status = message
         self.controller.attach(self.connection.socket if state == CONNECTED else None)
         self.changed.emit()
@@ -217,8 +264,27 @@ class EditView:
         want = self.settings.model_among(names, default)
         self.models_changed.emit(names, names.index(want) if want in names else -1)
 
+    def _on_progress(self, fraction: float) -> None:
+        """Progress, and during a projection the time left, estimated from the steps so far."""
+        if self.controller.phase == PROJECTING:
+            now = self.clock()
+            if self._projection_started is None or fraction <= 0.0:
+                self._projection_started = now
+                self.projection_text = "Projecting…"
+            elif fraction >= 0.05:
+                left = (now - self._projection_started) * (1.0 - fraction) / fraction
+                self.projection_text = f"Projecting: {fraction:.0%}, about {_duration(left)} left"
+        else:
+            self._projection_started = None
+            self.projection_text = ""
+        self.progress.emit(fraction)
+
     def _on_phase(self, phase: str, message: str) -> None:
+        if phase != PROJECTING:
+            self._projection_started, self.projection_text = None, ""
         if message or phase == IDLE:
+            if self.controller.error:
+                log.warning("%s: %s (code %s)", phase, message, self.controller.error_code)
             self.message = Message(message, self.controller.error, self.controller.error_code)
         self.changed.emit()
 
@@ -240,3 +306,23 @@ class EditView:
         if c.session is not None and c.host is not None and not c.host.alive():
             c.discard()
             self.say("The document was closed; its Anycost session was ended")
+
+
+def _log_to_file(folder: Path) -> Path | None:
+    """The plugin's own log (what it showed and its connection's states), for diagnostics."""
+    path = Path(folder) / "anycost-plugin.log"
+    if any(getattr(h, "baseFilename", None) == str(path) for h in log.handlers):
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=1 << 20, backupCount=1, encoding="utf-8")
+    except OSError:
+        return None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return path
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"

@@ -15,9 +15,12 @@ sys.path.append(os.path.join(HERE, "vendor"))      # anycost (protocol, client),
 import gi  # noqa: E402
 
 gi.require_version("Gimp", "3.0")
+gi.require_version("GimpUi", "3.0")      # before any import of GimpUi (else PyGIWarning)
 from gi.repository import Gimp, GLib, GObject  # noqa: E402
 
 PROC = "python-fu-anycost-edit"
+SETTINGS = os.path.join(HERE, "settings.json")     # written by install-plugin and by the dialog
+DEFAULT_EXECUTABLE = "anycost-backend"
 
 
 def fail(procedure, message):
@@ -41,7 +44,7 @@ def run(procedure, run_mode, image, drawables, config, data):
 def edit(procedure, run_mode, image, drawables, config):
     from anycost_plugin.batch_edit import EditError, connect, edit_region, parse_edits
     from anycost_plugin.controller import HostError, edit_name
-    from anycost_plugin.settings import Settings
+    from anycost_plugin.settings import JsonFileStore, Settings
     from gimp_host import GimpHost
 
     get = config.get_property
@@ -58,17 +61,20 @@ def edit(procedure, run_mode, image, drawables, config):
         from gimp_dialog import EditDialog
         from glib_loop import GLibLoop
         GimpUi.init(PROC)
-        settings = Settings(address=get("backend") or "", executable=get("executable") or "",
-                            autostart=bool(get("executable")), feather=get("feather"), steps=get("steps"),
-                            model=get("model") or "", align_faces=bool(get("align")))
-        if not EditDialog(host, settings, GLibLoop(), log_dir).run():
+        store = JsonFileStore(Path(SETTINGS))    # interactive: the dialog's own settings, as Krita's docker
+        dialog = EditDialog(host, Settings.load(store), GLibLoop(), log_dir, store=store,
+                            editor=f"GIMP {Gimp.version()}")
+        if not dialog.run():
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
     try:
         edits = parse_edits(get("edits") or "")
         Gimp.progress_init("Anycost: projecting…")
-        with connect(get("backend") or "", get("executable") or None, log_dir / "anycost-backend.log") as c:
+        executable = get("executable") or None
+        if executable == DEFAULT_EXECUTABLE:     # the program install-plugin found, if it recorded one
+            executable = Settings.load(JsonFileStore(Path(SETTINGS))).executable
+        with connect(get("backend") or "", executable, log_dir / "anycost-backend.log") as c:
             image_map, (x, y, w, h) = host.source()
             rgb, (rx, ry, rw, rh) = edit_region(
                 c, image_map["data"], w, h, edits, model=get("model") or "", steps=get("steps"),
@@ -113,7 +119,8 @@ class AnycostEdit(Gimp.PlugIn):
         proc.add_string_argument("backend", "Backend", "anycost-backend address ('' = this user's private "
                                  "socket, where `anycost-backend serve` listens by default)", "", rw)
         proc.add_string_argument("executable", "Backend executable",
-                                 "started when no backend answers ('' = never start one)", "anycost-backend", rw)
+                                 "started when no backend answers ('' = never start one; the default: the one "
+                                 "install-plugin recorded)", DEFAULT_EXECUTABLE, rw)
         return proc
 
 

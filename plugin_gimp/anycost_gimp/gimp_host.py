@@ -16,6 +16,7 @@ from anycost_plugin.pixels import add_alpha, feather_alpha  # noqa: E402
 
 FORMAT = "R'G'B'A u8"
 PREVIEW_NAME = "Anycost preview"
+ANYCOST_PREFIX = "Anycost "            # the preview's and the applied layers' names (controller.edit_name)
 
 
 class GimpHost:
@@ -48,10 +49,20 @@ class GimpHost:
     def _new_layer(self, name: str, rgba: bytes):
         x, y, w, h = self.region
         layer = Gimp.Layer.new(self.image, name, w, h, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
-        self.image.insert_layer(layer, self.layer.get_parent(), self.image.get_item_position(self.layer))
+        self.image.insert_layer(layer, self.layer.get_parent(), self._above())
         layer.set_offsets(x, y)
         self._write(layer, rgba)
         return layer
+
+    def _above(self) -> int:
+        """The stack position (0 = top) a new layer takes: above the source and above the earlier
+        Anycost layers stacked directly on it, so a new preview is not hidden under an earlier edit."""
+        parent = self.layer.get_parent()
+        siblings = list(parent.get_children() if parent is not None else self.image.get_layers())   # top first
+        i = self.image.get_item_position(self.layer)
+        while i > 0 and siblings[i - 1].get_name().startswith(ANYCOST_PREFIX):
+            i -= 1
+        return i
 
     def _write(self, layer, rgba: bytes) -> None:
         w, h = self.region[2:]

@@ -40,13 +40,16 @@ class AnycostDocker(DockWidget):
             self.setWidget(label)
             return
         log_dir = Path(Krita.instance().getAppDataLocation()) / "anycost"   # the started backend's log
-        self.panel = AnycostPanel(KritaSettingsStore(), KritaHost.from_active, log_dir=log_dir)
+        self.panel = AnycostPanel(KritaSettingsStore(), KritaHost.from_active, log_dir=log_dir,
+                                  editor=f"Krita {Krita.instance().version()}")
         self.setWidget(self.panel)
         Krita.instance().notifier().applicationClosing.connect(self.panel.shutdown)
 
     def canvasChanged(self, canvas):
-        # a session stays with its own document; the panel ends it when that document closes
-        pass
+        # a session stays with its own document (the panel ends it when that document closes);
+        # a message about another document is stale
+        if self.panel is not None:
+            self.panel.view.document_changed()
 
 
 Krita.instance().addDockWidgetFactory(

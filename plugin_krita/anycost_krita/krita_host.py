@@ -11,11 +11,28 @@ from krita import Krita
 from anycost_plugin.controller import HostError
 from anycost_plugin.pixels import add_alpha, bgra_to_rgba, feather_alpha
 
+from .qt import QTimer
+
 PREVIEW_NAME = "Anycost preview"
+ANYCOST_PREFIX = "Anycost "            # the preview's and the applied layers' names (controller.edit_name)
 
 
 def _uid(node) -> str:
     return node.uniqueId().toString()
+
+
+def _parent_of(doc, node):
+    """(parent, node) as found from the document's root by the node's id, or None when the node is
+    not in the document: a wrapper Krita handed out earlier may report no parent, or a removed node."""
+    want = _uid(node)
+    stack = [doc.rootNode()]
+    while stack:
+        parent = stack.pop()
+        for child in parent.childNodes():
+            if _uid(child) == want:
+                return parent, child
+            stack.append(child)
+    return None
 
 
 class KritaHost:
@@ -33,6 +50,8 @@ class KritaHost:
         node = doc.activeNode()
         if node is None or node.type() not in ("paintlayer", "grouplayer", "filelayer", "clonelayer"):
             raise HostError("Select a paint layer to project")
+        if _parent_of(doc, node) is None:
+            raise HostError("Click the layer to project in the Layers docker first")
         if doc.colorModel() != "RGBA" or doc.colorDepth() != "U8":
             raise HostError(f"Anycost edits 8-bit RGB images; this one is {doc.colorModel()} {doc.colorDepth()} "
                             "(Image ▸ Convert Image Color Space)")
@@ -75,18 +94,33 @@ class KritaHost:
             self.doc.refreshProjection()
 
     def apply(self, rgb: bytes, w: int, h: int, feather: int, name: str) -> None:
-        parent = self.node.parentNode()
-        if parent is None:
-            raise HostError("The projected layer was deleted")
+        parent = self._parent()
         self.remove_preview()                       # before: the new layer is the last undo step
         layer = self.doc.createNode(name, "paintlayer")
         x, y = self.region[:2]
         layer.setPixelData(add_alpha(rgb, w, h, feather_alpha(w, h, feather), "BGRA"), x, y, w, h)
-        parent.addChildNode(layer, self.node)      # one undo step: the layer with its pixels
-        self.doc.setActiveNode(layer)
+        parent.addChildNode(layer, self._above())  # one undo step: the layer with its pixels
+        self._keep_source_active()
         self.doc.refreshProjection()
 
     # ------------------------------------------------------------------ the preview layer
+
+    def _parent(self):
+        found = _parent_of(self.doc, self.node)
+        if found is None:
+            raise HostError("The projected layer was deleted")
+        self.node = found[1]                                # a fresh wrapper of the same layer
+        return found[0]
+
+    def _above(self):
+        """The node a new layer goes above: the source, or the earlier Anycost layers stacked
+        directly on it (so a new preview is not hidden under an earlier edit)."""
+        siblings = self._parent().childNodes()              # bottom to top
+        ids = [_uid(n) for n in siblings]
+        i = ids.index(_uid(self.node)) if _uid(self.node) in ids else len(siblings) - 1
+        while i + 1 < len(siblings) and siblings[i + 1].name().startswith(ANYCOST_PREFIX):
+            i += 1
+        return siblings[i]
 
     def _find_preview(self):
         if self._preview is not None and self._preview.parentNode() is not None:
@@ -96,11 +130,18 @@ class KritaHost:
     def _preview_layer(self):
         layer = self._find_preview()
         if layer is None:                           # first preview, or the user deleted it
-            parent = self.node.parentNode()
-            if parent is None:
-                raise HostError("The projected layer was deleted")
+            parent = self._parent()
             layer = self.doc.createNode(PREVIEW_NAME, "paintlayer")
-            parent.addChildNode(layer, self.node)
+            parent.addChildNode(layer, self._above())
             layer.setLocked(True)
             self._preview = layer
+            self._keep_source_active()
         return layer
+
+    def _keep_source_active(self) -> None:
+        """Krita makes an added layer the active one; the source stays active instead, so the
+        session keeps editing it and Project projects it again. (Seen in Krita 5.1: once the added
+        preview layer is removed, activeNode() still returns it, a node outside the document.)"""
+        node, doc = self.node, self.doc
+        doc.setActiveNode(node)
+        QTimer.singleShot(0, lambda: doc.setActiveNode(node))   # after Krita's own reaction to the new node

@@ -112,7 +112,7 @@ def test_the_plugin_applies_a_creps_final_at_the_selection_size_with_progress(da
     reports the tiles as progress (a 600 x 300 selection: 3 x 2 tiles of 256)."""
     from anycost_krita.qt_loop import QtLoop
     from anycost_plugin.connection import CONNECTED, Connection
-    from anycost_plugin.controller import EDITING, IDLE, EditController
+    from anycost_plugin.controller import EDITING, EditController
     from anycost_plugin.settings import Settings
 
     from ..krita_helpers import pump
@@ -130,7 +130,7 @@ def test_the_plugin_applies_a_creps_final_at_the_selection_size_with_progress(da
         fractions = []
         ctl.progress.connect(fractions.append)
         ctl.apply(feather=0)
-        pump(lambda: ctl.phase == IDLE, 120, "apply")
+        pump(lambda: ctl.applied == 1 and ctl.phase == EDITING, 120, "apply")
         rgb, w, h, feather, label, _ = host.applied[-1]
         assert (w, h) == (600, 300) and len(rgb) == 600 * 300 * 3
         assert fractions == pytest.approx([i / 6 for i in range(7)])

@@ -1,5 +1,6 @@
 """The real daemon as a subprocess, spoken to over a real DEALER socket."""
 import os
+import shutil
 import signal
 import threading
 import time
@@ -272,6 +273,52 @@ def test_install_service_writes_a_user_unit(tmp_path):
     # no --bind: the daemon takes its own default (this user's private socket), as the plugins do
     assert os.access(exe, os.X_OK) and exec_line.endswith(" serve --model demo")
     assert "WantedBy=default.target" in unit
+
+
+@pytest.mark.slow
+def test_the_service_unit_verifies_and_serves_where_the_plugins_look(tmp_path, tiny_model_file):
+    """systemd checks the unit (as `systemctl --user enable` would); its ExecStart, run with the
+    environment a user manager gives services (XDG_RUNTIME_DIR, no ANYCOST_ADDRESS), answers on
+    the plugins' default endpoint."""
+    import shlex
+    import subprocess
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze not found (Debian: the systemd package)")
+    r = run_cli("install-service", "--unit-dir", str(tmp_path), "--model", str(tiny_model_file))
+    assert r.returncode == 0, r.stderr
+    unit = tmp_path / "anycost-backend.service"
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items() if k != "ANYCOST_ADDRESS"}
+    env["XDG_RUNTIME_DIR"] = str(runtime)
+    check = subprocess.run([analyze, "--user", "verify", str(unit)], capture_output=True, text=True, env=env,
+                           timeout=60)
+    assert check.returncode == 0 and not check.stderr.strip(), check.stderr
+    broken = tmp_path / "broken" / unit.name                  # the check can fail: a program that is not there
+    broken.parent.mkdir()
+    broken.write_text(unit.read_text().replace("ExecStart=/", "ExecStart=/nonexistent/"))
+    assert subprocess.run([analyze, "--user", "verify", str(broken)], capture_output=True, env=env,
+                          timeout=60).returncode != 0
+    command = shlex.split(next(line for line in unit.read_text().splitlines()
+                               if line.startswith("ExecStart=")).split("=", 1)[1])
+    for var, sub in (("ANYCOST_STATE_DIR", "state"), ("ANYCOST_CACHE_DIR", "cache")):
+        env[var] = str(tmp_path / sub)
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        address = f"ipc://{runtime / 'anycost' / P.SOCKET_NAME}"      # where the plugins' default points
+        with Client(address) as c:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if P.Hello.from_dict(c.call("hello", timeout=2)).ready:
+                        break
+                except BackendTimeout:
+                    pass
+            assert [m["name"] for m in c.call("models")["models"]] == [tiny_model_file.stem]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_demo_runs_the_whole_loop(tiny_model_file, tmp_path):

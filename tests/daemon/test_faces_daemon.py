@@ -141,7 +141,7 @@ def test_an_aligned_session_survives_a_daemon_restart(tmp_path, photo):
 def test_krita_panel_aligns_offers_the_faces_and_applies_around_the_chosen_one(daemon, photo, tmp_path):
     """The docker's panel (PyQt offscreen, an in-memory document) on a photo with two faces."""
     from anycost_krita.panel import AnycostPanel
-    from anycost_plugin.controller import EDITING, IDLE
+    from anycost_plugin.controller import EDITING
     from anycost_plugin.settings import MemoryStore
 
     from ..krita_helpers import pump
@@ -172,7 +172,7 @@ def test_krita_panel_aligns_offers_the_faces_and_applies_around_the_chosen_one(d
         panel.face_box.activated.emit(1)                    # the user picks the other face: projects again
         pump(lambda: panel.controller.phase == EDITING and hosts[-1].region[0] > 800, 120, "second face")
         panel.apply_button.click()
-        pump(lambda: panel.controller.phase == IDLE and hosts[-1].applied, 60, "apply")
+        pump(lambda: panel.controller.phase == EDITING and hosts[-1].applied, 60, "apply")
         rgb, w, h, _, _, region = hosts[-1].applied[-1]
         assert region == hosts[-1].region and (w, h) == region[2:] and region[0] > 800
         panel.align.setChecked(False)                       # off: the selection as it is, saved

@@ -40,3 +40,23 @@ def test_edit_region_renders_and_closes_its_session(daemon, tmp_path):
         assert c.call("stats")["sessions"] == 0
     assert len(out) == len(plain) == 70 * 60 * 3 and progress and rect == (0, 0, 70, 60)
     assert out != plain                                 # the edit changed the picture
+
+
+def test_every_gi_namespace_is_pinned_before_it_is_imported():
+    """PyGObject warns (PyGIWarning, in GIMP's error console) for a namespace imported without
+    gi.require_version first; the interactive path imports GimpUi, so every plug-in module pins
+    every namespace it imports, before its first import."""
+    import ast
+    import re
+
+    from ..conftest import REPO
+    for path in sorted((REPO / "plugin_gimp" / "anycost_gimp").glob("*.py")):
+        text = path.read_text()
+        pinned: set[str] = set()
+        for node in sorted(ast.walk(ast.parse(text)), key=lambda n: getattr(n, "lineno", 0)):   # source order
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "require_version":
+                pinned.add(node.args[0].value)
+            if isinstance(node, ast.ImportFrom) and node.module == "gi.repository":
+                names = {a.name for a in node.names}
+                assert names <= pinned | {"GLib", "GObject"}, f"{path.name}:{node.lineno} imports {names - pinned}"
+        assert re.search(r"require_version\(\"GimpUi\"", text) or "GimpUi" not in text, path.name

@@ -197,8 +197,19 @@ def test_interactive_dialog(gimp, daemon, display):
     assert res["align_checked"] and not res["face_row_visible"]
     assert res["preview_changed"] and res["edits_sent"] < 10                # latest wins: drags coalesce
     assert res["value_label"] == "+3.00"                # the value beside the scale, as the docker prints it
-    assert res["applied"] and res["layers_after_ok"][1:] == ["Face"]
-    assert res["layers_after_ok"][0].startswith("Anycost edit (")          # OK: the result, no preview
+    # "Add layer" keeps the sliders; the next preview goes above that layer, not under it
+    assert res["layers_after_add"][1:] == ["Face"] and res["layers_after_add"][0].startswith("Anycost edit (")
+    assert res["layers_preview_over_edit"][0] == "Anycost preview"
+    assert res["layers_preview_over_edit"][1].startswith("Anycost edit (")
+    assert "Anycost preview" not in res["layers_while_original"] and res["preview_back_after_compare"]
+    assert res["applied"] and res["layers_after_ok"][2:] == ["Face"] and "Anycost preview" not in res["layers_after_ok"]
+    assert all(n.startswith("Anycost edit (") for n in res["layers_after_ok"][:2])   # OK: the second result
+    # 16 sliders on a 1366×768 screen: the list scrolls, the dialog stays short; labels for people
+    assert res["dialog_height_16_sliders"] <= 700 and res["slider_labels"] == ["Variation 1", "Variation 2"]
+    assert res["recorded_executable"] == str(CLI)          # install-plugin's settings.json, in the dialog
+    # Stop ends the projection alone: no preview layer left, the dialog goes on
+    assert "Projecting" in res["progress_text"] and res["stop_visible"]
+    assert "Anycost preview" not in res["layers_after_stop"] and res["message_after_stop"] == "Projection cancelled"
     assert res["new_bounds"] == list(REGION) and res["alpha_centre"] == 255 and res["alpha_corner"] < 128
     assert res["cancel_applied"] is False and res["layers_after_cancel"] == res["layers_after_ok"]   # no trace
     assert res["source_unchanged"] and res["undo_enabled_after"]

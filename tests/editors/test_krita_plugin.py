@@ -114,10 +114,17 @@ def test_project_edit_latest_wins_apply(connection, daemon):
     pump(lambda: shown and shown[-1]["values"][name] == pytest.approx(top), 60, "newest values shown")
     assert ctl.edits_sent < 20 and host.preview != reconstruction
     ctl.apply(feather=8)
-    pump(lambda: ctl.phase == IDLE, 60, "apply")
+    pump(lambda: ctl.applied == 1 and ctl.phase == EDITING, 60, "apply")
     rgb, w, h, feather, label, _ = host.applied[-1]
     assert (w, h, feather) == (64, 60, 8) and len(rgb) == 64 * 60 * 3 and name in label
-    assert host.preview is None and ctl.session is None
+    assert host.preview is None and ctl.session is not None       # the session stays for another edit
+    ctl.set_value(name, 0.0)                                       # one more tweak, no new projection
+    pump(lambda: host.preview is not None, 60, "a preview after Apply")
+    ctl.apply(feather=8)
+    pump(lambda: ctl.applied == 2 and ctl.phase == EDITING, 60, "a second apply")
+    assert len(host.applied) == 2 and name not in host.applied[-1][4]
+    ctl.discard()
+    assert ctl.session is None and ctl.phase == IDLE
     with Client(daemon.address) as c:                   # the session was closed on the backend
         pump(lambda: c.call("stats")["sessions"] == 0, 10, "session closed")
 
@@ -243,8 +250,9 @@ def test_panel_drives_the_whole_flow(daemon, tmp_path):
         panel.reset_button.click()
         assert slider.value() == d.position(0.0) and all(v == 0 for v in panel.controller.values.values())
         panel.apply_button.click()
-        pump(lambda: hosts[-1].applied, 60, "apply")
+        pump(lambda: hosts[-1].applied and panel.controller.phase == EDITING, 60, "apply")
         assert hosts[-1].applied[-1][3] == 5                # the feather setting
+        assert slider.isEnabled() and panel.apply_button.isEnabled()   # the sliders stay for another edit
         panel.project_button.click()
         pump(lambda: panel.controller.phase == EDITING, 120, "projection")
         assert hosts[-1].preview is not None
@@ -260,6 +268,50 @@ def test_panel_drives_the_whole_flow(daemon, tmp_path):
         panel.address.setText("http://nope")
         panel.reconnect_button.click()                      # a bad address is refused with a message
         assert "tcp://" in panel.message.text() and store.values["address"] == daemon.address
+    finally:
+        panel.shutdown()
+
+
+def test_the_panel_fits_a_laptop_screen_and_speaks_plainly(daemon, tmp_path):
+    """14+ sliders on a 1366×768 screen: the docker asks for little height (its contents scroll),
+    the settings fold away, sliders are named for people, reset one by one, and carry a centre mark."""
+    from PyQt5.QtCore import QPoint, Qt
+    from PyQt5.QtTest import QTest
+
+    from anycost.protocol.messages import DirectionInfo
+    from anycost_krita.panel import AnycostPanel
+    from anycost_plugin.view_model import Slider
+    store = MemoryStore({"address": daemon.address, "autostart": "false", "steps": "2"})
+    host = face_host()
+    panel = AnycostPanel(store, lambda: host, log_dir=tmp_path)
+    try:
+        pump(lambda: panel.connection.connected, 30, "connected")
+        panel.project_button.click()
+        pump(lambda: panel.controller.phase == EDITING, 120, "projection")
+        names = list(panel.sliders)
+        first, label, spec = panel.sliders[names[0]]
+        assert spec.label.startswith("Variation ") and "principal component" in first.toolTip()
+        assert first.tickInterval() == spec.position(spec.default) and first.tickPosition() != 0
+        first.setValue(first.maximum())
+        QTest.mouseDClick(first, Qt.LeftButton, pos=QPoint(first.width() // 2, first.height() // 2))
+        assert first.value() == spec.position(spec.default) and label.text() == Slider.text(spec.default)
+        first.setValue(first.maximum())
+        undo = next(b for b in panel.findChildren(type(panel.settings_toggle)) if b.text() == "↺")
+        undo.click()
+        assert panel.controller.values[names[0]] == spec.default
+        assert panel.apply_button.focusPolicy() == Qt.TabFocus   # a click does not move the focus into Feather
+
+        many = [Slider.from_direction(DirectionInfo(f"PC{i}", -3.0, 3.0)) for i in range(1, 17)]
+        panel._build_sliders(many)
+        panel.resize(280, 700)
+        panel.show()
+        pump(lambda: True, 0.1)
+        assert not panel.settings_box.isVisible()            # folded until asked for
+        assert panel.minimumSizeHint().height() < 200        # the docker never forces the window taller
+        content = panel.scroll_area.widget().sizeHint().height()
+        assert content > 700 and panel.scroll_area.verticalScrollBar().maximum() > 0    # 16 sliders scroll
+        panel.settings_toggle.click()
+        assert panel.settings_box.isVisible() and panel.diagnose_button.isVisible()
     finally:
         panel.shutdown()
 

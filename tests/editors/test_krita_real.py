@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anycost.install.plugins import enable_in_kritarc
+from anycost.install.plugins import enable_in_kritarc, set_in_kritarc
 from anycost.protocol.client import Client
 
 from ..conftest import CLI, REPO
@@ -80,9 +80,8 @@ def test_docker_in_real_krita(profile, tmp_path, model, aligned):
     try:
         daemon.wait_ready()
         # the docker's settings, as the user would have saved them (kritarc [anycost])
-        with kritarc.open("a") as f:
-            f.write(f"\n[anycost]\naddress={daemon.address}\nautostart=false\nfeather=6\nsteps=5\n"
-                    f"align_faces={'true' if aligned else 'false'}\n")
+        set_in_kritarc(kritarc, "anycost", {"address": daemon.address, "autostart": "false", "feather": "6",
+                                            "steps": "5", "align_faces": "true" if aligned else "false"})
         if aligned:
             bgra, photo = astronaut_bgra()
         else:
@@ -126,9 +125,48 @@ def test_docker_in_real_krita(profile, tmp_path, model, aligned):
     assert "Anycost preview" not in res["layers_after_apply"]
     assert "Face" in res["layers_before"] and not any("Anycost" in n for n in res["layers_before"])
     assert res["layers_after_undo"] == res["layers_before"] and res["source_unchanged_after_undo"]   # one undo step
+    # the session outlives Apply; a second Apply adds a second layer; the next preview sits above both
+    top = [n for n in res["layers_with_an_earlier_edit"] if n != "Selection Mask"]   # layers, bottom to top
+    assert res["sliders_after_apply"] and top[-1] == "Anycost preview" and top[-3] == "Face"
+    assert top[-2].startswith("Anycost edit") and sum(n.startswith("Anycost") for n in top) == 2   # 1st undone
+    assert "Anycost preview" not in res["layers_while_original"] and res["preview_back_after_compare"]
+    assert res["active_after_apply"] == "Face"
+    assert "Anycost preview" not in res["layers_after_discard"]
+    # Cancel while the projection shows its progress: no locked preview layer left, nothing to discard
+    assert res["progress_preview_seen"] and "Projecting" in res["progress_text"]
+    assert "Anycost preview" not in res["layers_after_cancel"] and not res["discard_after_cancel"]
+    assert res["message_after_cancel"] == "Projection cancelled"
     ms = sorted(res["preview_ms"])
     print(f"\nslider -> preview on the Krita canvas, {model} model, {len(ms)} moves: median {ms[len(ms) // 2]:.0f} ms, "
           f"min {ms[0]:.0f}, max {ms[-1]:.0f}; configs {res['preview_configs']}")
+
+
+@pytest.mark.slow
+def test_first_start_after_install_connects_with_nothing_typed(profile, tmp_path):
+    """Krita started from the desktop has no virtualenv on its PATH: the docker starts the backend
+    that install-plugin recorded, on the default endpoint, with no setting typed."""
+    krita, xvfb = _need("krita"), _need("xvfb-run")
+    env, kritarc = profile
+    assert "[anycost]" in kritarc.read_text() and "address=" not in kritarc.read_text()   # only what install wrote
+    env["PATH"] = "/usr/bin:/bin"                          # not the virtualenv's bin/
+    for var, sub in (("ANYCOST_STATE_DIR", "state"), ("ANYCOST_CACHE_DIR", "cache")):
+        env[var] = str(tmp_path / sub)
+    env.pop("ANYCOST_ADDRESS", None)
+    out = tmp_path / "result.json"
+    env.update(ANYCOST_TEST_OUT=str(out), ANYCOST_TEST_SCENARIO="first-run", ANYCOST_TEST_STEP_TIMEOUT="240")
+    log = tmp_path / "krita.log"
+    with log.open("w") as f:
+        try:
+            rc = subprocess.run([xvfb, "-a", "-s", "-screen 0 1366x768x24", krita, "--nosplash"], env=env,
+                                stdout=f, stderr=subprocess.STDOUT, timeout=400).returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+    assert out.is_file(), f"Krita wrote no result (rc {rc}):\n{log.read_text(errors='replace')[-3000:]}"
+    res = json.loads(out.read_text())
+    assert "error" not in res, res["error"] + "\n" + "\n".join(res.get("connection_messages", []))
+    assert res["done"] and res["executable_setting"] == str(CLI)
+    assert res["status"].startswith("Connected") and "(started by Krita)" in res["status"]
+    assert "demo" in res["models"]
 
 
 def photo_mask_outside(photo: np.ndarray, region: list) -> np.ndarray:

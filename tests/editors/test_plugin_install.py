@@ -1,15 +1,17 @@
 """`anycost-backend install-plugin krita`: files, kritarc, and pyzmq/msgpack for Krita's Python."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import venv
 
 import pytest
 
-from anycost.install.plugins import enable_in_kritarc
+from anycost.install.plugins import enable_in_kritarc, set_in_kritarc
+from anycost_plugin.settings import JsonFileStore, Settings
 
-from ..conftest import run_cli
+from ..conftest import CLI, run_cli
 
 
 def test_enable_in_kritarc_keeps_everything_else(tmp_path):
@@ -24,6 +26,39 @@ def test_enable_in_kritarc_keeps_everything_else(tmp_path):
     fresh = tmp_path / "new" / "kritarc"
     enable_in_kritarc(fresh)
     assert fresh.read_text() == "[python]\nenable_anycost_krita=true\n"
+
+
+def test_set_in_kritarc_adds_and_replaces_keys_of_one_group(tmp_path):
+    rc = tmp_path / "kritarc"
+    rc.write_text("[anycost]\nfeather=6\nexecutable=old\n\n[python]\nenable_x=true\n")
+    set_in_kritarc(rc, "anycost", {"executable": "/opt/venv/bin/anycost-backend", "autostart": "true"})
+    text = rc.read_text()
+    assert text.startswith("[anycost]\nfeather=6\nexecutable=/opt/venv/bin/anycost-backend\n")
+    assert text.index("autostart=true") < text.index("[python]") and "old" not in text and "enable_x=true" in text
+
+
+def test_install_records_the_backend_so_the_first_start_connects(tmp_path):
+    """An editor started from the desktop has no virtualenv on its PATH: install-plugin writes
+    where this backend is into the plugin's settings (kritarc [anycost]; GIMP's settings.json),
+    and a reinstall keeps what the user set there."""
+    rc = tmp_path / "kritarc"
+    r = run_cli("install-plugin", "krita", "--pykrita-dir", str(tmp_path / "pykrita"), "--kritarc", str(rc),
+                "--krita-python", sys.executable)
+    assert r.returncode == 0, r.stderr
+    assert f"[anycost]\nexecutable={CLI}\nautostart=true" in rc.read_text()
+    assert f"recorded the backend {CLI}" in r.stdout
+    plug_ins = tmp_path / "plug-ins"
+    saved = plug_ins / "anycost-edit" / "settings.json"
+    for round_ in range(2):
+        r = run_cli("install-plugin", "gimp", "--plug-ins-dir", str(plug_ins), "--gimp-python", sys.executable)
+        assert r.returncode == 0, r.stderr
+        store = JsonFileStore(saved)
+        settings = Settings.load(store)
+        assert settings.executable == str(CLI) and settings.autostart
+        assert settings.feather == (40 if round_ else Settings().feather)    # the reinstall kept the user's choice
+        settings.feather = 40                                   # as the dialog saves a choice
+        settings.save(store)
+    assert json.loads(saved.read_text())["feather"] == "40"
 
 
 def test_install_copies_plugin_and_protocol(tmp_path):

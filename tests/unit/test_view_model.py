@@ -79,8 +79,10 @@ def test_what_may_be_pressed_in_each_phase(view):
     assert view.phase == APPLYING and view.enabled.progress and not view.enabled.apply and not view.enabled.ok
     sock = view.connection.socket
     sock.answer(sock.last("render"), {"image": image(50), "values": {}})
-    assert view.phase == IDLE and h.applied[-1][3] == 4 and view.message.text == "Applied as a new layer"
-    assert not view.enabled.discard
+    assert h.applied[-1][3] == 4 and view.message.text.startswith("Applied as a new layer")
+    assert view.phase == EDITING and view.enabled.apply and view.enabled.sliders and view.enabled.discard
+    view.discard()
+    assert view.phase == IDLE and not view.enabled.discard and not view.enabled.apply
     view.connection.drop()                                    # the backend went away: nothing to press
     assert not view.enabled.project and not view.online
 
@@ -90,7 +92,8 @@ def test_sliders_map_positions_to_values_and_send_edits(view):
     view.project(host())
     opened(view)
     sliders = view.events["sliders"][-1]
-    assert [s.name for s in sliders] == ["smile", "head_turn"] and sliders[1].label == "Head turn"
+    assert [s.name for s in sliders] == ["smile", "head_turn"] and [s.label for s in sliders] == ["Smile", "Head turn"]
+    assert all(s.tip for s in sliders)
     turn = sliders[1]
     assert turn.position(turn.default) == round(2.5 / 3 * SLIDER_STEPS) and turn.value_at(0) == -2.0
     assert turn.value_at(SLIDER_STEPS) == 1.0 and Slider.text(turn.value_at(SLIDER_STEPS)) == "+1.00"
@@ -228,3 +231,139 @@ def test_a_hello_answered_inside_send_does_not_leave_the_connection_waiting(monk
     assert c.child is not None
     loop.advance(5000)                     # three "calibrating" answers, 0.5 s apart, then "ready"
     assert c.state == CONNECTED and [m.name for m in c.models] == ["demo"], (c.state, c.message)
+
+
+def test_slider_labels_are_for_people():
+    def label(name, source="model"):
+        return Slider.from_direction(P.DirectionInfo(name, -1.0, 1.0, 0.0, source))
+    pc = label("PC3", "pca")
+    assert pc.label == "Variation 3" and "principal component 3" in pc.tip and "resets it to +0.00" in pc.tip
+    assert label("Smiling", "official-boundary").label == "Smile"
+    assert label("Eyeglasses", "official-boundary").label == "Glasses"
+    young = label("Young", "official-boundary")
+    assert young.label == "Youth" and "younger" in young.tip
+    assert label("wavy_hair").label == "Wavy hair" and label("some_new_thing").label == "Some new thing"
+    from anycost_plugin.settings import BUDGET_CHOICES, budget_label
+    labels = [budget_label(b) for b in BUDGET_CHOICES]
+    assert labels[:2] == ["Balanced (auto, about 100 ms)", "Fastest (50 ms, coarser)"]
+
+
+def test_a_cancelled_projection_leaves_no_preview_layer(view):
+    """Cancel while the projection shows its progress: the preview layer it drew goes too."""
+    view.start()
+    h = host()
+    view.project(h)
+    sock = view.connection.socket
+    sock.progress(sock.last("open"), {"step": 3, "steps": 10, "preview": image(30)})
+    assert h.preview == image(30)["data"]
+    view.cancel()
+    assert sock.sent[-1][0] == "cancel"
+    sock.fail(sock.last("open"), ErrorCode.CANCELLED, "cancelled")
+    assert h.preview is None and view.phase == IDLE and view.message.text == "Projection cancelled"
+    view.project(h)                                           # and a failed one likewise
+    sock.progress(sock.last("open"), {"step": 1, "steps": 10, "preview": image(31)})
+    sock.fail(sock.last("open"), ErrorCode.INTERNAL, "out of memory")
+    assert h.preview is None and view.message.error
+
+
+def test_the_session_outlives_apply_and_sliders_reset_one_by_one(view):
+    view.start()
+    h = host()
+    view.project(h)
+    opened(view)
+    sock = view.connection.socket
+    view.move("smile", SLIDER_STEPS)
+    view.move("head_turn", 0)
+    sock.answer(sock.last("edit"), {"image": image(60), "values": view.controller.values, "render_ms": 5.0})
+    view.apply(0)
+    sock.answer(sock.last("render"), {"image": image(61), "values": {}})
+    assert len(h.applied) == 1 and "smile +3.00" in h.applied[0][4] and h.preview is None
+    view.reset("smile")                                        # one slider back to its centre mark
+    assert view.value("smile") == 0.0 and view.value("head_turn") == -2.0 and view.events["reset"] == 1
+    edit = sock.sent[sock.last("edit") - 1][1]
+    assert edit["values"] == {"smile": 0.0, "head_turn": -2.0}   # a preview of the new values, no new projection
+    sock.answer(sock.last("edit"), {"image": image(62), "values": edit["values"], "render_ms": 5.0})
+    assert h.preview == image(62)["data"] and [op for op, *_ in sock.sent].count("open") == 1
+    view.apply(0)                                              # Apply again: another layer
+    sock.answer(sock.last("render"), {"image": image(63), "values": {}})
+    assert len(h.applied) == 2 and "head_turn -2.00" in h.applied[1][4] and "smile" not in h.applied[1][4]
+    assert view.controller.applied == 2 and view.phase == EDITING
+
+
+def test_before_after_toggle_hides_the_preview_until_the_next_move(view):
+    view.start()
+    h = host()
+    view.project(h)
+    assert not view.enabled.compare
+    opened(view)
+    sock = view.connection.socket
+    view.move("smile", 150)
+    sock.answer(sock.last("edit"), {"image": image(70), "values": dict(view.controller.values), "render_ms": 5.0})
+    assert view.enabled.compare and h.preview == image(70)["data"]
+    view.show_original(True)                                   # the document as it was
+    assert h.preview is None and view.controller.original_shown
+    sock.refined.emit(sock.last("edit"), {"image": image(71), "values": dict(view.controller.values)})
+    assert h.preview is None                                   # a refined preview waits while the original shows
+    view.show_original(False)                                  # back: the newest preview
+    assert h.preview == image(71)["data"]
+    view.show_original(True)
+    view.move("smile", 160)                                    # moving a slider shows the edit again
+    assert h.preview == image(71)["data"] and not view.controller.original_shown
+    view.show_original(True)
+    view.discard()
+    assert not view.controller.original_shown and not view.enabled.compare
+
+
+def test_the_projection_says_how_long_is_left():
+    now = [100.0]
+    v = EditView(Settings(), ManualLoop(), connection=ScriptedConnection(), clock=lambda: now[0])
+    v.start()
+    v.project(host())
+    sock = v.connection.socket
+    assert v.projection_text == "Projecting…"
+    now[0] += 4.0
+    sock.progress(sock.last("open"), {"step": 25, "steps": 100})
+    assert v.projection_text == "Projecting: 25%, about 12 s left"
+    now[0] += 146.0
+    sock.progress(sock.last("open"), {"step": 50, "steps": 100})
+    assert v.projection_text == "Projecting: 50%, about 2 min left"
+    sock.fail(sock.last("open"), ErrorCode.CANCELLED)
+    assert v.projection_text == "" and v.phase == IDLE
+    v.stop()
+
+
+def test_switching_documents_clears_a_stale_message(view):
+    view.start()
+    view.project(lambda: (_ for _ in ()).throw(HostError("Select a paint layer to project")))
+    assert view.message.error
+    view.document_changed()
+    assert view.message.text == "" and not view.message.error
+    view.project(host())
+    opened(view)
+    view.document_changed()                                    # a session's own message stays
+    assert view.message.text.startswith("Projected")
+
+
+def test_json_settings_file_round_trip_and_a_broken_file(tmp_path):
+    from anycost_plugin.settings import JsonFileStore
+    path = tmp_path / "settings.json"
+    path.write_text("{not json")
+    assert Settings.load(JsonFileStore(path)) == Settings()     # unreadable: the defaults, no exception
+    s = Settings(executable="/opt/anycost/bin/anycost-backend", feather=3, budget="250")
+    s.save(JsonFileStore(path))
+    assert Settings.load(JsonFileStore(path)) == s
+
+
+def test_a_document_update_failing_during_projection_stops_it(view):
+    """The layer deleted under a running projection: its progress preview cannot be drawn; the
+    projection is stopped on the backend (not left to finish untracked) and nothing is left."""
+    view.start()
+    h = host()
+    view.project(h)
+    sock = view.connection.socket
+    open_id = sock.last("open")
+    sock.progress(open_id, {"step": 1, "steps": 10, "preview": image(30)})
+    sock.failed.emit("HostError: The projected layer was deleted")     # what BackendSocket reports
+    assert sock.sent[-1][0] == "cancel" and sock.sent[-1][1] == {"target": open_id} and open_id in sock.forgotten
+    assert view.phase == IDLE and h.preview is None and "projection was stopped" in view.message.text
+    assert view.enabled.project and not view.enabled.cancel

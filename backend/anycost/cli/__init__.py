@@ -8,6 +8,7 @@ from anycost.cli import (
     bench,
     convert_creps,
     demo,
+    diagnose,
     edit,
     grid,
     import_model,
@@ -25,7 +26,7 @@ from anycost.core.errors import AnycostError
 
 # each module: NAME, HELP, add_arguments(p), run(args)
 COMMANDS = [demo, serve, status, project, edit, sample, grid, models, import_model, bench, convert_creps,
-            install_service, install_plugin, keys]
+            install_service, install_plugin, keys, diagnose]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,11 +1,13 @@
-"""anycost-backend install-service: a systemd user unit that keeps the daemon running."""
+"""anycost-backend install-service: a systemd user unit that keeps the daemon running (Linux).
+
+The unit runs `serve` with no address, so the daemon listens on this user's private socket in
+$XDG_RUNTIME_DIR, which systemd gives user services and the desktop session alike: the plugins'
+default endpoint. macOS and Windows have no systemd: docs/install.md says what to do there."""
 from __future__ import annotations
 
 import argparse
 import os
 import shlex
-import shutil
-import sys
 from pathlib import Path
 
 NAME = "install-service"
@@ -24,7 +26,6 @@ def unit_text(exe: str, args: list[str]) -> str:
     cmd = " ".join(shlex.quote(a) for a in [exe, "serve", *args])
     return f"""[Unit]
 Description=Anycost Editor backend (GAN editing daemon for Krita and GIMP)
-After=default.target
 
 [Service]
 Type=simple
@@ -40,8 +41,12 @@ WantedBy=default.target
 
 
 def run(args) -> int:
-    exe = shutil.which("anycost-backend") or str(Path(sys.executable).with_name("anycost-backend"))
-    exe = str(Path(exe).resolve())
+    from anycost.core.errors import AnycostError
+    from anycost.install.plugins import find_backend_program
+    program = find_backend_program()
+    if program is None:
+        raise AnycostError("cannot find the anycost-backend program to put in the unit")
+    exe = str(program)
     extra = ["--bind", args.bind] if args.bind else []
     for m in args.models or []:
         extra += ["--model", m]

@@ -3,6 +3,7 @@ Python can import what the plugin needs (pyzmq, msgpack). Used by `anycost-backe
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -26,6 +27,8 @@ Comment=GAN photo editing: project a portrait, drag attribute sliders, apply as 
 """
 NEEDED = ("zmq", "msgpack")               # module names the plugin imports besides Qt
 WHEELS = ("pyzmq", "msgpack")
+SETTINGS_GROUP = "anycost"                # kritarc [anycost]; the GIMP plug-in's settings.json
+GIMP_SETTINGS = "settings.json"           # in the GIMP plug-in's folder, kept across installs
 
 
 @dataclass
@@ -81,39 +84,68 @@ def write_vendor(vendor: Path) -> None:
     shutil.copytree(package_dir("anycost_plugin"), shared, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
+def find_backend_program() -> Path | None:
+    """The anycost-backend program of this installation (the one running now, or the script beside
+    this Python), recorded in the plugins' settings: an editor started from the desktop does not
+    have a virtualenv on its PATH."""
+    name = "anycost-backend.exe" if sys.platform == "win32" else "anycost-backend"
+    here = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    candidates = [here] if here is not None and here.name.startswith("anycost-backend") else []
+    candidates.append(Path(sys.executable).with_name(name))
+    found = shutil.which("anycost-backend")
+    candidates += [Path(found)] if found else []
+    for c in candidates:
+        if c.is_file() and os.access(c, os.X_OK):
+            return c.absolute()                 # not resolved: a venv's bin/ is the point
+    return None
+
+
+def plugin_settings() -> dict[str, str]:
+    """What an editor plugin needs to start this backend with no typing: its executable, autostart."""
+    exe = find_backend_program()
+    return {"executable": exe.as_posix(), "autostart": "true"} if exe is not None else {}
+
+
 def clear_keeping_vendor(dest: Path) -> None:
-    """Empty an installed plug-in folder except its `vendor/`: wheels unpacked by an earlier
-    install stay (re-downloading them may be impossible offline)."""
+    """Empty an installed plug-in folder except its `vendor/` and settings: wheels unpacked by an
+    earlier install stay (re-downloading them may be impossible offline), so do the user's settings."""
     if dest.exists():
         for item in dest.iterdir():
-            if item.name != "vendor":
+            if item.name not in ("vendor", GIMP_SETTINGS):
                 shutil.rmtree(item) if item.is_dir() else item.unlink()
     dest.mkdir(parents=True, exist_ok=True)
 
 
-def enable_in_kritarc(kritarc: Path, name: str = KRITA_PLUGIN) -> None:
-    """Set `[python] enable_<name>=true` (what the Python Plugin Manager's checkbox writes).
+def set_in_kritarc(kritarc: Path, group: str, values: dict[str, str]) -> None:
+    """Set `key=value` pairs in `[group]` of kritarc, adding the group or keys where missing.
     Edited line by line: kritarc is Qt's INI dialect, which configparser would rewrite."""
-    key = f"enable_{name}"
     lines = kritarc.read_text(encoding="utf-8").splitlines() if kritarc.exists() else []
-    out, in_python, done = [], False, False
+    out: list[str] = []
+    todo, inside, seen = dict(values), False, False
     for line in lines:
         stripped = line.strip()
         if stripped.startswith("[") and stripped.endswith("]"):
-            if in_python and not done:
-                out.append(f"{key}=true")
-                done = True
-            in_python = stripped == "[python]"
-        elif in_python and stripped.split("=", 1)[0].strip() == key:
-            line, done = f"{key}=true", True
+            if inside:
+                out += [f"{k}={v}" for k, v in todo.items()]
+                todo = {}
+            inside = stripped == f"[{group}]"
+            seen = seen or inside
+        elif inside and stripped.split("=", 1)[0].strip() in todo:
+            key = stripped.split("=", 1)[0].strip()
+            line = f"{key}={todo.pop(key)}"
         out.append(line)
-    if in_python and not done:
-        out.append(f"{key}=true")
-        done = True
-    if not done:
-        out += ([""] if out and out[-1].strip() else []) + ["[python]", f"{key}=true"]
+    if inside:
+        out += [f"{k}={v}" for k, v in todo.items()]
+        todo = {}
+    if todo:
+        out += ([""] if out and out[-1].strip() else []) + [f"[{group}]"] + [f"{k}={v}" for k, v in todo.items()]
     kritarc.parent.mkdir(parents=True, exist_ok=True)
     kritarc.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def enable_in_kritarc(kritarc: Path, name: str = KRITA_PLUGIN) -> None:
+    """Set `[python] enable_<name>=true` (what the Python Plugin Manager's checkbox writes)."""
+    set_in_kritarc(kritarc, "python", {f"enable_{name}": "true"})
 
 
 def _run_python(python: str, imports: tuple[str, ...] = ()) -> tuple[bool, str]:
@@ -179,10 +211,33 @@ def install_krita(pykrita_dir: Path | None = None, kritarc: Path | None = None, 
         rc = (kritarc or default_kritarc()).expanduser()
         enable_in_kritarc(rc)
         report.say(f"enabled it in {rc} ([python] enable_{KRITA_PLUGIN}=true)")
+        _record_backend(report, lambda values: set_in_kritarc(rc, SETTINGS_GROUP, values), f"{rc} [anycost]")
     _check_dependencies(report, vendor, krita_python or (None if krita_python_version else distro_krita_python()),
                         krita_python_version)
     report.say("restart Krita, then open Settings ▸ Dockers ▸ Anycost")
     return report
+
+
+def update_json(path: Path, values: dict[str, str]) -> None:
+    """Merge `values` into a JSON object file (the user's other settings stay)."""
+    try:
+        current = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (OSError, ValueError):
+        current = {}
+    current = current if isinstance(current, dict) else {}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({**current, **values}, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _record_backend(report: Report, write, where: str) -> None:
+    values = plugin_settings()
+    if not values:
+        report.say("could not find the anycost-backend program to record: set it in the plugin's settings "
+                   "(Executable), or put it on the editor's PATH")
+        return
+    write(values)
+    report.say(f"recorded the backend {values['executable']} in {where}: the plugin starts it when none answers")
 
 
 def _check_dependencies(report: Report, vendor: Path, python: str | None, version: str | None,
@@ -249,6 +304,7 @@ def install_gimp(plug_ins_dir: Path | None = None, gimp_python: str | None = Non
     (dest / script.name).chmod(0o755)
     write_vendor(dest / "vendor")
     report.say(f"installed {dest / script.name} (executable)")
+    _record_backend(report, lambda values: update_json(dest / GIMP_SETTINGS, values), str(dest / GIMP_SETTINGS))
     _check_dependencies(report, dest / "vendor", gimp_python or (None if gimp_python_version else distro_gimp_python()),
                         gimp_python_version, editor="GIMP",
                         hint="--gimp-python-version 3.12 (or the version GIMP's Python reports)")

@@ -53,8 +53,9 @@ def start_backend(address: str, args: Sequence[str] = (), executable: str | None
     executable = executable or backend_executable()
     path = executable if os.path.sep in executable else shutil.which(executable)
     if not path or not os.path.isfile(path):
-        raise LaunchError(f"cannot start the backend: '{executable}' was not found (install anycost-editor, "
-                          "or set the backend executable in the Anycost settings)")
+        raise LaunchError(f"cannot start the backend: '{executable}' was not found. Run `anycost-backend "
+                          "install-plugin` again from the installation (it records where the backend is), or enter "
+                          "its path under Executable in the plugin's settings")
     env = dict(os.environ if env is None else env)
     kwargs: dict[str, Any] = {}
     if for_editor:

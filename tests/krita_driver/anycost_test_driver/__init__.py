@@ -20,6 +20,23 @@ def find(doc, prefix):
     return next((n for n in doc.rootNode().childNodes() if n.name().startswith(prefix)), None)
 
 
+def first_run(result):
+    """Krita started right after install-plugin, nothing typed: the docker starts the backend it
+    recorded and connects."""
+    k = Krita.instance()
+    docker = next((d for d in k.dockers() if d.objectName() == "anycost"), None)
+    result["docker_found"] = docker is not None
+    panel = docker.panel
+    states = []
+    panel.connection.state_changed.connect(lambda st, m: states.append(m))
+    yield "the docker connected", lambda: panel.connection.connected
+    result["status"] = panel.status.text()
+    result["executable_setting"] = panel.settings.executable
+    result["models"] = [panel.model_box.itemText(i) for i in range(panel.model_box.count())]
+    result["connection_messages"] = states
+    result["done"] = True
+
+
 def scenario(result):
     k = Krita.instance()
     w, h = int(ENV["ANYCOST_TEST_W"]), int(ENV["ANYCOST_TEST_H"])
@@ -89,7 +106,7 @@ def scenario(result):
     yield "the newest preview again", lambda: abs(shown[-1]["values"][name] - direction.hi) < 1e-6
 
     panel.apply_button.click()
-    yield "Apply", lambda: panel.controller.phase == "idle" and find(doc, "Anycost edit") is not None
+    yield "Apply", lambda: panel.controller.applied == 1 and find(doc, "Anycost edit") is not None
     doc.waitForDone()
     applied = find(doc, "Anycost edit")
     b = applied.bounds()
@@ -108,6 +125,39 @@ def scenario(result):
     doc.waitForDone()
     result["layers_after_undo"] = layers(doc)
     result["source_unchanged_after_undo"] = bytes(face.pixelData(0, 0, w, h)) == source
+
+    # the session outlived Apply: one more tweak, and Apply again adds a second layer; a preview
+    # after it goes above both edits (not hidden under them)
+    slider.setValue(slider.minimum())
+    yield "a preview after Apply", lambda: find(doc, "Anycost preview") is not None
+    result["sliders_after_apply"] = slider.isEnabled() and panel.apply_button.isEnabled()
+    panel.apply_button.click()
+    yield "the second Apply", lambda: panel.controller.applied == 2 and panel.controller.phase == "editing"
+    slider.setValue(slider.maximum() // 2)
+    yield "a preview over the earlier edit", lambda: find(doc, "Anycost preview") is not None
+    result["layers_with_an_earlier_edit"] = layers(doc)           # bottom to top
+    panel.compare_button.click()                            # before/after: the preview taken away, then back
+    yield "the original shown", lambda: find(doc, "Anycost preview") is None   # Krita removes it on its queue
+    result["layers_while_original"] = layers(doc)
+    panel.compare_button.click()
+    yield "the preview back", lambda: find(doc, "Anycost preview") is not None
+    result["preview_back_after_compare"] = True
+    panel.discard_button.click()
+    result["layers_after_discard"] = layers(doc)
+
+    panel.settings.steps = 200                              # long enough to show progress, then Cancel
+    result["active_after_apply"] = doc.activeNode().name()      # the source stays active: the session goes on
+    panel.project_button.click()
+    yield "a progress preview", lambda: (find(doc, "Anycost preview") is not None
+                                         or panel.controller.phase != "projecting")
+    result["progress_preview_seen"] = find(doc, "Anycost preview") is not None
+    result["progress_text"] = panel.progress.format()
+    panel.cancel_button.click()
+    yield "the cancelled projection", lambda: panel.controller.phase == "idle"
+    result["layers_after_cancel"] = layers(doc)
+    result["discard_after_cancel"] = panel.discard_button.isEnabled()
+    result["message_after_cancel"] = panel.message.text()
+    panel.settings.steps = 5
 
     panel.project_button.click()                       # a session open when the document closes
     yield "the second projection", lambda: panel.controller.phase == "editing"
@@ -128,7 +178,7 @@ class Driver(Extension):
 
     def start(self):
         self.result = {}
-        self.steps = scenario(self.result)
+        self.steps = (first_run if ENV.get("ANYCOST_TEST_SCENARIO") == "first-run" else scenario)(self.result)
         self.waiting = None
         self.timer = QTimer()
         self.timer.timeout.connect(self.tick)
