@@ -69,6 +69,12 @@ try:
         scale.set_value(round(top * i / 10))
     pump(lambda: shown and abs(shown[-1]["values"][name] - spec.hi) < 1e-6, "the newest preview")
     res["value_label"] = value_label.get_text()
+    if P.get("screenshots"):                             # the dialog as the user sees it now
+        from gi.repository import Gdk
+        pump(lambda: True, "drawing", 0.5)
+        window = d.dialog.get_window()
+        Gdk.pixbuf_get_from_window(window, 0, 0, window.get_width(), window.get_height()).savev(
+            os.path.join(os.path.dirname(P["out"]), "gimp-dialog.png"), "png", [], [])
     res["preview_changed"] = pixels(image.get_layers()[0], RW, RH) != before
     res["edits_sent"] = d.controller.edits_sent
     d.apply_button.clicked()                             # "Add layer": a layer, and the sliders stay

@@ -120,7 +120,7 @@ def display(gimp):
     if xvfb is None:
         _unavailable("Xvfb not found (apt install xvfb)")
     number = 90 + os.getpid() % 100
-    proc = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-ac"],
+    proc = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "1366x768x24", "-nolisten", "tcp", "-ac"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # On a machine where no X server ever ran, /tmp/.X11-unix appears only when Xvfb makes it:
     # bind it into the root once the display's socket is there, not before.
@@ -191,7 +191,11 @@ def test_noninteractive_call_aligns_the_face_of_a_photo(gimp, tmp_path):
 
 @pytest.mark.slow
 def test_interactive_dialog(gimp, daemon, display):
-    res = gimp.run("gimp_dialog_batch.py", {"address": daemon.address}, display=display)
+    shots = os.environ.get("ANYCOST_SCREENSHOTS")
+    res = gimp.run("gimp_dialog_batch.py", {"address": daemon.address, "screenshots": bool(shots)}, display=display)
+    if shots:
+        Path(shots).mkdir(parents=True, exist_ok=True)
+        shutil.copy(gimp.work / "gimp-dialog.png", Path(shots) / "gimp-dialog.png")
     assert res["done"] and res["status"].startswith("Connected")
     assert res["layers_editing"] == ["Anycost preview", "Face"]            # the live preview layer
     assert res["align_checked"] and not res["face_row_visible"]

@@ -95,7 +95,7 @@ def test_docker_in_real_krita(profile, tmp_path, model, aligned):
         log = tmp_path / "krita.log"
         with log.open("w") as f:
             try:
-                rc = subprocess.run([xvfb, "-a", "-s", "-screen 0 1280x1024x24", krita, "--nosplash"], env=env,
+                rc = subprocess.run([xvfb, "-a", "-s", "-screen 0 1366x768x24", krita, "--nosplash"], env=env,
                                     stdout=f, stderr=subprocess.STDOUT, timeout=300).returncode
             except subprocess.TimeoutExpired:
                 rc = "timeout"
@@ -109,6 +109,9 @@ def test_docker_in_real_krita(profile, tmp_path, model, aligned):
     finally:
         daemon.stop()
     assert res["done"] and res["docker_found"] and res["status"].startswith("Connected")
+    # a 1366×768 laptop screen: the docker asks for little height, so Krita's window is not pushed past it
+    assert res["docker_min_height"] < 300 and res["window_height"] <= 768, (res["docker_min_height"],
+                                                                            res["window_height"])
     assert res["feather_setting"] == 6 and res["models"] == ["demo", "creps-demo"]   # settings read from kritarc
     assert res["model"] == model
     assert res["preview_after_project"] and res["slider_names"]

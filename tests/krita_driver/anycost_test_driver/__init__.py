@@ -12,6 +12,14 @@ from PyQt5.QtCore import QTimer
 ENV = os.environ
 
 
+def shot(name):
+    """With $ANYCOST_SCREENSHOTS set (a folder): the Krita window as the user sees it now."""
+    folder = ENV.get("ANYCOST_SCREENSHOTS")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        Krita.instance().activeWindow().qwindow().grab().save(os.path.join(folder, f"krita-{name}.png"))
+
+
 def layers(doc):
     return [n.name() for n in doc.rootNode().childNodes()]
 
@@ -63,6 +71,9 @@ def scenario(result):
     panel.connection.state_changed.connect(lambda st, m: states.append(m))
     yield "the docker connected", lambda: panel.connection.connected
     result["status"] = panel.status.text()
+    result["window_height"] = k.activeWindow().qwindow().frameGeometry().height()
+    result["docker_min_height"] = docker.minimumSizeHint().height()
+    shot("1-connected")
     result["feather_setting"] = panel.feather.value()
     result["models"] = [panel.model_box.itemText(i) for i in range(panel.model_box.count())]
     panel.model_box.setCurrentIndex(panel.model_box.findText(ENV["ANYCOST_TEST_MODEL"]))   # as a user picks it
@@ -83,6 +94,7 @@ def scenario(result):
         slider.setValue(pos)
     slider.setValue(slider.maximum())
     yield "the newest preview", lambda: shown and abs(shown[-1]["values"][name] - direction.hi) < 1e-6
+    shot("2-editing")
     edited = bytes(find(doc, "Anycost preview").pixelData(rx, ry, rw, rh))
     result["preview_changed"] = edited != reconstruction
     result["edits_sent"] = panel.controller.edits_sent
@@ -118,6 +130,7 @@ def scenario(result):
     with open(ENV["ANYCOST_TEST_OUT"] + ".applied", "wb") as f:     # the applied layer over `region`, BGRA
         f.write(bytes(applied.pixelData(*result["region"])))
     result["layers_after_apply"] = layers(doc)
+    shot("3-applied")
     result["source_unchanged_after_apply"] = bytes(face.pixelData(0, 0, w, h)) == source
 
     k.action("edit_undo").trigger()
