@@ -20,9 +20,9 @@ try:
         QWidget,
     )
     QT_MAJOR = 5
-except ImportError:                                   # Krita 6 (mypy reads PyQt5's names: no-redef)
-    from PyQt6.QtCore import QObject, QSocketNotifier, Qt, QTimer, pyqtSignal  # type: ignore[no-redef]
-    from PyQt6.QtWidgets import (  # type: ignore[no-redef]
+except ImportError:                                   # Krita 6 (mypy reads PyQt5's names: PyQt6 types do not match)
+    from PyQt6.QtCore import QObject, QSocketNotifier, Qt, QTimer, pyqtSignal  # type: ignore[assignment]
+    from PyQt6.QtWidgets import (  # type: ignore[assignment]
         QCheckBox,
         QComboBox,
         QFormLayout,

@@ -345,3 +345,22 @@ def test_a_reply_older_than_the_newest_edit_is_never_shown():
     sock.answer(new_edit, {"image": {"w": w, "h": h, "mode": "RGB8", "data": bytes([30]) * (w * h * 3)},
                            "values": {"PC1": 2.0}})
     assert host.preview == bytes([30]) * (w * h * 3)
+
+
+def test_the_panel_runs_on_pyqt6_as_in_krita_6(daemon, tmp_path):
+    """Krita 6 has PyQt6 and no PyQt5: the docker's panel, through anycost_krita.qt, builds and
+    works there (offscreen, PyQt6 from PyPI, in a Python where importing PyQt5 fails)."""
+    import json
+    import subprocess
+    import sys
+
+    from ..conftest import REPO
+    pytest.importorskip("PyQt6.QtWidgets")
+    r = subprocess.run([sys.executable, str(REPO / "tests" / "krita6_panel.py"), daemon.address, str(tmp_path)],
+                       capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["qt_major"] == 6 and not out["pyqt5_loaded"] and out["status"].startswith("Connected")
+    assert out["label"] == "+3.00" and out["slider_label"].startswith("Variation")
+    assert not out["preview_while_original"] and out["preview_back"]
+    assert len(out["applied"]) == 2 and out["session_after_discard"] is None
