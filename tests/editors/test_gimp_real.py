@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -21,25 +20,13 @@ from anycost.protocol.client import Client
 
 from ..conftest import CLI, REPO
 from ..daemon_helpers import FACE, Daemon
+from ..editor_root import editors_root, root_display
 
 W, H, REGION = 90, 76, (10, 4, 70, 66)
 
 
-def _unavailable(message: str):
-    (pytest.fail if os.environ.get("ANYCOST_REQUIRE_GIMP") else pytest.skip)(message)
-
-
 def gimp_root() -> Path:
-    root = Path(os.environ.get("ANYCOST_GIMP_ROOT", "/var/cache/anycost/trixie-gimp3"))
-    if not (root / ".anycost-ready").is_file():
-        if not os.environ.get("ANYCOST_REQUIRE_GIMP"):
-            pytest.skip(f"no GIMP 3 root at {root} (build it with scripts/gimp3_root.sh)")
-        r = subprocess.run(["bash", str(REPO / "scripts" / "gimp3_root.sh")], capture_output=True, text=True)
-        if r.returncode != 0:
-            pytest.fail(f"could not build the GIMP 3 root at {root}:\n{r.stderr[-2000:]}")
-    if os.geteuid() != 0 or shutil.which("chroot") is None:
-        _unavailable("running GIMP in its root needs root")
-    return root
+    return editors_root("ANYCOST_REQUIRE_GIMP")
 
 
 class Gimp3:
@@ -115,31 +102,9 @@ def _serving(model, tmp_path):
 
 @pytest.fixture
 def display(gimp):
-    """An X server for GIMP's dialogs: Xvfb on this machine, its socket folder bound into the root."""
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        _unavailable("Xvfb not found (apt install xvfb)")
-    number = 90 + os.getpid() % 100
-    proc = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "1366x768x24", "-nolisten", "tcp", "-ac"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # On a machine where no X server ever ran, /tmp/.X11-unix appears only when Xvfb makes it:
-    # bind it into the root once the display's socket is there, not before.
-    socket = Path(f"/tmp/.X11-unix/X{number}")
-    deadline = time.monotonic() + 30
-    while not socket.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"Xvfb :{number} did not start: {proc.communicate()[1].decode(errors='replace')[-1000:]}")
-        time.sleep(0.05)
-    sockets = gimp.root / "tmp/.X11-unix"
-    sockets.mkdir(exist_ok=True)
-    subprocess.run(["mount", "--bind", str(socket.parent), str(sockets)], check=True)
-    try:
-        yield f":{number}"
-    finally:
-        subprocess.run(["umount", str(sockets)])
-        proc.terminate()
-        proc.wait(10)
+    """An X server for GIMP's dialogs, reachable from inside the root."""
+    with root_display(gimp.root) as name:
+        yield name
 
 
 @pytest.mark.slow

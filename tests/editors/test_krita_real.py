@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from anycost.protocol.client import Client
 
 from ..conftest import CLI, REPO
 from ..daemon_helpers import FACE, Daemon
+from ..editor_root import editors_root, root_display
 
 DRIVER = REPO / "tests" / "krita_driver"
 W, H, REGION = 96, 80, (12, 6, 72, 68)
@@ -35,26 +37,82 @@ def _need(tool: str) -> str:
     return path
 
 
-@pytest.fixture
-def profile(tmp_path):
-    """An isolated Krita profile with the plugin installed and enabled."""
-    home = tmp_path / "home"
-    env = dict(os.environ, HOME=str(home), XDG_DATA_HOME=str(home / ".local/share"),
-               XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"),
-               XDG_RUNTIME_DIR=str(tmp_path / "run"))
-    env.pop("QT_QPA_PLATFORM", None)
-    (tmp_path / "run").mkdir(mode=0o700)
-    pykrita = home / ".local/share/krita/pykrita"
-    kritarc = home / ".config/kritarc"
-    r = subprocess.run([str(CLI), "install-plugin", "krita", "--pykrita-dir", str(pykrita), "--kritarc", str(kritarc)],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr
-    assert (pykrita / "anycost_krita.desktop").is_file() \
-        and (pykrita / "anycost_krita/vendor/anycost/protocol/messages.py").is_file()
-    shutil.copytree(DRIVER / "anycost_test_driver", pykrita / "anycost_test_driver")
-    shutil.copy(DRIVER / "anycost_test_driver.desktop", pykrita)
-    enable_in_kritarc(kritarc, "anycost_test_driver")
-    return env, kritarc
+class Profile:
+    """An isolated Krita profile with the plugin installed by `install-plugin krita` and enabled,
+    and the test driver beside it: for this machine's Krita (Debian 12: 5.1.5), or for Krita 5.2.9
+    in the editors' Debian 13 root (`root`), where paths are seen from inside the root."""
+
+    def __init__(self, tmp_path: Path, root: Path | None = None):
+        self.root = root
+        if root is None:
+            self.base = self.inside_base = tmp_path
+        else:
+            self.inside_base = Path("/tmp") / f"anycost-krita-{uuid.uuid4().hex[:8]}"
+            self.base = root / self.inside_base.relative_to("/")
+            self.base.mkdir(parents=True)
+        home = self.base / "home"
+        (self.base / "run").mkdir(mode=0o700)
+        pykrita = home / ".local/share/krita/pykrita"
+        self.kritarc = home / ".config/kritarc"
+        r = subprocess.run([str(CLI), "install-plugin", "krita", "--pykrita-dir", str(pykrita), "--kritarc",
+                            str(self.kritarc)], capture_output=True, text=True, timeout=300,
+                           env=dict(os.environ, HOME=str(home)))
+        assert r.returncode == 0, r.stderr
+        assert (pykrita / "anycost_krita.desktop").is_file() \
+            and (pykrita / "anycost_krita/vendor/anycost/protocol/messages.py").is_file()
+        shutil.copytree(DRIVER / "anycost_test_driver", pykrita / "anycost_test_driver")
+        shutil.copy(DRIVER / "anycost_test_driver.desktop", pykrita)
+        enable_in_kritarc(self.kritarc, "anycost_test_driver")
+        self.env = {"HOME": self.inside(home), "XDG_DATA_HOME": self.inside(home / ".local/share"),
+                    "XDG_CONFIG_HOME": self.inside(home / ".config"), "XDG_CACHE_HOME": self.inside(home / ".cache"),
+                    "XDG_RUNTIME_DIR": self.inside(self.base / "run")}
+
+    def inside(self, path: Path) -> str:
+        """`path` (under this profile's folder here) as Krita sees it."""
+        return str(self.inside_base / path.relative_to(self.base))
+
+    def launch(self, extra: dict, log: Path, timeout: float = 300, screen: str = "1366x768x24"):
+        """Run Krita (GUI, a 1366×768 virtual screen) until the driver quits it; its exit code."""
+        env = {**self.env, **extra}
+        with log.open("w") as f:
+            try:
+                if self.root is None:
+                    full = dict(os.environ, **env)
+                    full.pop("QT_QPA_PLATFORM", None)
+                    return subprocess.run([_need("xvfb-run"), "-a", "-s", f"-screen 0 {screen}", _need("krita"),
+                                           "--nosplash"], env=full, stdout=f, stderr=subprocess.STDOUT,
+                                          timeout=timeout).returncode
+                proc = self.root / "proc"
+                mounted = not os.path.ismount(proc)
+                if mounted:
+                    subprocess.run(["mount", "-t", "proc", "proc", str(proc)], check=True)
+                try:
+                    with root_display(self.root, "ANYCOST_REQUIRE_KRITA", screen) as display:
+                        pairs = [f"{k}={v}" for k, v in {**env, "DISPLAY": display, "PATH": "/usr/bin:/bin",
+                                                         "LANG": "C.UTF-8"}.items()]
+                        return subprocess.run(["chroot", str(self.root), "env", "-i", *pairs, "krita", "--nosplash"],
+                                              stdout=f, stderr=subprocess.STDOUT, timeout=timeout).returncode
+                finally:
+                    if mounted:
+                        subprocess.run(["umount", str(proc)])
+            except subprocess.TimeoutExpired:
+                return "timeout"
+
+    def remove(self) -> None:
+        if self.root is not None:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(params=["krita-5.1"])
+def profile(request, tmp_path):
+    """This machine's Krita, or (`krita-5.2`) Debian 13's in the editors' root."""
+    root = editors_root("ANYCOST_REQUIRE_KRITA") if request.param == "krita-5.2" else None
+    if root is None:
+        _need("krita")
+        _need("xvfb-run")
+    p = Profile(tmp_path, root)
+    yield p
+    p.remove()
 
 
 def astronaut_bgra() -> tuple[bytes, np.ndarray]:
@@ -65,22 +123,23 @@ def astronaut_bgra() -> tuple[bytes, np.ndarray]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, aligned", [("demo", False), ("creps-demo", False), ("demo", True)])
+@pytest.mark.parametrize("model, aligned, profile", [
+    ("demo", False, "krita-5.1"), ("creps-demo", False, "krita-5.1"), ("demo", True, "krita-5.1"),
+    ("demo", False, "krita-5.2")], indirect=["profile"])
 def test_docker_in_real_krita(profile, tmp_path, model, aligned):
     """The whole flow with each built-in model: the anycost demo (final resized to the selection)
     and the CREPS demo (final drawn at the selection's size); and on a photograph with the face
-    found and aligned: the edit lands around the face only, the rest of the photo untouched."""
-    krita, xvfb = _need("krita"), _need("xvfb-run")
+    found and aligned: the edit lands around the face only, the rest of the photo untouched. The
+    first flow also in Krita 5.2.9 (Python 3.13, Debian 13's), what most users have now."""
     if aligned:
         from ..pipeline.test_faces import _require_mediapipe
         _require_mediapipe()
-    env, kritarc = profile
     w, h, region = (512, 512, PHOTO_REGION) if aligned else (W, H, REGION)
     daemon = Daemon(tmp_path, None)                      # the built-in models, as a user gets them
     try:
         daemon.wait_ready()
         # the docker's settings, as the user would have saved them (kritarc [anycost])
-        set_in_kritarc(kritarc, "anycost", {"address": daemon.address, "autostart": "false", "feather": "6",
+        set_in_kritarc(profile.kritarc, "anycost", {"address": daemon.address, "autostart": "false", "feather": "6",
                                             "steps": "5", "align_faces": "true" if aligned else "false"})
         if aligned:
             bgra, photo = astronaut_bgra()
@@ -88,17 +147,15 @@ def test_docker_in_real_krita(profile, tmp_path, model, aligned):
             face = Image.open(FACE).convert("RGBA").resize((W, H))
             r, g, b, a = face.split()
             bgra = Image.merge("RGBA", (b, g, r, a)).tobytes()
-        (tmp_path / "face.bgra").write_bytes(bgra)
-        out = tmp_path / "result.json"
-        env.update(ANYCOST_TEST_OUT=str(out), ANYCOST_TEST_FACE=str(tmp_path / "face.bgra"), ANYCOST_TEST_W=str(w),
-                   ANYCOST_TEST_H=str(h), ANYCOST_TEST_REGION=",".join(map(str, region)), ANYCOST_TEST_MODEL=model)
+        (profile.base / "face.bgra").write_bytes(bgra)
+        out = profile.base / "result.json"
+        extra = dict(ANYCOST_TEST_OUT=profile.inside(out), ANYCOST_TEST_FACE=profile.inside(profile.base / "face.bgra"),
+                     ANYCOST_TEST_W=str(w), ANYCOST_TEST_H=str(h), ANYCOST_TEST_REGION=",".join(map(str, region)),
+                     ANYCOST_TEST_MODEL=model)
+        if os.environ.get("ANYCOST_SCREENSHOTS") and profile.root is None:
+            extra["ANYCOST_SCREENSHOTS"] = os.environ["ANYCOST_SCREENSHOTS"]
         log = tmp_path / "krita.log"
-        with log.open("w") as f:
-            try:
-                rc = subprocess.run([xvfb, "-a", "-s", "-screen 0 1366x768x24", krita, "--nosplash"], env=env,
-                                    stdout=f, stderr=subprocess.STDOUT, timeout=300).returncode
-            except subprocess.TimeoutExpired:
-                rc = "timeout"
+        rc = profile.launch(extra, log)
         assert out.is_file(), f"Krita wrote no result (rc {rc}):\n{log.read_text(errors='replace')[-3000:]}"
         res = json.loads(out.read_text())
         assert "error" not in res, res["error"]
@@ -109,6 +166,8 @@ def test_docker_in_real_krita(profile, tmp_path, model, aligned):
     finally:
         daemon.stop()
     assert res["done"] and res["docker_found"] and res["status"].startswith("Connected")
+    if profile.root is not None:                                   # Debian 13's Krita and its Python
+        assert res["krita"][0].startswith("5.2.") and res["krita"][1] == "3.13", res["krita"]
     # a 1366×768 laptop screen: the docker asks for little height, so Krita's window is not pushed past it
     assert res["docker_min_height"] < 300 and res["window_height"] <= 768, (res["docker_min_height"],
                                                                             res["window_height"])
@@ -120,7 +179,7 @@ def test_docker_in_real_krita(profile, tmp_path, model, aligned):
         x, y, rw, rh = res["region"]
         assert res["applied_bounds"] == res["region"] and rw * rh < region[2] * region[3] // 2
         assert region[0] <= x and region[1] <= y and x + rw <= region[0] + region[2] and y + rh <= region[1] + region[3]
-        assert_outside_mask_untouched(photo, res, tmp_path)
+        assert_outside_mask_untouched(photo, res, profile.base)
     else:
         assert res["applied_bounds"] == list(region)                           # pasted into the selection
     assert res["applied_alpha_centre"] == 255 and res["applied_alpha_corner"] < 128   # feathered edge
@@ -148,22 +207,15 @@ def test_docker_in_real_krita(profile, tmp_path, model, aligned):
 def test_first_start_after_install_connects_with_nothing_typed(profile, tmp_path):
     """Krita started from the desktop has no virtualenv on its PATH: the docker starts the backend
     that install-plugin recorded, on the default endpoint, with no setting typed."""
-    krita, xvfb = _need("krita"), _need("xvfb-run")
-    env, kritarc = profile
-    assert "[anycost]" in kritarc.read_text() and "address=" not in kritarc.read_text()   # only what install wrote
-    env["PATH"] = "/usr/bin:/bin"                          # not the virtualenv's bin/
-    for var, sub in (("ANYCOST_STATE_DIR", "state"), ("ANYCOST_CACHE_DIR", "cache")):
-        env[var] = str(tmp_path / sub)
-    env.pop("ANYCOST_ADDRESS", None)
-    out = tmp_path / "result.json"
-    env.update(ANYCOST_TEST_OUT=str(out), ANYCOST_TEST_SCENARIO="first-run", ANYCOST_TEST_STEP_TIMEOUT="240")
+    text = profile.kritarc.read_text()
+    assert "[anycost]" in text and "address=" not in text                  # only what install wrote
+    out = profile.base / "result.json"
+    extra = {"PATH": "/usr/bin:/bin",                                       # not the virtualenv's bin/
+             "ANYCOST_STATE_DIR": str(tmp_path / "state"), "ANYCOST_CACHE_DIR": str(tmp_path / "cache"),
+             "ANYCOST_ADDRESS": "", "ANYCOST_TEST_OUT": str(out), "ANYCOST_TEST_SCENARIO": "first-run",
+             "ANYCOST_TEST_STEP_TIMEOUT": "240"}
     log = tmp_path / "krita.log"
-    with log.open("w") as f:
-        try:
-            rc = subprocess.run([xvfb, "-a", "-s", "-screen 0 1366x768x24", krita, "--nosplash"], env=env,
-                                stdout=f, stderr=subprocess.STDOUT, timeout=400).returncode
-        except subprocess.TimeoutExpired:
-            rc = "timeout"
+    rc = profile.launch(extra, log, timeout=400)
     assert out.is_file(), f"Krita wrote no result (rc {rc}):\n{log.read_text(errors='replace')[-3000:]}"
     res = json.loads(out.read_text())
     assert "error" not in res, res["error"] + "\n" + "\n".join(res.get("connection_messages", []))
@@ -191,11 +243,11 @@ def photo_mask_outside(photo: np.ndarray, region: list) -> np.ndarray:
     return face_mask(aligned.alignment, aligned.recipe, aligned.rect) == 0
 
 
-def assert_outside_mask_untouched(photo: np.ndarray, res: dict, tmp_path: Path) -> None:
+def assert_outside_mask_untouched(photo: np.ndarray, res: dict, folder: Path) -> None:
     """The applied layer's colours equal the photo's wherever the face mask is 0 (so the layer,
     whatever its alpha, changes nothing there)."""
     x, y, w, h = res["region"]
-    px = np.frombuffer((tmp_path / "result.json.applied").read_bytes(), np.uint8).reshape(h, w, 4)
+    px = np.frombuffer((folder / "result.json.applied").read_bytes(), np.uint8).reshape(h, w, 4)
     rgb = px[..., 2::-1]
     outside = photo_mask_outside(photo, res["region"])
     assert outside.any() and np.array_equal(rgb[outside], photo[y:y + h, x:x + w][outside])

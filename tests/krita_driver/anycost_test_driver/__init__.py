@@ -3,6 +3,7 @@ Anycost docker like a user (Project, drag a slider, Apply, Undo), records what t
 like after each step into $ANYCOST_TEST_OUT (JSON), then quits Krita."""
 import json
 import os
+import sys
 import time
 import traceback
 
@@ -71,6 +72,7 @@ def scenario(result):
     panel.connection.state_changed.connect(lambda st, m: states.append(m))
     yield "the docker connected", lambda: panel.connection.connected
     result["status"] = panel.status.text()
+    result["krita"] = [k.version(), "%d.%d" % sys.version_info[:2]]
     result["window_height"] = k.activeWindow().qwindow().frameGeometry().height()
     result["docker_min_height"] = docker.minimumSizeHint().height()
     shot("1-connected")
