@@ -29,19 +29,25 @@ def find(doc, prefix):
     return next((n for n in doc.rootNode().childNodes() if n.name().startswith(prefix)), None)
 
 
-def first_run(result):
-    """Krita started right after install-plugin, nothing typed: the docker starts the backend it
-    recorded and connects."""
-    k = Krita.instance()
-    docker = next((d for d in k.dockers() if d.objectName() == "anycost"), None)
+def connected_docker(result, states):
+    """Waits for the Anycost docker to connect (its connection messages go to `states`); returns
+    the docker and its panel."""
+    docker = next((d for d in Krita.instance().dockers() if d.objectName() == "anycost"), None)
     result["docker_found"] = docker is not None
     panel = docker.panel
-    states = []
     panel.connection.state_changed.connect(lambda st, m: states.append(m))
     yield "the docker connected", lambda: panel.connection.connected
     result["status"] = panel.status.text()
-    result["executable_setting"] = panel.settings.executable
     result["models"] = [panel.model_box.itemText(i) for i in range(panel.model_box.count())]
+    return docker, panel
+
+
+def first_run(result):
+    """Krita started right after install-plugin, nothing typed: the docker starts the backend it
+    recorded and connects."""
+    states = []
+    _, panel = yield from connected_docker(result, states)
+    result["executable_setting"] = panel.settings.executable
     result["connection_messages"] = states
     result["done"] = True
 
@@ -65,19 +71,13 @@ def scenario(result):
     source = bytes(face.pixelData(0, 0, w, h))
     result["layers_before"] = layers(doc)
 
-    docker = next((d for d in k.dockers() if d.objectName() == "anycost"), None)
-    result["docker_found"] = docker is not None
-    panel = docker.panel
     states = []
-    panel.connection.state_changed.connect(lambda st, m: states.append(m))
-    yield "the docker connected", lambda: panel.connection.connected
-    result["status"] = panel.status.text()
+    docker, panel = yield from connected_docker(result, states)
     result["krita"] = [k.version(), "%d.%d" % sys.version_info[:2]]
     result["window_height"] = k.activeWindow().qwindow().frameGeometry().height()
     result["docker_min_height"] = docker.minimumSizeHint().height()
     shot("1-connected")
     result["feather_setting"] = panel.feather.value()
-    result["models"] = [panel.model_box.itemText(i) for i in range(panel.model_box.count())]
     panel.model_box.setCurrentIndex(panel.model_box.findText(ENV["ANYCOST_TEST_MODEL"]))   # as a user picks it
     result["model"] = panel.model_box.currentText()
 
