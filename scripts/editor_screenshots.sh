@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
 export ANYCOST_SCREENSHOTS="$PWD/docs/images"
 .venv/bin/python -m pytest -q -p no:cacheprovider \
-    "tests/editors/test_krita_real.py::test_docker_in_real_krita[demo-True]" \
+    "tests/editors/test_krita_real.py::test_docker_in_real_krita[demo-True-krita-5.1]" \
     "tests/editors/test_gimp_real.py::test_interactive_dialog"
 ls -l docs/images

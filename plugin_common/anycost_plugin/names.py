@@ -39,8 +39,8 @@ PCA = re.compile(r"^pc[ _]?(\d+)$", re.IGNORECASE)
 def direction_label(name: str, source: str = "model") -> tuple[str, str]:
     """(label, tooltip) for a direction called `name` from `source` ("model", "official-boundary", "pca")."""
     pca = PCA.match(name)
-    if pca or source == "pca":
-        n = pca.group(1) if pca else name
+    if pca:
+        n = pca.group(1)
         return (f"Variation {n}", f"An unnamed way this model's faces vary (principal component {n} of its "
                                   "latent space): what it changes depends on the model, so try it; "
                                   "left and right go opposite ways")

@@ -16,7 +16,7 @@ from anycost_plugin.pixels import add_alpha, feather_alpha  # noqa: E402
 
 FORMAT = "R'G'B'A u8"
 PREVIEW_NAME = "Anycost preview"
-ANYCOST_PREFIX = "Anycost "            # the preview's and the applied layers' names (controller.edit_name)
+EDIT_PREFIX = "Anycost edit"          # the applied layers' names (controller.edit_name)
 
 
 class GimpHost:
@@ -56,11 +56,11 @@ class GimpHost:
 
     def _above(self) -> int:
         """The stack position (0 = top) a new layer takes: above the source and above the earlier
-        Anycost layers stacked directly on it, so a new preview is not hidden under an earlier edit."""
+        applied Anycost layers stacked directly on it, so a new preview is not hidden under an earlier edit."""
         parent = self.layer.get_parent()
         siblings = list(parent.get_children() if parent is not None else self.image.get_layers())   # top first
         i = self.image.get_item_position(self.layer)
-        while i > 0 and siblings[i - 1].get_name().startswith(ANYCOST_PREFIX):
+        while i > 0 and siblings[i - 1].get_name().startswith(EDIT_PREFIX):
             i -= 1
         return i
 

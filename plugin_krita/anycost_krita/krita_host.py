@@ -6,6 +6,8 @@ adds one new, already-filled layer: one undo step that removes it again.
 """
 from __future__ import annotations
 
+import logging
+
 from krita import Krita
 
 from anycost_plugin.controller import HostError
@@ -13,8 +15,9 @@ from anycost_plugin.pixels import add_alpha, bgra_to_rgba, feather_alpha
 
 from .qt import QTimer
 
+log = logging.getLogger("anycost_plugin")
 PREVIEW_NAME = "Anycost preview"
-ANYCOST_PREFIX = "Anycost "            # the preview's and the applied layers' names (controller.edit_name)
+EDIT_PREFIX = "Anycost edit"          # the applied layers' names (controller.edit_name)
 
 
 def _uid(node) -> str:
@@ -88,7 +91,9 @@ class KritaHost:
         self.doc.refreshProjection()
 
     def remove_preview(self) -> None:
+        held = self._preview
         layer, self._preview = self._find_preview(), None
+        log.info("remove preview: held %s, found %s", held is not None, layer is not None)   # for diagnostics
         if layer is not None:
             layer.remove()
             self.doc.refreshProjection()
@@ -113,12 +118,14 @@ class KritaHost:
         return found[0]
 
     def _above(self):
-        """The node a new layer goes above: the source, or the earlier Anycost layers stacked
-        directly on it (so a new preview is not hidden under an earlier edit)."""
+        """The node a new layer goes above: the source, or the applied Anycost layers stacked
+        directly on it (so a new preview is not hidden under an earlier edit). Never a preview
+        layer: Apply adds its layer right after removing the preview, and a node placed relative
+        to one being removed was seen to leave that preview in the document (Krita 5.1)."""
         siblings = self._parent().childNodes()              # bottom to top
         ids = [_uid(n) for n in siblings]
         i = ids.index(_uid(self.node)) if _uid(self.node) in ids else len(siblings) - 1
-        while i + 1 < len(siblings) and siblings[i + 1].name().startswith(ANYCOST_PREFIX):
+        while i + 1 < len(siblings) and siblings[i + 1].name().startswith(EDIT_PREFIX):
             i += 1
         return siblings[i]
 

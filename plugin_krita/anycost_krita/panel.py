@@ -290,6 +290,7 @@ class AnycostPanel(QWidget):
             slider.setTickPosition(TICKS_BELOW)               # the centre mark: the photo as projected
             slider.setTickInterval(spec.position(spec.default) or SLIDER_STEPS)
             slider.setToolTip(spec.tip)
+            slider.setMinimumWidth(60)                        # a narrow docker: the row shrinks, not clips
             label = QLabel(Slider.text(spec.default))
             label.setMinimumWidth(40)
             slider.valueChanged.connect(

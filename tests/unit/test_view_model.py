@@ -243,6 +243,7 @@ def test_slider_labels_are_for_people():
     young = label("Young", "official-boundary")
     assert young.label == "Youth" and "younger" in young.tip
     assert label("wavy_hair").label == "Wavy hair" and label("some_new_thing").label == "Some new thing"
+    assert label("light_direction", "pca").label == "Light direction"    # a named PCA direction keeps its name
     from anycost_plugin.settings import BUDGET_CHOICES, budget_label
     labels = [budget_label(b) for b in BUDGET_CHOICES]
     assert labels[:2] == ["Balanced (auto, about 100 ms)", "Fastest (50 ms, coarser)"]
