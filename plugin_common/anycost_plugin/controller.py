@@ -101,9 +101,7 @@ class EditController:
         During a projection, the projection ends too (else it would finish untracked)."""
         self._edit_id = None
         if self.phase == PROJECTING and self._open_id is not None and self.socket is not None:
-            self.cancel_projection()
-            self.socket.forget(self._open_id)
-            self._open_id = None
+            self._stop_projection()
             if self.host is not None and self.host.alive():
                 self.host.remove_preview()
             self._fail(f"Could not update the document: {what}; the projection was stopped", IDLE)
@@ -138,6 +136,13 @@ class EditController:
         self.region = (x + rect[0], y + rect[1], rect[2], rect[3])
         if self.host is not None:
             self.host.region = self.region
+
+    def _stop_projection(self) -> None:
+        """Cancel the running projection on the backend and drop its replies."""
+        self.cancel_projection()
+        assert self.socket is not None and self._open_id is not None   # callers check both
+        self.socket.forget(self._open_id)
+        self._open_id = None
 
     def cancel_projection(self) -> None:
         if self.phase == PROJECTING and self._open_id is not None and self.socket:
@@ -317,9 +322,7 @@ class EditController:
     def discard(self, remove_preview: bool = True) -> None:
         """Close the session (backend memory and disk) and remove the preview layer."""
         if self._open_id is not None and self.socket is not None:
-            self.cancel_projection()
-            self.socket.forget(self._open_id)
-            self._open_id = None
+            self._stop_projection()
         if self._edit_id is not None and self.socket is not None:
             self.socket.forget(self._edit_id)   # its late reply (e.g. from a restarted backend) is not shown
         if self.session is not None:            # free it on the backend (memory and disk)
