@@ -43,6 +43,8 @@ class KritaHost:
         self.doc, self.node = doc, node
         self._doc_id = _uid(doc.rootNode())
         self._preview = None
+        self._adding = self._remove_when_added = False   # see _preview_layer
+        self._newest: tuple[bytes, int, int] | None = None
         self.source_region = self.region = self._region()   # region: where previews and Apply go
 
     @classmethod
@@ -85,12 +87,23 @@ class KritaHost:
         return {"w": w, "h": h, "mode": "RGBA8", "data": bgra_to_rgba(data)}, self.source_region
 
     def show_preview(self, rgb: bytes, w: int, h: int) -> None:
+        self._newest = (rgb, w, h)
+        if self._adding:                            # re-entered while Krita adds the layer (_preview_layer)
+            self._remove_when_added = False
+            return
         layer = self._preview_layer()
+        if layer is None:                           # removed again while Krita was adding it
+            return
+        rgb, w, h = self._newest                    # a preview drawn during the add is newer
         x, y = self.region[:2]
         layer.setPixelData(add_alpha(rgb, w, h, order="BGRA"), x, y, w, h)
         self.doc.refreshProjection()
 
     def remove_preview(self) -> None:
+        if self._adding:                            # likewise: done once the layer is in the document
+            log.info("remove preview: once added")
+            self._remove_when_added = True
+            return
         held = self._preview
         layer, self._preview = self._find_preview(), None
         log.info("remove preview: held %s, found %s", held is not None, layer is not None)   # for diagnostics
@@ -135,14 +148,27 @@ class KritaHost:
         return None
 
     def _preview_layer(self):
+        """The preview layer, added on first use (or after the user deleted it); None when it was
+        removed again while being added.
+
+        addChildNode waits for Krita's stroke and runs Qt's event loop meanwhile, so a click (Original,
+        Discard) or the next preview can arrive before it returns (seen in Krita 5.1: Original found
+        no preview to remove, then the one being added stayed). Such calls only record what they want
+        (`_newest`, `_remove_when_added`), done here once the layer is in the document."""
         layer = self._find_preview()
-        if layer is None:                           # first preview, or the user deleted it
+        if layer is None:
             parent = self._parent()
             layer = self.doc.createNode(PREVIEW_NAME, "paintlayer")
-            parent.addChildNode(layer, self._above())
             layer.setLocked(True)
-            self._preview = layer
+            self._preview, self._adding, self._remove_when_added = layer, True, False
+            try:
+                parent.addChildNode(layer, self._above())
+            finally:
+                self._adding = False
             self._keep_source_active()
+            if self._remove_when_added:
+                self.remove_preview()
+                return None
         return layer
 
     def _keep_source_active(self) -> None:

@@ -193,10 +193,9 @@ def test_docker_in_real_krita(profile, tmp_path, model, aligned):
     top = [n for n in res["layers_with_an_earlier_edit"] if n != "Selection Mask"]   # layers, bottom to top
     assert res["sliders_after_apply"] and top[-1] == "Anycost preview" and top[-3] == "Face"
     assert top[-2].startswith("Anycost edit") and sum(n.startswith("Anycost") for n in top) == 2   # 1st undone
-    assert res["preview_back_after_compare"]
-    if "Anycost preview" in res["layers_while_original"]:   # seen in fresh runs: issue #24's open bug
-        pytest.xfail("Krita 5.1: Original left a preview layer the host no longer held (the steps after it "
-                     "are not checked then)")
+    # before/after: the preview taken away (also when Original lands while Krita is still adding the
+    # layer, as it often does here: test_krita_host.py pins that case), then back
+    assert "Anycost preview" not in res["layers_while_original"] and res["preview_back_after_compare"]
     assert res["active_after_apply"] == "Face"
     assert "Anycost preview" not in res["layers_after_discard"]
     # Cancel while the projection shows its progress: no locked preview layer left, nothing to discard
