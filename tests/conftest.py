@@ -16,6 +16,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("ANYCOST_FIXTURES", REPO.parent / "shared" / "fixtures"))
 CLI = Path(sys.executable).with_name("anycost-backend")
+# the official generator code (MIT), kept beside the fixtures for same-run comparisons
+OFFICIAL_CODE = Path(os.environ.get("ANYCOST_OFFICIAL_CODE", REPO.parent / "shared" / "reference" / "anycost-gan"))
 
 
 def fixture_path(name: str) -> Path:
@@ -25,6 +27,15 @@ def fixture_path(name: str) -> Path:
             pytest.fail(f"required fixture missing: {path}")
         pytest.skip(f"fixture not available: {path}")
     return path
+
+
+def official_code() -> Path:
+    """The official code's folder; skipped (failed under ANYCOST_REQUIRE_FIXTURES) where it is not."""
+    if not (OFFICIAL_CODE / "models" / "anycost_gan.py").is_file():
+        if os.environ.get("ANYCOST_REQUIRE_FIXTURES"):
+            pytest.fail(f"the official code is missing: {OFFICIAL_CODE}")
+        pytest.skip(f"the official code is not available: {OFFICIAL_CODE}")
+    return OFFICIAL_CODE
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from PIL import Image
 from anycost.formats.checkpoints import load_model
 from anycost.formats.registry import SOURCES
 
-from ..conftest import run_cli
+from ..conftest import official_code, run_cli
 
 
 def assert_one_line_error(result, *fragments):
@@ -171,6 +171,32 @@ def test_bench_reuse_rows(official_file, tmp_path):
     assert [row["levels_reused"] for row in rows] == [0, 3]        # rows 0..5 feed the 4, 8, 16 px levels
     assert all(row["reuse_median_ms"] > 0 and row["fresh_median_ms"] > 0 for row in rows)
     assert "| 0.5x@64 | 7.. | 3 |" in r.stdout
+
+
+def test_bench_against_the_official_code_in_the_same_run(tmp_path):
+    """Ours, the official generator under the same allocator settings, and the official one as
+    shipped: three processes, the same weights and W+, one small configuration of config-f's car
+    model; the images agree and each process reports its allocator."""
+    out = tmp_path / "official.json"
+    r = run_cli("--threads", "1", "bench", "--against-official", str(official_code()), "--arch", "car-512",
+                "--ratios", "0.25", "--resolutions", "16", "--repeat", "2", "--out", str(out),
+                env={"ANYCOST_STATE_DIR": str(tmp_path / "state")})
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    (row,) = data["rows"]
+    assert (row["ratio"], row["resolution"]) == (0.25, 16)
+    for impl in ("ours", "official", "official-as-shipped"):
+        assert len(row[f"{impl}_ms"]) == 2 and row[f"{impl}_median_ms"] > 0
+    assert row["speedup_same_allocator"] == pytest.approx(row["official_median_ms"] / row["ours_median_ms"])
+    agree = row["ours_vs_official"]
+    assert agree["max_abs_diff"] < 1e-3 and agree["psnr_db"] > 80          # the same network
+    notes = data["workers"]
+    assert "glibc defaults" in notes["official-as-shipped"]["note"] and "kept" in notes["official"]["note"]
+    assert "| 0.25x@16 |" in r.stdout
+    bad = run_cli("bench", "--against-official", str(tmp_path), "--arch", "car-512")
+    assert bad.returncode != 0 and "does not hold the official Anycost GAN code" in bad.stderr
+    bad = run_cli("bench", "--against-official", str(official_code()), "--arch", "demo-128")
+    assert bad.returncode != 0 and "not an architecture the official constructor builds" in bad.stderr
 
 
 def test_grid_writes_the_paper_figure(tmp_path):

@@ -36,6 +36,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="instead: per-layer channel configurations found on this machine for each latency "
                         "budget (ms) at each of --resolutions (default: the two lowest elastic ones), "
                         "against the best uniform configuration within the same budget")
+    p.add_argument("--against-official", nargs="?", const="default", metavar="DIR",
+                   help="instead: our fast path and the official Anycost GAN code (models/ and cuda_op/ of "
+                        "mit-han-lab/anycost-gan in DIR; default: ../shared/reference/anycost-gan of a source "
+                        "checkout) in the same run, same weights, interleaved, under the same allocator settings "
+                        "and as the official code runs by default; with --arch (its random weights)")
     p.add_argument("--out", type=Path, help="JSON file (default bench-results/<model>-<threads>t.json)")
     p.add_argument("--e2e", action="store_true",
                    help="instead: edit->preview and render latency through a real daemon over loopback "
@@ -61,6 +66,8 @@ def run(args) -> int:
         return run_memory_command(args)
     if args.creps:
         return run_creps_command(args)
+    if args.against_official:
+        return run_official_command(args)
     import torch
 
     from anycost.bench.synthesis import environment, format_table, matmul_peak, run_bench, to_json
@@ -243,3 +250,54 @@ def run_layer_search_command(args, chooser) -> int:
     return save(args.out or Path("bench-results")
                 / f"layers-{spec.replace(':', '-').replace('/', '_')}-{threads}t.json",
                 {"model": spec, "environment": environment(threads), "rows": rows})
+
+
+def run_official_command(args) -> int:
+    import torch
+
+    from anycost.bench.official import check_official_dir, default_official_dir, format_table, run_against_official
+    from anycost.bench.synthesis import environment
+    from anycost.core.paths import state_dir
+    from anycost.models.config import GeneratorConfig, architecture
+
+    if args.model:
+        raise AnycostError("--against-official times random weights of an --arch the official code builds, not --model")
+    if args.against_official == "default":
+        found = default_official_dir()
+        if found is None:
+            raise AnycostError("no official code found beside this checkout; give its folder: "
+                               "--against-official DIR (models/ and cuda_op/ of mit-han-lab/anycost-gan)")
+        folder = check_official_dir(found)
+    else:
+        folder = check_official_dir(Path(args.against_official))
+    try:
+        cfg = architecture(args.arch)
+    except ValueError as e:
+        raise AnycostError(str(e)) from None
+    multiplier = next((m for m in (1, 2) if GeneratorConfig.from_multiplier(cfg.resolution, m).channels == cfg.channels
+                       and cfg.style_dim == 512 and cfg.n_mlp == 8), None)
+    if multiplier is None:
+        raise AnycostError(f"--arch {args.arch} is not an architecture the official constructor builds "
+                           "(StyleGAN2 channels, 512-dim style, 8 mapping layers): use ffhq-1024 or car-512")
+    if args.repeat < 1:
+        raise AnycostError(f"--repeat must be at least 1, got {args.repeat}")
+    ratios = parse_float_list(args.ratios, "--ratios")
+    resolutions = (parse_int_list(args.resolutions, "--resolutions") if args.resolutions
+                   else cfg.elastic_resolutions[-4:])
+    bad = [r for r in resolutions if r not in cfg.levels]
+    if bad:
+        raise AnycostError(f"--resolutions {bad} are not levels of {args.arch} ({cfg.levels})")
+    configs = [(r, res) for r in sorted(ratios, reverse=True) for res in sorted(resolutions, reverse=True)]
+    threads = torch.get_num_threads()
+    print(f"{args.arch} against the official code in {folder}: {len(configs)} configurations, threads {threads}, "
+          f"{args.repeat} rounds", file=sys.stderr)
+    result = run_against_official(folder, cfg.resolution, multiplier, configs, args.repeat, threads,
+                                  calibration=state_dir() / "calibration", log=lambda m: print(m, file=sys.stderr))
+    result.update(environment=environment(threads), official_dir=str(folder), arch=args.arch)
+    env = result["environment"]
+    print(f"CPU: {env['cpu']} ({env['logical_cpus']} logical), torch {env['torch']}, threads {threads}, "
+          f"{args.repeat} interleaved rounds, medians; {env['date']}")
+    for impl, note in result["workers"].items():
+        print(f"  {impl}: {note.get('note', '')}")
+    print(format_table(result))
+    return save(args.out or Path("bench-results") / f"official-{args.arch}-{threads}t.json", result)
