@@ -20,18 +20,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from anycost.core.timing import timed
+
 # (in channels, out channels, resolution) of config-f at ratio 0.25, the levels that carry the MACs
 SHAPES = [(128, 128, 16), (128, 128, 32), (128, 128, 64), (128, 64, 128), (64, 64, 128)]
 
 
-def timed(fn, n: int) -> float:
+def median_ms(fn, n: int) -> float:
+    """One warm-up call, then the median of `n` timed ones."""
     fn()
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(ts)
+    return statistics.median(timed(fn) for _ in range(n))
 
 
 def rel_err(y: torch.Tensor, ref: torch.Tensor) -> float:
@@ -56,9 +54,9 @@ def measure(cin: int, cout: int, res: int, n: int, gen: torch.Generator) -> dict
 
     def dynamic():
         return torch.ops.quantized.conv2d_dynamic(x, packed, True)
-    return {"in": cin, "out": cout, "res": res, "fp32_ms": timed(lambda: F.conv2d(x, w, padding=1), n),
-            "int8_static_ms": timed(static, n), "int8_static_rel_err": rel_err(static(), ref),
-            "int8_dynamic_ms": timed(dynamic, n), "int8_dynamic_rel_err": rel_err(dynamic(), ref)}
+    return {"in": cin, "out": cout, "res": res, "fp32_ms": median_ms(lambda: F.conv2d(x, w, padding=1), n),
+            "int8_static_ms": median_ms(static, n), "int8_static_rel_err": rel_err(static(), ref),
+            "int8_dynamic_ms": median_ms(dynamic, n), "int8_dynamic_rel_err": rel_err(dynamic(), ref)}
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 plugin_krita/anycost_krita/krita_host.py uses, to test the host's layer bookkeeping where real
 Krita cannot be steered: `Document.during_wait` runs while `addChildNode`/`remove` wait for their
 stroke, as Krita's event loop does (a click or a socket reply handled in the middle of an add).
-Pixels are kept per layer as a dict of written rectangles, enough to tell which layer got what.
+Pixels are kept per layer as the list of rectangles written, enough to tell which layer got what.
 
 Install with `install()` before importing anycost_krita.krita_host."""
 from __future__ import annotations
