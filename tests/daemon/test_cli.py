@@ -2,6 +2,7 @@
 import hashlib
 import json
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,12 +210,23 @@ def test_grid_writes_the_paper_figure(tmp_path):
 def test_bench_e2e_through_a_real_daemon(tiny_model_file, tmp_path):
     out = tmp_path / "e2e.json"
     r = run_cli("--threads", "1", "bench", "--e2e", "--model", str(tiny_model_file), "--n", "3",
+                "--budgets", "30,100", "--busy", "1",
                 "--out", str(out), env={"ANYCOST_STATE_DIR": str(tmp_path / "state")})
     assert r.returncode == 0, r.stderr
     data = json.loads(out.read_text())
-    assert set(data["budgets"]) == {"50", "100", "250"}
+    assert set(data["budgets"]) == {"30", "100"} and data["busy_neighbours"] == 1
     for b in data["budgets"].values():
         assert b["n"] == 3 and b["round_trip_median_ms"] >= b["render_median_ms"] > 0
         assert 0 <= b["transport_share"] < 1
+        assert sum(b["configs"].values()) == 3
     assert data["render"]["size"] == [256, 256]
-    assert "| edit, budget 100 ms |" in r.stdout
+    assert "| edit, budget 100 ms |" in r.stdout and "busy neighbour processes 1" in r.stdout
+    spinning = [p for p in Path("/proc").glob("[0-9]*") if _cmdline(p).endswith("while True: pass")]
+    assert not spinning                                   # the neighbours end with the run
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""

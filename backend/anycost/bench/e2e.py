@@ -1,9 +1,15 @@
 """End-to-end latency over loopback: edit -> preview per budget, and the full render, through a
 real daemon started for the run. Reports the client-side round trip (median, p95) and how much of
-it is spent outside the render itself (transport, queueing, (de)serialisation, image encoding)."""
+it is spent outside the render itself (transport, queueing, (de)serialisation, image encoding).
+
+`busy`: that many neighbour processes, each keeping one core busy, start once the daemon is ready
+and the portrait projected, as an editor redrawing its canvas would while a slider moves."""
 from __future__ import annotations
 
+import contextlib
 import statistics
+import subprocess
+import sys
 import time
 
 from anycost.core.defaults import DEMO_FACE
@@ -32,8 +38,21 @@ def open_face_session(c: Client) -> tuple[str, str]:
     return s["session"], s["directions"][0]["name"]
 
 
+@contextlib.contextmanager
+def busy_neighbours(n: int):
+    """`n` processes spinning on the CPU until the block ends."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+             for _ in range(n)]
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
 def run_e2e(model: str | None, threads: int | None, budgets=(50, 100, 250), n: int = 40, renders: int = 5,
-            log=print, log_file=None, tcp: bool = False) -> dict:
+            log=print, log_file=None, tcp: bool = False, busy: int = 0) -> dict:
     # the editors' default transport (a Unix socket), or loopback TCP
     address = f"tcp://127.0.0.1:{free_port()}" if tcp else private_address("bench")
     args = ["--refine-delay", "-1"] + (["--model", model] if model else [])
@@ -43,29 +62,10 @@ def run_e2e(model: str | None, threads: int | None, budgets=(50, 100, 250), n: i
             hello = c.wait_ready(proc=proc)
             sid, name = open_face_session(c)
             out = {"model": P.ModelsResult.from_dict(c.call("models")).models[0].name, "threads": hello.threads,
-                   "budgets": {},
+                   "budgets": {}, "busy_neighbours": busy,
                    "transport": address.split("://")[0]}
-            for budget in budgets:
-                configs: dict[str, int]
-                rtt, render, configs = [], [], {}
-                for i in range(n):
-                    value = (i % 7 - 3) / 3.0
-                    t0 = time.perf_counter()
-                    r = c.call("edit", session=sid, values={name: value}, budget_ms=budget, timeout=600)
-                    rtt.append((time.perf_counter() - t0) * 1000)
-                    render.append(r["render_ms"])
-                    key = f"{r['config']['ratio']:g}x@{r['config']['resolution']}"
-                    configs[key] = configs.get(key, 0) + 1
-                out["budgets"][str(budget)] = dict(_summary(rtt, render), configs=configs)
-                log(f"budget {budget} ms: {out['budgets'][str(budget)]}")
-            rtt, render = [], []
-            for i in range(renders):
-                t0 = time.perf_counter()
-                r = c.call("render", session=sid, values={name: i / renders}, timeout=600)
-                rtt.append((time.perf_counter() - t0) * 1000)
-                render.append(r["render_ms"])
-            out["render"] = dict(_summary(rtt, render), size=[r["image"]["w"], r["image"]["h"]])
-            log(f"full render: {out['render']}")
+            with busy_neighbours(busy):
+                _timed_requests(c, sid, name, budgets, n, renders, out, log)
             c.call("close", session=sid)
             c.call("shutdown")
         proc.wait(timeout=30)
@@ -73,3 +73,29 @@ def run_e2e(model: str | None, threads: int | None, budgets=(50, 100, 250), n: i
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _timed_requests(c: Client, sid: str, name: str, budgets, n: int, renders: int, out: dict, log) -> None:
+    """`n` edits at each budget (which configurations served them, in order of first use), then
+    `renders` finals; the figures go into `out`."""
+    for budget in budgets:
+        configs: dict[str, int]
+        rtt, render, configs = [], [], {}
+        for i in range(n):
+            value = (i % 7 - 3) / 3.0
+            t0 = time.perf_counter()
+            r = c.call("edit", session=sid, values={name: value}, budget_ms=budget, timeout=600)
+            rtt.append((time.perf_counter() - t0) * 1000)
+            render.append(r["render_ms"])
+            key = f"{r['config']['ratio']:g}x@{r['config']['resolution']}"
+            configs[key] = configs.get(key, 0) + 1
+        summary = out["budgets"][f"{budget:g}"] = dict(_summary(rtt, render), configs=configs)
+        log(f"budget {budget:g} ms: {summary}")
+    rtt, render = [], []
+    for i in range(renders):
+        t0 = time.perf_counter()
+        r = c.call("render", session=sid, values={name: i / renders}, timeout=600)
+        rtt.append((time.perf_counter() - t0) * 1000)
+        render.append(r["render_ms"])
+    out["render"] = dict(_summary(rtt, render), size=[r["image"]["w"], r["image"]["h"]])
+    log(f"full render: {out['render']}")

@@ -46,6 +46,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="instead: edit->preview and render latency through a real daemon over loopback "
                         "(budgets 50/100/250 ms; --model or the default model)")
     p.add_argument("--n", type=int, default=40, help="edits per budget with --e2e")
+    p.add_argument("--budgets", default="50,100,250", help="preview budgets (ms) with --e2e")
+    p.add_argument("--busy", type=int, default=0, metavar="N",
+                   help="with --e2e: N neighbour processes each keep a core busy while the edits run, "
+                        "as an editor would")
     p.add_argument("--tcp", action="store_true", help="with --e2e: over loopback TCP instead of the default "
                                                       "transport (a Unix socket where there is one)")
     p.add_argument("--memory", action="store_true",
@@ -124,10 +128,14 @@ def run_e2e_command(args) -> int:
     from anycost.bench.e2e import run_e2e
     from anycost.bench.synthesis import environment
 
-    result = run_e2e(args.model, args.threads, n=args.n, log=lambda m: print(m, file=sys.stderr), tcp=args.tcp)
+    budgets = parse_float_list(args.budgets, "--budgets")
+    if args.n < 1 or args.busy < 0 or any(b <= 0 for b in budgets):
+        raise AnycostError("--n must be at least 1, --busy at least 0 and every budget positive")
+    result = run_e2e(args.model, args.threads, budgets=budgets, n=args.n,
+                     log=lambda m: print(m, file=sys.stderr), tcp=args.tcp, busy=args.busy)
     result["environment"] = environment(result["threads"])
     print(f"CPU: {result['environment']['cpu']}, daemon threads {result['threads']}, model {result['model']}, "
-          f"transport {result['transport']}")
+          f"transport {result['transport']}, busy neighbour processes {result['busy_neighbours']}")
     print("| request | round trip median ms | p95 ms | render median ms | outside render ms | share | served by |")
     print("|---|---|---|---|---|---|---|")
     for budget, r in result["budgets"].items():
@@ -137,8 +145,9 @@ def run_e2e_command(args) -> int:
     r = result["render"]
     print(f"| render {r['size'][0]}x{r['size'][1]} | {r['round_trip_median_ms']} | {r['round_trip_p95_ms']} | "
           f"{r['render_median_ms']} | {r['outside_render_median_ms']} | {r['transport_share']:.0%} | full |")
+    busy = f"-busy{args.busy}" if args.busy else ""
     return save(args.out or Path("bench-results")
-                / f"e2e-{_stem(args.model)}-{result['threads']}t-{result['transport']}.json",
+                / f"e2e-{_stem(args.model)}-{result['threads']}t-{result['transport']}{busy}.json",
                 result)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,9 +123,34 @@ def rank_configs(g: Generator, latency: dict[tuple, float], figures: list[dict])
     return sorted(out, key=lambda c: (-c.quality, c.latency_ms))
 
 
-def pick(ranked: list[SubConfig], budget_ms: float) -> SubConfig:
-    """The best-quality configuration whose measured latency fits; the fastest if none does."""
+def pick(ranked: list[SubConfig], budget_ms: float, slowdown: float = 1.0) -> SubConfig:
+    """The best-quality configuration whose measured latency, times `slowdown`, fits; the fastest if
+    none does."""
     for c in ranked:
-        if c.latency_ms <= budget_ms:
+        if c.latency_ms * slowdown <= budget_ms:
             return c
     return min(ranked, key=lambda c: c.latency_ms)
+
+
+class Slowdown:
+    """How much slower previews draw now than when they were calibrated: the median ratio of the
+    last `window` preview times to their configuration's calibrated latency, from 1 to `most`.
+
+    The calibration is measured once per machine, usually on a quiet one; while the user drags a
+    slider the editor itself keeps a core busy, and a shared VM drifts. Never below 1: a preview
+    that reuses its previous render's levels is faster than its configuration, and the budget
+    choice should not then reach for one it cannot draw in time."""
+
+    def __init__(self, window: int = 8, least_samples: int = 3, most: float = 4.0):
+        self.ratios: deque[float] = deque(maxlen=window)
+        self.least_samples, self.most = least_samples, most
+
+    def observe(self, config: SubConfig, ms: float) -> None:
+        if config.latency_ms > 0:
+            self.ratios.append(ms / config.latency_ms)
+
+    @property
+    def factor(self) -> float:
+        if len(self.ratios) < self.least_samples:      # one cold or unlucky call is not a trend
+            return 1.0
+        return min(self.most, max(1.0, statistics.median(self.ratios)))

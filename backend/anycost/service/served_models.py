@@ -28,6 +28,7 @@ from anycost.inference.fast import FastSynthesis, LastRender
 from anycost.models.creps import CrepsAsAnycost
 from anycost.protocol import messages as P
 from anycost.service.calibration import (
+    Slowdown,
     SubConfig,
     calibrate,
     measured_consistency,
@@ -51,6 +52,7 @@ class ServedModel:
     model: Model
     directions: dict[str, Direction]
     ranked: list[SubConfig] | None = field(default=None)   # None until calibrated
+    slowdown: Slowdown = field(default_factory=Slowdown)   # previews now against their calibration
     kind = "anycost"
     any_size = False                                # finals drawn at the requested size (no resampling)
 
@@ -91,7 +93,7 @@ class ServedModel:
 
     def preview_config(self, budget_ms: float) -> SubConfig:
         assert self.ranked is not None                  # calibrated at start-up, before any edit
-        return pick(self.ranked, budget_ms)
+        return pick(self.ranked, budget_ms, self.slowdown.factor)
 
     def describe_config(self, config: SubConfig | None, size: tuple[int, int] | None) -> dict:
         """What drew an image (config None: the final render), as `edit`/`render` results say it."""
@@ -148,7 +150,12 @@ class ServedAnycost(ServedModel):
         """The sub-generator's image (config None: the full generator); the caller resizes it to `size`."""
         if config is None:
             return self.synthesis(wplus, session=session)
-        return self.synthesis(wplus, channels=config.ratio, target_res=config.resolution, session=session)
+        t0 = time.perf_counter()
+        img = self.synthesis(wplus, channels=config.ratio, target_res=config.resolution, session=session)
+        last = self.last_renders.get((session, config.ratio, config.resolution)) if self.last_renders else None
+        if last is None or last.reused == 0:        # a reused level's time is not the configuration's
+            self.slowdown.observe(config, (time.perf_counter() - t0) * 1000)
+        return img
 
 
 class ServedCreps(ServedModel):
@@ -218,4 +225,8 @@ class ServedCreps(ServedModel):
                                  progress=progress)
         s = config.resolution
         ph, pw = (s, max(1, round(s * w / h))) if h >= w else (max(1, round(s * h / w)), s)
-        return self.g.render(wplus, (ph, pw))
+        t0 = time.perf_counter()
+        img = self.g.render(wplus, (ph, pw))
+        if ph == pw:                                # calibrated square; a narrower one is cheaper
+            self.slowdown.observe(config, (time.perf_counter() - t0) * 1000)
+        return img

@@ -1,0 +1,60 @@
+"""The budget choice: which calibrated sub-generator serves a preview, and how it follows a machine
+that has become slower than when it was calibrated (a busy editor, a shared VM)."""
+import torch
+
+from anycost.formats.checkpoints import Model
+from anycost.models import Generator, GeneratorConfig
+from anycost.service.calibration import Slowdown, SubConfig, pick
+from anycost.service.served_models import ServedAnycost
+
+# best quality first, as rank_configs orders them
+RANKED = [SubConfig(1.0, 64, 40.0, 3.0), SubConfig(0.5, 64, 20.0, 2.0), SubConfig(0.25, 32, 8.0, 1.0)]
+
+
+def test_pick_takes_the_best_configuration_that_fits_and_the_fastest_when_none_does():
+    assert pick(RANKED, 50) == RANKED[0]
+    assert pick(RANKED, 30) == RANKED[1]
+    assert pick(RANKED, 5) == RANKED[2]
+
+
+def test_a_slowdown_makes_the_choice_cheaper():
+    assert pick(RANKED, 50, slowdown=1.5) == RANKED[1]     # 40 ms calibrated is 60 ms now
+    assert pick(RANKED, 50, slowdown=3.0) == RANKED[2]
+
+
+def test_slowdown_is_the_median_of_recent_ratios_between_one_and_its_cap():
+    s = Slowdown(window=4, least_samples=3, most=4.0)
+    c = RANKED[1]                                          # calibrated at 20 ms
+    s.observe(c, 60.0)
+    s.observe(c, 60.0)
+    assert s.factor == 1.0                                 # two calls are not a trend
+    s.observe(c, 20.0)
+    assert s.factor == 3.0                                 # median of 3, 3, 1
+    for _ in range(4):
+        s.observe(c, 10.0)                                 # faster than calibrated (a reused render)
+    assert s.factor == 1.0                                 # never below the calibration
+    for _ in range(4):
+        s.observe(c, 1000.0)
+    assert s.factor == 4.0
+
+
+def test_served_previews_are_observed_except_those_that_reuse_levels(tmp_path):
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig.from_multiplier(32, 0.125, 32, style_dim=32, n_mlp=2)).eval()
+    g.update_w_avg(50)
+    sm = ServedAnycost("tiny", Model(g, {"untrained": True}), {})
+    sm.calibrate(tmp_path)
+    assert sm.ranked is not None
+    config = next(c for c in sm.ranked if c.resolution < 32)
+    wplus = g.latent_to_wplus(torch.zeros(1, 32))
+    with torch.inference_mode():
+        sm.draw(wplus, config, None, session="s")
+        assert len(sm.slowdown.ratios) == 1
+        sm.draw(wplus, config, None, session="s")          # same W+: every level taken from the last render
+        assert len(sm.slowdown.ratios) == 1
+        moved = wplus.clone()
+        moved[:, 0] += 1.0                                 # the first row moved: nothing reused
+        sm.draw(moved, config, None, session="s")
+        assert len(sm.slowdown.ratios) == 2
+        sm.draw(moved, None, None, session="s")            # the final is not a preview
+        assert len(sm.slowdown.ratios) == 2
