@@ -58,3 +58,33 @@ def test_served_previews_are_observed_except_those_that_reuse_levels(tmp_path):
         assert len(sm.slowdown.ratios) == 2
         sm.draw(moved, None, None, session="s")            # the final is not a preview
         assert len(sm.slowdown.ratios) == 2
+
+
+def test_previews_take_low_precision_only_where_it_measured_close_and_finals_never(tmp_path):
+    from anycost.inference.conv_forms import FormChooser
+    from anycost.service.calibration import LOWP_MIN_PSNR, measured_lowp_fidelity
+
+    torch.manual_seed(1)
+    g = Generator(GeneratorConfig.from_multiplier(64, 0.25, 64, style_dim=32, n_mlp=2)).eval()
+    g.update_w_avg(50)
+    sm = ServedAnycost("tiny", Model(g, {"untrained": True}), {})
+    sm.calibrate(tmp_path)
+    assert sm.fast is not None and sm.ranked is not None
+    chooser: FormChooser = sm.fast.chooser
+    if not (chooser.bf16 or chooser.int8):
+        assert sm.lowp_configs == frozenset()
+        return
+    fidelity = measured_lowp_fidelity(g, sm.fast, [(c.ratio, c.resolution) for c in sm.ranked], tmp_path / "calibration")
+    assert list((tmp_path / "calibration").glob("lowp-*.json"))               # read back, not measured again
+    assert sm.lowp_configs == {c for c, db in fidelity.items() if db >= LOWP_MIN_PSNR}
+    assert all(sm.fast.uses_lowp(*c) for c in fidelity)
+    wplus = g.latent_to_wplus(torch.randn(1, 32))
+    with torch.inference_mode():
+        final = sm.draw(wplus, None, None)
+        assert (final - g.synthesis(wplus)).abs().max().item() < 1e-3             # the final: float32
+        for c in sm.ranked:
+            assert sm.describe_config(c, None)["lowp"] == ((c.ratio, c.resolution) in sm.lowp_configs)
+    assert sm.describe_config(None, None)["lowp"] is False
+    off = ServedAnycost("tiny", Model(g, {"untrained": True}), {}, lowp_previews=False)
+    off.calibrate(tmp_path)
+    assert off.lowp_configs == frozenset() and not any(off.describe_config(c, None)["lowp"] for c in off.ranked or [])

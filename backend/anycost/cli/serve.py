@@ -39,6 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-memory", action="store_true",
                    help="keep freed memory even after jobs far larger than a preview (by default it is given "
                         "back; this is for measuring the difference: bench --memory)")
+    p.add_argument("--fp32-previews", action="store_true",
+                   help="draw previews in float32 only (default: layers in bfloat16 or int8 where that is "
+                        "faster on this CPU and the preview stays within 40 dB of its float32 image; the "
+                        "final is always float32)")
     p.add_argument("--verbose", action="store_true")
 
 
@@ -74,7 +78,7 @@ def run(args) -> int:
         models[m.name if m.name not in models else spec] = m
     engine = Engine(models, SessionStore(state_dir() / "sessions", args.max_sessions),
                     make_perceptual(device=args.device), state_dir(), args.device, args.max_image_pixels,
-                    args.refine_budget_ms, args.steps)
+                    args.refine_budget_ms, args.steps, lowp_previews=not args.fp32_previews)
     server = Server(engine, args.bind, curve=curve, refine_delay_s=args.refine_delay,
                     threads=torch.get_num_threads(), give_back_memory=not args.keep_memory)
     try:

@@ -16,6 +16,14 @@ Every form computes the same function (up to float rounding; `tests/unit/test_fa
   small maps), ``polyphase`` / ``polyphase-winograd`` (the blur folded into the
   kernel, 6x6 at the output rate, split into its four 3x3 phases at the input rate: one stride-1
   convolution with 4x the outputs, then a pixel shuffle; no blur pass).
+* previews only (``LayerShape.lowp``), never the final: ``bf16-amod`` / ``polyphase-bf16`` (the
+  stored or polyphase weight in bfloat16, the style-scaled input cast per call: oneDNN's bf16
+  kernels, fast where the CPU multiplies bf16 natively, AVX512-BF16 or AMX; about 0.3 % of the
+  output's spread per layer) and ``int8-amod`` / ``polyphase-int8`` (the weight quantized once per
+  output channel, the input per call over its range: oneDNN's u8 x s8 kernels with a float32
+  output, so no output scale has to be known in advance; fast with VNNI and, less so, with AVX2
+  alone; about 1.4 % per layer). The weight is fixed in these forms (activation modulation), so it
+  is converted once per layer and width.
 
 Which form is fastest depends on the layer's size and the CPU, so it is measured on the machine
 (`FormChooser`) and remembered per machine and thread count.
@@ -35,6 +43,10 @@ from anycost.core.timing import machine_key
 
 CONV_FORMS = ("dense", "winograd", "dense-amod", "gemm-amod", "wino2-amod", "wino4-amod")
 UP_FORMS = ("transpose-blur", "fold-amod", "polyphase", "polyphase-winograd")
+LOWP_CONV_FORMS = ("bf16-amod", "int8-amod")              # previews only
+LOWP_UP_FORMS = ("polyphase-bf16", "polyphase-int8")
+ALL_FORMS = CONV_FORMS + UP_FORMS + LOWP_CONV_FORMS + LOWP_UP_FORMS
+SLOW_FORM = 4.0      # a form whose first timed call takes this many times the best so far is not timed again
 
 
 def winograd_available() -> bool:
@@ -43,6 +55,44 @@ def winograd_available() -> bool:
         return bool(torch.backends.nnpack.is_available())
     except (AttributeError, RuntimeError):
         return False
+
+
+def bf16_available() -> bool:
+    """The CPU multiplies bfloat16 natively (elsewhere oneDNN emulates it, 30-300x slower than fp32)."""
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return torch.backends.mkldnn.is_available() and any(bool(getattr(cpu, c, lambda: False)()) for c in checks)
+
+
+def int8_available() -> bool:
+    """oneDNN's quantized convolution with a float output is in this torch build."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.onednn, "qconv2d_pointwise")
+
+
+class Int8Conv3x3:
+    """A fixed 3x3 weight [O, I, 3, 3], quantized once (symmetric, per output channel), convolved
+    (stride 1, padding 1) with an input quantized per call to uint8 over its own range; float32
+    out, NCHW. `in_scale` [I] multiplies the input first (the styles), in the same pass."""
+
+    def __init__(self, w: torch.Tensor):
+        o = w.shape[0]
+        self.w_scale = (w.abs().amax(dim=(1, 2, 3)) / 127).clamp_min(1e-12).double()
+        qw = torch.round(w / self.w_scale.to(w.dtype)[:, None, None, None]).to(torch.int8)
+        self.w_zero = torch.zeros(o, dtype=torch.long)
+        self.packed = torch.ops.onednn.qconv_prepack(qw, self.w_scale, 1.0, 0, [1, 1], [1, 1], [1, 1], 1, None)
+
+    def __call__(self, x: torch.Tensor, in_scale: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        lo_c, hi_c = torch.aminmax(x[0].reshape(c, -1), dim=1)             # [I]: the range of x * s from
+        ends = torch.stack([lo_c * in_scale, hi_c * in_scale])               # each channel's ends
+        lo, hi = min(float(ends.min()), 0.0), max(float(ends.max()), 0.0)    # 0 exactly representable
+        scale = max(hi - lo, 1e-12) / 255
+        zero = int(round(-lo / scale))
+        q = torch.addcmul(torch.tensor(float(zero)), x, (in_scale / scale)[None, :, None, None])
+        q = q.round_().clamp_(0, 255).to(torch.uint8)
+        y = torch.ops.onednn.qconv2d_pointwise(q, scale, zero, self.packed, self.w_scale, self.w_zero, None,
+                                               [1, 1], [1, 1], [1, 1], 1, 1.0, 0, torch.float32, "none", [], "")
+        return y.contiguous()                            # oneDNN answers channels-last; the next layer reads NCHW
 
 
 def conv3x3(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, winograd: bool) -> torch.Tensor:
@@ -129,14 +179,15 @@ class WinogradWeight:
 
 @dataclass(frozen=True)
 class LayerShape:
-    """What the speed of a layer depends on."""
+    """What the speed of a layer depends on, and whether it may compute in low precision (a preview's)."""
     up: bool
     in_ch: int
     out_ch: int
     res: int           # output resolution
+    lowp: bool = False
 
     def key(self) -> str:
-        return f"{'up' if self.up else 'conv'}-{self.in_ch}-{self.out_ch}-{self.res}"
+        return f"{'up' if self.up else 'conv'}-{self.in_ch}-{self.out_ch}-{self.res}" + ("-lowp" if self.lowp else "")
 
 
 class FormChooser:
@@ -146,19 +197,28 @@ class FormChooser:
     count; `fixed` forces one form for every layer it applies to (tests, benchmarks)."""
 
     def __init__(self, folder: Path | None = None, fixed: str | None = None, repeats: int = 3):
-        if fixed is not None and fixed not in CONV_FORMS + UP_FORMS:
-            raise ValueError(f"unknown conv form {fixed!r}; choose from {CONV_FORMS + UP_FORMS}")
+        if fixed is not None and fixed not in ALL_FORMS:
+            raise ValueError(f"unknown conv form {fixed!r}; choose from {ALL_FORMS}")
         self.fixed = fixed
         self.repeats = repeats
         self.folder = folder
         self.winograd = winograd_available()
+        self.bf16 = bf16_available()
+        self.int8 = int8_available()
         self._choices: dict[str, str] = {}
         self._timings: dict[str, dict[str, float]] = {}
         self._loaded_key: str | None = None
 
     def candidates(self, shape: LayerShape) -> tuple[str, ...]:
+        """The float32 forms first; a preview's layer may also take a low-precision one."""
         forms = UP_FORMS if shape.up else CONV_FORMS
-        return tuple(f for f in forms if self.winograd or "winograd" not in f)
+        if shape.lowp:
+            forms += LOWP_UP_FORMS if shape.up else LOWP_CONV_FORMS
+        return tuple(f for f in forms if self.available(f))
+
+    def available(self, form: str) -> bool:
+        return ((self.winograd or "winograd" not in form) and (self.bf16 or "bf16" not in form)
+                and (self.int8 or "int8" not in form))
 
     def choose(self, shape: LayerShape, time_form) -> str:
         """`time_form(form) -> ms` runs the layer once in that form (the caller owns the weights)."""
@@ -168,10 +228,14 @@ class FormChooser:
         self._load()
         key = shape.key()
         if key not in self._choices:
-            timings = {}
+            timings: dict[str, float] = {}
             for form in cands:
                 time_form(form)                                          # warm-up
-                timings[form] = statistics.median(time_form(form) for _ in range(self.repeats))
+                first = time_form(form)
+                if timings and first > SLOW_FORM * min(timings.values()):
+                    timings[form] = first                                # far behind: not worth more calls
+                    continue
+                timings[form] = statistics.median([first] + [time_form(form) for _ in range(self.repeats - 1)])
             self._timings[key] = timings
             self._choices[key] = min(timings, key=timings.get)  # type: ignore[arg-type]  # every key present
             self._save()
@@ -185,7 +249,7 @@ class FormChooser:
 
     def _path(self) -> Path | None:
         # the forms' names are part of the file name: a release adding a form measures again
-        forms = hashlib.sha1(",".join(CONV_FORMS + UP_FORMS).encode()).hexdigest()[:8]
+        forms = hashlib.sha1(",".join(ALL_FORMS).encode()).hexdigest()[:8]
         return self.folder / f"conv-forms-{machine_key()}-{forms}.json" if self.folder else None
 
     def _load(self) -> None:
@@ -196,9 +260,8 @@ class FormChooser:
         saved = measurements.read(path)
         choices = saved.get("choices") if isinstance(saved, dict) else None
         if isinstance(choices, dict):            # else none or damaged: measured again
-            self._choices.update({k: v for k, v in choices.items() if isinstance(v, str)
-                                  and v in CONV_FORMS + UP_FORMS
-                                  and (self.winograd or "winograd" not in v)})
+            self._choices.update({k: v for k, v in choices.items()
+                                  if isinstance(v, str) and v in ALL_FORMS and self.available(v)})
 
     def _save(self) -> None:
         measurements.write(self._path(), {"machine": machine_key(), "choices": self._choices})

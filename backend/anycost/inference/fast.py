@@ -11,6 +11,8 @@ What it does differently (each exact up to float rounding, tested against the re
 * the convolution form of every layer chosen by measurement (`conv_forms`), e.g. Winograd on large
   maps and the blur folded into the upsampling kernel;
 * the RGB skip upsampled by one strided transposed conv instead of zero insertion + FIR.
+With `lowp=True` (previews, never the final) a layer may also take a bfloat16 or int8 form where
+that measures faster; those are close to the reference, not equal (`conv_forms`).
 Only the stored ("const") or no ("zero") noise is supported: random noise is a training feature.
 """
 from __future__ import annotations
@@ -23,7 +25,10 @@ import torch.nn.functional as F
 
 from anycost.core.timing import timed
 from anycost.inference.conv_forms import (
+    LOWP_CONV_FORMS,
+    LOWP_UP_FORMS,
     FormChooser,
+    Int8Conv3x3,
     LayerShape,
     WinogradWeight,
     conv3x3,
@@ -35,6 +40,7 @@ from anycost.models.generator import Generator
 from anycost.models.layers import StyledConv, ToRGB
 
 GAIN = math.sqrt(2.0)   # the leaky ReLU's gain, applied by the next layer
+LOWP_FORMS = LOWP_CONV_FORMS + LOWP_UP_FORMS
 
 
 class _Styles:
@@ -52,9 +58,9 @@ class FastStyledConv:
     """One modulated 3x3 conv (+ upsampling) -> bias, noise, leaky ReLU (gain left to the next layer)."""
 
     def __init__(self, layer: StyledConv, in_ch: int, out_ch: int, res: int, gain_in: float,
-                 noise: torch.Tensor | None):
+                 noise: torch.Tensor | None, lowp: bool = False):
         conv = layer.conv
-        self.shape = LayerShape(conv.upsample, in_ch, out_ch, res)
+        self.shape = LayerShape(conv.upsample, in_ch, out_ch, res, lowp)
         self.styles = _Styles(conv.modulation, in_ch)
         self.w = (conv.weight[0, :out_ch, :in_ch] * conv.scale).contiguous()      # [O, I, 3, 3]
         self.wsq = self.w.square().sum(dim=(2, 3))                                  # [O, I]
@@ -75,8 +81,10 @@ class FastStyledConv:
                 self._prepared[form] = (WinogradWeight(self.w, 2 if form == "wino2-amod" else 4),)
             elif form.startswith("polyphase"):
                 assert self.blur is not None                 # the upsampling forms: an upsampling layer
-                self._prepared[form] = (polyphase_weight(upsample_kernel(self.w, self.blur)),
-                                        self.bias.repeat_interleave(4))
+                p = polyphase_weight(upsample_kernel(self.w, self.blur))
+                self._prepared[form] = (self._low(form, p), self.bias.repeat_interleave(4))
+            elif form in ("bf16-amod", "int8-amod"):
+                self._prepared[form] = (self._low(form, self.w),)
             elif form in ("transpose-blur", "fold-amod"):
                 assert self.blur is not None
                 o, i = self.w.shape[:2]
@@ -88,6 +96,15 @@ class FastStyledConv:
             else:
                 self._prepared[form] = ()
         self.form = form
+
+    @staticmethod
+    def _low(form: str, w: torch.Tensor):
+        """A fixed 3x3 weight as the form computes with it."""
+        if form.endswith("bf16") or form.startswith("bf16"):
+            return w.to(torch.bfloat16)
+        if "int8" in form:
+            return Int8Conv3x3(w)
+        return w
 
     def __call__(self, x: torch.Tensor, w_row: torch.Tensor) -> torch.Tensor:
         s = self.styles(w_row)
@@ -102,6 +119,12 @@ class FastStyledConv:
             y = conv3x3(x, wm, self.bias, winograd=form == "winograd")
         elif form in ("wino2-amod", "wino4-amod"):
             y = self._prepared[form][0](x * s[None, :, None, None])
+            y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])
+        elif form == "bf16-amod":
+            y = F.conv2d((x * s[None, :, None, None]).to(torch.bfloat16), self._prepared[form][0], padding=1)
+            y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])      # back in float32
+        elif form == "int8-amod":
+            y = self._prepared[form][0](x, s)
             y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])
         elif form == "gemm-amod":
             (w2,) = self._prepared[form]
@@ -120,6 +143,14 @@ class FastStyledConv:
             y = F.fold(y[None], (2 * h + 1, 2 * w + 1), 3, stride=2)               # conv_transpose
             y = F.conv2d(y, blur, None, padding=1, groups=y.shape[1])
             y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])
+        elif form in ("polyphase-bf16", "polyphase-int8"):     # activation modulation: the weight fixed
+            p, bias4 = self._prepared[form]
+            if form == "polyphase-bf16":
+                y = F.conv2d((x * s[None, :, None, None]).to(torch.bfloat16), p, padding=1)
+            else:
+                y = p(x, s)
+            y = torch.addcmul(bias4[:, None, None], y, d.repeat_interleave(4)[:, None, None])
+            return self._epilogue(y, shuffled=True)
         else:  # polyphase, polyphase-winograd
             assert form is not None                          # set_form ran (FastSynthesis._conv)
             p, bias4 = self._prepared[form]
@@ -193,15 +224,16 @@ class FastSynthesis:
 
     # ------------------------------------------------------------------ preparation
 
-    def _conv(self, index: int, in_ch: int, out_ch: int, res: int) -> FastStyledConv:
-        """Styled conv number `index` in W+ order (0 = conv1) at these widths, prepared and tuned."""
-        key = (index, in_ch, out_ch)
+    def _conv(self, index: int, in_ch: int, out_ch: int, res: int, lowp: bool = False) -> FastStyledConv:
+        """Styled conv number `index` in W+ order (0 = conv1) at these widths, prepared and tuned;
+        `lowp`: a preview's, which may take a low-precision form."""
+        key = (index, in_ch, out_ch, lowp)
         if key not in self._convs:
             layer = self.g.conv1 if index == 0 else cast(StyledConv, self.g.convs[index - 1])
             buf = getattr(self.g.noises, f"noise_{index}")
             with torch.inference_mode():
                 fc = FastStyledConv(layer, in_ch, out_ch, res, 1.0 if index == 0 else GAIN,
-                                    None if self.noise == "zero" else buf)
+                                    None if self.noise == "zero" else buf, lowp)
                 w_row = self.g.w_avg[None]
                 x = fc.input_like(w_row)
 
@@ -225,31 +257,33 @@ class FastSynthesis:
             self._input[width] = self.g.input.input[:, :width].detach().contiguous()
         return self._input[width]
 
-    def plan(self, widths: Sequence[int], target: int) -> list:
+    def plan(self, widths: Sequence[int], target: int, lowp: bool = False) -> list:
         """The prepared layers of one sub-generator: (conv, conv | None, rgb, rows) per level."""
         levels = [r for r in self.cfg.levels if r <= target]
         out: list[tuple[FastStyledConv, FastStyledConv | None, FastToRGB, tuple[int, ...]]] = [
-            (self._conv(0, widths[0], widths[1], 4), None, self._rgb(0, widths[1]), (0, 1))]
+            (self._conv(0, widths[0], widths[1], 4, lowp), None, self._rgb(0, widths[1]), (0, 1))]
         for j, res in enumerate(levels[1:]):
             i = 2 * j + 1
-            up = self._conv(i, widths[i], widths[i + 1], res)
-            conv = self._conv(i + 1, widths[i + 1], widths[i + 2], res)
+            up = self._conv(i, widths[i], widths[i + 1], res, lowp)
+            conv = self._conv(i + 1, widths[i + 1], widths[i + 2], res, lowp)
             out.append((up, conv, self._rgb(j + 1, widths[i + 2]), (i, i + 1, i + 2)))
         return out
 
     # ------------------------------------------------------------------ running
 
     def __call__(self, wplus: torch.Tensor, channels: ChannelSpec = None, target_res: int | None = None,
-                 reuse: "LastRender | None" = None) -> torch.Tensor:
+                 reuse: "LastRender | None" = None, lowp: bool = False) -> torch.Tensor:
         """W+ [1, n_style, D] -> image [1, 3, R, R], as `Generator.synthesis` with the same arguments.
 
         `reuse`: the previous render of the same session (updated here). Levels that read only W+
-        rows equal to that render's are not run again: their output is taken from it."""
+        rows equal to that render's are not run again: their output is taken from it.
+        `lowp`: a preview: layers may compute in bfloat16 or int8 where that is faster here."""
         assert wplus.shape == (1, self.g.n_style, self.cfg.style_dim), wplus.shape
         widths = resolve_channels(self.cfg, channels) or self.cfg.full_channels
         target = self.g.resolve_target_res(target_res)
-        plan = self.plan(widths, target)
-        start = reuse.levels_valid(wplus, (tuple(widths), target)) if reuse is not None else 0
+        plan = self.plan(widths, target, lowp)
+        key = (tuple(widths), target, lowp)
+        start = reuse.levels_valid(wplus, key) if reuse is not None else 0
         skip: torch.Tensor | None
         with torch.inference_mode():
             if start:
@@ -265,9 +299,16 @@ class FastSynthesis:
                 skip = rgb(x, wplus[:, rows[-1]], skip)  # skip is None at the 4x4 level
                 outputs.append((x, skip))
             if reuse is not None:
-                reuse.store(wplus, (tuple(widths), target), start, outputs, [p[3] for p in plan])
+                reuse.store(wplus, key, start, outputs, [p[3] for p in plan])
         assert skip is not None                              # the 4 px level (or a reused one) drew it
         return skip
+
+    def uses_lowp(self, channels: ChannelSpec = None, target_res: int | None = None) -> bool:
+        """Whether a preview of this configuration computes some layer in low precision."""
+        widths = resolve_channels(self.cfg, channels) or self.cfg.full_channels
+        layers = [c for first, second, _, _ in self.plan(widths, self.g.resolve_target_res(target_res), True)
+                  for c in (first, second) if c is not None]
+        return any(c.form in LOWP_FORMS for c in layers)
 
     def forms(self) -> dict[str, str | None]:
         """Chosen form of every prepared layer, by layer shape (for reports)."""

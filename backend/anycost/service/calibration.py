@@ -17,13 +17,16 @@ from pathlib import Path
 import torch
 
 from anycost.core import measurements
-from anycost.core.timing import cpu_name
+from anycost.core.timing import cpu_name, machine_key
 from anycost.editing.consistency import consistency_figures
 from anycost.editing.directions import fingerprint, weights_hash
+from anycost.editing.projection import psnr
 from anycost.models import TRAINED_RATIOS, Generator
 from anycost.models.macs import count_macs
 
 MEASURED_SAMPLES = 16        # latents for the figures measured at first serve (a trained model: 64)
+LOWP_MIN_PSNR = 40.0         # a low-precision preview this close to its float32 image may be served
+LOWP_SAMPLES = 2             # latents its fidelity is measured on: the average face and one seeded
 
 
 def preview_configs(g: Generator, metadata: dict) -> list[tuple[float, int]]:
@@ -53,6 +56,41 @@ def measured_consistency(g: Generator, configs: list[tuple[float, int]], cache_f
             f"({MEASURED_SAMPLES} latents, {time.perf_counter() - t0:.1f} s): "
             + ", ".join(f"{f['ratio']:g}x@{f['resolution']} {f['psnr']:.1f} dB" for f in figures))
     return figures
+
+
+def measured_lowp_fidelity(g: Generator, fast, configs: list[tuple[float, int]], cache_folder: Path | None,
+                           log=None) -> dict[tuple[float, int], float]:
+    """PSNR (dB) of each configuration drawn by `fast` (a FastSynthesis) with low-precision layers
+    against the same configuration in float32, lowest over LOWP_SAMPLES latents; only for the
+    configurations where a low-precision form won some layer (elsewhere both are the same). Cached
+    per weights, machine and the forms chosen (the figures depend on which layers went low)."""
+    with torch.inference_mode():
+        wrows = [g.latent_to_wplus(torch.zeros(1, g.cfg.style_dim, device=g.w_avg.device))]
+        seeded = torch.randn(LOWP_SAMPLES - 1, g.cfg.style_dim, generator=torch.Generator().manual_seed(0))
+        wrows += [g.latent_to_wplus(z[None].to(g.w_avg.device)) for z in seeded]
+        for r, k in configs:                                   # chooses the forms of every preview layer
+            fast(wrows[0], channels=r, target_res=k, lowp=True)
+    low = [c for c in configs if fast.uses_lowp(*c)]
+    forms = {k: f for k, f in sorted(fast.forms().items()) if k.endswith("-lowp")}
+    cache = cache_folder / f"lowp-{weights_hash(g)}-{machine_key()}.json" if cache_folder else None
+    saved = measurements.read(cache)
+    if isinstance(saved, dict) and saved.get("forms") == forms and isinstance(saved.get("psnr"), list):
+        try:
+            return {(float(r), int(k)): float(db) for r, k, db in saved["psnr"]}
+        except (TypeError, ValueError):
+            pass                                               # damaged: measured again
+    t0 = time.perf_counter()
+    out = {}
+    with torch.inference_mode():
+        for r, k in low:
+            out[(r, k)] = min(psnr(fast(w, channels=r, target_res=k, lowp=True), fast(w, channels=r, target_res=k))
+                              for w in wrows)
+    measurements.write(cache, {"forms": forms, "psnr": [[r, k, db] for (r, k), db in out.items()],
+                               "samples": LOWP_SAMPLES})
+    if log and out:
+        log(f"measured low-precision previews against float32 ({time.perf_counter() - t0:.1f} s): "
+            + ", ".join(f"{r:g}x@{k} {db:.1f} dB" for (r, k), db in out.items()))
+    return out
 
 
 @dataclass(frozen=True)

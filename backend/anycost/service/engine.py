@@ -44,7 +44,7 @@ class Job:
 class Engine:
     def __init__(self, models: dict[str, Model], sessions: SessionStore, perceptual: Perceptual,
                  state: Path, device: str = "cpu", max_pixels: int = 4096 * 4096,
-                 refine_budget_ms: float = 1000.0, default_steps: int = 100):
+                 refine_budget_ms: float = 1000.0, default_steps: int = 100, lowp_previews: bool = True):
         self.sessions = sessions
         self.perceptual = perceptual
         self.state = state
@@ -56,7 +56,7 @@ class Engine:
         for name, m in models.items():
             m.generator.to(device).eval().requires_grad_(False)
             kind = ServedCreps if m.kind == "creps" else ServedAnycost
-            self.models[name] = kind(name, m, load_directions(m))
+            self.models[name] = kind(name, m, load_directions(m), lowp_previews=lowp_previews)
         self.default_model = next(iter(self.models))
         self.ready = threading.Event()
         self._detector: FaceDetector | None = None       # made on first use, on the worker thread

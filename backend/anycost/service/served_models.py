@@ -28,10 +28,12 @@ from anycost.inference.fast import FastSynthesis, LastRender
 from anycost.models.creps import CrepsAsAnycost
 from anycost.protocol import messages as P
 from anycost.service.calibration import (
+    LOWP_MIN_PSNR,
     Slowdown,
     SubConfig,
     calibrate,
     measured_consistency,
+    measured_lowp_fidelity,
     pick,
     preview_configs,
     rank_configs,
@@ -53,6 +55,7 @@ class ServedModel:
     directions: dict[str, Direction]
     ranked: list[SubConfig] | None = field(default=None)   # None until calibrated
     slowdown: Slowdown = field(default_factory=Slowdown)   # previews now against their calibration
+    lowp_previews: bool = True                      # previews may compute layers in bfloat16/int8
     kind = "anycost"
     any_size = False                                # finals drawn at the requested size (no resampling)
 
@@ -98,9 +101,14 @@ class ServedModel:
     def describe_config(self, config: SubConfig | None, size: tuple[int, int] | None) -> dict:
         """What drew an image (config None: the final render), as `edit`/`render` results say it."""
         if config is None:
-            return {"ratio": 1.0, "resolution": self.resolution, "full": True}
+            return {"ratio": 1.0, "resolution": self.resolution, "full": True, "lowp": False}
         return {"ratio": config.ratio, "resolution": config.resolution,
-                "full": (config.ratio, config.resolution) == (1.0, self.resolution)}
+                "full": (config.ratio, config.resolution) == (1.0, self.resolution),
+                "lowp": self.is_lowp(config)}
+
+    def is_lowp(self, config: SubConfig) -> bool:
+        """Whether this preview configuration is drawn with low-precision layers."""
+        return False
 
 
 class ServedAnycost(ServedModel):
@@ -111,6 +119,7 @@ class ServedAnycost(ServedModel):
     kind = "anycost"
     fast: FastSynthesis | None = None
     last_renders: OrderedDict | None = None
+    lowp_configs: frozenset = frozenset()   # preview configurations drawn with low-precision layers
     KEPT_RENDERS = 4                     # (session, configuration) pairs, each at most 64 MiB
 
     def calibrate(self, state: Path, log=None) -> None:
@@ -122,12 +131,24 @@ class ServedAnycost(ServedModel):
         figures = (meta.get("figures") or {}).get("consistency") or []
         if not figures and not meta.get("untrained"):     # none carried: measured now, once per model
             figures = measured_consistency(self.g, configs, state / "calibration", log=log)
-        latency = calibrate(self.g, state / "calibration", log=log, synthesis=self.synthesis,
-                            path="fast" if self.fast else "reference", configs=configs)
+        if self.fast is not None and self.lowp_previews and (self.fast.chooser.bf16 or self.fast.chooser.int8):
+            fidelity = measured_lowp_fidelity(self.g, self.fast, configs, state / "calibration", log=log)
+            self.lowp_configs = frozenset(c for c, db in fidelity.items() if db >= LOWP_MIN_PSNR)
+        latency = calibrate(self.g, state / "calibration", log=log, synthesis=self.preview_synthesis,
+                            path=("fast-lowp" if self.lowp_configs else "fast") if self.fast else "reference",
+                            configs=configs)
         self.ranked = rank_configs(self.g, latency, figures)
 
+    def is_lowp(self, config: SubConfig) -> bool:
+        return (config.ratio, config.resolution) in self.lowp_configs
+
+    def preview_synthesis(self, wplus: torch.Tensor, channels=None, target_res=None) -> torch.Tensor:
+        """What a preview of this configuration is drawn with (what its latency is calibrated on)."""
+        lowp = (channels, target_res) in self.lowp_configs
+        return self.synthesis(wplus, channels=channels, target_res=target_res, lowp=lowp)
+
     def synthesis(self, wplus: torch.Tensor, channels=None, target_res=None,
-                  session: str | None = None) -> torch.Tensor:
+                  session: str | None = None, lowp: bool = False) -> torch.Tensor:
         if self.fast is None or wplus.shape[0] != 1:
             return self.g.synthesis(wplus, channels=channels, target_res=target_res)
         reuse = None
@@ -138,7 +159,7 @@ class ServedAnycost(ServedModel):
             self.last_renders[key] = reuse                          # most recent last
             while len(self.last_renders) > self.KEPT_RENDERS:
                 self.last_renders.popitem(last=False)
-        return self.fast(wplus, channels=channels, target_res=target_res, reuse=reuse)
+        return self.fast(wplus, channels=channels, target_res=target_res, reuse=reuse, lowp=lowp)
 
     def project(self, target: torch.Tensor, perceptual: Perceptual, opts: ProjectionOptions,
                 progress=None, should_stop=None) -> ProjectionResult:
@@ -151,7 +172,8 @@ class ServedAnycost(ServedModel):
         if config is None:
             return self.synthesis(wplus, session=session)
         t0 = time.perf_counter()
-        img = self.synthesis(wplus, channels=config.ratio, target_res=config.resolution, session=session)
+        img = self.synthesis(wplus, channels=config.ratio, target_res=config.resolution, session=session,
+                             lowp=self.is_lowp(config))
         last = self.last_renders.get((session, config.ratio, config.resolution)) if self.last_renders else None
         if last is None or last.reused == 0:        # a reused level's time is not the configuration's
             self.slowdown.observe(config, (time.perf_counter() - t0) * 1000)
