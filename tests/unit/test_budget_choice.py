@@ -74,7 +74,8 @@ def test_previews_take_low_precision_only_where_it_measured_close_and_finals_nev
     if not (chooser.bf16 or chooser.int8):
         assert sm.lowp_configs == frozenset()
         return
-    fidelity = measured_lowp_fidelity(g, sm.fast, [(c.ratio, c.resolution) for c in sm.ranked], tmp_path / "calibration")
+    configs = [(c.ratio, c.resolution) for c in sm.ranked]
+    fidelity = measured_lowp_fidelity(g, sm.fast, configs, tmp_path / "calibration")
     assert list((tmp_path / "calibration").glob("lowp-*.json"))               # read back, not measured again
     assert sm.lowp_configs == {c for c, db in fidelity.items() if db >= LOWP_MIN_PSNR}
     assert all(sm.fast.uses_lowp(*c) for c in fidelity)
