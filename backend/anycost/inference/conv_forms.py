@@ -211,7 +211,7 @@ class FormChooser:
 
     def candidates(self, shape: LayerShape) -> tuple[str, ...]:
         """The float32 forms first; a preview's layer may also take a low-precision one."""
-        forms = UP_FORMS if shape.up else CONV_FORMS
+        forms: tuple[str, ...] = UP_FORMS if shape.up else CONV_FORMS
         if shape.lowp:
             forms += LOWP_UP_FORMS if shape.up else LOWP_CONV_FORMS
         return tuple(f for f in forms if self.available(f))
