@@ -7,7 +7,10 @@ weights (made by the official constructor from one seed, converted to ours by th
 loader) and the same W+ (the official mapping of one seeded z):
 
 - `ours`: `inference.fast.FastSynthesis`, what the daemon draws with, under the daemon's allocator
-  settings (`core.memory.keep_freed_memory`);
+  settings (`core.memory.keep_freed_memory`), in float32 (as every final is drawn);
+- `ours-lowp`: the same process drawing the configuration as a preview (`lowp=True`: layers in
+  bfloat16 or int8 where that measured faster), compared with `ours` (PSNR, the perceptual
+  distance); the full configuration is the final, float32 in both;
 - `official`: the official generator under the same allocator settings;
 - `official-as-shipped`: the official generator in a process as a user starts it (glibc defaults).
 
@@ -33,7 +36,10 @@ from typing import Any
 
 import numpy as np
 
-IMPLS = ("ours", "official", "official-as-shipped")
+from anycost.editing.perceptual import make_perceptual
+
+IMPLS = ("ours", "ours-lowp", "official", "official-as-shipped")
+PROCESSES = ("ours", "official", "official-as-shipped")      # ours-lowp is asked of the ours process
 OFFICIAL_FILES = ("models/anycost_gan.py", "models/dynamic_channel.py", "cuda_op/op_native.py")
 
 
@@ -61,7 +67,7 @@ class Worker:
     """One implementation in a child process, answering one JSON request per line."""
 
     def __init__(self, impl: str, official_dir: Path, folder: Path, threads: int, calibration: Path | None):
-        assert impl in IMPLS, impl
+        assert impl in PROCESSES, impl
         self.impl = impl
         env = dict(os.environ, FORCE_NATIVE="1")       # the official code's switch: no CUDA extension build
         cmd = [sys.executable, "-m", "anycost.bench.official", impl, str(official_dir), str(folder), str(threads),
@@ -86,11 +92,11 @@ class Worker:
         self.proc.stdin.flush()
         return self._read()
 
-    def time(self, ratio: float, res: int) -> float:
-        return self.ask(op="time", ratio=ratio, res=res)["ms"]
+    def time(self, ratio: float, res: int, lowp: bool = False) -> float:
+        return self.ask(op="time", ratio=ratio, res=res, lowp=lowp)["ms"]
 
-    def draw(self, ratio: float, res: int, out: Path) -> np.ndarray:
-        self.ask(op="draw", ratio=ratio, res=res, out=str(out))
+    def draw(self, ratio: float, res: int, out: Path, lowp: bool = False) -> np.ndarray:
+        self.ask(op="draw", ratio=ratio, res=res, out=str(out), lowp=lowp)
         return np.load(out)
 
     def close(self) -> None:
@@ -110,12 +116,25 @@ def agreement(ours: np.ndarray, theirs: np.ndarray) -> dict:
     return {"psnr_db": psnr, "max_abs_diff": float(np.abs(diff).max())}
 
 
+def perceptual_distance(perceptual, a: np.ndarray, b: np.ndarray) -> float:
+    import torch
+    with torch.inference_mode():
+        return float(perceptual.distance(torch.from_numpy(a), torch.from_numpy(b))[0])
+
+
 def run_against_official(official_dir: Path, resolution: int, channel_multiplier: int, configs, repeat: int,
                          threads: int, calibration: Path | None = None, seed: int = 0,
                          log=None) -> dict[str, Any]:
     """Every configuration (ratio, resolution) timed in each of IMPLS, interleaved; the agreement
     of our image with the official one."""
     say = log or (lambda m: None)
+    full = (1.0, resolution)
+    perceptual = make_perceptual()
+
+    def timer(impl: str, c) -> float:       # the full configuration is a final: float32 in ours-lowp too
+        if impl == "ours-lowp":
+            return workers["ours"].time(c[0], c[1], lowp=c != full)
+        return workers[impl].time(c[0], c[1])
     with tempfile.TemporaryDirectory(prefix="anycost-official-") as tmp:
         folder = Path(tmp)
         (folder / "spec.json").write_text(json.dumps({"resolution": resolution, "channel_multiplier":
@@ -129,12 +148,12 @@ def run_against_official(official_dir: Path, resolution: int, channel_multiplier
             t0 = time.perf_counter()
             for c in configs:
                 for impl in IMPLS:
-                    workers[impl].time(c[0], c[1])                  # warm-up: allocator, caches, our form choice
+                    timer(impl, c)                                  # warm-up: allocator, caches, our form choice
             say(f"warm-up {time.perf_counter() - t0:.1f} s")
             for k in range(repeat):
                 for c in configs:
                     for impl in IMPLS:
-                        times[(impl, c)].append(workers[impl].time(c[0], c[1]))
+                        times[(impl, c)].append(timer(impl, c))
                 say(f"round {k + 1}/{repeat} done")
             rows = []
             for c in configs:
@@ -145,26 +164,31 @@ def run_against_official(official_dir: Path, resolution: int, channel_multiplier
                     row[f"{impl}_ms"] = times[(impl, c)]
                 row["speedup_same_allocator"] = row["official_median_ms"] / row["ours_median_ms"]
                 row["speedup_vs_as_shipped"] = row["official-as-shipped_median_ms"] / row["ours_median_ms"]
-                row["ours_vs_official"] = agreement(workers["ours"].draw(c[0], c[1], folder / "ours.npy"),
-                                                    workers["official"].draw(c[0], c[1], folder / "official.npy"))
+                row["lowp_speedup_same_allocator"] = row["official_median_ms"] / row["ours-lowp_median_ms"]
+                ours = workers["ours"].draw(c[0], c[1], folder / "ours.npy")
+                row["ours_vs_official"] = agreement(ours, workers["official"].draw(c[0], c[1], folder / "official.npy"))
+                low = workers["ours"].draw(c[0], c[1], folder / "lowp.npy", lowp=c != full)
+                row["lowp_vs_ours"] = dict(agreement(low, ours), perceptual=perceptual_distance(perceptual, low, ours))
                 rows.append(row)
             notes = {impl: w.ready for impl, w in workers.items()}
         finally:
             for w in workers.values():
                 w.close()
-    return {"rows": rows, "workers": notes, "repeat": repeat, "threads": threads,
+    return {"rows": rows, "workers": notes, "repeat": repeat, "threads": threads, "perceptual": perceptual.name,
             "architecture": {"resolution": resolution, "channel_multiplier": channel_multiplier, "seed": seed}}
 
 
 def format_table(result: dict) -> str:
     lines = ["| config | ours ms | official ms (same allocator) | speed-up | official ms (as shipped) | speed-up | "
-             "PSNR dB ours vs official | max diff |", "|---|---|---|---|---|---|---|---|"]
+             "PSNR dB ours vs official | max diff | ours, preview precision ms | speed-up | PSNR dB vs ours "
+             f"| {result['perceptual']} vs ours |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        a = r["ours_vs_official"]
+        a, lo = r["ours_vs_official"], r["lowp_vs_ours"]
         lines.append(f"| {r['ratio']:g}x@{r['resolution']} | {r['ours_median_ms']:.1f} | "
                      f"{r['official_median_ms']:.1f} | {r['speedup_same_allocator']:.2f}x | "
                      f"{r['official-as-shipped_median_ms']:.1f} | {r['speedup_vs_as_shipped']:.2f}x | "
-                     f"{a['psnr_db']:.1f} | {a['max_abs_diff']:.1e} |")
+                     f"{a['psnr_db']:.1f} | {a['max_abs_diff']:.1e} | {r['ours-lowp_median_ms']:.1f} | "
+                     f"{r['lowp_speedup_same_allocator']:.2f}x | {lo['psnr_db']:.1f} | {lo['perceptual']:.4f} |")
     return "\n".join(lines)
 
 
@@ -215,8 +239,8 @@ def _worker(impl: str, official_dir: Path, folder: Path, threads: int, calibrati
         fast = FastSynthesis(g, FormChooser(Path(calibration)) if calibration else None)
         wplus = torch.load(wplus_file, weights_only=True)
 
-        def draw(ratio, res):
-            return fast(wplus, channels=ratio, target_res=res)
+        def draw(ratio, res, lowp=False):
+            return fast(wplus, channels=ratio, target_res=res, lowp=lowp)
     else:
         g, configure = _official_generator(official_dir, spec)
         if impl == "official":                          # the first worker: the weights and W+ for all
@@ -229,7 +253,7 @@ def _worker(impl: str, official_dir: Path, folder: Path, threads: int, calibrati
             g.load_state_dict(torch.load(weights, weights_only=True))
             wplus = torch.load(wplus_file, weights_only=True)
 
-        def draw(ratio, res):
+        def draw(ratio, res, lowp=False):
             configure(ratio, res)
             return g(wplus, input_is_style=True, randomize_noise=False)[0]
     note["threads"] = torch.get_num_threads()
@@ -245,7 +269,7 @@ def _worker(impl: str, official_dir: Path, folder: Path, threads: int, calibrati
             return
         with torch.inference_mode():
             t0 = time.perf_counter()
-            img = draw(req["ratio"], req["res"])
+            img = draw(req["ratio"], req["res"], req.get("lowp", False))
             ms = (time.perf_counter() - t0) * 1000
         if req["op"] == "draw":
             np.save(req["out"], img.float().numpy())

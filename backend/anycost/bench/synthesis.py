@@ -25,7 +25,8 @@ from anycost.models.macs import count_macs
 
 @dataclass
 class BenchRow:
-    path: str             # "fast" (inference.fast, what the daemon draws with) or "reference" (Generator.synthesis)
+    path: str             # "fast" (inference.fast, what the daemon draws with), "fast-lowp" (the same drawing
+                          # previews: low-precision layers where faster) or "reference" (Generator.synthesis)
     ratio: float
     resolution: int
     gmacs: float          # true multiply-accumulates, 1e9
@@ -66,8 +67,10 @@ def run_bench(g: Generator, ratios=TRAINED_RATIOS, resolutions=None, repeat: int
     if (1.0, cfg.resolution) not in configs:
         configs.insert(0, (1.0, cfg.resolution))     # the reference every speed-up is relative to
     z = torch.randn(1, cfg.style_dim, generator=torch.Generator().manual_seed(seed))
-    fast = FastSynthesis(g, chooser) if "fast" in paths else None
+    fast = FastSynthesis(g, chooser) if {"fast", "fast-lowp"} & set(paths) else None
+    full = (1.0, cfg.resolution)                      # the final: float32 in every path
     draw = {"fast": lambda w, c: fast(w, channels=c[0], target_res=c[1]),  # type: ignore[misc]  # built for "fast"
+            "fast-lowp": lambda w, c: fast(w, channels=c[0], target_res=c[1], lowp=c != full),  # type: ignore[misc]
             "reference": lambda w, c: g.synthesis(w, channels=c[0], target_res=c[1], impl=impl)}
     runs = [(p, c) for c in configs for p in paths]
     times: dict[tuple, list[float]] = {k: [] for k in runs}

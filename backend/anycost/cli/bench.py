@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--impl", default="auto", choices=["auto", "grouped", "weight", "activation"],
                    help="modulated-conv form of the reference path")
     p.add_argument("--paths", default="fast,reference",
-                   help="what to time: fast (the daemon's path), reference, or both (default)")
+                   help="what to time: fast (the daemon's path), fast-lowp (the same with previews' low-precision "
+                        "layers), reference (default: fast,reference)")
     p.add_argument("--form", help="force one conv form on every layer of the fast path it applies to "
                                   "(default: the fastest measured per layer on this machine)")
     p.add_argument("--reuse-rows", metavar="ROWS",
@@ -83,8 +84,8 @@ def run(args) -> int:
     if args.repeat < 1:
         raise AnycostError(f"--repeat must be at least 1, got {args.repeat}")
     paths = tuple(p.strip() for p in args.paths.split(",") if p.strip())
-    if not paths or any(p not in ("fast", "reference") for p in paths):
-        raise AnycostError(f"--paths takes fast and/or reference, got {args.paths!r}")
+    if not paths or any(p not in ("fast", "fast-lowp", "reference") for p in paths):
+        raise AnycostError(f"--paths takes fast, fast-lowp and/or reference, got {args.paths!r}")
     try:
         chooser = FormChooser(state_dir() / "calibration", fixed=args.form)
     except ValueError as e:
