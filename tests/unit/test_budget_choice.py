@@ -62,7 +62,7 @@ def test_served_previews_are_observed_except_those_that_reuse_levels(tmp_path):
 
 def test_previews_take_low_precision_only_where_it_measured_close_and_finals_never(tmp_path):
     from anycost.inference.conv_forms import FormChooser
-    from anycost.service.calibration import LOWP_MIN_PSNR, measured_lowp_fidelity
+    from anycost.service.calibration import LOWP_MIN_PSNR, measured_preview_precision
 
     torch.manual_seed(1)
     g = Generator(GeneratorConfig.from_multiplier(64, 0.25, 64, style_dim=32, n_mlp=2)).eval()
@@ -72,20 +72,31 @@ def test_previews_take_low_precision_only_where_it_measured_close_and_finals_nev
     assert sm.fast is not None and sm.ranked is not None
     chooser: FormChooser = sm.fast.chooser
     if not (chooser.bf16 or chooser.int8):
-        assert sm.lowp_configs == frozenset()
+        assert sm.preview_precision == {}
         return
     configs = [(c.ratio, c.resolution) for c in sm.ranked]
-    fidelity = measured_lowp_fidelity(g, sm.fast, configs, tmp_path / "calibration")
-    assert list((tmp_path / "calibration").glob("lowp-*.json"))               # read back, not measured again
-    assert sm.lowp_configs == {c for c, db in fidelity.items() if db >= LOWP_MIN_PSNR}
-    assert all(sm.fast.uses_lowp(*c) for c in fidelity)
+    cache = list((tmp_path / "calibration").glob("precision-*.json"))
+    measured = measured_preview_precision(g, sm.fast, configs, tmp_path / "calibration")
+    assert cache and cache[0].stat().st_mtime_ns == list((tmp_path / "calibration").glob("precision-*.json"))[0] \
+        .stat().st_mtime_ns                                                     # read back, not measured again
+    for c, m in measured.items():
+        assert m["psnr"] and all(p in ("bf16", "int8") for p in m["psnr"])
+        if m["precision"] == "fp32":                      # nothing low enough was close enough
+            assert max(m["psnr"].values()) < LOWP_MIN_PSNR and c not in sm.preview_precision
+        else:                                             # the lowest tier tried that passed
+            assert m["psnr"][m["used"]] >= LOWP_MIN_PSNR and sm.preview_precision[c] == m
+            assert sm.fast.precision_used(*c, m["precision"]) == m["used"] != "fp32"
+            if m["used"] == "bf16" and chooser.int8 and m["precision"] == "bf16":
+                assert m["psnr"].get("int8", 0) < LOWP_MIN_PSNR  # int8 was tried first and failed
     wplus = g.latent_to_wplus(torch.randn(1, 32))
     with torch.inference_mode():
         final = sm.draw(wplus, None, None)
         assert (final - g.synthesis(wplus)).abs().max().item() < 1e-3             # the final: float32
         for c in sm.ranked:
-            assert sm.describe_config(c, None)["lowp"] == ((c.ratio, c.resolution) in sm.lowp_configs)
-    assert sm.describe_config(None, None)["lowp"] is False
+            served = sm.preview_precision.get((c.ratio, c.resolution), {}).get("used", "fp32")
+            assert sm.describe_config(c, None)["precision"] == served
+    assert sm.describe_config(None, None)["precision"] == "fp32"
     off = ServedAnycost("tiny", Model(g, {"untrained": True}), {}, lowp_previews=False)
     off.calibrate(tmp_path)
-    assert off.lowp_configs == frozenset() and not any(off.describe_config(c, None)["lowp"] for c in off.ranked or [])
+    assert off.preview_precision == {}
+    assert all(off.describe_config(c, None)["precision"] == "fp32" for c in off.ranked or [])

@@ -17,6 +17,7 @@ from anycost.inference.conv_forms import (
     Int8Conv3x3,
     LayerShape,
     bf16_available,
+    form_precision,
     int8_available,
     polyphase_weight,
     upsample_kernel,
@@ -91,14 +92,17 @@ def test_low_precision_forms_stay_close_and_only_previews_use_them(g, wplus, for
     with torch.inference_mode():
         for ratio, res in CONFIGS:
             ref = g.synthesis(wplus, channels=ratio, target_res=res)
-            low = fast(wplus, channels=ratio, target_res=res, lowp=True)
+            low = fast(wplus, channels=ratio, target_res=res, precision="int8")
             assert low.shape == ref.shape and floor <= psnr(low, ref) < 200, (form, ratio, res)
-            assert fast.uses_lowp(ratio, res)
+            assert fast.precision_used(ratio, res, "int8") == form_precision(form)
+            if "int8" in form:                                # a bf16 preview may not take an int8 form
+                assert fast.precision_used(ratio, res, "bf16") == "fp32"
             exact = fast(wplus, channels=ratio, target_res=res)                 # a final: float32 only
             assert (exact - ref).abs().max().item() < TOL
     used = fast.forms()
-    assert form in {f for k, f in used.items() if k.endswith("-lowp")}
-    assert not {f for k, f in used.items() if not k.endswith("-lowp")} & set(LOWP_CONV_FORMS + LOWP_UP_FORMS)
+    assert form in {f for k, f in used.items() if k.endswith("-int8")}
+    finals = {f for k, f in used.items() if not k.endswith(("-bf16", "-int8"))}
+    assert not finals & set(LOWP_CONV_FORMS + LOWP_UP_FORMS)
 
 
 def test_int8_convolution_is_close_to_float32_per_layer():
@@ -174,11 +178,15 @@ def test_form_choice_is_measured_once_and_remembered(tmp_path):
 
 def test_low_precision_forms_are_offered_to_previews_only_and_slow_forms_timed_once(tmp_path):
     chooser = FormChooser(tmp_path)
-    final, preview = LayerShape(False, 8, 8, 16), LayerShape(False, 8, 8, 16, lowp=True)
+    final, preview = LayerShape(False, 8, 8, 16), LayerShape(False, 8, 8, 16, "int8")
     assert not set(chooser.candidates(final)) & set(LOWP_CONV_FORMS + LOWP_UP_FORMS)
     offered = set(chooser.candidates(preview)) - set(CONV_FORMS)
     assert offered == {f for f in LOWP_CONV_FORMS if _lowp_missing(f) is None}
-    assert final.key() != preview.key()
+    bf16_only = set(chooser.candidates(LayerShape(False, 8, 8, 16, "bf16"))) - set(CONV_FORMS)
+    assert bf16_only == offered - {"int8-amod"}
+    assert len({final.key(), preview.key(), LayerShape(False, 8, 8, 16, "bf16").key()}) == 3
+    with pytest.raises(AssertionError):
+        LayerShape(False, 8, 8, 16, "fp16")
     calls = []
 
     def time_form(form):

@@ -8,9 +8,11 @@ loader) and the same W+ (the official mapping of one seeded z):
 
 - `ours`: `inference.fast.FastSynthesis`, what the daemon draws with, under the daemon's allocator
   settings (`core.memory.keep_freed_memory`), in float32 (as every final is drawn);
-- `ours-lowp`: the same process drawing the configuration as a preview (`lowp=True`: layers in
-  bfloat16 or int8 where that measured faster), compared with `ours` (PSNR, the perceptual
-  distance); the full configuration is the final, float32 in both;
+- `ours-preview`: the same process drawing the configuration as the daemon serves it as a preview:
+  in the lowest precision (int8, else bfloat16, else float32) whose layers measured faster and
+  whose image measured >= 40 dB from float32 (`service.calibration.measured_preview_precision`,
+  at the worker's start), compared with `ours` (PSNR, the perceptual distance); the full
+  configuration is the final, float32 in both;
 - `official`: the official generator under the same allocator settings;
 - `official-as-shipped`: the official generator in a process as a user starts it (glibc defaults).
 
@@ -38,8 +40,8 @@ import numpy as np
 
 from anycost.editing.perceptual import make_perceptual
 
-IMPLS = ("ours", "ours-lowp", "official", "official-as-shipped")
-PROCESSES = ("ours", "official", "official-as-shipped")      # ours-lowp is asked of the ours process
+IMPLS = ("ours", "ours-preview", "official", "official-as-shipped")
+PROCESSES = ("ours", "official", "official-as-shipped")      # ours-preview is asked of the ours process
 OFFICIAL_FILES = ("models/anycost_gan.py", "models/dynamic_channel.py", "cuda_op/op_native.py")
 
 
@@ -92,11 +94,11 @@ class Worker:
         self.proc.stdin.flush()
         return self._read()
 
-    def time(self, ratio: float, res: int, lowp: bool = False) -> float:
-        return self.ask(op="time", ratio=ratio, res=res, lowp=lowp)["ms"]
+    def time(self, ratio: float, res: int, preview: bool = False) -> float:
+        return self.ask(op="time", ratio=ratio, res=res, preview=preview)["ms"]
 
-    def draw(self, ratio: float, res: int, out: Path, lowp: bool = False) -> np.ndarray:
-        self.ask(op="draw", ratio=ratio, res=res, out=str(out), lowp=lowp)
+    def draw(self, ratio: float, res: int, out: Path, preview: bool = False) -> np.ndarray:
+        self.ask(op="draw", ratio=ratio, res=res, out=str(out), preview=preview)
         return np.load(out)
 
     def close(self) -> None:
@@ -131,14 +133,15 @@ def run_against_official(official_dir: Path, resolution: int, channel_multiplier
     full = (1.0, resolution)
     perceptual = make_perceptual()
 
-    def timer(impl: str, c) -> float:       # the full configuration is a final: float32 in ours-lowp too
-        if impl == "ours-lowp":
-            return workers["ours"].time(c[0], c[1], lowp=c != full)
+    def timer(impl: str, c) -> float:       # the full configuration is a final: float32 in ours-preview too
+        if impl == "ours-preview":
+            return workers["ours"].time(c[0], c[1], preview=c != full)
         return workers[impl].time(c[0], c[1])
     with tempfile.TemporaryDirectory(prefix="anycost-official-") as tmp:
         folder = Path(tmp)
         (folder / "spec.json").write_text(json.dumps({"resolution": resolution, "channel_multiplier":
-                                                      channel_multiplier, "seed": seed}))
+                                                      channel_multiplier, "seed": seed,
+                                                      "previews": [list(c) for c in configs if c != full]}))
         workers: dict[str, Worker] = {}
         try:
             for impl in ("official", "ours", "official-as-shipped"):   # the official worker makes the weights
@@ -156,6 +159,7 @@ def run_against_official(official_dir: Path, resolution: int, channel_multiplier
                         times[(impl, c)].append(timer(impl, c))
                 say(f"round {k + 1}/{repeat} done")
             rows = []
+            precisions = workers["ours"].ready["precisions"]
             for c in configs:
                 row: dict[str, Any] = {"ratio": c[0], "resolution": c[1]}
                 for impl in IMPLS:
@@ -164,11 +168,13 @@ def run_against_official(official_dir: Path, resolution: int, channel_multiplier
                     row[f"{impl}_ms"] = times[(impl, c)]
                 row["speedup_same_allocator"] = row["official_median_ms"] / row["ours_median_ms"]
                 row["speedup_vs_as_shipped"] = row["official-as-shipped_median_ms"] / row["ours_median_ms"]
-                row["lowp_speedup_same_allocator"] = row["official_median_ms"] / row["ours-lowp_median_ms"]
+                row["preview_speedup_same_allocator"] = row["official_median_ms"] / row["ours-preview_median_ms"]
                 ours = workers["ours"].draw(c[0], c[1], folder / "ours.npy")
                 row["ours_vs_official"] = agreement(ours, workers["official"].draw(c[0], c[1], folder / "official.npy"))
-                low = workers["ours"].draw(c[0], c[1], folder / "lowp.npy", lowp=c != full)
-                row["lowp_vs_ours"] = dict(agreement(low, ours), perceptual=perceptual_distance(perceptual, low, ours))
+                low = workers["ours"].draw(c[0], c[1], folder / "preview.npy", preview=c != full)
+                row["preview_vs_ours"] = dict(agreement(low, ours),
+                                              perceptual=perceptual_distance(perceptual, low, ours))
+                row["preview_precision"] = precisions.get(f"{c[0]:g}x@{c[1]}", {"used": "fp32"})
                 rows.append(row)
             notes = {impl: w.ready for impl, w in workers.items()}
         finally:
@@ -180,15 +186,16 @@ def run_against_official(official_dir: Path, resolution: int, channel_multiplier
 
 def format_table(result: dict) -> str:
     lines = ["| config | ours ms | official ms (same allocator) | speed-up | official ms (as shipped) | speed-up | "
-             "PSNR dB ours vs official | max diff | ours, preview precision ms | speed-up | PSNR dB vs ours "
-             f"| {result['perceptual']} vs ours |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "PSNR dB ours vs official | max diff | ours as a preview ms | precision | speed-up | PSNR dB vs ours "
+             f"| {result['perceptual']} vs ours |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        a, lo = r["ours_vs_official"], r["lowp_vs_ours"]
+        a, lo = r["ours_vs_official"], r["preview_vs_ours"]
         lines.append(f"| {r['ratio']:g}x@{r['resolution']} | {r['ours_median_ms']:.1f} | "
                      f"{r['official_median_ms']:.1f} | {r['speedup_same_allocator']:.2f}x | "
                      f"{r['official-as-shipped_median_ms']:.1f} | {r['speedup_vs_as_shipped']:.2f}x | "
-                     f"{a['psnr_db']:.1f} | {a['max_abs_diff']:.1e} | {r['ours-lowp_median_ms']:.1f} | "
-                     f"{r['lowp_speedup_same_allocator']:.2f}x | {lo['psnr_db']:.1f} | {lo['perceptual']:.4f} |")
+                     f"{a['psnr_db']:.1f} | {a['max_abs_diff']:.1e} | {r['ours-preview_median_ms']:.1f} | "
+                     f"{r['preview_precision']['used']} | {r['preview_speedup_same_allocator']:.2f}x | "
+                     f"{lo['psnr_db']:.1f} | {lo['perceptual']:.4f} |")
     return "\n".join(lines)
 
 
@@ -226,6 +233,7 @@ def _worker(impl: str, official_dir: Path, folder: Path, threads: int, calibrati
     import torch
     torch.set_num_threads(threads)
     note: dict[str, Any] = {"allocator": "glibc defaults"}
+    precisions: dict[str, dict] = {}          # ours: how each preview configuration is served
     if impl != "official-as-shipped":
         from anycost.core.memory import keep_freed_memory
         note["allocator"] = "kept freed memory (the daemon's)" if keep_freed_memory() else "glibc defaults (not glibc)"
@@ -236,11 +244,16 @@ def _worker(impl: str, official_dir: Path, folder: Path, threads: int, calibrati
         from anycost.inference.conv_forms import FormChooser
         from anycost.inference.fast import FastSynthesis
         g = generator_from_state_dict(torch.load(weights, weights_only=True), "official weights")
+        from anycost.service.calibration import measured_preview_precision
         fast = FastSynthesis(g, FormChooser(Path(calibration)) if calibration else None)
         wplus = torch.load(wplus_file, weights_only=True)
+        served = measured_preview_precision(g, fast, [tuple(c) for c in spec["previews"]],
+                                            Path(calibration) if calibration else None)
+        precisions = {f"{r:g}x@{k}": v for (r, k), v in served.items()}
 
-        def draw(ratio, res, lowp=False):
-            return fast(wplus, channels=ratio, target_res=res, lowp=lowp)
+        def draw(ratio, res, preview=False):
+            precision = served.get((ratio, res), {}).get("precision", "fp32") if preview else "fp32"
+            return fast(wplus, channels=ratio, target_res=res, precision=precision)
     else:
         g, configure = _official_generator(official_dir, spec)
         if impl == "official":                          # the first worker: the weights and W+ for all
@@ -253,7 +266,7 @@ def _worker(impl: str, official_dir: Path, folder: Path, threads: int, calibrati
             g.load_state_dict(torch.load(weights, weights_only=True))
             wplus = torch.load(wplus_file, weights_only=True)
 
-        def draw(ratio, res, lowp=False):
+        def draw(ratio, res, preview=False):
             configure(ratio, res)
             return g(wplus, input_is_style=True, randomize_noise=False)[0]
     note["threads"] = torch.get_num_threads()
@@ -261,7 +274,7 @@ def _worker(impl: str, official_dir: Path, folder: Path, threads: int, calibrati
     def reply(obj) -> None:
         out.write(json.dumps(obj) + "\n")
         out.flush()
-    reply({"ready": True, "note": ", ".join(f"{k}: {v}" for k, v in note.items())})
+    reply({"ready": True, "note": ", ".join(f"{k}: {v}" for k, v in note.items()), "precisions": precisions})
     for line in sys.stdin:
         req = json.loads(line)
         if req["op"] == "quit":
@@ -269,7 +282,7 @@ def _worker(impl: str, official_dir: Path, folder: Path, threads: int, calibrati
             return
         with torch.inference_mode():
             t0 = time.perf_counter()
-            img = draw(req["ratio"], req["res"], req.get("lowp", False))
+            img = draw(req["ratio"], req["res"], req.get("preview", False))
             ms = (time.perf_counter() - t0) * 1000
         if req["op"] == "draw":
             np.save(req["out"], img.float().numpy())

@@ -26,7 +26,8 @@ from anycost.models.macs import count_macs
 @dataclass
 class BenchRow:
     path: str             # "fast" (inference.fast, what the daemon draws with), "fast-lowp" (the same drawing
-                          # previews: low-precision layers where faster) or "reference" (Generator.synthesis)
+                          # previews with every low-precision form allowed: bf16/int8 layers where
+                          # faster) or "reference" (Generator.synthesis)
     ratio: float
     resolution: int
     gmacs: float          # true multiply-accumulates, 1e9
@@ -70,7 +71,8 @@ def run_bench(g: Generator, ratios=TRAINED_RATIOS, resolutions=None, repeat: int
     fast = FastSynthesis(g, chooser) if {"fast", "fast-lowp"} & set(paths) else None
     full = (1.0, cfg.resolution)                      # the final: float32 in every path
     draw = {"fast": lambda w, c: fast(w, channels=c[0], target_res=c[1]),  # type: ignore[misc]  # built for "fast"
-            "fast-lowp": lambda w, c: fast(w, channels=c[0], target_res=c[1], lowp=c != full),  # type: ignore[misc]
+            "fast-lowp": lambda w, c: fast(w, channels=c[0], target_res=c[1],  # type: ignore[misc]
+                                           precision="fp32" if c == full else "int8"),
             "reference": lambda w, c: g.synthesis(w, channels=c[0], target_res=c[1], impl=impl)}
     runs = [(p, c) for c in configs for p in paths]
     times: dict[tuple, list[float]] = {k: [] for k in runs}

@@ -26,8 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--impl", default="auto", choices=["auto", "grouped", "weight", "activation"],
                    help="modulated-conv form of the reference path")
     p.add_argument("--paths", default="fast,reference",
-                   help="what to time: fast (the daemon's path), fast-lowp (the same with previews' low-precision "
-                        "layers), reference (default: fast,reference)")
+                   help="what to time: fast (the daemon's path), fast-lowp (the same with previews' bfloat16 and "
+                        "int8 layers wherever faster, whatever their fidelity), reference (default: fast,reference)")
     p.add_argument("--form", help="force one conv form on every layer of the fast path it applies to "
                                   "(default: the fastest measured per layer on this machine)")
     p.add_argument("--reuse-rows", metavar="ROWS",

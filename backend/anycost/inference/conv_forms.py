@@ -16,7 +16,7 @@ Every form computes the same function (up to float rounding; `tests/unit/test_fa
   small maps), ``polyphase`` / ``polyphase-winograd`` (the blur folded into the
   kernel, 6x6 at the output rate, split into its four 3x3 phases at the input rate: one stride-1
   convolution with 4x the outputs, then a pixel shuffle; no blur pass).
-* previews only (``LayerShape.lowp``), never the final: ``bf16-amod`` / ``polyphase-bf16`` (the
+* previews only (``LayerShape.precision`` below float32), never the final: ``bf16-amod`` / ``polyphase-bf16`` (the
   stored or polyphase weight in bfloat16, the style-scaled input cast per call: oneDNN's bf16
   kernels, fast where the CPU multiplies bf16 natively, AVX512-BF16 or AMX; about 0.3 % of the
   output's spread per layer) and ``int8-amod`` / ``polyphase-int8`` (the weight quantized once per
@@ -46,7 +46,14 @@ UP_FORMS = ("transpose-blur", "fold-amod", "polyphase", "polyphase-winograd")
 LOWP_CONV_FORMS = ("bf16-amod", "int8-amod")              # previews only
 LOWP_UP_FORMS = ("polyphase-bf16", "polyphase-int8")
 ALL_FORMS = CONV_FORMS + UP_FORMS + LOWP_CONV_FORMS + LOWP_UP_FORMS
+# the lowest precision a preview's layers may compute in, highest first ("int8" allows bf16 forms too)
+PRECISIONS = ("fp32", "bf16", "int8")
 SLOW_FORM = 4.0      # a form whose first timed call takes this many times the best so far is not timed again
+
+
+def form_precision(form: str) -> str:
+    """The lowest precision a form multiplies in."""
+    return "int8" if "int8" in form else "bf16" if "bf16" in form else "fp32"
 
 
 def winograd_available() -> bool:
@@ -179,15 +186,20 @@ class WinogradWeight:
 
 @dataclass(frozen=True)
 class LayerShape:
-    """What the speed of a layer depends on, and whether it may compute in low precision (a preview's)."""
+    """What the speed of a layer depends on, and the lowest precision it may compute in (one of
+    PRECISIONS: below "fp32" for a preview's layers only)."""
     up: bool
     in_ch: int
     out_ch: int
     res: int           # output resolution
-    lowp: bool = False
+    precision: str = "fp32"
+
+    def __post_init__(self):
+        assert self.precision in PRECISIONS, self.precision
 
     def key(self) -> str:
-        return f"{'up' if self.up else 'conv'}-{self.in_ch}-{self.out_ch}-{self.res}" + ("-lowp" if self.lowp else "")
+        base = f"{'up' if self.up else 'conv'}-{self.in_ch}-{self.out_ch}-{self.res}"
+        return base if self.precision == "fp32" else f"{base}-{self.precision}"
 
 
 class FormChooser:
@@ -210,11 +222,10 @@ class FormChooser:
         self._loaded_key: str | None = None
 
     def candidates(self, shape: LayerShape) -> tuple[str, ...]:
-        """The float32 forms first; a preview's layer may also take a low-precision one."""
-        forms: tuple[str, ...] = UP_FORMS if shape.up else CONV_FORMS
-        if shape.lowp:
-            forms += LOWP_UP_FORMS if shape.up else LOWP_CONV_FORMS
-        return tuple(f for f in forms if self.available(f))
+        """The float32 forms first; a preview's layer may also take one down to its precision."""
+        lowest = PRECISIONS.index(shape.precision)
+        forms = (UP_FORMS + LOWP_UP_FORMS) if shape.up else (CONV_FORMS + LOWP_CONV_FORMS)
+        return tuple(f for f in forms if self.available(f) and PRECISIONS.index(form_precision(f)) <= lowest)
 
     def available(self, form: str) -> bool:
         return ((self.winograd or "winograd" not in form) and (self.bf16 or "bf16" not in form)
@@ -240,6 +251,11 @@ class FormChooser:
             self._choices[key] = min(timings, key=timings.get)  # type: ignore[arg-type]  # every key present
             self._save()
         return self._choices[key]
+
+    def chosen(self) -> dict[str, str]:
+        """Every choice made on this machine so far (this process's and the saved ones), by layer shape."""
+        self._load()
+        return dict(self._choices)
 
     def report(self) -> dict[str, dict]:
         """Per layer shape: the chosen form and, when measured in this process, every form's ms."""

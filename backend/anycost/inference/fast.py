@@ -11,8 +11,9 @@ What it does differently (each exact up to float rounding, tested against the re
 * the convolution form of every layer chosen by measurement (`conv_forms`), e.g. Winograd on large
   maps and the blur folded into the upsampling kernel;
 * the RGB skip upsampled by one strided transposed conv instead of zero insertion + FIR.
-With `lowp=True` (previews, never the final) a layer may also take a bfloat16 or int8 form where
-that measures faster; those are close to the reference, not equal (`conv_forms`).
+With `precision="bf16"` or `"int8"` (previews, never the final) a layer may also take a bfloat16
+(or also an int8) form where that measures faster; those are close to the reference, not equal
+(`conv_forms`).
 Only the stored ("const") or no ("zero") noise is supported: random noise is a training feature.
 """
 from __future__ import annotations
@@ -25,13 +26,13 @@ import torch.nn.functional as F
 
 from anycost.core.timing import timed
 from anycost.inference.conv_forms import (
-    LOWP_CONV_FORMS,
-    LOWP_UP_FORMS,
+    PRECISIONS,
     FormChooser,
     Int8Conv3x3,
     LayerShape,
     WinogradWeight,
     conv3x3,
+    form_precision,
     polyphase_weight,
     upsample_kernel,
 )
@@ -40,7 +41,6 @@ from anycost.models.generator import Generator
 from anycost.models.layers import StyledConv, ToRGB
 
 GAIN = math.sqrt(2.0)   # the leaky ReLU's gain, applied by the next layer
-LOWP_FORMS = LOWP_CONV_FORMS + LOWP_UP_FORMS
 
 
 class _Styles:
@@ -58,9 +58,9 @@ class FastStyledConv:
     """One modulated 3x3 conv (+ upsampling) -> bias, noise, leaky ReLU (gain left to the next layer)."""
 
     def __init__(self, layer: StyledConv, in_ch: int, out_ch: int, res: int, gain_in: float,
-                 noise: torch.Tensor | None, lowp: bool = False):
+                 noise: torch.Tensor | None, precision: str = "fp32"):
         conv = layer.conv
-        self.shape = LayerShape(conv.upsample, in_ch, out_ch, res, lowp)
+        self.shape = LayerShape(conv.upsample, in_ch, out_ch, res, precision)
         self.styles = _Styles(conv.modulation, in_ch)
         self.w = (conv.weight[0, :out_ch, :in_ch] * conv.scale).contiguous()      # [O, I, 3, 3]
         self.wsq = self.w.square().sum(dim=(2, 3))                                  # [O, I]
@@ -224,16 +224,16 @@ class FastSynthesis:
 
     # ------------------------------------------------------------------ preparation
 
-    def _conv(self, index: int, in_ch: int, out_ch: int, res: int, lowp: bool = False) -> FastStyledConv:
+    def _conv(self, index: int, in_ch: int, out_ch: int, res: int, precision: str = "fp32") -> FastStyledConv:
         """Styled conv number `index` in W+ order (0 = conv1) at these widths, prepared and tuned;
-        `lowp`: a preview's, which may take a low-precision form."""
-        key = (index, in_ch, out_ch, lowp)
+        `precision`: the lowest it may compute in (below fp32: a preview's)."""
+        key = (index, in_ch, out_ch, precision)
         if key not in self._convs:
             layer = self.g.conv1 if index == 0 else cast(StyledConv, self.g.convs[index - 1])
             buf = getattr(self.g.noises, f"noise_{index}")
             with torch.inference_mode():
                 fc = FastStyledConv(layer, in_ch, out_ch, res, 1.0 if index == 0 else GAIN,
-                                    None if self.noise == "zero" else buf, lowp)
+                                    None if self.noise == "zero" else buf, precision)
                 w_row = self.g.w_avg[None]
                 x = fc.input_like(w_row)
 
@@ -257,32 +257,48 @@ class FastSynthesis:
             self._input[width] = self.g.input.input[:, :width].detach().contiguous()
         return self._input[width]
 
-    def plan(self, widths: Sequence[int], target: int, lowp: bool = False) -> list:
+    def plan(self, widths: Sequence[int], target: int, precision: str = "fp32") -> list:
         """The prepared layers of one sub-generator: (conv, conv | None, rgb, rows) per level."""
-        levels = [r for r in self.cfg.levels if r <= target]
+        layers = self._layers(widths, target)
         out: list[tuple[FastStyledConv, FastStyledConv | None, FastToRGB, tuple[int, ...]]] = [
-            (self._conv(0, widths[0], widths[1], 4, lowp), None, self._rgb(0, widths[1]), (0, 1))]
+            (self._conv(*layers[0], precision), None, self._rgb(0, widths[1]), (0, 1))]
+        for j in range(1, (len(layers) + 1) // 2):
+            i = 2 * j - 1
+            up, conv = self._conv(*layers[i], precision), self._conv(*layers[i + 1], precision)
+            out.append((up, conv, self._rgb(j, widths[i + 2]), (i, i + 1, i + 2)))
+        return out
+
+    def _layers(self, widths: Sequence[int], target: int) -> list[tuple[int, int, int, int]]:
+        """(index, in_ch, out_ch, res) of every styled conv of a sub-generator, in W+ order."""
+        levels = [r for r in self.cfg.levels if r <= target]
+        out = [(0, widths[0], widths[1], 4)]
         for j, res in enumerate(levels[1:]):
             i = 2 * j + 1
-            up = self._conv(i, widths[i], widths[i + 1], res, lowp)
-            conv = self._conv(i + 1, widths[i + 1], widths[i + 2], res, lowp)
-            out.append((up, conv, self._rgb(j + 1, widths[i + 2]), (i, i + 1, i + 2)))
+            out += [(i, widths[i], widths[i + 1], res), (i + 1, widths[i + 1], widths[i + 2], res)]
         return out
+
+    def layer_keys(self, channels: ChannelSpec = None, target_res: int | None = None,
+                   precision: str = "fp32") -> list[str]:
+        """The layer shapes (`LayerShape.key`) of a configuration, without preparing its layers."""
+        widths = resolve_channels(self.cfg, channels) or self.cfg.full_channels
+        return [LayerShape(index % 2 == 1, i, o, res, precision).key()
+                for index, i, o, res in self._layers(widths, self.g.resolve_target_res(target_res))]
 
     # ------------------------------------------------------------------ running
 
     def __call__(self, wplus: torch.Tensor, channels: ChannelSpec = None, target_res: int | None = None,
-                 reuse: "LastRender | None" = None, lowp: bool = False) -> torch.Tensor:
+                 reuse: "LastRender | None" = None, precision: str = "fp32") -> torch.Tensor:
         """W+ [1, n_style, D] -> image [1, 3, R, R], as `Generator.synthesis` with the same arguments.
 
         `reuse`: the previous render of the same session (updated here). Levels that read only W+
         rows equal to that render's are not run again: their output is taken from it.
-        `lowp`: a preview: layers may compute in bfloat16 or int8 where that is faster here."""
+        `precision`: "fp32", or for a preview "bf16" / "int8": layers may compute in bfloat16 (and
+        int8) where that is faster here."""
         assert wplus.shape == (1, self.g.n_style, self.cfg.style_dim), wplus.shape
         widths = resolve_channels(self.cfg, channels) or self.cfg.full_channels
         target = self.g.resolve_target_res(target_res)
-        plan = self.plan(widths, target, lowp)
-        key = (tuple(widths), target, lowp)
+        plan = self.plan(widths, target, precision)
+        key = (tuple(widths), target, precision)
         start = reuse.levels_valid(wplus, key) if reuse is not None else 0
         skip: torch.Tensor | None
         with torch.inference_mode():
@@ -303,12 +319,14 @@ class FastSynthesis:
         assert skip is not None                              # the 4 px level (or a reused one) drew it
         return skip
 
-    def uses_lowp(self, channels: ChannelSpec = None, target_res: int | None = None) -> bool:
-        """Whether a preview of this configuration computes some layer in low precision."""
+    def precision_used(self, channels: ChannelSpec = None, target_res: int | None = None,
+                       precision: str = "int8") -> str:
+        """The lowest precision a layer of this configuration computes in when drawn with `precision`
+        (prepares its layers; "fp32": no low-precision form won a layer here)."""
         widths = resolve_channels(self.cfg, channels) or self.cfg.full_channels
-        layers = [c for first, second, _, _ in self.plan(widths, self.g.resolve_target_res(target_res), True)
+        layers = [c for first, second, _, _ in self.plan(widths, self.g.resolve_target_res(target_res), precision)
                   for c in (first, second) if c is not None]
-        return any(c.form in LOWP_FORMS for c in layers)
+        return PRECISIONS[max(PRECISIONS.index(form_precision(c.form or "")) for c in layers)]
 
     def forms(self) -> dict[str, str | None]:
         """Chosen form of every prepared layer, by layer shape (for reports)."""

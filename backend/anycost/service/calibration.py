@@ -58,38 +58,67 @@ def measured_consistency(g: Generator, configs: list[tuple[float, int]], cache_f
     return figures
 
 
-def measured_lowp_fidelity(g: Generator, fast, configs: list[tuple[float, int]], cache_folder: Path | None,
-                           log=None) -> dict[tuple[float, int], float]:
-    """PSNR (dB) of each configuration drawn by `fast` (a FastSynthesis) with low-precision layers
-    against the same configuration in float32, lowest over LOWP_SAMPLES latents; only for the
-    configurations where a low-precision form won some layer (elsewhere both are the same). Cached
-    per weights, machine and the forms chosen (the figures depend on which layers went low)."""
+def measured_preview_precision(g: Generator, fast, configs: list[tuple[float, int]], cache_folder: Path | None,
+                               log=None) -> dict[tuple[float, int], dict]:
+    """Per configuration, the lowest precision its preview may be drawn with by `fast` (a
+    FastSynthesis): the first of "int8" (int8 and bfloat16 forms allowed), "bf16" whose image is
+    within LOWP_MIN_PSNR of the same configuration in float32, lowest over LOWP_SAMPLES latents.
+    Returns {config: {"precision": what to draw with, "used": the lowest a layer computes in,
+    "psnr": {precision tried: dB}}} for the configurations where a low-precision form won some
+    layer (elsewhere a preview is float32); "psnr" is keyed by the lowest precision a layer took.
+    Cached per weights and machine, valid while the forms chosen for the low-precision layers it
+    drew with are the same (the figures depend on which layers went low)."""
+    tiers = [p for p, ok in (("int8", fast.chooser.int8), ("bf16", fast.chooser.bf16)) if ok]
+
+    def forms() -> dict[str, str | None]:        # the choices made for these configurations' low layers
+        saved = fast.chooser.chosen()
+        return {k: saved.get(k) for t in tiers for r, res in configs for k in fast.layer_keys(r, res, t)}
+
+    chosen = forms()
+    cache = cache_folder / f"precision-{weights_hash(g)}-{machine_key()}.json" if cache_folder else None
+    saved = measurements.read(cache)
+    known = saved.get("forms") if isinstance(saved, dict) else None   # None: a layer the figures did not use
+    if isinstance(known, dict) and known.keys() == chosen.keys() and any(v is not None for v in known.values()) \
+            and all(chosen[k] == v for k, v in known.items() if v is not None) \
+            and isinstance(saved.get("configs"), list):
+        try:
+            return {(float(c["ratio"]), int(c["resolution"])): {
+                "precision": str(c["precision"]), "used": str(c["used"]),
+                "psnr": {str(p): float(db) for p, db in c["psnr"].items()}} for c in saved["configs"]}
+        except (TypeError, ValueError, KeyError, AttributeError):
+            pass                                               # damaged: measured again
+    t0 = time.perf_counter()
+    out: dict[tuple[float, int], dict] = {}
     with torch.inference_mode():
         wrows = [g.latent_to_wplus(torch.zeros(1, g.cfg.style_dim, device=g.w_avg.device))]
         seeded = torch.randn(LOWP_SAMPLES - 1, g.cfg.style_dim, generator=torch.Generator().manual_seed(0))
         wrows += [g.latent_to_wplus(z[None].to(g.w_avg.device)) for z in seeded]
-        for r, k in configs:                                   # chooses the forms of every preview layer
-            fast(wrows[0], channels=r, target_res=k, lowp=True)
-    low = [c for c in configs if fast.uses_lowp(*c)]
-    forms = {k: f for k, f in sorted(fast.forms().items()) if k.endswith("-lowp")}
-    cache = cache_folder / f"lowp-{weights_hash(g)}-{machine_key()}.json" if cache_folder else None
-    saved = measurements.read(cache)
-    if isinstance(saved, dict) and saved.get("forms") == forms and isinstance(saved.get("psnr"), list):
-        try:
-            return {(float(r), int(k)): float(db) for r, k, db in saved["psnr"]}
-        except (TypeError, ValueError):
-            pass                                               # damaged: measured again
-    t0 = time.perf_counter()
-    out = {}
-    with torch.inference_mode():
-        for r, k in low:
-            out[(r, k)] = min(psnr(fast(w, channels=r, target_res=k, lowp=True), fast(w, channels=r, target_res=k))
-                              for w in wrows)
-    measurements.write(cache, {"forms": forms, "psnr": [[r, k, db] for (r, k), db in out.items()],
-                               "samples": LOWP_SAMPLES})
+        for r, k in configs:
+            tried: dict[str, float] = {}
+            reference = None
+            for tier in tiers:
+                if tier in tried:                                 # a lower tier's layers all went this low
+                    continue
+                used = fast.precision_used(r, k, tier)           # chooses the forms of its layers
+                if used == "fp32":                               # the same as float32
+                    continue
+                if reference is None:
+                    reference = [fast(w, channels=r, target_res=k) for w in wrows]
+                db = min(psnr(fast(w, channels=r, target_res=k, precision=tier), ref)
+                         for w, ref in zip(wrows, reference, strict=True))
+                tried[used] = db
+                if db >= LOWP_MIN_PSNR:
+                    out[(r, k)] = {"precision": tier, "used": used, "psnr": tried}
+                    break
+            else:
+                if tried:
+                    out[(r, k)] = {"precision": "fp32", "used": "fp32", "psnr": tried}
+    measurements.write(cache, {"forms": forms(), "samples": LOWP_SAMPLES, "min_psnr": LOWP_MIN_PSNR,
+                               "configs": [dict(ratio=r, resolution=k, **v) for (r, k), v in out.items()]})
     if log and out:
         log(f"measured low-precision previews against float32 ({time.perf_counter() - t0:.1f} s): "
-            + ", ".join(f"{r:g}x@{k} {db:.1f} dB" for (r, k), db in out.items()))
+            + ", ".join(f"{r:g}x@{k} " + "/".join(f"{p} {db:.1f} dB" for p, db in v["psnr"].items())
+                        + f" -> {v['used']}" for (r, k), v in out.items()))
     return out
 
 

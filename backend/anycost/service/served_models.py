@@ -28,12 +28,11 @@ from anycost.inference.fast import FastSynthesis, LastRender
 from anycost.models.creps import CrepsAsAnycost
 from anycost.protocol import messages as P
 from anycost.service.calibration import (
-    LOWP_MIN_PSNR,
     Slowdown,
     SubConfig,
     calibrate,
     measured_consistency,
-    measured_lowp_fidelity,
+    measured_preview_precision,
     pick,
     preview_configs,
     rank_configs,
@@ -101,14 +100,14 @@ class ServedModel:
     def describe_config(self, config: SubConfig | None, size: tuple[int, int] | None) -> dict:
         """What drew an image (config None: the final render), as `edit`/`render` results say it."""
         if config is None:
-            return {"ratio": 1.0, "resolution": self.resolution, "full": True, "lowp": False}
+            return {"ratio": 1.0, "resolution": self.resolution, "full": True, "precision": "fp32"}
         return {"ratio": config.ratio, "resolution": config.resolution,
                 "full": (config.ratio, config.resolution) == (1.0, self.resolution),
-                "lowp": self.is_lowp(config)}
+                "precision": self.precision_used(config)}
 
-    def is_lowp(self, config: SubConfig) -> bool:
-        """Whether this preview configuration is drawn with low-precision layers."""
-        return False
+    def precision_used(self, config: SubConfig) -> str:
+        """The lowest precision a layer of this preview configuration computes in (PRECISIONS)."""
+        return "fp32"
 
 
 class ServedAnycost(ServedModel):
@@ -119,7 +118,8 @@ class ServedAnycost(ServedModel):
     kind = "anycost"
     fast: FastSynthesis | None = None
     last_renders: OrderedDict | None = None
-    lowp_configs: frozenset = frozenset()   # preview configurations drawn with low-precision layers
+    # per preview configuration drawn below float32: what to draw with and what its layers then use
+    preview_precision: dict[tuple[float, int], dict] = {}
     KEPT_RENDERS = 4                     # (session, configuration) pairs, each at most 64 MiB
 
     def calibrate(self, state: Path, log=None) -> None:
@@ -132,23 +132,26 @@ class ServedAnycost(ServedModel):
         if not figures and not meta.get("untrained"):     # none carried: measured now, once per model
             figures = measured_consistency(self.g, configs, state / "calibration", log=log)
         if self.fast is not None and self.lowp_previews and (self.fast.chooser.bf16 or self.fast.chooser.int8):
-            fidelity = measured_lowp_fidelity(self.g, self.fast, configs, state / "calibration", log=log)
-            self.lowp_configs = frozenset(c for c, db in fidelity.items() if db >= LOWP_MIN_PSNR)
+            measured = measured_preview_precision(self.g, self.fast, configs, state / "calibration", log=log)
+            self.preview_precision = {c: m for c, m in measured.items() if m["precision"] != "fp32"}
         latency = calibrate(self.g, state / "calibration", log=log, synthesis=self.preview_synthesis,
-                            path=("fast-lowp" if self.lowp_configs else "fast") if self.fast else "reference",
+                            path=("fast-lowp" if self.preview_precision else "fast") if self.fast else "reference",
                             configs=configs)
         self.ranked = rank_configs(self.g, latency, figures)
 
-    def is_lowp(self, config: SubConfig) -> bool:
-        return (config.ratio, config.resolution) in self.lowp_configs
+    def precision_used(self, config: SubConfig) -> str:
+        return self.preview_precision.get((config.ratio, config.resolution), {}).get("used", "fp32")
+
+    def _precision(self, channels, target_res) -> str:
+        return self.preview_precision.get((channels, target_res), {}).get("precision", "fp32")
 
     def preview_synthesis(self, wplus: torch.Tensor, channels=None, target_res=None) -> torch.Tensor:
         """What a preview of this configuration is drawn with (what its latency is calibrated on)."""
-        lowp = (channels, target_res) in self.lowp_configs
-        return self.synthesis(wplus, channels=channels, target_res=target_res, lowp=lowp)
+        return self.synthesis(wplus, channels=channels, target_res=target_res,
+                              precision=self._precision(channels, target_res))
 
     def synthesis(self, wplus: torch.Tensor, channels=None, target_res=None,
-                  session: str | None = None, lowp: bool = False) -> torch.Tensor:
+                  session: str | None = None, precision: str = "fp32") -> torch.Tensor:
         if self.fast is None or wplus.shape[0] != 1:
             return self.g.synthesis(wplus, channels=channels, target_res=target_res)
         reuse = None
@@ -159,7 +162,7 @@ class ServedAnycost(ServedModel):
             self.last_renders[key] = reuse                          # most recent last
             while len(self.last_renders) > self.KEPT_RENDERS:
                 self.last_renders.popitem(last=False)
-        return self.fast(wplus, channels=channels, target_res=target_res, reuse=reuse, lowp=lowp)
+        return self.fast(wplus, channels=channels, target_res=target_res, reuse=reuse, precision=precision)
 
     def project(self, target: torch.Tensor, perceptual: Perceptual, opts: ProjectionOptions,
                 progress=None, should_stop=None) -> ProjectionResult:
@@ -173,7 +176,7 @@ class ServedAnycost(ServedModel):
             return self.synthesis(wplus, session=session)
         t0 = time.perf_counter()
         img = self.synthesis(wplus, channels=config.ratio, target_res=config.resolution, session=session,
-                             lowp=self.is_lowp(config))
+                             precision=self._precision(config.ratio, config.resolution))
         last = self.last_renders.get((session, config.ratio, config.resolution)) if self.last_renders else None
         if last is None or last.reused == 0:        # a reused level's time is not the configuration's
             self.slowdown.observe(config, (time.perf_counter() - t0) * 1000)
