@@ -62,7 +62,7 @@ def test_served_previews_are_observed_except_those_that_reuse_levels(tmp_path):
 
 def test_previews_take_low_precision_only_where_it_measured_close_and_finals_never(tmp_path):
     from anycost.inference.conv_forms import FormChooser
-    from anycost.service.calibration import LOWP_MIN_PSNR, measured_preview_precision
+    from anycost.service.calibration import LOWP_MARGIN, LOWP_MIN_PSNR, measured_preview_precision
 
     torch.manual_seed(1)
     g = Generator(GeneratorConfig.from_multiplier(64, 0.25, 64, style_dim=32, n_mlp=2)).eval()
@@ -79,15 +79,16 @@ def test_previews_take_low_precision_only_where_it_measured_close_and_finals_nev
     measured = measured_preview_precision(g, sm.fast, configs, tmp_path / "calibration")
     assert cache and cache[0].stat().st_mtime_ns == list((tmp_path / "calibration").glob("precision-*.json"))[0] \
         .stat().st_mtime_ns                                                     # read back, not measured again
+    least = LOWP_MIN_PSNR + LOWP_MARGIN                   # over the samples, for faces not sampled
     for c, m in measured.items():
         assert m["psnr"] and all(p in ("bf16", "int8") for p in m["psnr"])
         if m["precision"] == "fp32":                      # nothing low enough was close enough
-            assert max(m["psnr"].values()) < LOWP_MIN_PSNR and c not in sm.preview_precision
+            assert max(m["psnr"].values()) < least and c not in sm.preview_precision
         else:                                             # the lowest tier tried that passed
-            assert m["psnr"][m["used"]] >= LOWP_MIN_PSNR and sm.preview_precision[c] == m
+            assert m["psnr"][m["used"]] >= least and sm.preview_precision[c] == m
             assert sm.fast.precision_used(*c, m["precision"]) == m["used"] != "fp32"
             if m["used"] == "bf16" and chooser.int8 and m["precision"] == "bf16":
-                assert m["psnr"].get("int8", 0) < LOWP_MIN_PSNR  # int8 was tried first and failed
+                assert m["psnr"].get("int8", 0) < least  # int8 was tried first and failed
     wplus = g.latent_to_wplus(torch.randn(1, 32))
     with torch.inference_mode():
         final = sm.draw(wplus, None, None)
