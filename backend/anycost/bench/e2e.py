@@ -87,7 +87,9 @@ def _timed_requests(c: Client, sid: str, name: str, budgets, n: int, renders: in
             r = c.call("edit", session=sid, values={name: value}, budget_ms=budget, timeout=600)
             rtt.append((time.perf_counter() - t0) * 1000)
             render.append(r["render_ms"])
+            precision = r["config"].get("precision", "fp32")
             key = f"{r['config']['ratio']:g}x@{r['config']['resolution']}"
+            key += "" if precision == "fp32" else f" {precision}"
             configs[key] = configs.get(key, 0) + 1
         summary = out["budgets"][f"{budget:g}"] = dict(_summary(rtt, render), configs=configs)
         log(f"budget {budget:g} ms: {summary}")
