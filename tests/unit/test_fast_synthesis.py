@@ -263,3 +263,18 @@ def test_own_winograd_is_a_3x3_convolution(m):
         assert (WinogradWeight(w, m)(x) - ref).abs().max() < 1e-4 * ref.abs().max()
     with pytest.raises(ValueError, match="Winograd tile"):
         WinogradWeight(w, 3)
+
+
+def test_release_keeps_only_the_layers_still_drawn_with_and_redraws_the_rest_the_same(g, wplus):
+    fast = FastSynthesis(g, FormChooser(fixed="dense"))
+    with torch.inference_mode():
+        before = {c: fast(wplus, channels=c[0], target_res=c[1]) for c in CONFIGS}
+        low = fast(wplus, channels=CONFIGS[0][0], target_res=CONFIGS[0][1], precision="bf16")
+        fast.release([(CONFIGS[0][0], CONFIGS[0][1], "fp32")])
+        kept = set(fast.forms())
+        assert kept and not any(k.endswith(("-bf16", "-int8")) for k in kept)
+        assert len(kept) < len({k for c in CONFIGS for k in fast.layer_keys(*c)})
+        for c, img in before.items():                    # prepared again where released: the same image
+            assert torch.equal(fast(wplus, channels=c[0], target_res=c[1]), img)
+        again = fast(wplus, channels=CONFIGS[0][0], target_res=CONFIGS[0][1], precision="bf16")
+        assert torch.equal(again, low)

@@ -19,6 +19,7 @@ from anycost.protocol.client import Client
 from anycost.protocol.spawn import free_port, private_address, start_backend
 
 FACE = DEMO_FACE
+FIRST_START_S = 1800.0    # a first start measures the model's previews (minutes at 1024 px); an exit ends the wait
 
 
 def _summary(rtt: list[float], render: list[float]) -> dict:
@@ -59,7 +60,7 @@ def run_e2e(model: str | None, threads: int | None, budgets=(50, 100, 250), n: i
     proc = start_backend(address, args, threads=threads, log=log_file)
     try:
         with Client(address) as c:
-            hello = c.wait_ready(proc=proc)
+            hello = c.wait_ready(timeout=FIRST_START_S, proc=proc)
             sid, name = open_face_session(c)
             out = {"model": P.ModelsResult.from_dict(c.call("models")).models[0].name, "threads": hello.threads,
                    "budgets": {}, "busy_neighbours": busy,

@@ -8,7 +8,7 @@ import statistics
 import threading
 import time
 
-from anycost.bench.e2e import open_face_session
+from anycost.bench.e2e import FIRST_START_S, open_face_session
 from anycost.core.memory import process_memory_mb as rss_mb
 from anycost.protocol import messages as P
 from anycost.protocol.client import Client
@@ -50,7 +50,7 @@ def measure(model: str | None, threads: int | None, keep_memory: bool, side: int
     proc = start_backend(address, args, threads=threads)
     try:
         with Client(address) as c:
-            c.wait_ready(proc=proc)
+            c.wait_ready(timeout=FIRST_START_S, proc=proc)
             sid, name = open_face_session(c)
             before_ms = _previews(c, sid, name, n)
             time.sleep(1.0)

@@ -332,6 +332,17 @@ class FastSynthesis:
         """Chosen form of every prepared layer, by layer shape (for reports)."""
         return {c.shape.key(): c.form for c in self._convs.values()}
 
+    def release(self, keep: Sequence[tuple[ChannelSpec, int | None, str]]) -> None:
+        """Forget the prepared layers no (channels, target_res, precision) of `keep` draws with: each
+        precision holds its own copy of a layer's weights, and measuring which precision to serve
+        prepares them all. A configuration drawn later is prepared again (its forms are remembered)."""
+        used: set[int] = set()
+        for channels, target_res, precision in keep:
+            widths = resolve_channels(self.cfg, channels) or self.cfg.full_channels
+            for first, second, _, _ in self.plan(widths, self.g.resolve_target_res(target_res), precision):
+                used.update(id(c) for c in (first, second) if c is not None)
+        self._convs = {k: c for k, c in self._convs.items() if id(c) in used}
+
 
 class LastRender:
     """One session's previous render, level by level, for `FastSynthesis(reuse=)`.

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 from anycost.core import measurements
+from anycost.core.memory import give_back_freed_memory
 from anycost.core.timing import cpu_name
 from anycost.editing.directions import Direction, weights_hash
 from anycost.editing.perceptual import Perceptual
@@ -138,6 +139,9 @@ class ServedAnycost(ServedModel):
                             path=("fast-lowp" if self.preview_precision else "fast") if self.fast else "reference",
                             configs=configs)
         self.ranked = rank_configs(self.g, latency, figures)
+        if self.fast is not None:           # what is served, and the final
+            self.fast.release([(r, k, self._precision(r, k)) for r, k in configs] + [(None, None, "fp32")])
+            give_back_freed_memory()
 
     def precision_used(self, config: SubConfig) -> str:
         return self.preview_precision.get((config.ratio, config.resolution), {}).get("used", "fp32")
