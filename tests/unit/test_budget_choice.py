@@ -38,12 +38,19 @@ def test_slowdown_is_the_median_of_recent_ratios_between_one_and_its_cap():
     assert s.factor == 4.0
 
 
-def test_served_previews_are_observed_except_those_that_reuse_levels(tmp_path):
-    torch.manual_seed(0)
-    g = Generator(GeneratorConfig.from_multiplier(32, 0.125, 32, style_dim=32, n_mlp=2)).eval()
+def _served_tiny(state, seed: int, resolution: int, multiplier: float, channel_max: int):
+    """A small untrained generator, served and calibrated in `state`."""
+    torch.manual_seed(seed)
+    g = Generator(GeneratorConfig.from_multiplier(resolution, multiplier, channel_max, style_dim=32, n_mlp=2)).eval()
     g.update_w_avg(50)
     sm = ServedAnycost("tiny", Model(g, {"untrained": True}), {})
-    sm.calibrate(tmp_path)
+    sm.calibrate(state)
+    assert sm.fast is not None and sm.ranked is not None
+    return g, sm
+
+
+def test_served_previews_are_observed_except_those_that_reuse_levels(tmp_path):
+    g, sm = _served_tiny(tmp_path, 0, 32, 0.125, 32)
     assert sm.ranked is not None
     config = next(c for c in sm.ranked if c.resolution < 32)
     wplus = g.latent_to_wplus(torch.zeros(1, 32))
@@ -64,11 +71,7 @@ def test_previews_take_low_precision_only_where_it_measured_close_and_finals_nev
     from anycost.inference.conv_forms import FormChooser
     from anycost.service.calibration import LOWP_MARGIN, LOWP_MIN_PSNR, measured_preview_precision
 
-    torch.manual_seed(1)
-    g = Generator(GeneratorConfig.from_multiplier(64, 0.25, 64, style_dim=32, n_mlp=2)).eval()
-    g.update_w_avg(50)
-    sm = ServedAnycost("tiny", Model(g, {"untrained": True}), {})
-    sm.calibrate(tmp_path)
+    g, sm = _served_tiny(tmp_path, 1, 64, 0.25, 64)
     assert sm.fast is not None and sm.ranked is not None
     chooser: FormChooser = sm.fast.chooser
     if not (chooser.bf16 or chooser.int8):
