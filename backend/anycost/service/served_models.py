@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import statistics
 import time
 from collections import OrderedDict
@@ -135,9 +136,12 @@ class ServedAnycost(ServedModel):
         if self.fast is not None and self.lowp_previews and (self.fast.chooser.bf16 or self.fast.chooser.int8):
             measured = measured_preview_precision(self.g, self.fast, configs, state / "calibration", log=log)
             self.preview_precision = {c: m for c, m in measured.items() if m["precision"] != "fp32"}
+        path = "reference" if self.fast is None else "fast"
+        if self.preview_precision:                  # the latencies hold for these precisions only
+            served = sorted((r, k, m["precision"]) for (r, k), m in self.preview_precision.items())
+            path += "-lowp-" + hashlib.sha1(repr(served).encode()).hexdigest()[:8]
         latency = calibrate(self.g, state / "calibration", log=log, synthesis=self.preview_synthesis,
-                            path=("fast-lowp" if self.preview_precision else "fast") if self.fast else "reference",
-                            configs=configs)
+                            path=path, configs=configs)
         self.ranked = rank_configs(self.g, latency, figures)
         if self.fast is not None:           # what is served, and the final
             self.fast.release([(r, k, self._precision(r, k)) for r, k in configs] + [(None, None, "fp32")])
