@@ -333,6 +333,8 @@ def test_demo_runs_the_whole_loop(tiny_model_file, tmp_path):
     import json
     report = json.loads((out / "report.json").read_text())
     assert len(report["previews"]) == 16 and report["final"]["render_ms"] > 0
+    assert {p["precision"] for p in report["previews"]} <= {"fp32", "bf16", "int8"}   # as the daemon said
+    assert f"px, {report['previews'][0]['precision']} |" in (out / "report.md").read_text()
     assert report["align"] == "auto" and "face" not in report        # the tiny model declares no crop rule
     assert (out / "strip.png").is_file() and "![strip](strip.png)" in (out / "report.md").read_text()
 

@@ -125,12 +125,14 @@ def run(args) -> int:
                     round_trips.append((time.perf_counter() - t1) * 1000)
                     cfg = r["config"]
                     previews.append({"direction": d["name"], "value": value, "ratio": cfg["ratio"],
-                                     "resolution": cfg["resolution"], "render_ms": r["render_ms"],
+                                     "resolution": cfg["resolution"], "precision": cfg.get("precision", "fp32"),
+                                     "render_ms": r["render_ms"],
                                      "round_trip_ms": round(round_trips[-1], 2)})
                     img = save(r["image"], out / f"preview-{slug(d['name'])}-{'minus' if value < 0 else 'plus'}.png")
                     strip.append((f"{d['name']} {value:+g}", img))
-                say(f"  {d['name']}: previews by {previews[-1]['ratio']:g}x channels at "
-                    f"{previews[-1]['resolution']} px, {previews[-1]['render_ms']:.1f} ms")
+                last = previews[-1]
+                say(f"  {d['name']}: previews by {last['ratio']:g}x channels at {last['resolution']} px "
+                    f"({last['precision']}), {last['render_ms']:.1f} ms")
             report["previews"] = previews
             report["steps"]["edit_round_trip_ms"] = {"median": round(statistics.median(round_trips), 2),
                                                      "max": round(max(round_trips), 2), "n": len(round_trips)}
@@ -218,7 +220,8 @@ def markdown(r: dict) -> str:
         lines += [f"Model licence: {r['model']['licence']}", ""]
     lines += ["| direction | value | sub-generator | render ms | round trip ms |", "|---|---|---|---|---|"]
     for p in r["previews"]:
-        lines.append(f"| {p['direction']} | {p['value']:g} | {p['ratio']:g}x @ {p['resolution']} px | "
+        lines.append(f"| {p['direction']} | {p['value']:g} | {p['ratio']:g}x @ {p['resolution']} px, "
+                     f"{p.get('precision', 'fp32')} | "
                      f"{p['render_ms']} | {p['round_trip_ms']} |")
     return "\n".join(lines) + "\n"
 
