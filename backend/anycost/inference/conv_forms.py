@@ -31,6 +31,7 @@ Which form is fastest depends on the layer's size and the CPU, so it is measured
 from __future__ import annotations
 
 import hashlib
+import os
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,10 +66,16 @@ def winograd_available() -> bool:
 
 
 def bf16_available() -> bool:
-    """The CPU multiplies bfloat16 natively (elsewhere oneDNN emulates it, 30-300x slower than fp32)."""
+    """The CPU multiplies bfloat16 natively (elsewhere oneDNN emulates it, 30-300x slower than fp32),
+    and neither oneDNN nor ATen was held below the instructions that do it (ONEDNN_MAX_CPU_ISA,
+    ATEN_CPU_CAPABILITY: how an AVX2 machine is emulated on this one)."""
     cpu = getattr(torch, "cpu", None)
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return torch.backends.mkldnn.is_available() and any(bool(getattr(cpu, c, lambda: False)()) for c in checks)
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    held = not any(k in isa for k in ("BF16", "AMX", "AVX10", "ALL")) or \
+        torch.backends.cpu.get_cpu_capability() in ("DEFAULT", "AVX2", "ZVECTOR", "VSX")
+    return torch.backends.mkldnn.is_available() and not held and \
+        any(bool(getattr(cpu, c, lambda: False)()) for c in checks)
 
 
 def int8_available() -> bool:
