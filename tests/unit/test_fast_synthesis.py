@@ -278,3 +278,9 @@ def test_release_keeps_only_the_layers_still_drawn_with_and_redraws_the_rest_the
             assert torch.equal(fast(wplus, channels=c[0], target_res=c[1]), img)
         again = fast(wplus, channels=CONFIGS[0][0], target_res=CONFIGS[0][1], precision="bf16")
         assert torch.equal(again, low)
+
+
+def test_bfloat16_is_not_offered_where_onednn_is_held_below_it(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")               # how an AVX2 machine is emulated
+    assert not bf16_available() and not FormChooser().bf16
+    assert not set(FormChooser().candidates(LayerShape(False, 8, 8, 16, "int8"))) & {"bf16-amod"}
