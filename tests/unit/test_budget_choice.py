@@ -68,8 +68,9 @@ def test_served_previews_are_observed_except_those_that_reuse_levels(tmp_path):
 
 
 def test_previews_take_low_precision_only_where_it_measured_close_and_finals_never(tmp_path):
+    from anycost.editing.consistency import LOWP_MARGIN, LOWP_MIN_PSNR
     from anycost.inference.conv_forms import FormChooser
-    from anycost.service.calibration import LOWP_MARGIN, LOWP_MIN_PSNR, measured_preview_precision
+    from anycost.service.calibration import measured_preview_precision
 
     g, sm = _served_tiny(tmp_path, 1, 64, 0.25, 64)
     assert sm.fast is not None and sm.ranked is not None

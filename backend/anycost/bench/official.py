@@ -10,8 +10,8 @@ loader) and the same W+ (the official mapping of one seeded z):
   settings (`core.memory.keep_freed_memory`), in float32 (as every final is drawn);
 - `ours-preview`: the same process drawing the configuration as the daemon serves it as a preview:
   in the lowest precision (int8, else bfloat16, else float32) whose layers measured faster and
-  whose image measured >= 40 dB from float32 (`service.calibration.measured_preview_precision`,
-  at the worker's start), compared with `ours` (PSNR, the perceptual distance); the full
+  whose image measured >= 40 dB from float32 (`editing.consistency.precision_figures`, at the
+  worker's start, as the daemon measures it), compared with `ours` (PSNR, the perceptual distance); the full
   configuration is the final, float32 in both;
 - `official`: the official generator under the same allocator settings;
 - `official-as-shipped`: the official generator in a process as a user starts it (glibc defaults).
@@ -244,11 +244,10 @@ def _worker(impl: str, official_dir: Path, folder: Path, threads: int, calibrati
         from anycost.inference.conv_forms import FormChooser
         from anycost.inference.fast import FastSynthesis
         g = generator_from_state_dict(torch.load(weights, weights_only=True), "official weights")
-        from anycost.service.calibration import measured_preview_precision
+        from anycost.editing.consistency import precision_figures
         fast = FastSynthesis(g, FormChooser(Path(calibration)) if calibration else None)
         wplus = torch.load(wplus_file, weights_only=True)
-        served = measured_preview_precision(g, fast, [tuple(c) for c in spec["previews"]],
-                                            Path(calibration) if calibration else None)
+        served = precision_figures(g, fast, [tuple(c) for c in spec["previews"]])   # measured afresh
         precisions = {f"{r:g}x@{k}": v for (r, k), v in served.items()}
 
         def draw(ratio, res, preview=False):

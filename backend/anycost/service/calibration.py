@@ -18,16 +18,19 @@ import torch
 
 from anycost.core import measurements
 from anycost.core.timing import cpu_name, machine_key
-from anycost.editing.consistency import consistency_figures
+from anycost.editing.consistency import (
+    LOWP_MARGIN,
+    LOWP_MIN_PSNR,
+    LOWP_SAMPLES,
+    consistency_figures,
+    precision_figures,
+    precision_tiers,
+)
 from anycost.editing.directions import fingerprint, weights_hash
-from anycost.editing.projection import psnr
 from anycost.models import TRAINED_RATIOS, Generator
 from anycost.models.macs import count_macs
 
 MEASURED_SAMPLES = 16        # latents for the figures measured at first serve (a trained model: 64)
-LOWP_MIN_PSNR = 40.0         # a low-precision preview this close to its float32 image may be served,
-LOWP_MARGIN = 1.0            # by its lowest PSNR over LOWP_SAMPLES seeded latents less this margin
-LOWP_SAMPLES = 6             # (int8's PSNR varies by ~10 dB between faces; the average face is its best)
 
 
 def preview_configs(g: Generator, metadata: dict) -> list[tuple[float, int]]:
@@ -61,16 +64,10 @@ def measured_consistency(g: Generator, configs: list[tuple[float, int]], cache_f
 
 def measured_preview_precision(g: Generator, fast, configs: list[tuple[float, int]], cache_folder: Path | None,
                                log=None) -> dict[tuple[float, int], dict]:
-    """Per configuration, the lowest precision its preview may be drawn with by `fast` (a
-    FastSynthesis): the first of "int8" (int8 and bfloat16 forms allowed), "bf16" whose image is
-    within LOWP_MIN_PSNR (+ LOWP_MARGIN) of the same configuration in float32, lowest over
-    LOWP_SAMPLES seeded latents.
-    Returns {config: {"precision": what to draw with, "used": the lowest a layer computes in,
-    "psnr": {precision tried: dB}}} for the configurations where a low-precision form won some
-    layer (elsewhere a preview is float32); "psnr" is keyed by the lowest precision a layer took.
-    Cached per weights and machine, valid while the forms chosen for the low-precision layers it
-    drew with are the same (the figures depend on which layers went low)."""
-    tiers = [p for p, ok in (("int8", fast.chooser.int8), ("bf16", fast.chooser.bf16)) if ok]
+    """`precision_figures` (the precision each preview configuration may be drawn in by `fast`, a
+    FastSynthesis), cached per weights and machine, valid while the forms chosen for the
+    low-precision layers it drew with are the same (the figures depend on which layers went low)."""
+    tiers = precision_tiers(fast)
 
     def forms() -> dict[str, str | None]:        # the choices made for these configurations' low layers
         saved = fast.chooser.chosen()
@@ -91,30 +88,7 @@ def measured_preview_precision(g: Generator, fast, configs: list[tuple[float, in
         except (TypeError, ValueError, KeyError, AttributeError):
             pass                                               # damaged: measured again
     t0 = time.perf_counter()
-    out: dict[tuple[float, int], dict] = {}
-    with torch.inference_mode():
-        seeded = torch.randn(LOWP_SAMPLES, g.cfg.style_dim, generator=torch.Generator().manual_seed(0))
-        wrows = [g.latent_to_wplus(z[None].to(g.w_avg.device)) for z in seeded]
-        for r, k in configs:
-            tried: dict[str, float] = {}
-            reference = None
-            for tier in tiers:
-                if tier in tried:                                 # a lower tier's layers all went this low
-                    continue
-                used = fast.precision_used(r, k, tier)           # chooses the forms of its layers
-                if used == "fp32":                               # the same as float32
-                    continue
-                if reference is None:
-                    reference = [fast(w, channels=r, target_res=k) for w in wrows]
-                db = min(psnr(fast(w, channels=r, target_res=k, precision=tier), ref)
-                         for w, ref in zip(wrows, reference, strict=True))
-                tried[used] = db
-                if db - LOWP_MARGIN >= LOWP_MIN_PSNR:
-                    out[(r, k)] = {"precision": tier, "used": used, "psnr": tried}
-                    break
-            else:
-                if tried:
-                    out[(r, k)] = {"precision": "fp32", "used": "fp32", "psnr": tried}
+    out = precision_figures(g, fast, configs)
     measurements.write(cache, {"forms": forms(), "samples": LOWP_SAMPLES, "min_psnr": LOWP_MIN_PSNR + LOWP_MARGIN,
                                "configs": [dict(ratio=r, resolution=k, **v) for (r, k), v in out.items()]})
     if log and out:
