@@ -100,9 +100,10 @@ class FastStyledConv:
     @staticmethod
     def _low(form: str, w: torch.Tensor):
         """A fixed 3x3 weight as the form computes with it."""
-        if form.endswith("bf16") or form.startswith("bf16"):
+        precision = form_precision(form)
+        if precision == "bf16":
             return w.to(torch.bfloat16)
-        if "int8" in form:
+        if precision == "int8":
             return Int8Conv3x3(w)
         return w
 
@@ -323,10 +324,14 @@ class FastSynthesis:
                        precision: str = "int8") -> str:
         """The lowest precision a layer of this configuration computes in when drawn with `precision`
         (prepares its layers; "fp32": no low-precision form won a layer here)."""
-        widths = resolve_channels(self.cfg, channels) or self.cfg.full_channels
-        layers = [c for first, second, _, _ in self.plan(widths, self.g.resolve_target_res(target_res), precision)
-                  for c in (first, second) if c is not None]
+        layers = self._prepared(channels, target_res, precision)
         return PRECISIONS[max(PRECISIONS.index(form_precision(c.form or "")) for c in layers)]
+
+    def _prepared(self, channels: ChannelSpec, target_res: int | None, precision: str) -> list[FastStyledConv]:
+        """The styled convs a configuration draws with at `precision`, prepared (and tuned) here."""
+        widths = resolve_channels(self.cfg, channels) or self.cfg.full_channels
+        return [c for first, second, _, _ in self.plan(widths, self.g.resolve_target_res(target_res), precision)
+                for c in (first, second) if c is not None]
 
     def forms(self) -> dict[str, str | None]:
         """Chosen form of every prepared layer, by layer shape (for reports)."""
@@ -336,11 +341,8 @@ class FastSynthesis:
         """Forget the prepared layers no (channels, target_res, precision) of `keep` draws with: each
         precision holds its own copy of a layer's weights, and measuring which precision to serve
         prepares them all. A configuration drawn later is prepared again (its forms are remembered)."""
-        used: set[int] = set()
-        for channels, target_res, precision in keep:
-            widths = resolve_channels(self.cfg, channels) or self.cfg.full_channels
-            for first, second, _, _ in self.plan(widths, self.g.resolve_target_res(target_res), precision):
-                used.update(id(c) for c in (first, second) if c is not None)
+        used = {id(c) for channels, target_res, precision in keep
+                for c in self._prepared(channels, target_res, precision)}
         self._convs = {k: c for k, c in self._convs.items() if id(c) in used}
 
 
