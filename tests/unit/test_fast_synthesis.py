@@ -62,10 +62,30 @@ def test_every_form_matches_the_reference(g, wplus, form):
         for ratio, res in CONFIGS:
             ref = g.synthesis(wplus, channels=ratio, target_res=res)
             out = fast(wplus, channels=ratio, target_res=res)
-            assert out.shape == ref.shape
+            assert out.shape == ref.shape and out.is_contiguous()
             err = (out - ref).abs().max().item()
             assert err < TOL, (form, ratio, res, err)
             assert ref.abs().max().item() > 0.5       # a real image, not a near-zero one
+
+
+class _TopLevelsChannelsLast(FormChooser):
+    """Channels-last forms from 64 px up, NCHW forms below: the layout changes once, as on a CPU
+    where NHWC wins the large maps only."""
+
+    def choose(self, shape, time_form):
+        if shape.res >= 64:
+            return "transpose-blur-nhwc" if shape.up else "dense-amod-nhwc"
+        return "polyphase" if shape.up else "wino2-amod"
+
+
+def test_a_layout_change_between_levels_matches_the_reference(g, wplus):
+    fast = FastSynthesis(g, _TopLevelsChannelsLast())
+    with torch.inference_mode():
+        ref = g.synthesis(wplus)
+        out = fast(wplus)
+        assert out.is_contiguous() and (out - ref).abs().max().item() < TOL
+    top = [c for c in fast._convs.values() if c.shape.res >= 64]
+    assert top and all(c.layout == torch.channels_last for c in top)
 
 
 # PSNR (dB) a preview drawn with every layer it applies to in the form keeps against the float32

@@ -16,6 +16,13 @@ Every form computes the same function (up to float rounding; `tests/unit/test_fa
   small maps), ``polyphase`` / ``polyphase-winograd`` (the blur folded into the
   kernel, 6x6 at the output rate, split into its four 3x3 phases at the input rate: one stride-1
   convolution with 4x the outputs, then a pixel shuffle; no blur pass).
+* channels-last twins ``dense-nhwc``, ``dense-amod-nhwc``, ``transpose-blur-nhwc``: the same
+  computations on feature maps stored channels-last (NHWC). oneDNN's direct convolution works in
+  NHWC natively, while an NCHW map is reordered to its blocked layout and back on every call; on
+  the large, narrow maps of the top levels (32-128 channels at 256-1024 px) that reorder and the
+  elementwise passes after it cost as much as the multiplies. A layer converts its input to the
+  layout its form reads (`form_layout`), so the maps stay channels-last from the first such layer
+  up, and the choice times each form on an input in the layout the layer before it writes.
 * previews only (``LayerShape.precision`` below float32), never the final: ``bf16-amod`` / ``polyphase-bf16`` (the
   stored or polyphase weight in bfloat16, the style-scaled input cast per call: oneDNN's bf16
   kernels, fast where the CPU multiplies bf16 natively, AVX512-BF16 or AMX; about 0.3 % of the
@@ -42,8 +49,9 @@ import torch.nn.functional as F
 from anycost.core import measurements
 from anycost.core.timing import machine_key
 
-CONV_FORMS = ("dense", "winograd", "dense-amod", "gemm-amod", "wino2-amod", "wino4-amod")
-UP_FORMS = ("transpose-blur", "fold-amod", "polyphase", "polyphase-winograd")
+CONV_FORMS = ("dense", "winograd", "dense-amod", "gemm-amod", "wino2-amod", "wino4-amod",
+              "dense-nhwc", "dense-amod-nhwc")
+UP_FORMS = ("transpose-blur", "fold-amod", "polyphase", "polyphase-winograd", "transpose-blur-nhwc")
 LOWP_CONV_FORMS = ("bf16-amod", "int8-amod")              # previews only
 LOWP_UP_FORMS = ("polyphase-bf16", "polyphase-int8")
 ALL_FORMS = CONV_FORMS + UP_FORMS + LOWP_CONV_FORMS + LOWP_UP_FORMS
@@ -55,6 +63,11 @@ SLOW_FORM = 4.0      # a form whose first timed call takes this many times the b
 def form_precision(form: str) -> str:
     """The lowest precision a form multiplies in."""
     return "int8" if "int8" in form else "bf16" if "bf16" in form else "fp32"
+
+
+def form_layout(form: str) -> torch.memory_format:
+    """The layout a form reads its input in and writes its output in."""
+    return torch.channels_last if form.endswith("-nhwc") else torch.contiguous_format
 
 
 def winograd_available() -> bool:

@@ -32,6 +32,7 @@ from anycost.inference.conv_forms import (
     LayerShape,
     WinogradWeight,
     conv3x3,
+    form_layout,
     form_precision,
     polyphase_weight,
     upsample_kernel,
@@ -85,7 +86,7 @@ class FastStyledConv:
                 self._prepared[form] = (self._low(form, p), self.bias.repeat_interleave(4))
             elif form in ("bf16-amod", "int8-amod"):
                 self._prepared[form] = (self._low(form, self.w),)
-            elif form in ("transpose-blur", "fold-amod"):
+            elif form in ("transpose-blur", "transpose-blur-nhwc", "fold-amod"):
                 assert self.blur is not None
                 o, i = self.w.shape[:2]
                 blur = self.blur.flip([0, 1])[None, None].expand(o, 1, 4, 4).contiguous()
@@ -107,13 +108,21 @@ class FastStyledConv:
             return Int8Conv3x3(w)
         return w
 
+    @property
+    def layout(self) -> torch.memory_format:
+        """The layout this layer reads and writes (its form's)."""
+        assert self.form is not None
+        return form_layout(self.form)
+
     def __call__(self, x: torch.Tensor, w_row: torch.Tensor) -> torch.Tensor:
         s = self.styles(w_row)
         d = torch.rsqrt(self.wsq @ s.square() + 1e-8)                               # demodulation [O]
         s = s * self.gain_in
-        form = self.form
+        assert self.form is not None                         # set_form ran (FastSynthesis._conv)
+        x = x.contiguous(memory_format=self.layout)          # a copy only where the layout changes
+        form = self.form.removesuffix("-nhwc")               # the channels-last twins: same code
         if form == "dense-amod":
-            y = F.conv2d(x * s[None, :, None, None], self.w, padding=1)
+            y = F.conv2d(x * s[None, :, None, None], self.w, padding=1)           # NHWC in: NHWC out
             y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])
         elif form in ("dense", "winograd"):
             wm = self.w * (d[:, None] * s[None, :])[:, :, None, None]
@@ -135,7 +144,7 @@ class FastStyledConv:
         elif form == "transpose-blur":
             wm = self.w * (d[:, None] * s[None, :])[:, :, None, None]
             y = F.conv_transpose2d(x, wm.transpose(0, 1), stride=2)
-            blur = self._prepared[form][0]
+            blur = self._prepared[self.form][0]
             y = F.conv2d(y, blur, self.bias, padding=1, groups=y.shape[1])
         elif form == "fold-amod":
             blur, cols = self._prepared[form]
@@ -153,7 +162,6 @@ class FastStyledConv:
             y = torch.addcmul(bias4[:, None, None], y, d.repeat_interleave(4)[:, None, None])
             return self._epilogue(y, shuffled=True)
         else:  # polyphase, polyphase-winograd
-            assert form is not None                          # set_form ran (FastSynthesis._conv)
             p, bias4 = self._prepared[form]
             pm = p * (d.repeat_interleave(4)[:, None] * s[None, :])[:, :, None, None]
             y = conv3x3(x, pm, bias4, winograd=form == "polyphase-winograd")
@@ -178,9 +186,10 @@ class FastStyledConv:
         y = F.leaky_relu_(y, 0.2)
         return y if self.clamp is None else y.clamp_(-self.clamp, self.clamp)
 
-    def input_like(self, w_row: torch.Tensor) -> torch.Tensor:
+    def input_like(self, w_row: torch.Tensor, layout: torch.memory_format) -> torch.Tensor:
         r = self.shape.res // 2 if self.shape.up else self.shape.res
-        return torch.randn(1, self.shape.in_ch, r, r, dtype=w_row.dtype, device=w_row.device)
+        x = torch.randn(1, self.shape.in_ch, r, r, dtype=w_row.dtype, device=w_row.device)
+        return x.contiguous(memory_format=layout)
 
 
 class FastToRGB:
@@ -225,9 +234,12 @@ class FastSynthesis:
 
     # ------------------------------------------------------------------ preparation
 
-    def _conv(self, index: int, in_ch: int, out_ch: int, res: int, precision: str = "fp32") -> FastStyledConv:
+    def _conv(self, index: int, in_ch: int, out_ch: int, res: int, precision: str = "fp32",
+              after: FastStyledConv | None = None) -> FastStyledConv:
         """Styled conv number `index` in W+ order (0 = conv1) at these widths, prepared and tuned;
-        `precision`: the lowest it may compute in (below fp32: a preview's)."""
+        `precision`: the lowest it may compute in (below fp32: a preview's); `after`: the layer
+        before it, whose output layout its forms are timed on (so a change of layout is paid for
+        by the layer that makes it). A layer prepared before keeps its form in every plan."""
         key = (index, in_ch, out_ch, precision)
         if key not in self._convs:
             layer = self.g.conv1 if index == 0 else cast(StyledConv, self.g.convs[index - 1])
@@ -236,7 +248,7 @@ class FastSynthesis:
                 fc = FastStyledConv(layer, in_ch, out_ch, res, 1.0 if index == 0 else GAIN,
                                     None if self.noise == "zero" else buf, precision)
                 w_row = self.g.w_avg[None]
-                x = fc.input_like(w_row)
+                x = fc.input_like(w_row, torch.contiguous_format if after is None else after.layout)
 
                 def run(form):
                     fc.set_form(form)
@@ -261,12 +273,14 @@ class FastSynthesis:
     def plan(self, widths: Sequence[int], target: int, precision: str = "fp32") -> list:
         """The prepared layers of one sub-generator: (conv, conv | None, rgb, rows) per level."""
         layers = self._layers(widths, target)
+        last = self._conv(*layers[0], precision)
         out: list[tuple[FastStyledConv, FastStyledConv | None, FastToRGB, tuple[int, ...]]] = [
-            (self._conv(*layers[0], precision), None, self._rgb(0, widths[1]), (0, 1))]
+            (last, None, self._rgb(0, widths[1]), (0, 1))]
         for j in range(1, (len(layers) + 1) // 2):
             i = 2 * j - 1
-            up, conv = self._conv(*layers[i], precision), self._conv(*layers[i + 1], precision)
-            out.append((up, conv, self._rgb(j, widths[i + 2]), (i, i + 1, i + 2)))
+            up = self._conv(*layers[i], precision, after=last)
+            last = self._conv(*layers[i + 1], precision, after=up)
+            out.append((up, last, self._rgb(j, widths[i + 2]), (i, i + 1, i + 2)))
         return out
 
     def _layers(self, widths: Sequence[int], target: int) -> list[tuple[int, int, int, int]]:
@@ -318,7 +332,7 @@ class FastSynthesis:
             if reuse is not None:
                 reuse.store(wplus, key, start, outputs, [p[3] for p in plan])
         assert skip is not None                              # the 4 px level (or a reused one) drew it
-        return skip
+        return skip.contiguous()                             # the top levels may draw channels-last
 
     def precision_used(self, channels: ChannelSpec = None, target_res: int | None = None,
                        precision: str = "int8") -> str:
