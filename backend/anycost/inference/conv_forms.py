@@ -57,6 +57,9 @@ LOWP_UP_FORMS = ("polyphase-bf16", "polyphase-int8")
 ALL_FORMS = CONV_FORMS + UP_FORMS + LOWP_CONV_FORMS + LOWP_UP_FORMS
 # the lowest precision a preview's layers may compute in, highest first ("int8" allows bf16 forms too)
 PRECISIONS = ("fp32", "bf16", "int8")
+# names this set of forms: files of choices (and latencies measured with them) made before a
+# release that adds or renames a form are measured again
+FORMS_ID = hashlib.sha1(",".join(ALL_FORMS).encode()).hexdigest()[:8]
 SLOW_FORM = 4.0      # a form whose first timed call takes this many times the best so far is not timed again
 
 
@@ -284,9 +287,7 @@ class FormChooser:
     # ------------------------------------------------------------------ persistence
 
     def _path(self) -> Path | None:
-        # the forms' names are part of the file name: a release adding a form measures again
-        forms = hashlib.sha1(",".join(ALL_FORMS).encode()).hexdigest()[:8]
-        return self.folder / f"conv-forms-{machine_key()}-{forms}.json" if self.folder else None
+        return self.folder / f"conv-forms-{machine_key()}-{FORMS_ID}.json" if self.folder else None
 
     def _load(self) -> None:
         path = self._path()

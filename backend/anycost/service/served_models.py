@@ -25,7 +25,7 @@ from anycost.core.timing import cpu_name
 from anycost.editing.directions import Direction, weights_hash
 from anycost.editing.perceptual import Perceptual
 from anycost.editing.projection import ProjectionOptions, ProjectionResult, project
-from anycost.inference.conv_forms import FormChooser
+from anycost.inference.conv_forms import FORMS_ID, FormChooser
 from anycost.inference.fast import FastSynthesis, LastRender
 from anycost.models.creps import CrepsAsAnycost
 from anycost.protocol import messages as P
@@ -136,7 +136,7 @@ class ServedAnycost(ServedModel):
         if self.fast is not None and self.lowp_previews and (self.fast.chooser.bf16 or self.fast.chooser.int8):
             measured = measured_preview_precision(self.g, self.fast, configs, state / "calibration", log=log)
             self.preview_precision = {c: m for c, m in measured.items() if m["precision"] != "fp32"}
-        path = "reference" if self.fast is None else "fast"
+        path = "reference" if self.fast is None else f"fast-{FORMS_ID}"   # new forms, new latencies
         if self.preview_precision:                  # the latencies hold for these precisions only
             served = sorted((r, k, m["precision"]) for (r, k), m in self.preview_precision.items())
             path += "-lowp-" + hashlib.sha1(repr(served).encode()).hexdigest()[:8]
