@@ -214,6 +214,9 @@ def test_low_precision_forms_are_offered_to_previews_only_and_slow_forms_timed_o
         return 100.0 if form == "gemm-amod" else 1.0 + CONV_FORMS.index(form) if form in CONV_FORMS else 0.5
     chooser.choose(final, time_form)
     assert calls.count("gemm-amod") == 2 and calls.count("dense") == 1 + chooser.repeats   # warm-up, one call
+    close = [f for f in chooser.candidates(final) if calls.count(f) > 2]
+    assert "gemm-amod" not in close and len(close) > 1
+    assert calls[-len(close) * (chooser.repeats - 1):] == close * (chooser.repeats - 1)     # rounds interleaved
 
 
 def test_freed_memory_is_kept_on_glibc():

@@ -262,14 +262,18 @@ class FormChooser:
         self._load()
         key = shape.key()
         if key not in self._choices:
-            timings: dict[str, float] = {}
+            # each form warmed up and timed once, then the rounds interleaved: a burst of load from
+            # a neighbour (shared VMs) slows every form a little, not one form a lot
+            runs: dict[str, list[float]] = {}
             for form in cands:
                 time_form(form)                                          # warm-up
-                first = time_form(form)
-                if timings and first > SLOW_FORM * min(timings.values()):
-                    timings[form] = first                                # far behind: not worth more calls
-                    continue
-                timings[form] = statistics.median([first] + [time_form(form) for _ in range(self.repeats - 1)])
+                runs[form] = [time_form(form)]
+            best = min(r[0] for r in runs.values())
+            close = [f for f in cands if runs[f][0] <= SLOW_FORM * best]  # far behind: not worth more calls
+            for _ in range(self.repeats - 1):
+                for form in close:
+                    runs[form].append(time_form(form))
+            timings = {f: statistics.median(r) for f, r in runs.items()}
             self._timings[key] = timings
             self._choices[key] = min(timings, key=timings.get)  # type: ignore[arg-type]  # every key present
             self._save()
