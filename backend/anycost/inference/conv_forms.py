@@ -19,7 +19,7 @@ Every form computes the same function (up to float rounding; `tests/unit/test_fa
 * channels-last twins ``dense-nhwc``, ``dense-amod-nhwc``, ``transpose-blur-nhwc``: the same
   computations on feature maps stored channels-last (NHWC). oneDNN's direct convolution works in
   NHWC natively, while an NCHW map is reordered to its blocked layout and back on every call; on
-  the large, narrow maps of the top levels (32-128 channels at 256-1024 px) that reorder and the
+  the large maps of the top levels (32-256 channels at 128-1024 px on one Xeon) that reorder and the
   elementwise passes after it cost as much as the multiplies. A layer converts its input to the
   layout its form reads (`form_layout`), so the maps stay channels-last from the first such layer
   up, and the choice times each form on an input in the layout the layer before it writes.
