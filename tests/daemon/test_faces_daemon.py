@@ -71,14 +71,23 @@ def test_aligned_session_previews_and_applies_into_the_photo(client, photo):
     assert np.array_equal(pixels(shown[-1]["preview"])[outside], original[outside])
 
     values = {"smile": 2.5, "age": -1.0}
-    # a preview a user would get: the fastest at half channels or more and 32 px or more (the 0.25x and
-    # 16 px sub-generators of the 64 px demo are far from its final: docs/demo-model.md)
+    # a preview a user would get: at half channels or more (the 0.25x sub-generators of the 64 px demo
+    # are far from its final, docs/demo-model.md: 33 in this measure at 0.25x@16, against 7.5 at 1x@16)
     configs = next(m for m in client.call("models")["models"] if m["name"] == "demo")["configs"]
-    usable = [c for c in configs if c["ratio"] >= 0.5 and c["resolution"] >= 32 and
-              (c["ratio"], c["resolution"]) != (1.0, 64)]
+    usable = [c for c in configs if c["ratio"] >= 0.5 and (c["ratio"], c["resolution"]) != (1.0, 64)]
     budget = min(c["latency_ms"] for c in usable)
-    preview = client.call("edit", session=r["session"], values=values, budget_ms=budget)
+    full_ms = next(c["latency_ms"] for c in configs if (c["ratio"], c["resolution"]) == (1.0, 64))
+    wanted = {(c["ratio"], c["resolution"]) for c in usable}
+    while True:
+        preview = client.call("edit", session=r["session"], values=values, budget_ms=budget)
+        if (preview["config"]["ratio"], preview["config"]["resolution"]) in wanted or budget >= 0.99 * full_ms:
+            break
+        # drawing slower than calibrated (a busy CI machine): the daemon's budget choice scales the
+        # calibrated latencies up and takes a cheaper (0.25x) configuration; a user would allow
+        # more. Below the full generator's calibrated latency the full one is never chosen.
+        budget = min(1.25 * budget, 0.99 * full_ms)
     assert not preview["config"]["full"]
+    assert (preview["config"]["ratio"], preview["config"]["resolution"]) in wanted, (preview["config"], budget)
     final = client.call("render", session=r["session"], values=values)
     assert final["config"]["full"]
     for img in (preview["image"], final["image"]):
