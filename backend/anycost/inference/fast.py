@@ -77,6 +77,7 @@ class FastStyledConv:
 
     def set_form(self, form: str) -> None:
         """Prepare the weights the form needs (only this form's are kept)."""
+        name, form = form, form.removesuffix("-nhwc")       # a channels-last twin needs what its form needs
         if form not in self._prepared:
             self._prepared.clear()
             if form.startswith("wino"):
@@ -87,7 +88,7 @@ class FastStyledConv:
                 self._prepared[form] = (self._low(form, p), self.bias.repeat_interleave(4))
             elif form in ("bf16-amod", "int8-amod"):
                 self._prepared[form] = (self._low(form, self.w),)
-            elif form in ("transpose-blur", "transpose-blur-nhwc", "fold-amod"):
+            elif form in ("transpose-blur", "fold-amod"):
                 assert self.blur is not None
                 o, i = self.w.shape[:2]
                 blur = self.blur.flip([0, 1])[None, None].expand(o, 1, 4, 4).contiguous()
@@ -97,7 +98,7 @@ class FastStyledConv:
                 self._prepared[form] = (self.w.reshape(self.w.shape[0], -1),)
             else:
                 self._prepared[form] = ()
-        self.form = form
+        self.form = name
 
     @staticmethod
     def _low(form: str, w: torch.Tensor):
@@ -145,7 +146,7 @@ class FastStyledConv:
         elif form == "transpose-blur":
             wm = self.w * (d[:, None] * s[None, :])[:, :, None, None]
             y = F.conv_transpose2d(x, wm.transpose(0, 1), stride=2)
-            blur = self._prepared[self.form][0]
+            blur = self._prepared[form][0]
             y = F.conv2d(y, blur, self.bias, padding=1, groups=y.shape[1])
         elif form == "fold-amod":
             blur, cols = self._prepared[form]
