@@ -72,14 +72,19 @@ class _TopLevelsChannelsLast(FormChooser):
     """Channels-last forms from 64 px up, NCHW forms below: the layout changes once, as on a CPU
     where NHWC wins the large maps only."""
 
+    def __init__(self, conv_form: str):
+        super().__init__()
+        self.conv_form = conv_form
+
     def choose(self, shape, time_form):
         if shape.res >= 64:
-            return "transpose-blur-nhwc" if shape.up else "dense-amod-nhwc"
+            return "transpose-blur-nhwc" if shape.up else self.conv_form
         return "polyphase" if shape.up else "wino2-amod"
 
 
-def test_a_layout_change_between_levels_matches_the_reference(g, wplus):
-    fast = FastSynthesis(g, _TopLevelsChannelsLast())
+@pytest.mark.parametrize("conv_form", ["dense-amod-nhwc", "wino4-amod-nhwc", "wino2-amod-nhwc"])
+def test_a_layout_change_between_levels_matches_the_reference(g, wplus, conv_form):
+    fast = FastSynthesis(g, _TopLevelsChannelsLast(conv_form))
     with torch.inference_mode():
         ref = g.synthesis(wplus)
         out = fast(wplus)
@@ -276,14 +281,18 @@ def test_per_layer_search_meets_a_budget_and_is_cached(g, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("m", [2, 4])
-def test_own_winograd_is_a_3x3_convolution(m):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_own_winograd_is_a_3x3_convolution(m, channels_last):
     from anycost.inference.conv_forms import WinogradWeight
     torch.manual_seed(4)
     w = torch.randn(6, 5, 3, 3) / 4
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    s = torch.rand(5) + 0.5
     for h, wd in [(4, 4), (8, 8), (6, 10)]:                  # incl. sizes that are not a multiple of m
         x = torch.randn(1, 5, h, wd)
-        ref = F.conv2d(x, w, padding=1)
-        assert (WinogradWeight(w, m)(x) - ref).abs().max() < 1e-4 * ref.abs().max()
+        ref = F.conv2d(x * s[None, :, None, None], w, padding=1)
+        out = WinogradWeight(w, m, channels_last)(x.contiguous(memory_format=layout), s)
+        assert out.shape == ref.shape and (out - ref).abs().max() < 1e-4 * ref.abs().max()
     with pytest.raises(ValueError, match="Winograd tile"):
         WinogradWeight(w, 3)
 

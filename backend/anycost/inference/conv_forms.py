@@ -16,13 +16,17 @@ Every form computes the same function (up to float rounding; `tests/unit/test_fa
   small maps), ``polyphase`` / ``polyphase-winograd`` (the blur folded into the
   kernel, 6x6 at the output rate, split into its four 3x3 phases at the input rate: one stride-1
   convolution with 4x the outputs, then a pixel shuffle; no blur pass).
-* channels-last twins ``dense-nhwc``, ``dense-amod-nhwc``, ``transpose-blur-nhwc``: the same
+* channels-last twins ``dense-nhwc``, ``dense-amod-nhwc``, ``wino2-amod-nhwc``, ``wino4-amod-nhwc``,
+  ``transpose-blur-nhwc``: the same
   computations on feature maps stored channels-last (NHWC). oneDNN's direct convolution works in
   NHWC natively, while an NCHW map is reordered to its blocked layout and back on every call; on
   the large maps of the top levels (32-256 channels at 128-1024 px on one Xeon) that reorder and the
   elementwise passes after it cost as much as the multiplies. A layer converts its input to the
   layout its form reads (`form_layout`), so the maps stay channels-last from the first such layer
-  up, and the choice times each form on an input in the layout the layer before it writes.
+  up, and the choice times each form on an input in the layout the layer before it writes. Our
+  Winograd forms gain most from it: with the channels innermost, the tile gather copies whole
+  channel rows and every product reads unit-stride operands (512->512 at 32 px, 2 threads on the
+  Xeon: 7.3 ms against 10.1 ms NCHW and 19.7 ms dense).
 * previews only (``LayerShape.precision`` below float32), never the final: ``bf16-amod`` / ``polyphase-bf16`` (the
   stored or polyphase weight in bfloat16, the style-scaled input cast per call: oneDNN's bf16
   kernels, fast where the CPU multiplies bf16 natively, AVX512-BF16 or AMX; about 0.3 % of the
@@ -39,7 +43,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +53,7 @@ from anycost.core import measurements
 from anycost.core.timing import machine_key
 
 CONV_FORMS = ("dense", "winograd", "dense-amod", "gemm-amod", "wino2-amod", "wino4-amod",
-              "dense-nhwc", "dense-amod-nhwc")
+              "dense-nhwc", "dense-amod-nhwc", "wino2-amod-nhwc", "wino4-amod-nhwc")
 UP_FORMS = ("transpose-blur", "fold-amod", "polyphase", "polyphase-winograd", "transpose-blur-nhwc")
 LOWP_CONV_FORMS = ("bf16-amod", "int8-amod")              # previews only
 LOWP_UP_FORMS = ("polyphase-bf16", "polyphase-int8")
@@ -179,32 +182,50 @@ def _winograd_matrices(m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 
 
 class WinogradWeight:
-    """A 3x3 weight [O, I, 3, 3] transformed for F(m x m, 3 x 3), with the data transforms as
-    matrices on flattened tiles (one BLAS call each instead of many 4x4 products)."""
+    """A 3x3 weight [O, I, 3, 3] transformed once for F(m x m, 3 x 3), and the stride-1, padding-1
+    correlation of a batch-1 map with it, in the map's layout (NCHW or channels-last).
 
-    def __init__(self, w: torch.Tensor, m: int):
+    Three matrix products per call: the data transform of every tile (B^T d B as one [a*a, a*a]
+    matrix on flattened tiles), one batched product per tile position with the transformed weight,
+    the output transform (A^T M A). The tiles are gathered by one strided copy of the padded map,
+    whose rows come out in the order the batched product reads (so BLAS gets contiguous operands
+    and copies nothing per batch). Channels-last keeps the channels innermost in every product."""
+
+    def __init__(self, w: torch.Tensor, m: int, channels_last: bool = False):
         bt, g, at = _winograd_matrices(m)
         a = m + 2
         o, i = w.shape[:2]
-        u = torch.einsum("pk,oikl,ql->pqoi", g, w.double(), g)                   # G w G^T per (o, i)
-        self.u = u.reshape(a * a, o, i).to(w.dtype).contiguous()                  # [a*a, O, I]
-        self.data = torch.kron(bt, bt).t().to(w.dtype).contiguous()               # tile -> B^T d B
-        self.out = torch.kron(at, at).t().to(w.dtype).contiguous()                # A^T M A
-        self.m = m
+        u = torch.einsum("pk,oikl,ql->pqoi", g, w.double(), g).reshape(a * a, o, i)     # G w G^T
+        # NCHW: M [a*a, O, T] = U [a*a, O, I] @ V [a*a, I, T]; NHWC: M [a*a, T, O] = V [a*a, T, I] @ U^T
+        self.u = (u.transpose(1, 2) if channels_last else u).to(w.dtype).contiguous()
+        self.data = torch.kron(bt, bt).to(w.dtype).contiguous()                     # [a*a, a*a]
+        self.out = torch.kron(at, at).to(w.dtype).contiguous()                      # [m*m, a*a]
+        self.m, self.out_ch, self.channels_last = m, o, channels_last
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Stride-1, padding-1 correlation of x [1, I, H, W] with the weight."""
-        m, a = self.m, self.m + 2
-        _, i, h, w = x.shape
+    def __call__(self, x: torch.Tensor, in_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """x [1, I, H, W] (times `in_scale` [I], applied in the padding copy) -> [1, O, H, W], a
+        strided view in x's layout (the caller's next pass writes it out)."""
+        m, a, o = self.m, self.m + 2, self.out_ch
+        _, c, h, w = x.shape
         th, tw = -(-h // m), -(-w // m)
-        xp = F.pad(x[0], (1, 1 + tw * m - w, 1, 1 + th * m - h))
-        tiles = xp.unfold(1, a, m).unfold(2, a, m).reshape(i * th * tw, a * a)     # [I*T, a*a]
-        v = (tiles @ self.data).view(i, th * tw, a * a).permute(2, 0, 1)          # [a*a, I, T]
-        mm = torch.bmm(self.u, v)                                                  # [a*a, O, T]
-        o = mm.shape[1]
-        y = mm.permute(1, 2, 0).reshape(o * th * tw, a * a) @ self.out             # [O*T, m*m]
-        y = y.view(o, th, tw, m, m).permute(0, 1, 3, 2, 4).reshape(1, o, th * m, tw * m)
-        return y if (th * m, tw * m) == (h, w) else y[:, :, :h, :w]
+        hp, wp = th * m + 2, tw * m + 2
+        scale = in_scale if in_scale is not None else x.new_ones(c)
+        if self.channels_last:
+            xp = x.new_zeros(hp, wp, c)
+            torch.mul(x[0].permute(1, 2, 0), scale, out=xp[1:h + 1, 1:w + 1])
+            d = xp.as_strided((a, a, th, tw, c), (wp * c, c, m * wp * c, m * c, 1))      # [tap, tap, tile, I]
+            v = (self.data @ d.reshape(a * a, -1)).view(a * a, th * tw, c)
+            mm = torch.bmm(v, self.u)                                                    # [a*a, T, O]
+            y = (self.out @ mm.view(a * a, -1)).view(m, m, th, tw, o)
+            y = y.permute(2, 0, 3, 1, 4).reshape(th * m, tw * m, o)[:h, :w]              # [H, W, O]
+            return y.permute(2, 0, 1)[None]
+        xp = x.new_zeros(c, hp, wp)
+        torch.mul(x[0], scale[:, None, None], out=xp[:, 1:h + 1, 1:w + 1])
+        d = xp.as_strided((a, a, c, th, tw), (wp, 1, hp * wp, m * wp, m))               # [tap, tap, I, tile]
+        v = (self.data @ d.reshape(a * a, -1)).view(a * a, c, th * tw)
+        mm = torch.bmm(self.u, v)                                                        # [a*a, O, T]
+        y = (self.out @ mm.view(a * a, -1)).view(m, m, o, th, tw)
+        return y.permute(2, 3, 0, 4, 1).reshape(1, o, th * m, tw * m)[:, :, :h, :w]
 
 
 @dataclass(frozen=True)
@@ -273,7 +294,9 @@ class FormChooser:
             for _ in range(self.repeats - 1):
                 for form in close:
                     runs[form].append(time_form(form))
-            timings = {f: statistics.median(r) for f, r in runs.items()}
+            # the fastest call, not the median: a layer's work is fixed, so what a neighbour adds is
+            # the only spread (a median of 3 once kept a form 2.4x slower than the best)
+            timings = {f: min(r) for f, r in runs.items()}
             self._timings[key] = timings
             self._choices[key] = min(timings, key=timings.get)  # type: ignore[arg-type]  # every key present
             self._save()

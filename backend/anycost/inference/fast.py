@@ -73,32 +73,34 @@ class FastStyledConv:
         self.noise = None if noise is None else (layer.noise.weight * noise).contiguous()   # [1, 1, H, W]
         self.blur = conv.blur.kernel if conv.upsample else None
         self.form: str | None = None
-        self._prepared: dict[str, tuple] = {}
+        self._weights: tuple = ()                            # what the form computes with (set_form)
 
     def set_form(self, form: str) -> None:
         """Prepare the weights the form needs (only this form's are kept)."""
-        name, form = form, form.removesuffix("-nhwc")       # a channels-last twin needs what its form needs
-        if form not in self._prepared:
-            self._prepared.clear()
-            if form.startswith("wino"):
-                self._prepared[form] = (WinogradWeight(self.w, 2 if form == "wino2-amod" else 4),)
-            elif form.startswith("polyphase"):
-                assert self.blur is not None                 # the upsampling forms: an upsampling layer
-                p = polyphase_weight(upsample_kernel(self.w, self.blur))
-                self._prepared[form] = (self._low(form, p), self.bias.repeat_interleave(4))
-            elif form in ("bf16-amod", "int8-amod"):
-                self._prepared[form] = (self._low(form, self.w),)
-            elif form in ("transpose-blur", "fold-amod"):
-                assert self.blur is not None
-                o, i = self.w.shape[:2]
-                blur = self.blur.flip([0, 1])[None, None].expand(o, 1, 4, 4).contiguous()
-                cols = self.w.permute(0, 2, 3, 1).reshape(o * 9, i).contiguous()   # rows (o, ky, kx)
-                self._prepared[form] = (blur, cols)
-            elif form == "gemm-amod":
-                self._prepared[form] = (self.w.reshape(self.w.shape[0], -1),)
-            else:
-                self._prepared[form] = ()
-        self.form = name
+        if form != self.form:
+            self._weights = ()                               # the old form's, freed before the new are made
+            self._weights = self._prepare(form)
+        self.form = form
+
+    def _prepare(self, form: str) -> tuple:
+        base = form.removesuffix("-nhwc")                    # a channels-last twin needs what its form needs
+        if base.startswith("wino"):
+            return (WinogradWeight(self.w, 2 if base == "wino2-amod" else 4, form != base),)
+        if base.startswith("polyphase"):
+            assert self.blur is not None                     # the upsampling forms: an upsampling layer
+            p = polyphase_weight(upsample_kernel(self.w, self.blur))
+            return (self._low(base, p), self.bias.repeat_interleave(4))
+        if base in ("bf16-amod", "int8-amod"):
+            return (self._low(base, self.w),)
+        if base in ("transpose-blur", "fold-amod"):
+            assert self.blur is not None
+            o, i = self.w.shape[:2]
+            blur = self.blur.flip([0, 1])[None, None].expand(o, 1, 4, 4).contiguous()
+            cols = self.w.permute(0, 2, 3, 1).reshape(o * 9, i).contiguous()       # rows (o, ky, kx)
+            return (blur, cols)
+        if base == "gemm-amod":
+            return (self.w.reshape(self.w.shape[0], -1),)
+        return ()
 
     @staticmethod
     def _low(form: str, w: torch.Tensor):
@@ -130,33 +132,34 @@ class FastStyledConv:
             wm = self.w * (d[:, None] * s[None, :])[:, :, None, None]
             y = conv3x3(x, wm, self.bias, winograd=form == "winograd")
         elif form in ("wino2-amod", "wino4-amod"):
-            y = self._prepared[form][0](x * s[None, :, None, None])
-            y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])
+            y = self._weights[0](x, s)                       # a strided view, written out by addcmul
+            out = torch.empty(y.shape, dtype=y.dtype, device=y.device, memory_format=self.layout)
+            y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None], out=out)
         elif form == "bf16-amod":
-            y = F.conv2d((x * s[None, :, None, None]).to(torch.bfloat16), self._prepared[form][0], padding=1)
+            y = F.conv2d((x * s[None, :, None, None]).to(torch.bfloat16), self._weights[0], padding=1)
             y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])      # back in float32
         elif form == "int8-amod":
-            y = self._prepared[form][0](x, s)
+            y = self._weights[0](x, s)
             y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])
         elif form == "gemm-amod":
-            (w2,) = self._prepared[form]
+            (w2,) = self._weights
             h, w = x.shape[2:]
             y = (w2 @ F.unfold(x * s[None, :, None, None], 3, padding=1)[0]).view(1, -1, h, w)
             y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])
         elif form == "transpose-blur":
             wm = self.w * (d[:, None] * s[None, :])[:, :, None, None]
             y = F.conv_transpose2d(x, wm.transpose(0, 1), stride=2)
-            blur = self._prepared[form][0]
+            blur = self._weights[0]
             y = F.conv2d(y, blur, self.bias, padding=1, groups=y.shape[1])
         elif form == "fold-amod":
-            blur, cols = self._prepared[form]
+            blur, cols = self._weights
             h, w = x.shape[2:]
             y = cols @ (x[0] * s[:, None, None]).reshape(-1, h * w)                 # [O*9, H*W]
             y = F.fold(y[None], (2 * h + 1, 2 * w + 1), 3, stride=2)               # conv_transpose
             y = F.conv2d(y, blur, None, padding=1, groups=y.shape[1])
             y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])
         elif form in ("polyphase-bf16", "polyphase-int8"):     # activation modulation: the weight fixed
-            p, bias4 = self._prepared[form]
+            p, bias4 = self._weights
             if form == "polyphase-bf16":
                 y = F.conv2d((x * s[None, :, None, None]).to(torch.bfloat16), p, padding=1)
             else:
@@ -164,7 +167,7 @@ class FastStyledConv:
             y = torch.addcmul(bias4[:, None, None], y, d.repeat_interleave(4)[:, None, None])
             return self._epilogue(y, shuffled=True)
         else:  # polyphase, polyphase-winograd
-            p, bias4 = self._prepared[form]
+            p, bias4 = self._weights
             pm = p * (d.repeat_interleave(4)[:, None] * s[None, :])[:, :, None, None]
             y = conv3x3(x, pm, bias4, winograd=form == "polyphase-winograd")
             return self._epilogue(y, shuffled=True)
@@ -195,28 +198,50 @@ class FastStyledConv:
 
 
 class FastToRGB:
-    """1x1 modulated conv to RGB + bias, plus the skip image upsampled by a strided transposed conv."""
+    """1x1 modulated conv to RGB + bias (one matrix product, NCHW out from either layout), plus the
+    skip image upsampled 2x by the FIR filter, one axis at a time (oneDNN's grouped transposed conv
+    took 28 ms for the 1024 px image, these eight elementwise passes 4 ms)."""
 
     def __init__(self, layer: ToRGB, in_ch: int, gain_in: float):
         conv = layer.conv
         self.styles = _Styles(conv.modulation, in_ch)
-        self.w = (conv.weight[0, :, :in_ch] * conv.scale).contiguous()              # [3, I, 1, 1]
+        self.w = (conv.weight[0, :, :in_ch, 0, 0] * conv.scale).contiguous()        # [3, I]
         self.gain_in = gain_in
-        self.bias = layer.bias.reshape(-1).contiguous()
+        self.bias = layer.bias.reshape(-1, 1).contiguous()                          # [3, 1]
         self.clamp = layer.clamp
-        # upfirdn2d(up=2, pad=(2, 1)) with a symmetric-or-not kernel K == conv_transpose(K, stride 2, pad 1)
-        self.up = layer.upsample.kernel[None, None].expand(3, 1, 4, 4).contiguous() \
-            if hasattr(layer, "upsample") else None
+        self.taps: list[float] | None = None
+        if hasattr(layer, "upsample"):
+            k = layer.upsample.kernel                        # outer(t, t) for the config's 1-D taps t
+            t = k.sum(dim=0) / k.sum().sqrt()
+            if k.shape != (4, 4) or not torch.allclose(t[:, None] * t[None], k, atol=1e-6):
+                raise ValueError(f"the fast path upsamples with a separable 4-tap FIR kernel, got {k.tolist()}")
+            self.taps = [float(v) for v in t]
 
     def __call__(self, x: torch.Tensor, w_row: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
         s = self.styles(w_row) * self.gain_in
-        y = F.conv2d(x, self.w * s[None, :, None, None], self.bias)
+        _, c, h, w = x.shape
+        cols = x[0].reshape(c, h * w) if x.is_contiguous() else x[0].permute(1, 2, 0).reshape(h * w, c).t()
+        y = torch.addmm(self.bias, self.w * s[None, :], cols).view(1, 3, h, w)
         if self.clamp is not None:
             y.clamp_(-self.clamp, self.clamp)
         if skip is not None:
-            assert self.up is not None                       # a skip image comes with an upsampling layer
-            y.add_(F.conv_transpose2d(skip, self.up, stride=2, padding=1, groups=3))
+            assert self.taps is not None                     # a skip image comes with an upsampling layer
+            y[0].add_(self._up_axis(self._up_axis(skip[0], 2), 1))
         return y
+
+    def _up_axis(self, x: torch.Tensor, dim: int) -> torch.Tensor:
+        """2x along `dim`, as upfirdn2d(up=2, pad=(2, 1)) with the 4 taps t does: the even outputs
+        are t1 x[i] + t3 x[i-1], the odd ones t2 x[i] + t0 x[i+1] (zero beyond the edges)."""
+        assert self.taps is not None
+        t0, t1, t2, t3 = self.taps
+        n = x.shape[dim]
+        out = x.new_empty(*x.shape[:dim + 1], 2, *x.shape[dim + 1:])
+        even, odd = out.select(dim + 1, 0), out.select(dim + 1, 1)
+        torch.mul(x, t1, out=even)
+        even.narrow(dim, 1, n - 1).add_(x.narrow(dim, 0, n - 1), alpha=t3)
+        torch.mul(x, t2, out=odd)
+        odd.narrow(dim, 0, n - 1).add_(x.narrow(dim, 1, n - 1), alpha=t0)
+        return out.flatten(dim, dim + 1)
 
 
 class FastSynthesis:
