@@ -287,14 +287,36 @@ def test_own_winograd_is_a_3x3_convolution(m, channels_last):
     torch.manual_seed(4)
     w = torch.randn(6, 5, 3, 3) / 4
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    s = torch.rand(5) + 0.5
+    s, d, b = torch.rand(5) + 0.5, torch.rand(6) + 0.5, torch.randn(6)
     for h, wd in [(4, 4), (8, 8), (6, 10)]:                  # incl. sizes that are not a multiple of m
         x = torch.randn(1, 5, h, wd)
-        ref = F.conv2d(x * s[None, :, None, None], w, padding=1)
-        out = WinogradWeight(w, m, channels_last)(x.contiguous(memory_format=layout), s)
+        ref = b[:, None, None] + d[:, None, None] * F.conv2d(x * s[None, :, None, None], w, padding=1)
+        out = WinogradWeight(w, m, channels_last)(x.contiguous(memory_format=layout), s, d, b)
         assert out.shape == ref.shape and (out - ref).abs().max() < 1e-4 * ref.abs().max()
     with pytest.raises(ValueError, match="Winograd tile"):
         WinogradWeight(w, 3)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_own_winograd_finishes_every_output_row_once_in_strips(channels_last, monkeypatch):
+    from anycost.inference import conv_forms
+    monkeypatch.setattr(conv_forms, "STRIP_BYTES", 1)         # one tile row per strip (channels-last)
+    torch.manual_seed(5)
+    w, x = torch.randn(6, 5, 3, 3) / 4, torch.randn(1, 5, 14, 10)   # 14 rows: the last strip is cropped
+    s, d, b = torch.rand(5) + 0.5, torch.rand(6) + 0.5, torch.randn(6)
+    ref = b[:, None, None] + d[:, None, None] * F.conv2d(x * s[None, :, None, None], w, padding=1)
+    ref = ref + torch.arange(14.0)[:, None]                   # what `finish` adds: its rows' indices
+    bands = []
+
+    def finish(rows, first):
+        bands.append((first, rows.shape[2]))
+        return rows.add_(torch.arange(first, first + rows.shape[2], dtype=rows.dtype)[:, None])
+
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    out = conv_forms.WinogradWeight(w, 4, channels_last)(x.contiguous(memory_format=layout), s, d, b, finish)
+    assert out.shape == ref.shape and (out - ref).abs().max() < 1e-4 * ref.abs().max()
+    assert out.is_contiguous(memory_format=layout)
+    assert bands == ([(0, 4), (4, 4), (8, 4), (12, 2)] if channels_last else [(0, 14)])
 
 
 def test_release_keeps_only_the_layers_still_drawn_with_and_redraws_the_rest_the_same(g, wplus):
@@ -316,3 +338,12 @@ def test_bfloat16_is_not_offered_where_onednn_is_held_below_it(monkeypatch):
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")               # how an AVX2 machine is emulated
     assert not bf16_available() and not FormChooser().bf16
     assert not set(FormChooser().candidates(LayerShape(False, 8, 8, 16, "int8"))) & {"bf16-amod"}
+
+
+def test_channels_last_winograd_output_has_a_channels_last_batch_stride():
+    """oneDNN takes a slow path for a map whose batch stride is not H*W*C, even at batch 1."""
+    from anycost.inference.conv_forms import WinogradWeight
+    x = torch.randn(1, 8, 8, 8).contiguous(memory_format=torch.channels_last)
+    one, zero = torch.ones(8), torch.zeros(8)
+    out = WinogradWeight(torch.randn(8, 8, 3, 3), 4, channels_last=True)(x, one, one, zero)
+    assert out.stride() == x.stride()

@@ -131,10 +131,8 @@ class FastStyledConv:
         elif form in ("dense", "winograd"):
             wm = self.w * (d[:, None] * s[None, :])[:, :, None, None]
             y = conv3x3(x, wm, self.bias, winograd=form == "winograd")
-        elif form in ("wino2-amod", "wino4-amod"):
-            y = self._weights[0](x, s)                       # a strided view, written out by addcmul
-            out = torch.empty(y.shape, dtype=y.dtype, device=y.device, memory_format=self.layout)
-            y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None], out=out)
+        elif form in ("wino2-amod", "wino4-amod"):                 # finished band by band
+            return self._weights[0](x, s, d, self.bias, self._epilogue_rows)
         elif form == "bf16-amod":
             y = F.conv2d((x * s[None, :, None, None]).to(torch.bfloat16), self._weights[0], padding=1)
             y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])      # back in float32
@@ -185,9 +183,16 @@ class FastStyledConv:
                 torch.add(phases, self.noise.view(1, h, 2, w, 2), out=out)
             else:
                 out.copy_(phases)
-            y = out.view(1, c4 // 4, 2 * h, 2 * w)
-        elif self.noise is not None:
-            y.add_(self.noise)
+            return self._activate(out.view(1, c4 // 4, 2 * h, 2 * w))
+        return self._epilogue_rows(y, 0)
+
+    def _epilogue_rows(self, y: torch.Tensor, first_row: int) -> torch.Tensor:
+        """Noise, then leaky ReLU, in place, on the output rows first_row.. (all of them, or a band)."""
+        if self.noise is not None:
+            y.add_(self.noise[:, :, first_row:first_row + y.shape[2]])
+        return self._activate(y)
+
+    def _activate(self, y: torch.Tensor) -> torch.Tensor:
         y = F.leaky_relu_(y, 0.2)
         return y if self.clamp is None else y.clamp_(-self.clamp, self.clamp)
 
