@@ -60,9 +60,11 @@ LOWP_UP_FORMS = ("polyphase-bf16", "polyphase-int8")
 ALL_FORMS = CONV_FORMS + UP_FORMS + LOWP_CONV_FORMS + LOWP_UP_FORMS
 # the lowest precision a preview's layers may compute in, highest first ("int8" allows bf16 forms too)
 PRECISIONS = ("fp32", "bf16", "int8")
+# raised when a form's implementation changes enough to change which form wins a layer
+FORMS_REVISION = 2       # 2: channels-last Winograd in strips
 # names this set of forms: files of choices (and latencies measured with them) made before a
-# release that adds or renames a form are measured again
-FORMS_ID = hashlib.sha1(",".join(ALL_FORMS).encode()).hexdigest()[:8]
+# release that adds, renames or reworks a form are measured again
+FORMS_ID = hashlib.sha1(f"{','.join(ALL_FORMS)};{FORMS_REVISION}".encode()).hexdigest()[:8]
 SLOW_FORM = 4.0      # a form whose first timed call takes this many times the best so far is not timed again
 
 
