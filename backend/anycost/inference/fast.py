@@ -11,7 +11,8 @@ What it does differently (each exact up to float rounding, tested against the re
 * the convolution form of every layer chosen by measurement (`conv_forms`), e.g. Winograd on large
   maps, the blur folded into the upsampling kernel, or channels-last maps at the top levels (each
   layer converts its input to its form's layout; the image returned is contiguous NCHW);
-* the RGB skip upsampled by one strided transposed conv instead of zero insertion + FIR.
+* ToRGB as one matrix product, and the RGB skip upsampled by the separable FIR one axis at a time
+  (elementwise passes) instead of zero insertion + 2-D FIR.
 With `precision="bf16"` or `"int8"` (previews, never the final) a layer may also take a bfloat16
 (or also an int8) form where that measures faster; those are close to the reference, not equal
 (`conv_forms`).
