@@ -347,3 +347,12 @@ def test_channels_last_winograd_output_has_a_channels_last_batch_stride():
     one, zero = torch.ones(8), torch.zeros(8)
     out = WinogradWeight(torch.randn(8, 8, 3, 3), 4, channels_last=True)(x, one, one, zero)
     assert out.stride() == x.stride()
+
+
+def test_rgb_skip_upsampling_refuses_a_kernel_it_cannot_split():
+    from anycost.inference.fast import FastToRGB
+    from anycost.models.layers import ToRGB
+    layer = ToRGB(8, 16, upsample=True)
+    layer.upsample.kernel = torch.eye(4)                      # 4x4 but not an outer product
+    with pytest.raises(ValueError, match="separable 4-tap"):
+        FastToRGB(layer, 8, 1.0)
