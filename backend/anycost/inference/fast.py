@@ -76,12 +76,14 @@ class FastStyledConv:
         self.form: str | None = None
         self._weights: tuple = ()                            # what the form computes with (set_form)
 
-    def set_form(self, form: str) -> None:
-        """Prepare the weights the form needs (only this form's are kept)."""
-        if form != self.form:
-            self._weights = ()                               # the old form's, freed before the new are made
-            self._weights = self._prepare(form)
-        self.form = form
+    def set_form(self, form: str, prepared: dict[str, tuple]) -> None:
+        """Compute in `form` from now on. `prepared`: the weights made so far, by form, looked up
+        and added to; the form choice's interleaved rounds switch between forms many times (a
+        512->512 Winograd weight takes ~0.3 s to transform), and once a form is chosen the caller
+        drops the dict, so only the chosen form's weights stay."""
+        if form not in prepared:
+            prepared[form] = self._prepare(form)
+        self.form, self._weights = form, prepared[form]
 
     def _prepare(self, form: str) -> tuple:
         base = form.removesuffix("-nhwc")                    # a channels-last twin needs what its form needs
@@ -283,10 +285,12 @@ class FastSynthesis:
                 w_row = self.g.w_avg[None]
                 x = fc.input_like(w_row, torch.contiguous_format if after is None else after.layout)
 
+                prepared: dict[str, tuple] = {}              # every timed form's, until chosen
+
                 def run(form):
-                    fc.set_form(form)
+                    fc.set_form(form, prepared)
                     return timed(lambda: fc(x, w_row))
-                fc.set_form(self.chooser.choose(fc.shape, run))
+                fc.set_form(self.chooser.choose(fc.shape, run), prepared)
             self._convs[key] = fc
         return self._convs[key]
 
