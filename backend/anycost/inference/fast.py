@@ -95,6 +95,10 @@ class FastStyledConv:
             return (self._low(base, p), self.bias.repeat_interleave(4))
         if base in ("bf16-amod", "int8-amod"):
             return (self._low(base, self.w),)
+        if base == "transpose-blur-bf16":
+            assert self.blur is not None
+            blur = self.blur.flip([0, 1])[None, None].expand(self.w.shape[0], 1, 4, 4)
+            return (blur.to(torch.bfloat16).contiguous(), self.w.transpose(0, 1).to(torch.bfloat16).contiguous())
         if base in ("transpose-blur", "fold-amod"):
             assert self.blur is not None
             o, i = self.w.shape[:2]
@@ -152,6 +156,11 @@ class FastStyledConv:
             y = F.conv_transpose2d(x, wm.transpose(0, 1), stride=2)
             blur = self._weights[0]
             y = F.conv2d(y, blur, self.bias, padding=1, groups=y.shape[1])
+        elif form == "transpose-blur-bf16":                     # activation modulation: the weight fixed
+            blur, wt = self._weights
+            y = F.conv_transpose2d((x * s[None, :, None, None]).to(torch.bfloat16), wt, stride=2)
+            y = F.conv2d(y, blur, None, padding=1, groups=y.shape[1])
+            y = torch.addcmul(self.bias[:, None, None], y, d[:, None, None])      # back in float32
         elif form == "fold-amod":
             blur, cols = self._weights
             h, w = x.shape[2:]
