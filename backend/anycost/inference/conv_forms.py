@@ -39,7 +39,9 @@ Every form computes the same function (up to float rounding; `tests/unit/test_fa
   widens the kernel), so in bfloat16 they rarely win, while this one halves the time of the
   upsampling layers at 64-256 px where bfloat16 is native (512->256 at 128 px, 2 threads on the
   Zen 4 VM: 28 ms against 59 ms in float32; about 0.33 % per layer). The weight is fixed in these
-  forms (activation modulation), so it is converted once per layer and width.
+  forms (activation modulation), so it is converted once per layer and width. ``wino2-bf16`` (and
+  ``-nhwc``) is ``wino2-amod`` with its batched product and output transform in bfloat16 (about
+  0.5 % per layer; F(4x4, 3x3) in bfloat16 came to 3 %, too far, so it is not offered).
 
 Which form is fastest depends on the layer's size and the CPU, so it is measured on the machine
 (`FormChooser`) and remembered per machine and thread count.
@@ -60,7 +62,7 @@ from anycost.core.timing import machine_key
 CONV_FORMS = ("dense", "winograd", "dense-amod", "gemm-amod", "wino2-amod", "wino4-amod",
               "dense-nhwc", "dense-amod-nhwc", "wino2-amod-nhwc", "wino4-amod-nhwc")
 UP_FORMS = ("transpose-blur", "fold-amod", "polyphase", "polyphase-winograd", "transpose-blur-nhwc")
-LOWP_CONV_FORMS = ("bf16-amod", "int8-amod")              # previews only
+LOWP_CONV_FORMS = ("bf16-amod", "int8-amod", "wino2-bf16", "wino2-bf16-nhwc")      # previews only
 LOWP_UP_FORMS = ("polyphase-bf16", "polyphase-int8", "transpose-blur-bf16", "transpose-blur-bf16-nhwc")
 ALL_FORMS = CONV_FORMS + UP_FORMS + LOWP_CONV_FORMS + LOWP_UP_FORMS
 # the lowest precision a preview's layers may compute in, highest first ("int8" allows bf16 forms too)
@@ -204,15 +206,18 @@ class WinogradWeight:
     finished while in cache, where the whole map's tiles would go through memory three times
     (256->256 at 128 px, 2 threads on the Xeon: 37-45 ms in strips, 84-92 ms whole, 74-84 ms dense)."""
 
-    def __init__(self, w: torch.Tensor, m: int, channels_last: bool = False):
+    def __init__(self, w: torch.Tensor, m: int, channels_last: bool = False, products: torch.dtype | None = None):
         bt, g, at = _winograd_matrices(m)
         a = m + 2
         o, i = w.shape[:2]
         u = torch.einsum("pk,oikl,ql->pqoi", g, w.double(), g).reshape(a * a, o, i)     # G w G^T
+        # `products`: the dtype of the batched product and the output transform (bfloat16 for a
+        # preview's form); the data transform stays in the map's dtype
+        low = products or w.dtype
         # NCHW: M [a*a, O, T] = U [a*a, O, I] @ V [a*a, I, T]; NHWC: M [a*a, T, O] = V [a*a, T, I] @ U^T
-        self.u = (u.transpose(1, 2) if channels_last else u).to(w.dtype).contiguous()
+        self.u = (u.transpose(1, 2) if channels_last else u).to(low).contiguous()
         self.data = torch.kron(bt, bt).to(w.dtype).contiguous()                     # [a*a, a*a]
-        self.out = torch.kron(at, at).to(w.dtype).contiguous()                      # [m*m, a*a]
+        self.out = torch.kron(at, at).to(low).contiguous()                          # [m*m, a*a]
         self.m, self.out_ch, self.channels_last = m, o, channels_last
 
     def __call__(self, x: torch.Tensor, in_scale: torch.Tensor, out_scale: torch.Tensor, bias: torch.Tensor,
@@ -228,7 +233,7 @@ class WinogradWeight:
             xp = x.new_zeros(c, hp, wp)
             torch.mul(x[0], in_scale[:, None, None], out=xp[:, 1:h + 1, 1:w + 1])
             d = xp.as_strided((a, a, c, th, tw), (wp, 1, hp * wp, m * wp, m))           # [tap, tap, I, tile]
-            v = (self.data @ d.reshape(a * a, -1)).view(a * a, c, th * tw)
+            v = (self.data @ d.reshape(a * a, -1)).view(a * a, c, th * tw).to(self.u.dtype)
             mm = torch.bmm(self.u, v)                                                    # [a*a, O, T]
             t = (self.out @ mm.view(a * a, -1)).view(m, m, o, th, tw)
             t = t.permute(2, 3, 0, 4, 1).reshape(1, o, th * m, tw * m)[:, :, :h, :w]
@@ -241,7 +246,7 @@ class WinogradWeight:
         for r0 in range(0, th, band):
             r = min(band, th - r0)
             d = xp[r0 * m:].as_strided((a, a, r, tw, c), (wp * c, c, m * wp * c, m * c, 1))
-            v = (self.data @ d.reshape(a * a, -1)).view(a * a, r * tw, c)
+            v = (self.data @ d.reshape(a * a, -1)).view(a * a, r * tw, c).to(self.u.dtype)
             mm = torch.bmm(v, self.u)                                                    # [a*a, R*tw, O]
             t = (self.out @ mm.view(a * a, -1)).view(m, m, r, tw, o).permute(2, 0, 3, 1, 4)
             rows = y[r0 * m:(r0 + r) * m]

@@ -88,7 +88,8 @@ class FastStyledConv:
     def _prepare(self, form: str) -> tuple:
         base = form.removesuffix("-nhwc")                    # a channels-last twin needs what its form needs
         if base.startswith("wino"):
-            return (WinogradWeight(self.w, 2 if base == "wino2-amod" else 4, form != base),)
+            products = torch.bfloat16 if base == "wino2-bf16" else None
+            return (WinogradWeight(self.w, 4 if base == "wino4-amod" else 2, form != base, products),)
         if base.startswith("polyphase"):
             assert self.blur is not None                     # the upsampling forms: an upsampling layer
             p = polyphase_weight(upsample_kernel(self.w, self.blur))
@@ -138,7 +139,7 @@ class FastStyledConv:
         elif form in ("dense", "winograd"):
             wm = self.w * (d[:, None] * s[None, :])[:, :, None, None]
             y = conv3x3(x, wm, self.bias, winograd=form == "winograd")
-        elif form in ("wino2-amod", "wino4-amod"):                 # finished band by band
+        elif form in ("wino2-amod", "wino4-amod", "wino2-bf16"):   # finished band by band
             return self._weights[0](x, s, d, self.bias, self._epilogue_rows)
         elif form == "bf16-amod":
             y = F.conv2d((x * s[None, :, None, None]).to(torch.bfloat16), self._weights[0], padding=1)
