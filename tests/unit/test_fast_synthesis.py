@@ -68,6 +68,16 @@ def test_every_form_matches_the_reference(g, wplus, form):
             assert ref.abs().max().item() > 0.5       # a real image, not a near-zero one
 
 
+def test_nnpack_layers_keep_no_weights_of_ours(g, wplus):
+    if not winograd_available():
+        pytest.skip("NNPACK is not in this torch build")
+    fast = FastSynthesis(g, FormChooser(fixed="winograd"))
+    with torch.inference_mode():
+        fast(wplus)
+    nnpack = [c for c in fast._convs.values() if c.form == "winograd"]
+    assert nnpack and all(c._weights == () for c in nnpack)     # it modulates the stored weight per call
+
+
 class _TopLevelsChannelsLast(FormChooser):
     """Channels-last forms from 64 px up, NCHW forms below: the layout changes once, as on a CPU
     where NHWC wins the large maps only."""

@@ -87,7 +87,7 @@ class FastStyledConv:
 
     def _prepare(self, form: str) -> tuple:
         base = form.removesuffix("-nhwc")                    # a channels-last twin needs what its form needs
-        if base.startswith("wino"):
+        if base in ("wino2-amod", "wino4-amod", "wino2-bf16"):         # (NNPACK's "winograd" needs none)
             products = torch.bfloat16 if base == "wino2-bf16" else None
             return (WinogradWeight(self.w, 4 if base == "wino4-amod" else 2, form != base, products),)
         if base.startswith("polyphase"):
