@@ -385,3 +385,26 @@ def test_rgb_skip_upsampling_refuses_a_kernel_it_cannot_split():
     layer.upsample.kernel = torch.eye(4)                      # 4x4 but not an outer product
     with pytest.raises(ValueError, match="separable 4-tap"):
         FastToRGB(layer, 8, 1.0)
+
+
+def test_rgb_from_a_channels_last_map_is_the_same_either_way_and_chosen_once():
+    from anycost.inference.fast import FastToRGB
+    from anycost.models.layers import ToRGB
+    torch.manual_seed(7)
+    layer = ToRGB(16, 8, upsample=True)
+    with torch.no_grad():
+        layer.bias.normal_()
+    rgb = FastToRGB(layer, 16, 1.0)
+    x, w_row, skip = torch.randn(1, 16, 12, 12), torch.randn(1, 8), torch.randn(1, 3, 6, 6)
+    with torch.inference_mode():
+        ref = rgb(x, w_row, skip)                                      # NCHW: one way only
+        assert rgb._rows_first == {}
+        nhwc = x.contiguous(memory_format=torch.channels_last)
+        chosen = rgb(nhwc, w_row, skip)
+        assert list(rgb._rows_first) == [(144, 16)]
+        for way in (False, True):
+            rgb._rows_first[(144, 16)] = way
+            out = rgb(nhwc, w_row, skip)
+            assert out.shape == (1, 3, 12, 12) and out.is_contiguous()
+            assert (out - ref).abs().max().item() < 1e-5
+        assert (chosen - ref).abs().max().item() < 1e-5
