@@ -266,7 +266,7 @@ class FastToRGB:
         def rows_product():
             return torch.addmm(self.bias_row, rows, ws.t()).t().contiguous()
 
-        key = tuple(rows.shape)
+        key = (rows.shape[0], rows.shape[1])
         if key not in self._rows_first:
             times = {way: min(timed(f) for _ in range(3)) for way, f in ((False, cols_product), (True, rows_product))}
             self._rows_first[key] = times[True] < times[False]
