@@ -44,6 +44,8 @@ from anycost.models.generator import Generator
 from anycost.models.layers import StyledConv, ToRGB
 
 GAIN = math.sqrt(2.0)   # the leaky ReLU's gain, applied by the next layer
+# our Winograd forms (`WinogradWeight`): tile size m of F(m x m, 3 x 3), dtype of the products
+OWN_WINOGRAD = {"wino2-amod": (2, None), "wino4-amod": (4, None), "wino2-bf16": (2, torch.bfloat16)}
 
 
 class _Styles:
@@ -87,23 +89,23 @@ class FastStyledConv:
 
     def _prepare(self, form: str) -> tuple:
         base = form.removesuffix("-nhwc")                    # a channels-last twin needs what its form needs
-        if base in ("wino2-amod", "wino4-amod", "wino2-bf16"):         # (NNPACK's "winograd" needs none)
-            products = torch.bfloat16 if base == "wino2-bf16" else None
-            return (WinogradWeight(self.w, 4 if base == "wino4-amod" else 2, form != base, products),)
+        if base in OWN_WINOGRAD:                             # (NNPACK's "winograd" needs none)
+            m, products = OWN_WINOGRAD[base]
+            return (WinogradWeight(self.w, m, form != base, products),)
         if base.startswith("polyphase"):
             assert self.blur is not None                     # the upsampling forms: an upsampling layer
             p = polyphase_weight(upsample_kernel(self.w, self.blur))
             return (self._low(base, p), self.bias.repeat_interleave(4))
         if base in ("bf16-amod", "int8-amod"):
             return (self._low(base, self.w),)
-        if base == "transpose-blur-bf16":
-            assert self.blur is not None
-            blur = self.blur.flip([0, 1])[None, None].expand(self.w.shape[0], 1, 4, 4)
-            return (blur.to(torch.bfloat16).contiguous(), self.w.transpose(0, 1).to(torch.bfloat16).contiguous())
-        if base in ("transpose-blur", "fold-amod"):
+        if base in ("transpose-blur", "transpose-blur-bf16", "fold-amod"):
             assert self.blur is not None
             o, i = self.w.shape[:2]
-            blur = self.blur.flip([0, 1])[None, None].expand(o, 1, 4, 4).contiguous()
+            blur = self.blur.flip([0, 1])[None, None].expand(o, 1, 4, 4).contiguous()   # depthwise
+            if base == "transpose-blur":                     # modulates the stored weight per call
+                return (blur,)
+            if base == "transpose-blur-bf16":
+                return (blur.to(torch.bfloat16), self.w.transpose(0, 1).to(torch.bfloat16).contiguous())
             cols = self.w.permute(0, 2, 3, 1).reshape(o * 9, i).contiguous()       # rows (o, ky, kx)
             return (blur, cols)
         if base == "gemm-amod":
@@ -139,7 +141,7 @@ class FastStyledConv:
         elif form in ("dense", "winograd"):
             wm = self.w * (d[:, None] * s[None, :])[:, :, None, None]
             y = conv3x3(x, wm, self.bias, winograd=form == "winograd")
-        elif form in ("wino2-amod", "wino4-amod", "wino2-bf16"):   # finished band by band
+        elif form in OWN_WINOGRAD:                                # finished band by band
             return self._weights[0](x, s, d, self.bias, self._epilogue_rows)
         elif form == "bf16-amod":
             y = F.conv2d((x * s[None, :, None, None]).to(torch.bfloat16), self._weights[0], padding=1)
